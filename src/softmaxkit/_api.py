@@ -1,0 +1,507 @@
+"""The public functions: check the arguments, pick an engine, call it. Nothing numeric here.
+
+Every function accepts an array of any library that implements the Python array API
+standard (NumPy, CuPy, PyTorch, JAX, Dask, array-api-strict, ...) and returns one of the same
+library; lists and Python numbers are taken as NumPy arrays.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+from softmaxkit import generic
+from softmaxkit._arrays import (
+    Array,
+    as_array,
+    check_mask,
+    check_out,
+    check_temperature,
+    namespace,
+    normalize_axes,
+    reduced_shape,
+    resolve_dtype,
+    result_dtype,
+    single_axis,
+)
+from softmaxkit._engines import choose_engine
+
+Axis = int | Sequence[int] | None
+
+
+def _softmax_family(
+    name: str, x: Any, axis: Axis, where: Any, temperature: Any, dtype: Any, out: Any,
+    engine: str | None, log: bool,
+) -> Array:
+    x = as_array(x)
+    xp = namespace(x)
+    axes = normalize_axes(axis, x.ndim)
+    out_dtype = result_dtype(xp, x, dtype, allow_complex=False, name=name)
+    mask = check_mask(xp, where, tuple(x.shape))
+    t = check_temperature(temperature)
+    check_out(xp, out, tuple(x.shape), name)
+    return choose_engine("softmax", x, engine).softmax(
+        x, axes, where=mask, temperature=t, dtype=out_dtype, out=out, log=log
+    )
+
+
+def softmax(
+    x: Any, /, axis: Axis = -1, *, where: Any = None, temperature: float = 1.0,
+    dtype: Any = None, out: Any = None, engine: str | None = None,
+) -> Array:
+    """Softmax along ``axis``: ``exp(x / T) / sum(exp(x / T))``, computed without overflow.
+
+    Parameters
+    ----------
+    x : array
+        Logits. Integer and boolean input is computed in the default float dtype.
+    axis : int, tuple of ints or None
+        The axis (or axes) whose entries form one distribution; ``None`` means all axes.
+    where : boolean array, optional
+        Entries that take part, broadcastable to ``x``. Excluded entries get probability 0;
+        a row with nothing included is all 0.
+    temperature : float
+        ``T > 0``: larger flattens the distribution, smaller sharpens it.
+    dtype : dtype, optional
+        The result's dtype (float16 and bfloat16 are computed in float32).
+    out : array, optional
+        Where to write the result; may be ``x`` itself.
+    engine : {"generic", ...}, optional
+        Force an engine; by default the fastest one that applies is chosen.
+
+    Returns
+    -------
+    array
+        Probabilities of the same shape and array type as ``x``, summing to 1 along ``axis``.
+
+    Notes
+    -----
+    The row maximum is subtracted first, so any finite input (``1e38`` in float32 too) gives
+    finite probabilities. ``-inf`` entries get exactly 0; if a row holds ``+inf`` its mass is
+    shared equally among the ``+inf`` entries (the limit); a NaN makes the whole row NaN.
+
+    Examples
+    --------
+    >>> import softmaxkit as sk
+    >>> sk.softmax([1.25, 2.44, 0.78, 0.12])
+    array([0.19101771, 0.62789072, 0.11938650, 0.06170507])
+    >>> sk.softmax([1000.0, 1000.0, -float("inf")])
+    array([0.5, 0.5, 0. ])
+    >>> sk.softmax([2.0, 4.0], temperature=2.0)
+    array([0.26894142, 0.73105858])
+    """
+    return _softmax_family("softmax", x, axis, where, temperature, dtype, out, engine, log=False)
+
+
+def log_softmax(
+    x: Any, /, axis: Axis = -1, *, where: Any = None, temperature: float = 1.0,
+    dtype: Any = None, out: Any = None, engine: str | None = None,
+) -> Array:
+    """Logarithm of :func:`softmax`, computed directly: ``z - log(sum(exp(z)))``, ``z = (x - max) / T``.
+
+    Takes the same arguments as :func:`softmax`. Excluded and ``-inf`` entries give ``-inf``;
+    a row with ``k`` entries at ``+inf`` gives ``-log(k)`` there. Accurate where ``softmax``
+    underflows to 0.
+
+    Examples
+    --------
+    >>> import softmaxkit as sk
+    >>> sk.log_softmax([1000.0, 1.0])
+    array([   0., -999.])
+    >>> sk.log_softmax([[0.0, 0.0], [1.0, 3.0]], axis=1)
+    array([[-0.69314718, -0.69314718],
+           [-2.12692801, -0.12692801]])
+    """
+    return _softmax_family("log_softmax", x, axis, where, temperature, dtype, out, engine, log=True)
+
+
+def logsumexp(
+    x: Any, /, axis: Axis = None, *, b: Any = None, keepdims: bool = False,
+    return_sign: bool = False, where: Any = None, dtype: Any = None, engine: str | None = None,
+) -> Array | tuple[Array, Array]:
+    """``log(sum(b * exp(x)))`` over ``axis``, with SciPy's semantics.
+
+    Parameters
+    ----------
+    x : array
+        Real or complex input.
+    axis : int, tuple of ints or None
+        Axes to reduce; ``None`` (the default, as in SciPy) reduces all.
+    b : array, optional
+        Weights broadcast with ``x``; they may be negative. An entry with ``b == 0`` adds
+        nothing, even where ``x`` is infinite or NaN.
+    keepdims : bool
+        Keep the reduced axes with length 1.
+    return_sign : bool
+        Also return the sign of the sum (``+1, 0, -1``; a unit complex number for complex
+        input). Without it a negative sum gives NaN.
+    where : boolean array, optional
+        Entries that take part; excluded ones add nothing.
+    dtype, engine
+        As in :func:`softmax`.
+
+    Returns
+    -------
+    array or (array, array)
+        ``log|sum|``, and the sign if asked. An empty or fully excluded reduction gives
+        ``-inf`` (sign 0).
+
+    Examples
+    --------
+    >>> import softmaxkit as sk
+    >>> sk.logsumexp([1.0, 2.0, 3.0])
+    3.40760596
+    >>> sk.logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)
+    (1.54132485, -1.0)
+    >>> sk.logsumexp([0.0, -40.0])  # log1p(e**-40), not rounded to 0
+    4.24835426e-18
+    """
+    x = as_array(x)
+    xp = namespace(x)
+    if b is not None:
+        b = as_array(b, "b")
+        if namespace(b) is not xp:
+            b = xp.asarray(b)
+        try:
+            x, b = xp.broadcast_arrays(x, b)
+        except (ValueError, RuntimeError) as exc:
+            raise ValueError(f"b of shape {tuple(b.shape)} does not broadcast with x of shape "
+                             f"{tuple(x.shape)}") from exc
+    axes = normalize_axes(axis, x.ndim)
+    out_dtype = result_dtype(xp, x, dtype, allow_complex=True, name="logsumexp")
+    if b is not None and xp.isdtype(b.dtype, "complex floating") and not xp.isdtype(
+        out_dtype, "complex floating"
+    ):
+        out_dtype = xp.result_type(out_dtype, b.dtype)
+    mask = check_mask(xp, where, tuple(x.shape))
+    return choose_engine("logsumexp", x, engine).logsumexp(
+        x, axes, b=b, keepdims=bool(keepdims), return_sign=bool(return_sign), where=mask,
+        dtype=out_dtype,
+    )
+
+
+def _elementwise(function: Any, name: str, x: Any, dtype: Any, out: Any) -> Array:
+    x = as_array(x)
+    xp = namespace(x)
+    out_dtype = result_dtype(xp, x, dtype, allow_complex=False, name=name)
+    check_out(xp, out, tuple(x.shape), name)
+    result = function(x, dtype=out_dtype)
+    if out is None:
+        return result
+    out[...] = xp.astype(result, out.dtype)
+    return out
+
+
+def sigmoid(x: Any, /, *, dtype: Any = None, out: Any = None) -> Array:
+    """The logistic function ``1 / (1 + exp(-x))``: softmax of ``[x, 0]``, the two-class case.
+
+    Never overflows; ``sigmoid(-inf) = 0``, ``sigmoid(inf) = 1``.
+
+    Examples
+    --------
+    >>> import softmaxkit as sk
+    >>> sk.sigmoid([-800.0, 0.0, 2.0])
+    array([0.        , 0.5       , 0.88079708])
+    >>> float(sk.softmax([2.0, 0.0])[0])
+    0.8807970779778823
+    """
+    return _elementwise(generic.sigmoid, "sigmoid", x, dtype, out)
+
+
+def log_sigmoid(x: Any, /, *, dtype: Any = None, out: Any = None) -> Array:
+    """``log(sigmoid(x))``, accurate for large negative ``x`` (where it is about ``x``).
+
+    Examples
+    --------
+    >>> import softmaxkit as sk
+    >>> sk.log_sigmoid([-800.0, 0.0, 40.0])
+    array([-8.00000000e+02, -6.93147181e-01, -4.24835426e-18])
+    """
+    return _elementwise(generic.log_sigmoid, "log_sigmoid", x, dtype, out)
+
+
+def softplus(x: Any, /, *, dtype: Any = None, out: Any = None) -> Array:
+    """``log(1 + exp(x))``, the smooth ReLU; ``softplus(x) - softplus(-x) = x``.
+
+    Examples
+    --------
+    >>> import softmaxkit as sk
+    >>> sk.softplus([-40.0, 0.0, 800.0])
+    array([4.24835426e-18, 6.93147181e-01, 8.00000000e+02])
+    """
+    return _elementwise(generic.softplus, "softplus", x, dtype, out)
+
+
+def softmax_jacobian(x: Any, /, axis: int = -1, *, temperature: float = 1.0) -> Array:
+    """The Jacobian of ``softmax(x, axis)``: ``(diag(s) - s s^T) / T``, shape ``(..., n, n)``.
+
+    The leading dimensions are those of ``x`` without ``axis``. Costs O(n²) memory per row;
+    use :func:`softmax_vjp` / :func:`softmax_jvp` to apply it without building it.
+
+    Examples
+    --------
+    >>> import softmaxkit as sk
+    >>> sk.softmax_jacobian([0.0, 0.0])
+    array([[ 0.25, -0.25],
+           [-0.25,  0.25]])
+    >>> sk.softmax_jacobian([[1.0, 2.0, 3.0]] * 4).shape
+    (4, 3, 3)
+    """
+    x = as_array(x)
+    xp = namespace(x)
+    a = single_axis(axis, x.ndim, "softmax_jacobian")
+    out_dtype = result_dtype(xp, x, None, allow_complex=False, name="softmax_jacobian")
+    t = check_temperature(temperature)
+    return generic.softmax_jacobian(x, a, temperature=t, dtype=out_dtype)
+
+
+def _product(function: str, first: Any, g: Any, axis: Axis, engine: str | None) -> Array:
+    first = as_array(first, "s")
+    xp = namespace(first)
+    g = as_array(g, "g")
+    if namespace(g) is not xp:
+        g = xp.asarray(g)
+    if tuple(g.shape) != tuple(first.shape):
+        raise ValueError(f"{function}: g has shape {tuple(g.shape)}, expected {tuple(first.shape)}")
+    axes = normalize_axes(axis, first.ndim)
+    out_dtype = result_dtype(xp, first, None, allow_complex=False, name=function)
+    return getattr(choose_engine(function, first, engine), function)(first, g, axes, dtype=out_dtype)
+
+
+def softmax_vjp(s: Any, g: Any, /, axis: Axis = -1, *, engine: str | None = None) -> Array:
+    """Vector-Jacobian product of softmax: ``s * (g - sum(g * s))`` with ``s = softmax(x)``.
+
+    O(n) per row; the Jacobian is never built. This is the backward pass of softmax.
+
+    Examples
+    --------
+    >>> import softmaxkit as sk
+    >>> s = sk.softmax([1.0, 2.0, 3.0])
+    >>> sk.softmax_vjp(s, [1.0, 0.0, 0.0])
+    array([ 0.08192507, -0.02203304, -0.05989202])
+    """
+    return _product("softmax_vjp", s, g, axis, engine)
+
+
+def softmax_jvp(s: Any, v: Any, /, axis: Axis = -1, *, engine: str | None = None) -> Array:
+    """Jacobian-vector product of softmax, ``J v``; equals the vjp since ``J`` is symmetric.
+
+    Examples
+    --------
+    >>> import softmaxkit as sk
+    >>> s = sk.softmax([1.0, 2.0, 3.0])
+    >>> sk.softmax_jvp(s, [1.0, 1.0, 1.0])  # shifting all logits changes nothing
+    array([0., 0., 0.])
+    """
+    return _product("softmax_jvp", s, v, axis, engine)
+
+
+def log_softmax_vjp(logp: Any, g: Any, /, axis: Axis = -1, *, engine: str | None = None) -> Array:
+    """Vector-Jacobian product of log_softmax: ``g - exp(logp) * sum(g)``.
+
+    Entries with ``logp == -inf`` (excluded inputs) get 0 and their ``g`` takes no part.
+
+    Examples
+    --------
+    >>> import softmaxkit as sk
+    >>> logp = sk.log_softmax([0.0, 0.0])
+    >>> sk.log_softmax_vjp(logp, [1.0, 0.0])
+    array([ 0.5, -0.5])
+    """
+    return _product("log_softmax_vjp", logp, g, axis, engine)
+
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def cross_entropy(
+    logits: Any, target: Any, /, axis: int = -1, *, weight: Any = None,
+    ignore_index: int | None = None, label_smoothing: float = 0.0, reduction: str = "mean",
+    return_grad: bool = False, engine: str | None = None,
+) -> Array | tuple[Array, Array]:
+    """Cross-entropy between ``softmax(logits)`` and a target, as PyTorch's ``F.cross_entropy``.
+
+    Parameters
+    ----------
+    logits : array
+        Unnormalised scores; the classes run along ``axis``.
+    target : array
+        Class indices (integers, the shape of ``logits`` without ``axis``), or class
+        probabilities (the shape of ``logits``).
+    axis : int
+        The class axis.
+    weight : array of shape (n_classes,), optional
+        Per-class weights, also applied inside the smoothing term.
+    ignore_index : int, optional
+        Class-index targets equal to it count for nothing: not in the loss, not in the mean's
+        denominator, not in the gradient.
+    label_smoothing : float in [0, 1]
+        Mixes the target with the uniform distribution.
+    reduction : {"mean", "sum", "none"}
+        ``"mean"`` divides by the summed weight of the counted samples (class indices) or by
+        the number of samples (probabilities), as PyTorch does; with nothing counted it is NaN.
+        ``"none"`` returns each sample's loss.
+    return_grad : bool
+        Also return the gradient with respect to ``logits`` from the same pass,
+        ``(softmax - target) * scale`` (for ``"none"``: of each sample's own loss).
+    engine : str, optional
+        Force an engine.
+
+    Returns
+    -------
+    array or (array, array)
+        The loss, and ``dloss/dlogits`` if asked.
+
+    Examples
+    --------
+    >>> import softmaxkit as sk
+    >>> logits = [[3.2, 1.3, 0.2, 0.8], [0.1, 2.0, 0.3, 0.0]]
+    >>> sk.cross_entropy(logits, [0, 1])
+    0.34016717
+    >>> loss, grad = sk.cross_entropy(logits, [0, 1], return_grad=True)
+    >>> grad.round(4)
+    array([[-0.1125,  0.058 ,  0.0193,  0.0352],
+           [ 0.0546, -0.1347,  0.0667,  0.0546]])
+    """
+    logits = as_array(logits, "logits")
+    xp = namespace(logits)
+    target = as_array(target, "target")
+    if namespace(target) is not xp:
+        target = xp.asarray(target)
+    a = single_axis(axis, logits.ndim, "cross_entropy")
+    out_dtype = result_dtype(xp, logits, None, allow_complex=False, name="cross_entropy")
+    n_classes = logits.shape[a]
+    class_shape = reduced_shape(tuple(logits.shape), (a,), keepdims=False)
+    if tuple(target.shape) == class_shape and target.ndim == logits.ndim - 1:
+        if not xp.isdtype(target.dtype, "integral"):
+            raise TypeError(f"cross_entropy: class-index targets must be integers, got {target.dtype}")
+        _check_labels(xp, target, n_classes, ignore_index, "cross_entropy")
+    elif tuple(target.shape) == tuple(logits.shape):
+        if not xp.isdtype(target.dtype, "real floating"):
+            raise TypeError(f"cross_entropy: probability targets must be floats, got {target.dtype}")
+        if ignore_index is not None:
+            raise ValueError("cross_entropy: ignore_index applies to class-index targets only")
+    else:
+        raise ValueError(
+            f"cross_entropy: target of shape {tuple(target.shape)} fits neither class indices "
+            f"{class_shape} nor probabilities {tuple(logits.shape)}"
+        )
+    if weight is not None:
+        weight = as_array(weight, "weight")
+        if namespace(weight) is not xp:
+            weight = xp.asarray(weight)
+        if tuple(weight.shape) != (n_classes,):
+            raise ValueError(f"cross_entropy: weight must have shape ({n_classes},), "
+                             f"got {tuple(weight.shape)}")
+    smoothing = float(label_smoothing)
+    if not 0.0 <= smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+    return choose_engine("cross_entropy", logits, engine).cross_entropy(
+        logits, target, a, weight=weight, ignore_index=ignore_index, label_smoothing=smoothing,
+        reduction=reduction, return_grad=bool(return_grad), dtype=out_dtype,
+    )
+
+
+def _check_labels(xp: Any, labels: Array, n_classes: int, ignore_index: int | None, name: str) -> None:
+    """Raise ValueError naming the first label outside ``[0, n_classes)`` (ignored ones pass)."""
+    bad = (labels < 0) | (labels >= n_classes)
+    if ignore_index is not None:
+        if not isinstance(ignore_index, numbers.Integral):
+            raise TypeError(f"{name}: ignore_index must be an int, got {ignore_index!r}")
+        bad = bad & (labels != ignore_index)
+    if bool(xp.any(bad)):
+        flat_bad = xp.reshape(bad, (-1,))
+        first = xp.reshape(labels, (-1,))[int(xp.argmax(xp.astype(flat_bad, xp.int8)))]
+        raise ValueError(f"{name}: label {int(first)} is out of range for {n_classes} classes")
+
+
+def one_hot(labels: Any, num_classes: int | None = None, *, dtype: Any = float) -> Array:
+    """Class indices as one-hot rows along a new last axis.
+
+    Parameters
+    ----------
+    labels : array of int
+        Class indices in ``[0, num_classes)``, any shape.
+    num_classes : int, optional
+        Defaults to ``max(labels) + 1``.
+    dtype : dtype
+        ``float`` (the default) means the array library's default float, ``int`` its default
+        integer, ``bool`` booleans.
+
+    Examples
+    --------
+    >>> import softmaxkit as sk
+    >>> sk.one_hot([0, 2, 1])
+    array([[1., 0., 0.],
+           [0., 0., 1.],
+           [0., 1., 0.]])
+    """
+    labels = as_array(labels, "labels")
+    xp = namespace(labels)
+    if not xp.isdtype(labels.dtype, "integral"):
+        raise TypeError(f"one_hot: labels must be integers, got {labels.dtype}")
+    if num_classes is None:
+        num_classes = int(xp.max(labels)) + 1 if math.prod(labels.shape) else 0
+    if not isinstance(num_classes, numbers.Integral) or num_classes < 0:
+        raise ValueError(f"one_hot: num_classes must be a non-negative int, got {num_classes!r}")
+    _check_labels(xp, labels, int(num_classes), None, "one_hot")
+    info = xp.__array_namespace_info__().default_dtypes(device=labels.device)
+    resolved = {float: info["real floating"], int: info["integral"], bool: xp.bool}.get(dtype)
+    return generic.one_hot(labels, int(num_classes), dtype=resolved or resolve_dtype(xp, dtype))
+
+
+def _as_names(indices: Array, labels: Sequence[Any] | None, n_classes: int) -> Any:
+    if labels is None:
+        return indices
+    if len(labels) != n_classes:
+        raise ValueError(f"labels has {len(labels)} names for {n_classes} classes")
+    return generic.names_of(indices, labels)
+
+
+def predict(x: Any, /, axis: int = -1, *, labels: Sequence[Any] | None = None) -> Any:
+    """The predicted class along ``axis``: the index of the largest logit or probability.
+
+    With ``labels`` (one name per class) the names are returned, as a NumPy array.
+
+    Examples
+    --------
+    >>> import softmaxkit as sk
+    >>> sk.predict([[1.25, 2.44, 0.78, 0.12]], labels=["cat", "dog", "tiger", "none"])
+    array(['dog'], dtype='<U5')
+    """
+    x = as_array(x)
+    xp = namespace(x)
+    a = single_axis(axis, x.ndim, "predict")
+    if x.shape[a] == 0:
+        raise ValueError("predict: there are no classes along the axis")
+    result_dtype(xp, x, None, allow_complex=False, name="predict")
+    return _as_names(generic.predict(x, a), labels, x.shape[a])
+
+
+def top_k(
+    x: Any, /, k: int, axis: int = -1, *, labels: Sequence[Any] | None = None
+) -> tuple[Array, Any]:
+    """The ``k`` largest entries along ``axis``, largest first: ``(values, indices)``.
+
+    Ties keep index order. With ``labels`` the indices are replaced by names.
+
+    Examples
+    --------
+    >>> import softmaxkit as sk
+    >>> p = sk.softmax([3.2, 1.3, 0.2, 0.8])
+    >>> values, names = sk.top_k(p, 2, labels=["cat", "dog", "tiger", "none"])
+    >>> values.round(3), names
+    (array([0.775, 0.116]), array(['cat', 'dog'], dtype='<U5'))
+    """
+    x = as_array(x)
+    xp = namespace(x)
+    a = single_axis(axis, x.ndim, "top_k")
+    result_dtype(xp, x, None, allow_complex=False, name="top_k")
+    if not isinstance(k, numbers.Integral) or isinstance(k, bool) or not 1 <= k <= x.shape[a]:
+        raise ValueError(f"top_k: k must be an int in [1, {x.shape[a]}], got {k!r}")
+    values, indices = generic.top_k(x, int(k), a)
+    return values, _as_names(indices, labels, x.shape[a])

@@ -1,0 +1,230 @@
+"""Array plumbing shared by the API and the engines: namespaces, axes, dtypes, shapes.
+
+Nothing here computes a softmax; it turns user arguments into checked, normalised values
+and moves arrays between the user's layout and the ``(rows, n)`` layout the kernels use.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+Array = Any
+"""Any array of a library that implements the Python array API standard."""
+
+
+def namespace(*arrays: Array) -> Any:
+    """The array-API namespace of ``arrays`` (``None`` entries are skipped)."""
+    import array_api_compat
+
+    return array_api_compat.array_namespace(*[a for a in arrays if a is not None])
+
+
+def as_array(x: Any, name: str = "x") -> Array:
+    """``x`` itself when it is an array; NumPy's view of a list, tuple or Python number."""
+    import array_api_compat
+
+    if array_api_compat.is_array_api_obj(x):
+        return x
+    try:
+        return np.asarray(x)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"{name} must be an array or a sequence of numbers: {exc}") from None
+
+
+def device_of(x: Array) -> Any:
+    import array_api_compat
+
+    return array_api_compat.device(x)
+
+
+def is_half(dtype: Any) -> bool:
+    """float16 or bfloat16 of any library (ml_dtypes' bfloat16 is no NumPy float kind)."""
+    return str(dtype).rsplit(".", 1)[-1] in ("float16", "bfloat16")
+
+
+def is_real_float(xp: Any, dtype: Any) -> bool:
+    return is_half(dtype) or _isdtype(xp, dtype, "real floating")
+
+
+def _isdtype(xp: Any, dtype: Any, kind: str) -> bool:
+    try:
+        return bool(xp.isdtype(dtype, kind))
+    except TypeError:  # dtypes the namespace does not know (e.g. ml_dtypes in NumPy)
+        return False
+
+
+def default_float(xp: Any, x: Array) -> Any:
+    info = xp.__array_namespace_info__()
+    return info.default_dtypes(device=device_of(x))["real floating"]
+
+
+def resolve_dtype(xp: Any, dtype: Any) -> Any:
+    """A user's ``dtype=`` as a dtype of ``xp`` (names like ``"float32"`` work everywhere)."""
+    if isinstance(dtype, str):
+        if not hasattr(xp, dtype):
+            raise TypeError(f"unknown dtype {dtype!r} for {xp.__name__}")
+        return getattr(xp, dtype)
+    if xp.__name__.endswith("numpy") and not isinstance(dtype, np.dtype):
+        try:
+            return np.dtype(dtype)
+        except TypeError as exc:
+            raise TypeError(f"unknown dtype {dtype!r}: {exc}") from None
+    return dtype
+
+
+def result_dtype(xp: Any, x: Array, dtype: Any, *, allow_complex: bool, name: str) -> Any:
+    """The dtype of the result: ``dtype=`` if given, else a float input's own, else the default.
+
+    Integer and boolean input give the namespace's default float (float64 for NumPy).
+    """
+    if dtype is not None:
+        out = resolve_dtype(xp, dtype)
+        ok = is_real_float(xp, out) or (allow_complex and _isdtype(xp, out, "complex floating"))
+        if not ok:
+            raise TypeError(f"{name}: dtype must be a floating dtype, got {out}")
+        return out
+    if is_real_float(xp, x.dtype):
+        return x.dtype
+    if _isdtype(xp, x.dtype, "complex floating"):
+        if allow_complex:
+            return x.dtype
+        raise TypeError(f"{name} is not defined for complex input (dtype {x.dtype})")
+    if _isdtype(xp, x.dtype, "integral") or _isdtype(xp, x.dtype, "bool"):
+        return default_float(xp, x)
+    raise TypeError(f"{name} needs numbers, got dtype {x.dtype}")
+
+
+def compute_dtype(xp: Any, dtype: Any) -> Any:
+    """Half types accumulate in float32 (SPEC §2); every other float computes in itself."""
+    return xp.float32 if is_half(dtype) else dtype
+
+
+def normalize_axes(axis: int | Sequence[int] | None, ndim: int, name: str = "axis") -> tuple[int, ...]:
+    """``axis`` (int, tuple of ints, or None for all) as sorted non-negative ints.
+
+    A 0-d array has no axes: ``-1``, ``0`` and ``None`` all mean "the one element".
+    """
+    if axis is None:
+        return tuple(range(ndim))
+    items = (axis,) if isinstance(axis, numbers.Integral) else axis
+    try:
+        items = tuple(items)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, a tuple of ints or None, got {axis!r}") from None
+    if ndim == 0:
+        if all(isinstance(a, numbers.Integral) and a in (0, -1) for a in items):
+            return ()
+        raise ValueError(f"{name} {axis!r} is out of bounds for a 0-d array")
+    axes = []
+    for a in items:
+        if not isinstance(a, numbers.Integral) or isinstance(a, bool):
+            raise TypeError(f"{name} must be an int, a tuple of ints or None, got {axis!r}")
+        if not -ndim <= a < ndim:
+            raise ValueError(f"{name} {a} is out of bounds for an array of dimension {ndim}")
+        axes.append(int(a) % ndim)
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"repeated axis in {name} {axis!r}")
+    return tuple(sorted(axes))
+
+
+def single_axis(axis: Any, ndim: int, name: str) -> int:
+    """An ``axis`` that must name exactly one axis (functions whose result gains or keeps it)."""
+    if not isinstance(axis, numbers.Integral) or isinstance(axis, bool):
+        raise TypeError(f"{name}: axis must be a single int, got {axis!r}")
+    if ndim == 0:
+        raise ValueError(f"{name} needs at least one dimension")
+    (a,) = normalize_axes(axis, ndim)
+    return a
+
+
+def broadcast_shape(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Whether an array of ``shape`` broadcasts to ``target`` without enlarging it."""
+    if len(shape) > len(target):
+        return False
+    return all(s in (1, t) for s, t in zip(shape[::-1], target[::-1], strict=False))
+
+
+def check_mask(xp: Any, where: Any, shape: tuple[int, ...]) -> Array | None:
+    """``where`` as a boolean array of exactly ``shape`` (broadcast), or None."""
+    if where is None:
+        return None
+    mask = as_array(where, "where")
+    if not _isdtype(namespace(mask), mask.dtype, "bool"):
+        raise TypeError(f"where must be a boolean mask, got dtype {mask.dtype}")
+    if not broadcast_shape(tuple(mask.shape), shape):
+        raise ValueError(f"where of shape {tuple(mask.shape)} does not broadcast to x's shape {shape}")
+    if namespace(mask) is not xp:
+        mask = xp.asarray(np.asarray(mask))
+    return xp.broadcast_to(mask, shape)
+
+
+def check_temperature(temperature: Any) -> float:
+    try:
+        t = float(temperature)
+    except (TypeError, ValueError):
+        raise TypeError(f"temperature must be a real number, got {temperature!r}") from None
+    if not (math.isfinite(t) and t > 0):
+        raise ValueError(f"temperature must be finite and > 0, got {temperature!r}")
+    return t
+
+
+def check_out(xp: Any, out: Any, shape: tuple[int, ...], name: str) -> None:
+    if out is None:
+        return
+    import array_api_compat
+
+    if array_api_compat.is_jax_array(out):
+        raise TypeError(f"{name}: JAX arrays are immutable, out= cannot be used with them")
+    if not array_api_compat.is_array_api_obj(out) or namespace(out) is not xp:
+        raise TypeError(f"{name}: out must be an array of the same library as x, got {type(out)}")
+    if tuple(out.shape) != shape:
+        raise ValueError(f"{name}: out has shape {tuple(out.shape)}, the result has shape {shape}")
+    if not is_real_float(xp, out.dtype):
+        raise TypeError(f"{name}: out must have a floating dtype, got {out.dtype}")
+
+
+def store(xp: Any, result: Array, out: Array | None) -> Array:
+    """Write ``result`` into ``out`` (cast to out's dtype) and return ``out``; or return ``result``."""
+    if out is None:
+        return result
+    out[...] = xp.astype(result, out.dtype)
+    return out
+
+
+def rows_view(xp: Any, x: Array, axes: tuple[int, ...]) -> tuple[Array, Callable[[Array], Array]]:
+    """``x`` as a 2-d ``(rows, n)`` array whose rows run over ``axes``, and the inverse map.
+
+    The reduced axes are moved last and flattened: the kernels then see one layout, the
+    sums run along contiguous memory (NumPy's pairwise summation applies there, so the
+    error does not grow with the row length), and tuple axes cost nothing extra.
+    """
+    kept = [d for d in range(x.ndim) if d not in axes]
+    perm = kept + list(axes)
+    moved = x if perm == list(range(x.ndim)) else xp.permute_dims(x, tuple(perm))
+    moved_shape = tuple(moved.shape)
+    n_rows = math.prod(moved_shape[: len(kept)])
+    n = math.prod(moved_shape[len(kept) :])
+    rows = xp.reshape(moved, (n_rows, n))
+    inverse = tuple(int(i) for i in np.argsort(perm))
+
+    def restore(r: Array) -> Array:
+        r = xp.reshape(r, moved_shape)
+        return r if perm == list(range(x.ndim)) else xp.permute_dims(r, inverse)
+
+    return rows, restore
+
+
+def reduced_shape(shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool) -> tuple[int, ...]:
+    if keepdims:
+        return tuple(1 if d in axes else s for d, s in enumerate(shape))
+    return tuple(s for d, s in enumerate(shape) if d not in axes)
+
+
+def constant(xp: Any, value: float, like: Array) -> Array:
+    """A 0-d array of ``like``'s dtype and device (some namespaces refuse Python scalars)."""
+    return xp.asarray(value, dtype=like.dtype, device=device_of(like))

@@ -1,0 +1,180 @@
+"""softmax, log_softmax and logsumexp on any array-API array: the reference definitions.
+
+Every function works on the ``(rows, n)`` layout of :func:`softmaxkit._arrays.rows_view` and
+resolves each SPEC §2 case with ``where`` selections rather than branches, so the same code
+serves eager and lazy arrays.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from softmaxkit._arrays import (
+    Array,
+    compute_dtype,
+    constant,
+    namespace,
+    reduced_shape,
+    rows_view,
+    store,
+)
+
+
+def shifted_rows(xp: Any, rows: Array, mask: Array | None, temperature: float) -> Array:
+    """``(x - max) / T`` per row, with every special row mapped onto the finite case.
+
+    Excluded entries (masked or ``-inf``) become ``-inf``. A row whose max is ``+inf`` becomes
+    0 at its ``+inf`` entries and ``-inf`` elsewhere: softmax's limit shares the mass among
+    them equally. A row whose entries are all excluded keeps all ``-inf`` (its sum of
+    exponentials is 0). NaN stays NaN and spreads through the row's sum.
+    """
+    neg_inf = constant(xp, -np.inf, rows)
+    zero = constant(xp, 0.0, rows)
+    x = rows if mask is None else xp.where(mask, rows, neg_inf)
+    row_max = xp.max(x, axis=1, keepdims=True)
+    pos_inf_row = row_max == np.inf
+    x = xp.where(pos_inf_row, xp.where(x == np.inf, zero, neg_inf), x)
+    shift = xp.where(xp.isfinite(row_max), row_max, zero)
+    z = x - shift
+    return z if temperature == 1.0 else z / temperature
+
+
+def softmax_rows(xp: Any, rows: Array, mask: Array | None, temperature: float, log: bool) -> Array:
+    """softmax (or log_softmax) along axis 1 of a 2-d array in its compute dtype."""
+    z = shifted_rows(xp, rows, mask, temperature)
+    e = xp.exp(z)
+    s = xp.sum(e, axis=1, keepdims=True)
+    # s == 0 only for rows with every entry excluded: softmax 0, log_softmax -inf (z is -inf).
+    s = xp.where(s == 0, constant(xp, 1.0, s), s)
+    return z - xp.log(s) if log else e / s
+
+
+def softmax(
+    x: Array,
+    axes: tuple[int, ...],
+    *,
+    where: Array | None,
+    temperature: float,
+    dtype: Any,
+    out: Array | None,
+    log: bool,
+) -> Array:
+    """softmax (``log=False``) or log_softmax (``log=True``) of ``x`` over ``axes``."""
+    xp = namespace(x)
+    rows, restore = rows_view(xp, x, axes)
+    if rows.shape[1] == 0:
+        return store(xp, xp.astype(x, dtype), out)
+    mask = None if where is None else rows_view(xp, where, axes)[0]
+    with np.errstate(all="ignore"):  # overflow of x - max to -inf is the correctly rounded answer
+        result = softmax_rows(xp, xp.astype(rows, compute_dtype(xp, dtype)), mask, temperature, log)
+    return store(xp, restore(xp.astype(result, dtype)), out)
+
+
+def logsumexp(
+    x: Array,
+    axes: tuple[int, ...],
+    *,
+    b: Array | None,
+    keepdims: bool,
+    return_sign: bool,
+    where: Array | None,
+    dtype: Any,
+) -> Array | tuple[Array, Array]:
+    """``log(sum(b * exp(x)))`` over ``axes`` with SciPy's semantics (``b`` and ``x`` broadcast)."""
+    xp = namespace(x)
+    rows, _ = rows_view(xp, x, axes)
+    rows = xp.astype(rows, compute_dtype(xp, dtype))
+    weights = None if b is None else xp.astype(rows_view(xp, b, axes)[0], rows.dtype)
+    mask = None if where is None else rows_view(xp, where, axes)[0]
+    with np.errstate(all="ignore"):
+        if xp.isdtype(rows.dtype, "complex floating"):
+            value, sign = _logsumexp_complex_rows(xp, rows, weights, mask)
+        else:
+            value, sign = _logsumexp_real_rows(xp, rows, weights, mask)
+    shape = reduced_shape(tuple(x.shape), axes, keepdims)
+    if xp.isdtype(value.dtype, "complex floating"):
+        if return_sign:  # SciPy: the log of |S| and the complex phase of S
+            value = xp.real(value)
+        out_dtype = value.dtype if return_sign else dtype
+    else:
+        if not return_sign:
+            value = xp.where(sign < 0, constant(xp, np.nan, value), value)
+        out_dtype = dtype
+    value = _as_result(xp, xp.reshape(xp.astype(value, out_dtype), shape))
+    if not return_sign:
+        return value
+    return value, _as_result(xp, xp.reshape(xp.astype(sign, dtype), shape))
+
+
+def _as_result(xp: Any, r: Array) -> Array:
+    # NumPy users get a scalar for a full reduction, as from SciPy and np.sum.
+    return r[()] if r.ndim == 0 and xp.__name__.endswith("numpy") else r
+
+
+def _excluded(xp: Any, rows: Array, weights: Array | None, mask: Array | None) -> Array:
+    """Rows with masked entries and zero-weight entries set to ``-inf`` (they add nothing)."""
+    neg_inf = constant(xp, -np.inf, rows)
+    if mask is not None:
+        rows = xp.where(mask, rows, neg_inf)
+    if weights is not None:
+        rows = xp.where(weights == 0, neg_inf, rows)
+    return rows
+
+
+def _logsumexp_real_rows(
+    xp: Any, rows: Array, weights: Array | None, mask: Array | None
+) -> tuple[Array, Array]:
+    """``(log|S|, sign(S))`` per row, ``S = sum(b * exp(x))``.
+
+    The maximal terms are summed apart, ``S = e^max * (m + r)``, and the log taken as
+    ``max + log|m| + log1p(r/m)``: accurate when the other terms are tiny next to the max
+    (Blanchard, Higham & Higham, "Accurately computing the log-sum-exp and softmax
+    functions", IMA J. Numer. Anal. 41(4), 2021), as in SciPy.
+    """
+    zero = constant(xp, 0.0, rows)
+    rows = _excluded(xp, rows, weights, mask)
+    n = rows.shape[1]
+    if n == 0:
+        empty = xp.full((rows.shape[0],), -np.inf, dtype=rows.dtype, device=rows.device)
+        return empty, xp.zeros_like(empty)
+    b = xp.ones_like(rows) if weights is None else weights
+    row_max = xp.max(rows, axis=1, keepdims=True)
+    at_max = rows == row_max
+    m = xp.sum(xp.where(at_max, b, zero), axis=1)
+    rest = xp.sum(xp.where(at_max, zero, b * xp.exp(rows - row_max)), axis=1)
+    row_max = xp.reshape(row_max, (-1,))
+    m_nonzero = m != 0
+    r = rest / xp.where(m_nonzero, m, constant(xp, 1.0, m))
+    sign = xp.where(m_nonzero, xp.sign(r + 1) * xp.sign(m), xp.sign(rest))
+    # log|1 + r| for r < -1 is log1p(-r - 2): the sum changed sign.
+    log_with_m = xp.log(xp.abs(m)) + xp.log1p(xp.where(r < -1, -r - 2, r))
+    value = row_max + xp.where(m_nonzero, log_with_m, xp.log(xp.abs(rest)))
+    nothing = row_max == -np.inf  # every entry excluded: log(0)
+    value = xp.where(nothing, constant(xp, -np.inf, value), value)
+    sign = xp.where(nothing, zero, sign)
+    return value, sign
+
+
+def _logsumexp_complex_rows(
+    xp: Any, rows: Array, weights: Array | None, mask: Array | None
+) -> tuple[Array, Array]:
+    """Complex logsumexp: shifted by the largest real part; the log's imaginary part in (-pi, pi]."""
+    real_dtype = xp.real(rows).dtype
+    rows = _excluded(xp, rows, weights, mask)
+    if rows.shape[1] == 0:
+        empty = xp.full((rows.shape[0],), -np.inf, dtype=real_dtype, device=rows.device)
+        return xp.astype(empty, rows.dtype), xp.astype(xp.zeros_like(empty), rows.dtype)
+    shift = xp.max(xp.real(rows), axis=1, keepdims=True)
+    shift = xp.where(xp.isfinite(shift), shift, constant(xp, 0.0, shift))
+    terms = xp.exp(rows - xp.astype(shift, rows.dtype))
+    if weights is not None:
+        terms = weights * terms
+    total = xp.sum(terms, axis=1)
+    magnitude = xp.abs(total)
+    shift = xp.reshape(shift, (-1,))
+    value = xp.log(total) + xp.astype(shift, rows.dtype)
+    sign = total / xp.astype(xp.where(magnitude == 0, constant(xp, 1.0, magnitude), magnitude), total.dtype)
+    return value, sign
+
