@@ -19,6 +19,7 @@ from softmaxkit._arrays import (
     check_mask,
     check_out,
     check_temperature,
+    device_of,
     namespace,
     normalize_axes,
     reduced_shape,
@@ -449,7 +450,7 @@ def one_hot(labels: Any, num_classes: int | None = None, *, dtype: Any = float) 
     if not isinstance(num_classes, numbers.Integral) or num_classes < 0:
         raise ValueError(f"one_hot: num_classes must be a non-negative int, got {num_classes!r}")
     _check_labels(xp, labels, int(num_classes), None, "one_hot")
-    info = xp.__array_namespace_info__().default_dtypes(device=labels.device)
+    info = xp.__array_namespace_info__().default_dtypes(device=device_of(labels))
     resolved = {float: info["real floating"], int: info["integral"], bool: xp.bool}.get(dtype)
     return generic.one_hot(labels, int(num_classes), dtype=resolved or resolve_dtype(xp, dtype))
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from softmaxkit._arrays import Array, compute_dtype, constant, namespace
+from softmaxkit._arrays import Array, compute_dtype, constant, namespace, quiet_floating_point
 
 
+@quiet_floating_point
 def sigmoid(x: Array, *, dtype: Any) -> Array:
     """``1 / (1 + exp(-x))``, as ``e / (1 + e)`` with ``e = exp(x)`` for negative ``x``."""
     xp = namespace(x)
@@ -20,6 +21,7 @@ def sigmoid(x: Array, *, dtype: Any) -> Array:
     return xp.astype(xp.where(xc >= 0, one, e) / (one + e), dtype)
 
 
+@quiet_floating_point
 def softplus(x: Array, *, dtype: Any) -> Array:
     """``log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|))``."""
     xp = namespace(x)
@@ -28,6 +30,7 @@ def softplus(x: Array, *, dtype: Any) -> Array:
     return xp.astype(xp.maximum(xc, zero) + xp.log1p(xp.exp(-xp.abs(xc))), dtype)
 
 
+@quiet_floating_point
 def log_sigmoid(x: Array, *, dtype: Any) -> Array:
     """``log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|))``, i.e. ``-softplus(-x)``."""
     xp = namespace(x)

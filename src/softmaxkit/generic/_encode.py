@@ -6,13 +6,13 @@ from typing import Any
 
 import numpy as np
 
-from softmaxkit._arrays import Array, namespace
+from softmaxkit._arrays import Array, device_of, namespace
 
 
 def one_hot(labels: Array, num_classes: int, *, dtype: Any) -> Array:
     """``labels`` (integers in ``[0, num_classes)``) as one-hot rows along a new last axis."""
     xp = namespace(labels)
-    classes = xp.arange(num_classes, device=labels.device)
+    classes = xp.arange(num_classes, device=device_of(labels))
     return xp.astype(labels[..., None] == classes, dtype)
 
 

@@ -11,10 +11,19 @@ from typing import Any
 
 import numpy as np
 
-from softmaxkit._arrays import Array, compute_dtype, constant, namespace, rows_view
+from softmaxkit._arrays import (
+    Array,
+    compute_dtype,
+    constant,
+    device_of,
+    namespace,
+    quiet_floating_point,
+    rows_view,
+)
 from softmaxkit.generic._softmax import softmax_rows
 
 
+@quiet_floating_point
 def softmax_vjp(s: Array, g: Array, axes: tuple[int, ...], *, dtype: Any) -> Array:
     """``g^T J`` for ``s = softmax(x)`` over ``axes``: ``s * (g - sum(g * s))``."""
     xp = namespace(s)
@@ -29,6 +38,7 @@ def softmax_jvp(s: Array, v: Array, axes: tuple[int, ...], *, dtype: Any) -> Arr
     return softmax_vjp(s, v, axes, dtype=dtype)
 
 
+@quiet_floating_point
 def log_softmax_vjp(logp: Array, g: Array, axes: tuple[int, ...], *, dtype: Any) -> Array:
     """``g^T J`` for ``logp = log_softmax(x)``: ``g - exp(logp) * sum(g)``.
 
@@ -46,6 +56,7 @@ def log_softmax_vjp(logp: Array, g: Array, axes: tuple[int, ...], *, dtype: Any)
     return xp.astype(xp.where(live, g_live - xp.exp(lp) * total, zero), dtype)
 
 
+@quiet_floating_point
 def softmax_jacobian(x: Array, axis: int, *, temperature: float, dtype: Any) -> Array:
     """The dense Jacobian ``(diag(s) - s s^T) / T``, shape ``(..., n, n)`` with the rows of ``axis``.
 
@@ -55,9 +66,8 @@ def softmax_jacobian(x: Array, axis: int, *, temperature: float, dtype: Any) -> 
     rows, _ = rows_view(xp, x, (axis,))
     lead = tuple(d for i, d in enumerate(x.shape) if i != axis)
     n = rows.shape[1]
-    with np.errstate(all="ignore"):
-        s = softmax_rows(xp, xp.astype(rows, compute_dtype(xp, dtype)), None, temperature, log=False)
-    eye = xp.eye(n, dtype=s.dtype, device=s.device)
+    s = softmax_rows(xp, xp.astype(rows, compute_dtype(xp, dtype)), None, temperature, log=False)
+    eye = xp.eye(n, dtype=s.dtype, device=device_of(s))
     jac = s[:, :, None] * eye - s[:, :, None] * s[:, None, :]
     if temperature != 1.0:
         jac = jac / temperature

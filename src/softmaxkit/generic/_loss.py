@@ -17,12 +17,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from softmaxkit._arrays import Array, compute_dtype, constant, namespace, rows_view
+from softmaxkit._arrays import (
+    Array,
+    compute_dtype,
+    constant,
+    device_of,
+    namespace,
+    quiet_floating_point,
+    rows_view,
+)
 from softmaxkit.generic._softmax import softmax_rows
 
 
+@quiet_floating_point
 def cross_entropy(
     logits: Array,
     target: Array,
@@ -39,20 +46,19 @@ def cross_entropy(
     ct = compute_dtype(xp, dtype)
     rows, restore = rows_view(xp, logits, (axis,))
     n_classes = rows.shape[1]
-    with np.errstate(all="ignore"):
-        logp = softmax_rows(xp, xp.astype(rows, ct), None, 1.0, log=True)
+    logp = softmax_rows(xp, xp.astype(rows, ct), None, 1.0, log=True)
     zero = constant(xp, 0.0, logp)
-    classes = xp.arange(n_classes, device=logp.device)
+    classes = xp.arange(n_classes, device=device_of(logp))
     if target.ndim == logits.ndim - 1:
         labels = xp.reshape(target, (-1,))
-        counted = xp.ones(labels.shape, dtype=xp.bool, device=logp.device)
+        counted = xp.ones(labels.shape, dtype=xp.bool, device=device_of(logp))
         if ignore_index is not None:
             counted = labels != ignore_index
         q = xp.astype((labels[:, None] == classes[None, :]) & counted[:, None], ct)
         counted_f = xp.astype(counted, ct)[:, None]
     else:
         q = xp.astype(rows_view(xp, target, (axis,))[0], ct)
-        counted_f = xp.ones((q.shape[0], 1), dtype=ct, device=logp.device)
+        counted_f = xp.ones((q.shape[0], 1), dtype=ct, device=device_of(logp))
     if label_smoothing:
         q = (1.0 - label_smoothing) * q + (label_smoothing / n_classes) * counted_f
     a = q if weight is None else q * xp.astype(weight, ct)[None, :]
@@ -70,17 +76,16 @@ def cross_entropy(
         elif target.ndim == logits.ndim - 1:
             denominator = xp.sum(counted_f)
         else:
-            denominator = xp.asarray(float(q.shape[0]), dtype=ct, device=logp.device)
+            denominator = xp.asarray(float(q.shape[0]), dtype=ct, device=device_of(logp))
         loss = xp.sum(per_sample) / denominator
         scale = denominator
     loss = xp.astype(loss, dtype)
     if not return_grad:
         return loss
-    with np.errstate(all="ignore"):
-        grad = xp.sum(a, axis=1, keepdims=True) * xp.exp(logp) - a
-        if scale is not None:
-            # With nothing counted the mean is 0/0 = NaN, but no logit moves it: gradient 0.
-            grad = xp.where(scale > 0, grad / scale, zero)
+    grad = xp.sum(a, axis=1, keepdims=True) * xp.exp(logp) - a
+    if scale is not None:
+        # With nothing counted the mean is 0/0 = NaN, but no logit moves it: gradient 0.
+        grad = xp.where(scale > 0, grad / scale, zero)
     return loss, restore(xp.astype(grad, dtype))
 
 

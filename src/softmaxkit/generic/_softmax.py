@@ -15,7 +15,9 @@ from softmaxkit._arrays import (
     Array,
     compute_dtype,
     constant,
+    device_of,
     namespace,
+    quiet_floating_point,
     reduced_shape,
     rows_view,
     store,
@@ -51,6 +53,7 @@ def softmax_rows(xp: Any, rows: Array, mask: Array | None, temperature: float, l
     return z - xp.log(s) if log else e / s
 
 
+@quiet_floating_point
 def softmax(
     x: Array,
     axes: tuple[int, ...],
@@ -67,11 +70,11 @@ def softmax(
     if rows.shape[1] == 0:
         return store(xp, xp.astype(x, dtype), out)
     mask = None if where is None else rows_view(xp, where, axes)[0]
-    with np.errstate(all="ignore"):  # overflow of x - max to -inf is the correctly rounded answer
-        result = softmax_rows(xp, xp.astype(rows, compute_dtype(xp, dtype)), mask, temperature, log)
+    result = softmax_rows(xp, xp.astype(rows, compute_dtype(xp, dtype)), mask, temperature, log)
     return store(xp, restore(xp.astype(result, dtype)), out)
 
 
+@quiet_floating_point
 def logsumexp(
     x: Array,
     axes: tuple[int, ...],
@@ -88,11 +91,10 @@ def logsumexp(
     rows = xp.astype(rows, compute_dtype(xp, dtype))
     weights = None if b is None else xp.astype(rows_view(xp, b, axes)[0], rows.dtype)
     mask = None if where is None else rows_view(xp, where, axes)[0]
-    with np.errstate(all="ignore"):
-        if xp.isdtype(rows.dtype, "complex floating"):
-            value, sign = _logsumexp_complex_rows(xp, rows, weights, mask)
-        else:
-            value, sign = _logsumexp_real_rows(xp, rows, weights, mask)
+    if xp.isdtype(rows.dtype, "complex floating"):
+        value, sign = _logsumexp_complex_rows(xp, rows, weights, mask)
+    else:
+        value, sign = _logsumexp_real_rows(xp, rows, weights, mask)
     shape = reduced_shape(tuple(x.shape), axes, keepdims)
     if xp.isdtype(value.dtype, "complex floating"):
         if return_sign:  # SciPy: the log of |S| and the complex phase of S
@@ -137,7 +139,7 @@ def _logsumexp_real_rows(
     rows = _excluded(xp, rows, weights, mask)
     n = rows.shape[1]
     if n == 0:
-        empty = xp.full((rows.shape[0],), -np.inf, dtype=rows.dtype, device=rows.device)
+        empty = xp.full((rows.shape[0],), -np.inf, dtype=rows.dtype, device=device_of(rows))
         return empty, xp.zeros_like(empty)
     b = xp.ones_like(rows) if weights is None else weights
     row_max = xp.max(rows, axis=1, keepdims=True)
@@ -164,7 +166,7 @@ def _logsumexp_complex_rows(
     real_dtype = xp.real(rows).dtype
     rows = _excluded(xp, rows, weights, mask)
     if rows.shape[1] == 0:
-        empty = xp.full((rows.shape[0],), -np.inf, dtype=real_dtype, device=rows.device)
+        empty = xp.full((rows.shape[0],), -np.inf, dtype=real_dtype, device=device_of(rows))
         return xp.astype(empty, rows.dtype), xp.astype(xp.zeros_like(empty), rows.dtype)
     shift = xp.max(xp.real(rows), axis=1, keepdims=True)
     shift = xp.where(xp.isfinite(shift), shift, constant(xp, 0.0, shift))
