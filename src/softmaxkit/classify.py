@@ -189,7 +189,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"SoftmaxRegression: warm_start needs the previous fit's classes and features; it had "
                 f"classes {self.classes_.tolist()} and {self.coef_.shape[1]} features, this data has "
-                f"{classes.classes.tolist()} and {n_features}"
+                f"{classes.classes.tolist()} and {n_features} features"
             )
         start[:, :-1] = self.coef_
         start[:, -1] = self.intercept_ if self.fit_intercept else 0.0
