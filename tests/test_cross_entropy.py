@@ -6,9 +6,9 @@ import itertools
 
 import numpy as np
 import pytest
-from backends import Backend, engines_for, same_library, to_numpy
 
 import softmaxkit as sk
+from backends import Backend, engines_for, same_library, to_numpy
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

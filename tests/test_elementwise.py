@@ -5,9 +5,9 @@ from __future__ import annotations
 import mpmath
 import numpy as np
 import pytest
-from backends import Backend, same_library, to_numpy
 
 import softmaxkit as sk
+from backends import Backend, same_library, to_numpy
 
 POINTS = [-800.0, -40.0, -5.0, -1e-8, 0.0, 1e-8, 3.0, 40.0, 800.0]
 

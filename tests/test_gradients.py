@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from backends import Backend, engines_for, same_library, to_numpy
 
 import softmaxkit as sk
+from backends import Backend, engines_for, same_library, to_numpy
 
 
 def seed_softmax_grad(x: np.ndarray) -> np.ndarray:

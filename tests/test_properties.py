@@ -5,19 +5,20 @@ from __future__ import annotations
 import mpmath
 import numpy as np
 import pytest
-from backends import engines_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import softmaxkit as sk
+from backends import engines_for
 
 settings.register_profile("softmaxkit", deadline=None, max_examples=60)
 settings.load_profile("softmaxkit")
 
 finite64 = st.floats(-1e300, 1e300, allow_nan=False, allow_infinity=False)
 moderate = st.floats(-300, 300, allow_nan=False, allow_infinity=False)
-rows = hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=7), elements=finite64)
+shapes = hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=7)
+rows = hnp.arrays(np.float64, shapes, elements=finite64)
 moderate_rows = hnp.arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(1, 9)), elements=moderate)
 
 
