@@ -190,12 +190,15 @@ def reliability_diagram(probs: Any, labels: Any, n_bins: int = 15, ax: Any = Non
     width = 1.0 / n_bins
     ax.bar(edges[:-1][filled], accuracy[filled], width=width, align="edge", color="tab:blue",
            edgecolor="black", linewidth=0.5, label="accuracy")
+    # The gap is hatched from accuracy to confidence: above the bar for overconfidence,
+    # inside it for underconfidence.
     ax.bar(edges[:-1][filled], (confidence - accuracy)[filled], bottom=accuracy[filled],
-           width=width, align="edge", color="tab:red", alpha=0.3, label="gap to confidence")
+           width=width, align="edge", color="none", edgecolor="tab:red", hatch="///",
+           linewidth=0.8, label="gap to mean confidence")
     ax.plot([0, 1], [0, 1], linestyle="--", color="gray", label="perfect calibration")
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy",
            title=f"Reliability (ECE {_gap(counts, confidence, accuracy):.3f})")
-    ax.legend(loc="upper left")
+    ax.legend(loc="upper left", fontsize="small")
     return ax.figure
 
 
