@@ -43,7 +43,8 @@ def fit_temperature(logits: Any, labels: Any, *, bounds: tuple[float, float] = (
     The search is Brent's bounded method over ``log T``. The NLL is convex in ``1 / T``, hence
     has a single minimum along the monotone ``log T`` axis and the search finds it. When every
     sample is already classified correctly the NLL keeps falling as ``T -> 0``; the answer is
-    then the lower bound rather than a divergent value.
+    then the lower bound (or a point just above it where the NLL is 0 to rounding) rather
+    than a divergent value.
 
     Examples
     --------
