@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 
 import matplotlib
@@ -98,7 +99,7 @@ def _ece_by_loops(probs, labels, n_bins):
     confidence, predicted = probs.max(axis=1), probs.argmax(axis=1)
     edges = np.linspace(0, 1, n_bins + 1)
     total = 0.0
-    for lower, upper in zip(edges[:-1], edges[1:], strict=True):
+    for lower, upper in itertools.pairwise(edges):
         inside = (confidence > lower) & (confidence <= upper)
         if inside.any():
             gap = np.mean(predicted[inside] == labels[inside]) - np.mean(confidence[inside])

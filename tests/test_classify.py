@@ -156,7 +156,7 @@ def test_warm_start_with_other_classes_is_an_error():
     model = SoftmaxRegression(warm_start=True).fit(X, y)
     with pytest.raises(ValueError, match="warm_start needs the previous fit's classes"):
         model.fit(X, y + 1)
-    with pytest.raises(ValueError, match="this data has .* and 4 features"):
+    with pytest.raises(ValueError, match=r"this data has .* and 4 features"):
         model.fit(X[:, :4], y)
 
 
@@ -231,7 +231,7 @@ def test_bad_parameters_are_named(params, message):
 
 def test_data_errors_are_clear():
     X, y = _problem()
-    with pytest.raises(ValueError, match="at least 2 classes.*only one class: 'a'"):
+    with pytest.raises(ValueError, match=r"at least 2 classes.*only one class: 'a'"):
         SoftmaxRegression().fit(X, np.full(len(y), "a"))
     with pytest.raises(ValueError, match=r"sample_weight must have shape \(120,\)"):
         SoftmaxRegression().fit(X, y, sample_weight=np.ones(3))

@@ -49,7 +49,7 @@ def test_save_reliability_plot(tmp_path):
     path = tmp_path / "reliability.png"
     save_reliability_plot(str(path))
     assert path.read_bytes()[:8] == PNG_SIGNATURE
-    with pytest.raises(UsageError, match="choose a .png, .svg or .pdf file"):
+    with pytest.raises(UsageError, match=r"choose a \.png, \.svg or \.pdf file"):
         save_reliability_plot(str(tmp_path / "reliability.gif"))
 
 
