@@ -265,3 +265,18 @@ def test_unknown_attribute_is_an_attribute_error():
 
     with pytest.raises(AttributeError, match="no attribute 'SoftmaxRegresion'"):
         softmaxkit.SoftmaxRegresion  # noqa: B018
+
+
+def test_benchmark_runs(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "classify.py"
+    spec = importlib.util.spec_from_file_location("classify_benchmark", path)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    assert benchmark.main(["--quick"]) == 0
+    table = capsys.readouterr().out
+    assert [line.split(" | ")[0] for line in table.splitlines()[3:]] == ["| iris", "| digits",
+                                                                         "| generated"]
+    assert "| digits | 1347x64 | 10 | 1 |" in table
