@@ -139,7 +139,17 @@ def reliability_figure() -> Any:
 
 
 def save_reliability_plot(path: str) -> None:
-    """Save :func:`reliability_figure` to ``path`` (.png, .svg or .pdf)."""
+    """Save :func:`reliability_figure` to ``path`` (.png, .svg or .pdf), as ``demo --plot`` does.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from softmaxkit.cli.demo_classify import save_reliability_plot
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     save_reliability_plot(f"{folder}/reliability.png")
+    ...     pathlib.Path(folder, "reliability.png").read_bytes()[:4]
+    b'\\x89PNG'
+    """
     from softmaxkit.cli._plotting import save_figure
 
     save_figure(reliability_figure(), path)
