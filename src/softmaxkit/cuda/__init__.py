@@ -1,0 +1,1 @@
+"""CUDA engine (in progress)."""
