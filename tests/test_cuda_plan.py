@@ -104,6 +104,10 @@ def test_shared_memory_rows_only_for_softmax_and_only_when_they_fit():
     assert too_long.strategy == "split"
     p = _plan.plan_launch("softmax", "float16", 1024, 65_536, aligned=True, **H100)
     assert p.strategy == "smem" and p.shared_bytes == 65_536 * 2
+    # The opt-in limit holds the reduction scratch too: a row filling it exactly does not fit.
+    exact = _plan.plan_launch("softmax", "float16", 1024, 65_536, aligned=True, sm_count=132,
+                              max_shared_bytes=65_536 * 2)
+    assert exact.strategy == "split"
 
 
 def test_register_budget_is_per_array():
@@ -175,6 +179,9 @@ def test_cpu_arrays_are_not_gpu_arrays():
     assert _bridge.dtype_name(torch.bfloat16) == "bfloat16"
     assert _bridge.dtype_name(jnp.zeros(1, dtype=jnp.bfloat16).dtype) == "bfloat16"
     assert _bridge.dtype_name(np.dtype("float16")) == "float16"
+    # Regression: scalar types (what xp.float32 is in NumPy and CuPy) printed as "<class ...>".
+    assert _bridge.dtype_name(np.float32) == "float32"
+    assert _bridge.dtype_name(jnp.bfloat16) == "bfloat16"
 
 
 def test_gpu_attributes_are_read_without_importing_a_backend():
@@ -198,3 +205,26 @@ def test_engine_module_imports_no_gpu_library():
         assert not loaded, loaded
     """)
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_kernel_dtype_follows_the_generic_engines_compute_dtype():
+    import array_api_compat.numpy as xp
+
+    from softmaxkit.cuda import _kernel_dtype
+
+    f32, f16, f64 = (np.zeros(2, dtype=d) for d in ("float32", "float16", "float64"))
+    assert _kernel_dtype(xp, np.dtype("float32"), f32) == "float32"
+    assert _kernel_dtype(xp, np.dtype("float16"), f16) == "float16"  # accumulates in float inside
+    assert _kernel_dtype(xp, np.dtype("float16"), f32) == "float32"  # computed in float32, then cast
+    assert _kernel_dtype(xp, np.dtype("float64"), f32) == "float64"
+    assert _kernel_dtype(xp, np.dtype("float64"), np.zeros(2, dtype=np.int32)) == "float64"
+    assert _kernel_dtype(xp, np.dtype("float32"), f32, None, f64) == "float32"  # e.g. float64 weights
+    assert _kernel_dtype(xp, np.dtype("complex128"), f64) is None
+
+
+def test_library_dtypes_for_torch_and_jax():
+    torch = pytest.importorskip("torch")
+    jnp = pytest.importorskip("jax.numpy")
+    assert _bridge.library_dtype(torch.zeros(1), "bfloat16") is torch.bfloat16
+    assert _bridge.library_dtype(jnp.zeros(1), "float16") is jnp.float16
+    assert _bridge.storage_dtype("bfloat16") == "int16" and _bridge.storage_dtype("float16") == "float16"

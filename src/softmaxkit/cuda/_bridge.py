@@ -14,6 +14,7 @@ import importlib
 from typing import Any
 
 import array_api_compat as compat
+import numpy as np
 
 BITS_DTYPE = "int16"
 """How a bfloat16 array is carried through CuPy."""
@@ -35,7 +36,9 @@ def is_gpu_array(x: Any) -> bool:
 
 
 def dtype_name(dtype: Any) -> str:
-    """``"float32"`` for NumPy's, torch's or JAX's float32 (and likewise for every dtype)."""
+    """``"float32"`` for NumPy's, CuPy's, torch's or JAX's float32 (and likewise for every dtype)."""
+    if isinstance(dtype, type):  # scalar types: numpy.float32 (also cupy.float32), jax.numpy.float32
+        return np.dtype(dtype).name
     return str(dtype).rsplit(".", 1)[-1]
 
 

@@ -90,6 +90,9 @@ ROW_ELEMENTS = 16
 MAX_WARP_N = 1024
 SPLIT_BLOCK, SPLIT_ELEMENTS = 256, 16
 SMEM_BLOCK, SMEM_ELEMENTS = 512, 8
+SMEM_STATIC = 1024
+"""Shared memory a block needs besides the row cache (the reduction scratch and slack): the
+opt-in limit counts static and dynamic shared memory together."""
 FINISH_BLOCK = 128
 """Threads per block of sk_logsumexp_split_finish (one row each)."""
 REGISTER_WORDS = {128: 64, 256: 64, 512: 32, 1024: 16}
@@ -200,7 +203,7 @@ def plan_launch(
         return Plan(family, dtype, "block", _tile(block, block, ROW_ELEMENTS, vec_ok, dtype), grid=rows)
     chunk = SMEM_BLOCK * SMEM_ELEMENTS
     shared = -(-n // chunk) * chunk * DTYPES[dtype].itemsize
-    if fam.smem_kernel and shared <= max_shared_bytes and not few_rows:
+    if fam.smem_kernel and shared + SMEM_STATIC <= max_shared_bytes and not few_rows:
         config = _tile(SMEM_BLOCK, SMEM_BLOCK, SMEM_ELEMENTS, vec_ok, dtype)
         return Plan(family, dtype, "smem", config, grid=rows, shared_bytes=shared)
     return _split_plan(family, dtype, rows, n, vec_ok, sm_count)
