@@ -27,6 +27,7 @@ from softmaxkit._arrays import (
     Array,
     compute_dtype,
     namespace,
+    quiet_floating_point,
     reduced_shape,
     rows_view,
     store,
@@ -93,14 +94,12 @@ def softmax(
     out: Array | None, log: bool,
 ) -> Array:
     """softmax (``log=False``) or log_softmax (``log=True``) of ``x`` over ``axes``."""
-    import cupy
-
     xp = namespace(x)
     kd = _kernel_dtype(xp, dtype, x)
     if kd is None or 0 in tuple(x.shape) or not axes:
         return generic.softmax(x, axes, where=where, temperature=temperature, dtype=dtype, out=out, log=log)
     rows, restore = _rows(x, axes, kd)
-    with cupy.cuda.Device(rows.device.id):
+    with _launch.on_device(rows):
         y = _empty(rows.shape, kd)
         _launch.softmax(rows, _mask_rows(x, where, axes), y, kd, temperature, log)
     return store(xp, _finish(restore(y), kd, dtype, x), out)
@@ -111,23 +110,19 @@ def logsumexp(
     where: Array | None, dtype: Any,
 ) -> Array | tuple[Array, Array]:
     """``log(sum(exp(x)))`` over ``axes``; weights, signs and complex input go to the generic engine."""
-    import cupy
-
     xp = namespace(x)
     kd = _kernel_dtype(xp, dtype, x)
     if kd is None or b is not None or return_sign or 0 in tuple(x.shape) or not axes:
         return generic.logsumexp(x, axes, b=b, keepdims=keepdims, return_sign=return_sign, where=where,
                                  dtype=dtype)
     rows, _ = _rows(x, axes, kd)
-    with cupy.cuda.Device(rows.device.id):
+    with _launch.on_device(rows):
         value = _empty((rows.shape[0],), kd)
         _launch.logsumexp(rows, _mask_rows(x, where, axes), value, kd)
     return _finish(value.reshape(reduced_shape(tuple(x.shape), axes, keepdims)), kd, dtype, x)
 
 
 def _vjp(first: Array, g: Array, axes: tuple[int, ...], dtype: Any, log: bool) -> Array:
-    import cupy
-
     xp = namespace(first)
     kd = _kernel_dtype(xp, dtype, first, g)
     if kd is None or 0 in tuple(first.shape) or not axes:
@@ -135,7 +130,7 @@ def _vjp(first: Array, g: Array, axes: tuple[int, ...], dtype: Any, log: bool) -
         return fallback(first, g, axes, dtype=dtype)
     first_rows, restore = _rows(first, axes, kd)
     g_rows, _ = _rows(g, axes, kd)
-    with cupy.cuda.Device(first_rows.device.id):
+    with _launch.on_device(first_rows):
         out = _empty(first_rows.shape, kd)
         _launch.vjp(first_rows, g_rows, out, kd, log)
     return _finish(restore(out), kd, dtype, first)
@@ -156,6 +151,7 @@ def log_softmax_vjp(logp: Array, g: Array, axes: tuple[int, ...], *, dtype: Any)
     return _vjp(logp, g, axes, dtype, log=True)
 
 
+@quiet_floating_point  # the "mean" of nothing counted is 0/0 = NaN, as the generic engine's
 def cross_entropy(
     logits: Array, target: Array, axis: int, *, weight: Array | None, ignore_index: int | None,
     label_smoothing: float, reduction: str, return_grad: bool, dtype: Any,
@@ -172,7 +168,7 @@ def cross_entropy(
             label_smoothing=label_smoothing, reduction=reduction, return_grad=return_grad, dtype=dtype)
     rows, restore = _rows(logits, (axis,), kd)
     acc = _launch.acc_dtype(kd)
-    with cupy.cuda.Device(rows.device.id):
+    with _launch.on_device(rows):
         labels = cupy.ascontiguousarray(_bridge.to_cupy(target).reshape(-1).astype(cupy.int64)) \
             if labels_given else None
         probs = None if labels_given else _rows(target, (axis,), kd)[0]

@@ -78,7 +78,7 @@ def library_dtype(like: Any, name: str) -> Any:
         return getattr(importlib.import_module("torch"), name)
     if compat.is_jax_array(like):
         return getattr(importlib.import_module("jax.numpy"), name)
-    return importlib.import_module("cupy").dtype(name)
+    return np.dtype(name)  # CuPy's dtypes are NumPy's
 
 
 def storage_dtype(dtype: str) -> str:

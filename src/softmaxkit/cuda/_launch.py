@@ -48,6 +48,13 @@ def kernel(file: str, name: str) -> Any:
         return _module(device.id, file, (name,)).get_function(name)
 
 
+def on_device(a: Any) -> Any:
+    """A context in which launches go to the device holding ``a``."""
+    import cupy
+
+    return cupy.cuda.Device(a.device.id)
+
+
 @functools.cache
 def _device_limits(device_id: int) -> tuple[int, int]:
     import cupy
