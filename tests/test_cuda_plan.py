@@ -228,3 +228,12 @@ def test_library_dtypes_for_torch_and_jax():
     assert _bridge.library_dtype(torch.zeros(1), "bfloat16") is torch.bfloat16
     assert _bridge.library_dtype(jnp.zeros(1), "float16") is jnp.float16
     assert _bridge.storage_dtype("bfloat16") == "int16" and _bridge.storage_dtype("float16") == "float16"
+
+
+def test_heavy_families_leave_the_warp_strategy_at_512():
+    # 32 elements a thread cost cross-entropy and the products 120-170 registers (ptxas -v).
+    for family in ("vjp", "cross_entropy"):
+        assert _plan.plan_launch(family, "float32", 4096, 512, aligned=True, **H100).strategy == "warp"
+        p = _plan.plan_launch(family, "float32", 4096, 513, aligned=True, **H100)
+        assert p.strategy == "block" and p.config.elements == 16
+    assert _plan.plan_launch("softmax", "float32", 4096, 1024, aligned=True, **H100).config.elements == 32

@@ -65,6 +65,10 @@ class Family:
     smem_kernel: str | None = None
     arrays: int = 1
     """Row arrays each thread holds in registers (two for the vector-Jacobian products)."""
+    max_warp_elements: int = 32
+    """Elements per thread of the warp strategy: the products and cross-entropy keep per-element
+    bookkeeping, and at 32 elements ptxas gives them 120-170 registers (low occupancy); at 16
+    about 60, so their rows of 513-1024 go to the block strategy."""
     max_block: int = 1024
     """Largest block of the block strategy (cross-entropy's per-class bookkeeping spills at
     1024 threads, whose cap is 64 registers)."""
@@ -77,9 +81,11 @@ FAMILIES: dict[str, Family] = {
                ("sk_softmax_split_stats", "sk_softmax_split_apply"), smem_kernel="sk_softmax_smem"),
         Family("logsumexp", "softmax.cu", "sk_logsumexp_rows",
                ("sk_softmax_split_stats", "sk_logsumexp_split_finish")),
-        Family("vjp", "grad.cu", "sk_vjp_rows", ("sk_vjp_split_sums", "sk_vjp_split_apply"), arrays=2),
+        Family("vjp", "grad.cu", "sk_vjp_rows", ("sk_vjp_split_sums", "sk_vjp_split_apply"), arrays=2,
+               max_warp_elements=16),
         Family("cross_entropy", "cross_entropy.cu", "sk_cross_entropy_rows",
-               ("sk_cross_entropy_split_stats", "sk_cross_entropy_split_apply"), max_block=512),
+               ("sk_cross_entropy_split_stats", "sk_cross_entropy_split_apply"), max_warp_elements=16,
+               max_block=512),
     )
 }
 
@@ -195,7 +201,7 @@ def plan_launch(
     if n <= MAX_WARP_N and not few_rows:
         tpr = min(next_pow2(n), 32)
         elements = next_pow2(-(-n // tpr))
-        if _fits(fam, dtype, elements, WARP_BLOCK):
+        if elements <= fam.max_warp_elements and _fits(fam, dtype, elements, WARP_BLOCK):
             config = _tile(tpr, WARP_BLOCK, elements, vec_ok, dtype)
             return Plan(family, dtype, "warp", config, grid=-(-rows // (WARP_BLOCK // tpr)))
     block = max(WARP_BLOCK, next_pow2(-(-n // ROW_ELEMENTS)))
@@ -229,7 +235,8 @@ def all_configs(family: str, dtype: str) -> list[tuple[str, Config]]:
         for tpr in (1, 2, 4, 8, 16, 32):
             elements = 1
             while tpr * elements <= MAX_WARP_N:
-                if (tpr == 32 or elements == 1) and _fits(fam, dtype, elements, WARP_BLOCK):
+                if ((tpr == 32 or elements == 1) and elements <= fam.max_warp_elements
+                        and _fits(fam, dtype, elements, WARP_BLOCK)):
                     out.append(("warp", _tile(tpr, WARP_BLOCK, elements, vec_ok, dtype)))
                 elements *= 2
         for block in REGISTER_WORDS:
