@@ -195,7 +195,7 @@ def test_vjps_every_strategy(rows, n, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize(("rows", "n"), [s for s in SHAPES if s[1] > 1])
+@pytest.mark.parametrize(("rows", "n"), [s for s in SHAPES if 1 < s[1] and s[0] * s[1] < 2_000_000])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_cross_entropy_every_strategy(rows, n, dtype, reduction):
     x64 = random_rows(rows, n, dtype)
@@ -219,7 +219,7 @@ def test_cross_entropy_every_strategy(rows, n, dtype, reduction):
                                       engine="cupy", **options)
         eloss, egrad = sk.cross_entropy(x64, target64, weight=w64, reduction=reduction, return_grad=True,
                                         engine="generic", **options)
-        tol = 64 * EPS[dtype] * np.log2(2 * n)  # sums over n classes, in another order
+        tol = 16 * EPS[dtype] * np.log2(2 * n)  # sums over n classes, in another order
         np.testing.assert_allclose(to_np(loss), eloss, rtol=tol, atol=tol)
         np.testing.assert_allclose(to_np(grad), egrad, rtol=tol, atol=tol * np.abs(egrad).max())
         only_loss = sk.cross_entropy(x, target, weight=w, reduction=reduction, engine="cupy", **options)
