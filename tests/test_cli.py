@@ -66,7 +66,9 @@ def test_usage_errors_exit_non_zero():
 
 
 def test_help_and_version():
-    for args in (("--help",), ("probs", "--help"), ("demo", "--help")):
+    from softmaxkit.cli import COMMANDS
+
+    for args in (("--help",), *((name, "--help") for name in COMMANDS)):
         assert run(*args).returncode == 0
     assert run("--version").stdout.startswith("softmaxkit ")
 
