@@ -44,6 +44,21 @@ def _always(x: Any) -> bool:
     return True
 
 
+def _is_numpy(x: Any) -> bool:
+    import array_api_compat
+
+    return bool(array_api_compat.is_numpy_array(x))
+
+
+NUMBA_MIN_SIZE = 4096
+"""Arrays smaller than this go to the generic engine when the engine is chosen automatically:
+below it the call overhead of a compiled kernel is not repaid (measured in BENCHMARKS.md)."""
+
+
+def _numba_worth_it(x: Any) -> bool:
+    return int(x.size) >= NUMBA_MIN_SIZE
+
+
 @dataclass(frozen=True)
 class EngineSpec:
     """One engine: its module, what it runs, and what it needs installed."""
@@ -67,6 +82,15 @@ class EngineSpec:
 
 
 ENGINES: tuple[EngineSpec, ...] = (
+    EngineSpec(
+        name="numba",
+        module="softmaxkit.numba",
+        summary="fused multi-threaded CPU kernels for NumPy arrays, SIMD exp",
+        functions=ENGINE_FUNCTIONS,
+        runs=_is_numpy,
+        requires=("numba",),
+        worth_it=_numba_worth_it,
+    ),
     EngineSpec(
         name="generic",
         module="softmaxkit.generic",
