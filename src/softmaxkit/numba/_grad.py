@@ -19,7 +19,7 @@ def _scale_difference(s, g, out, dot):  # type: ignore[no-untyped-def]
 def softmax_vjp_rows(s, g, out):  # type: ignore[no-untyped-def]
     """``out = s * (g - sum(g * s))`` row by row; the sum in float64, blocked and compensated."""
     for r in prange(s.shape[0]):
-        dot = s.dtype.type(span_dot(g[r], s[r], 0, s.shape[1]))
+        dot = s.dtype.type(span_dot(g[r], s[r]))
         _scale_difference(s[r], g[r], out[r], dot)
 
 

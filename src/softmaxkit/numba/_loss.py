@@ -53,13 +53,13 @@ def _grad_row(g, w, big_a_over_s, smooth, scale):  # type: ignore[no-untyped-def
 def row_cross_entropy(x, g, label, counted, w, smoothing, scale, want_grad):  # type: ignore[no-untyped-def]
     """One row's loss (float64); writes its gradient into ``g`` when ``want_grad``."""
     n = x.size
-    m = span_max(x, 0, n)
+    m = span_max(x)
     if m == np.inf:
         x = limit_row(x)
         m = x.dtype.type(0.0)
     shift = m if m > -np.inf else x.dtype.type(0.0)
     one = x.dtype.type(1.0)
-    s = store_exp(x, g, 0, n, shift, one) if want_grad else sum_exp(x, 0, n, shift, one)
+    s = store_exp(x, g, shift, one) if want_grad else sum_exp(x, shift, one)
     lse = math.log(s) if s != 0.0 else 0.0
     hot = (1.0 - smoothing) * np.float64(w[label]) if counted else 0.0
     smooth = smoothing / n if counted else 0.0

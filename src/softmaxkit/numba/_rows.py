@@ -56,18 +56,18 @@ def limit_row(x):  # type: ignore[no-untyped-def]
 def row_softmax(x, out, inv_t, log):  # type: ignore[no-untyped-def]
     """softmax (or log_softmax) of one row into ``out`` (which may be ``x``)."""
     n = x.size
-    m = span_max(x, 0, n)
+    m = span_max(x)
     if m == np.inf:
         x = limit_row(x)
         m = x.dtype.type(0.0)
     shift = m if m > -np.inf else x.dtype.type(0.0)
     if log:
-        s = sum_exp(x, 0, n, shift, inv_t)
+        s = sum_exp(x, shift, inv_t)
         lse = math.log(s) if s != 0.0 else 0.0
-        store_log(x, out, 0, n, shift, inv_t, x.dtype.type(lse))
+        store_log(x, out, shift, inv_t, x.dtype.type(lse))
     else:
-        s = store_exp(x, out, 0, n, shift, inv_t)
-        scale_span(out, 0, n, x.dtype.type(1.0 / s if s != 0.0 else 1.0))
+        s = store_exp(x, out, shift, inv_t)
+        scale_span(out, x.dtype.type(1.0 / s if s != 0.0 else 1.0))
 
 
 @njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
@@ -112,11 +112,11 @@ def block_stats(x, inv_t):  # type: ignore[no-untyped-def]
         r = k // nb
         lo = (k - r * nb) * SPLIT
         hi = min(lo + SPLIT, n)
-        row = x[r]
-        m = span_max(row, lo, hi)
+        block = x[r][lo:hi]
+        m = span_max(block)
         block_max[k] = m
         shift = m if (m > -np.inf and m < np.inf) else x.dtype.type(0.0)
-        block_sum[k] = sum_exp(row, lo, hi, shift, inv_t)
+        block_sum[k] = sum_exp(block, shift, inv_t)
     return block_max, block_sum
 
 
@@ -147,16 +147,16 @@ def _softmax_long_rows(x, out, inv_t, log):  # type: ignore[no-untyped-def]
         lo = (k - r * nb) * SPLIT
         hi = min(lo + SPLIT, n)
         if log:
-            store_log(x[r], out[r], lo, hi, shifts[r], inv_t, factors[r])
+            store_log(x[r][lo:hi], out[r][lo:hi], shifts[r], inv_t, factors[r])
         else:
-            store_scaled_exp(x[r], out[r], lo, hi, shifts[r], inv_t, factors[r])
+            store_scaled_exp(x[r][lo:hi], out[r][lo:hi], shifts[r], inv_t, factors[r])
 
 
 @njit(fastmath=REDUCE_FLAGS, cache=True)
-def _count_rest(x, lo, hi, m):  # type: ignore[no-untyped-def]
+def _count_rest(x, m):  # type: ignore[no-untyped-def]
     count = 0
     rest = x.dtype.type(0.0)
-    for i in range(lo, hi):
+    for i in range(x.size):
         at_max = x[i] == m
         count += at_max
         rest += x.dtype.type(0.0) if at_max else exp_small(shifted(x[i], m, x.dtype.type(1.0)))
@@ -179,12 +179,12 @@ def row_logsumexp(x):  # type: ignore[no-untyped-def]
     a sum barely above ``k`` keeps its digits (Blanchard, Higham & Higham, 2021; SciPy).
     """
     n = x.size
-    m = span_max(x, 0, n)
-    if m == -np.inf or m == np.inf:  # nothing finite decides: NaN if any, else the max itself
+    m = span_max(x)
+    if not (-np.inf < m < np.inf):  # nothing finite decides: NaN if any, else the max itself
         return np.nan if has_nan(x) else np.float64(m)
     count, rest, carry = 0, 0.0, 0.0
     for b in range(0, n, 512):
-        c, s = _count_rest(x, b, min(b + 512, n), m)
+        c, s = _count_rest(x[b:b + 512], m)
         count += c
         rest, carry = add_compensated(rest, carry, np.float64(s))
     rest += carry
