@@ -128,7 +128,9 @@ def _torch_cross_entropy(logits: Any, labels: Any) -> Any:
     return loss, leaf.grad
 
 
-def time_interleaved(functions: dict[str, Callable[[], Any]], repeats: int = 7, warmup: int = 1) -> dict[str, float]:
+def time_interleaved(
+    functions: dict[str, Callable[[], Any]], repeats: int = 7, warmup: int = 1
+) -> dict[str, float]:
     """Median seconds per call of each function, the functions taking turns in every round."""
     for _ in range(warmup):
         for f in functions.values():
@@ -194,7 +196,7 @@ def run(
 
 def markdown_table(records: list[Record]) -> str:
     """GB/s of every contender, and softmaxkit's speed-up over each peer and share of the copy rate."""
-    names = [BASELINE] + sorted({n for r in records for n in r.seconds} - {BASELINE, CEILING}) + [CEILING]
+    names = [BASELINE, *sorted({n for r in records for n in r.seconds} - {BASELINE, CEILING}), CEILING]
     peers = [n for n in names if n not in (BASELINE, CEILING)]
     head = (["operation", "shape"] + [f"{n} GB/s" for n in names] + [f"x {p}" for p in peers]
             + ["% of copy"])

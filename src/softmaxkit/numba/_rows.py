@@ -55,7 +55,6 @@ def limit_row(x):  # type: ignore[no-untyped-def]
 @njit(fastmath=EXACT_FLAGS, cache=True)
 def row_softmax(x, out, inv_t, log):  # type: ignore[no-untyped-def]
     """softmax (or log_softmax) of one row into ``out`` (which may be ``x``)."""
-    n = x.size
     m = span_max(x)
     if m == np.inf:
         x = limit_row(x)
