@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("scipy")
 
-from benchmarks import cpu, suite  # noqa: E402
+from benchmarks import cpu, suite
 
 
 def test_suite_shapes_are_spec_section_4() -> None:

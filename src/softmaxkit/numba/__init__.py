@@ -23,7 +23,8 @@ from softmaxkit.numba._columns import softmax_columns
 from softmaxkit.numba._grad import log_softmax_vjp_rows, softmax_vjp_rows
 from softmaxkit.numba._layout import deliver, kernel_dtype, layout
 from softmaxkit.numba._loss import cross_entropy_rows
-from softmaxkit.numba._rows import logsumexp_rows, softmax_rows
+from softmaxkit.numba._rows import SPLIT, logsumexp_rows, softmax_rows
+from softmaxkit.numba._small import SMALL, softmax_small_rows
 
 __all__ = ["cross_entropy", "log_softmax_vjp", "logsumexp", "softmax", "softmax_jvp", "softmax_vjp"]
 
@@ -52,13 +53,17 @@ def softmax(
     source = x if where is None else _masked(x, where, cdt)
     lay = layout(source, axes, cdt)
     outer, n, inner = lay.shape3
+    if inner > 1 and n > SPLIT:  # column tiles would not fit in cache: long rows instead
+        lay = layout(source, axes, cdt, last=True)
+        outer, n, inner = lay.shape3
     if n == 0:
         return deliver(np.asarray(x), np.dtype(dtype), out)
     direct = lay.out_view(out) if np.dtype(dtype) == cdt else None
     result = direct if direct is not None else np.empty(lay.data.shape, dtype=cdt)
     inv_t = cdt.type(1.0 / temperature)
     if inner == 1:
-        softmax_rows(lay.data.reshape(outer, n), result.reshape(outer, n), inv_t, log)
+        rows_kernel = softmax_small_rows if n <= SMALL else softmax_rows
+        rows_kernel(lay.data.reshape(outer, n), result.reshape(outer, n), inv_t, log)
     else:
         softmax_columns(lay.view3(lay.data), lay.view3(result), inv_t, log,
                         _column_width(n, cdt.itemsize))

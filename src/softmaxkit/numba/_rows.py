@@ -3,11 +3,12 @@
 Rows that fit in cache take three passes over the row (max; ``e = exp(z)`` stored and
 summed; scale) so ``exp`` is evaluated once per element and memory sees one read and one
 write. Rows larger than ``SPLIT`` are cut into fixed blocks of ``SPLIT`` elements, the same
-cut for any thread count: each block yields its ``(max, sum of exp)`` pair, the pairs of a
-row are merged in order as in the online normaliser (Milakov & Gimelshein, "Online
-normalizer calculation for softmax", 2018, at block granularity), and a second parallel pass
-writes the result. Memory then sees two reads and one write, and a few huge rows still use
-every core.
+cut for any thread count: each block yields its ``(max, sum of exp)`` pair (softmax also
+stores the block's exponentials), the pairs of a row are merged in order as in the online
+normaliser (Milakov & Gimelshein, "Online normalizer calculation for softmax", 2018, at
+block granularity), and a second parallel pass writes the result (softmax: rescales the
+stored block by ``exp(m_block - m_row) / sum``). ``exp`` still runs once per element, and a
+few huge rows use every core.
 
 Special rows follow the generic engine (SPEC §2): a NaN makes the whole row NaN (it reaches
 the sum), a row whose maximum is ``+inf`` is rewritten as 0 at its ``+inf`` entries and
@@ -30,12 +31,12 @@ from softmaxkit.numba._sums import (
     span_max,
     store_exp,
     store_log,
-    store_scaled_exp,
     sum_exp,
 )
 
-SPLIT = 16384
-"""Rows longer than this are processed in blocks of this many elements (64 KiB of float32)."""
+SPLIT = 32768
+"""Rows longer than this are processed in blocks of this many elements (128 KiB of float32:
+a block and its output stay in a core's L2 between the passes over it)."""
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
@@ -101,12 +102,13 @@ def merge_blocks(block_max, block_sum, inv_t):  # type: ignore[no-untyped-def]
 
 
 @njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def block_stats(x, inv_t):  # type: ignore[no-untyped-def]
-    """Per ``SPLIT``-block ``(max, sum of exp)`` of every row, blocks of a row consecutive."""
+def _softmax_long_rows(x, out, inv_t, log):  # type: ignore[no-untyped-def]
     rows, n = x.shape
     nb = (n + SPLIT - 1) // SPLIT
     block_max = np.empty(rows * nb, dtype=x.dtype)
     block_sum = np.empty(rows * nb, dtype=np.float64)
+    # Pass 1, per block: its max, and exp(z - block max) summed (softmax: also stored, so
+    # that pass 2 only rescales and exp runs once per element).
     for k in prange(rows * nb):
         r = k // nb
         lo = (k - r * nb) * SPLIT
@@ -115,40 +117,35 @@ def block_stats(x, inv_t):  # type: ignore[no-untyped-def]
         m = span_max(block)
         block_max[k] = m
         shift = m if (m > -np.inf and m < np.inf) else x.dtype.type(0.0)
-        block_sum[k] = sum_exp(block, shift, inv_t)
-    return block_max, block_sum
-
-
-@njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def _softmax_long_rows(x, out, inv_t, log):  # type: ignore[no-untyped-def]
-    rows, n = x.shape
-    nb = (n + SPLIT - 1) // SPLIT
-    block_max, block_sum = block_stats(x, inv_t)
-    shifts = np.empty(rows, dtype=x.dtype)
-    factors = np.empty(rows, dtype=x.dtype)
+        if log:
+            block_sum[k] = sum_exp(block, shift, inv_t)
+        else:
+            block_sum[k] = store_exp(block, out[r][lo:hi], shift, inv_t)
+    # Merge each row's blocks in order (cheap: one pair per block).
+    shifts = np.empty(rows, dtype=np.float64)
+    totals = np.empty(rows, dtype=np.float64)
     special = np.zeros(rows, dtype=np.bool_)
     for r in range(rows):
-        m, shift, s = merge_blocks(block_max[r * nb:(r + 1) * nb], block_sum[r * nb:(r + 1) * nb],
-                                   np.float64(inv_t))
+        m, shifts[r], totals[r] = merge_blocks(block_max[r * nb:(r + 1) * nb],
+                                               block_sum[r * nb:(r + 1) * nb], np.float64(inv_t))
         if m == np.inf:
             special[r] = True
             row_softmax(x[r], out[r], inv_t, log)
-            continue
-        shifts[r] = shift
-        if log:
-            factors[r] = math.log(s) if s != 0.0 else 0.0
-        else:
-            factors[r] = 1.0 / s if s != 0.0 else 1.0
+    # Pass 2: log_softmax from x; softmax rescales each stored block by exp(m_b - M) / S.
     for k in prange(rows * nb):
         r = k // nb
         if special[r]:
             continue
         lo = (k - r * nb) * SPLIT
         hi = min(lo + SPLIT, n)
+        s = totals[r]
         if log:
-            store_log(x[r][lo:hi], out[r][lo:hi], shifts[r], inv_t, factors[r])
+            lse = math.log(s) if s != 0.0 else 0.0
+            store_log(x[r][lo:hi], out[r][lo:hi], x.dtype.type(shifts[r]), inv_t, x.dtype.type(lse))
         else:
-            store_scaled_exp(x[r][lo:hi], out[r][lo:hi], shifts[r], inv_t, factors[r])
+            mb = np.float64(block_max[k])
+            rescale = math.exp((mb - shifts[r]) * inv_t) if -np.inf < mb < np.inf else 1.0
+            scale_span(out[r][lo:hi], x.dtype.type(rescale / s if s != 0.0 else rescale))
 
 
 @njit(fastmath=REDUCE_FLAGS, cache=True)

@@ -72,6 +72,16 @@ def _block_store_exp(x, out, shift, inv_t):  # type: ignore[no-untyped-def]
     return s
 
 
+@njit(fastmath=REDUCE_FLAGS, cache=True)
+def _block_exp_in_place(x, shift, inv_t):  # type: ignore[no-untyped-def]
+    s = x.dtype.type(0.0)
+    for i in range(x.size):
+        e = exp_small(shifted(x[i], shift, inv_t))
+        x[i] = e
+        s += e
+    return s
+
+
 @njit(fastmath=EXACT_FLAGS, cache=True)
 def sum_exp(x, shift, inv_t):  # type: ignore[no-untyped-def]
     """``sum(exp((x - shift) * inv_t))`` in float64 (NaN if a term is NaN)."""
@@ -84,8 +94,18 @@ def sum_exp(x, shift, inv_t):  # type: ignore[no-untyped-def]
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
 def store_exp(x, out, shift, inv_t):  # type: ignore[no-untyped-def]
-    """Write ``exp((x - shift) * inv_t)`` into ``out``; return their float64 sum."""
+    """Write ``exp((x - shift) * inv_t)`` into ``out``; return their float64 sum.
+
+    ``out`` may be ``x`` itself. That case has its own loop: with two names for one array,
+    LLVM's overlap check would route the loop to its scalar version, summing in another
+    order — slower, and the sum of a block would lose its lane-wise split.
+    """
     total, carry = 0.0, 0.0
+    if x.ctypes.data == out.ctypes.data:
+        for b in range(0, x.size, BLOCK):
+            total, carry = add_compensated(
+                total, carry, np.float64(_block_exp_in_place(out[b:b + BLOCK], shift, inv_t)))
+        return total + carry
     for b in range(0, x.size, BLOCK):
         total, carry = add_compensated(
             total, carry, np.float64(_block_store_exp(x[b:b + BLOCK], out[b:b + BLOCK], shift, inv_t)))
@@ -138,10 +158,3 @@ def store_log(x, out, shift, inv_t, lse):  # type: ignore[no-untyped-def]
     """``out = (x - shift) * inv_t - lse`` (log_softmax's last pass)."""
     for i in range(x.size):
         out[i] = (x[i] - shift) * inv_t - lse
-
-
-@njit(fastmath=EXACT_FLAGS, cache=True)
-def store_scaled_exp(x, out, shift, inv_t, factor):  # type: ignore[no-untyped-def]
-    """``out = exp((x - shift) * inv_t) * factor`` (softmax's last pass over long rows)."""
-    for i in range(x.size):
-        out[i] = exp_small(shifted(x[i], shift, inv_t)) * factor
