@@ -323,3 +323,19 @@ def test_in_place_and_columns_give_the_row_kernels_bits() -> None:
     inplace = np.ascontiguousarray(x.T)
     sk.softmax(inplace, out=inplace, engine="numba")
     assert np.array_equal(inplace.T, rows)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, ml_dtypes.bfloat16], ids=lambda d: np.dtype(d).name)
+def test_half_rows_in_kernel(dtype: object) -> None:
+    """Half-precision rows are widened and rounded inside the kernel (to nearest even, as
+    NumPy's cast): the generic result to one ulp of the half type, in place and for special rows too."""
+    x = _specials((np.random.default_rng(12).standard_normal((300, 700)) * 6).astype(dtype), -1)
+    for function in ("softmax", "log_softmax"):
+        expected = getattr(sk, function)(x, engine="generic")
+        out = np.empty_like(x)
+        assert getattr(sk, function)(x, out=out, engine="numba") is out
+        inplace = x.copy()
+        getattr(sk, function)(inplace, out=inplace, engine="numba")
+        for result in (getattr(sk, function)(x, engine="numba"), out, inplace):
+            assert result.dtype == x.dtype
+            _assert_same(result, expected, dtype, log=True, ulps=1)

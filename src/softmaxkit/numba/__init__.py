@@ -13,14 +13,16 @@ load them instead of compiling.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from softmaxkit import generic
-from softmaxkit._arrays import quiet_floating_point, reduced_shape
+from softmaxkit._arrays import is_half, quiet_floating_point, reduced_shape
 from softmaxkit.numba._columns import softmax_columns
 from softmaxkit.numba._grad import log_softmax_vjp_rows, softmax_vjp_rows
+from softmaxkit.numba._half import softmax_half_rows
 from softmaxkit.numba._layout import deliver, kernel_dtype, layout
 from softmaxkit.numba._loss import cross_entropy_rows
 from softmaxkit.numba._rows import SPLIT, logsumexp_rows, softmax_rows
@@ -50,6 +52,8 @@ def softmax(
     cdt = kernel_dtype(dtype)
     if cdt is None:
         return generic.softmax(x, axes, where=where, temperature=temperature, dtype=dtype, out=out, log=log)
+    if where is None and _half_rows(x, axes, dtype, out):
+        return _softmax_half(x, len(axes), temperature, dtype, out, log)
     source = x if where is None else _masked(x, where, cdt)
     lay = layout(source, axes, cdt)
     outer, n, inner = lay.shape3
@@ -70,6 +74,26 @@ def softmax(
     if direct is not None:
         return out  # type: ignore[return-value]
     return deliver(lay.restore(result), np.dtype(dtype), out)
+
+
+def _half_rows(x: np.ndarray, axes: tuple[int, ...], dtype: Any, out: np.ndarray | None) -> bool:
+    """Whether the half-precision row kernel applies: half in, same half out, trailing axes."""
+    if not (is_half(dtype) and x.dtype == dtype and x.dtype.isnative and x.flags.c_contiguous
+            and x.size > 0 and axes and axes == tuple(range(x.ndim - len(axes), x.ndim))):
+        return False
+    if out is None:
+        return True
+    return bool(out.dtype == dtype and out.flags.c_contiguous and (
+        not np.may_share_memory(out, x) or out.__array_interface__["data"] == x.__array_interface__["data"]))
+
+
+def _softmax_half(x: np.ndarray, n_axes: int, temperature: float, dtype: Any, out: np.ndarray | None,
+                  log: bool) -> np.ndarray:
+    n = math.prod(x.shape[x.ndim - n_axes:])
+    target = np.empty(x.shape, dtype=dtype) if out is None else out
+    softmax_half_rows(x.view(np.uint16).reshape(-1, n), target.view(np.uint16).reshape(-1, n),
+                      np.float32(1.0 / temperature), log, str(np.dtype(dtype)) == "bfloat16")
+    return target
 
 
 @quiet_floating_point
