@@ -90,3 +90,37 @@ def softmax_half_rows(x, out, inv_t, log, bf16):  # type: ignore[no-untyped-def]
         _widen(x[r], row, bf16)
         row_softmax(row, row, inv_t, log)
         _narrow(row, out[r], bf16)
+
+
+_CHUNK = 1 << 16
+
+
+@njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
+def widen(h, f, bf16):  # type: ignore[no-untyped-def]
+    """1-d half bits ``h`` to float32 ``f`` (NumPy's ``astype(float32)``, in parallel)."""
+    for k in prange((h.size + _CHUNK - 1) // _CHUNK):
+        _widen(h[k * _CHUNK:(k + 1) * _CHUNK], f[k * _CHUNK:(k + 1) * _CHUNK], bf16)
+
+
+@njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
+def narrow(f, h, bf16):  # type: ignore[no-untyped-def]
+    """1-d float32 ``f`` to half bits ``h``, to nearest even (NumPy's cast, in parallel)."""
+    for k in prange((f.size + _CHUNK - 1) // _CHUNK):
+        _narrow(f[k * _CHUNK:(k + 1) * _CHUNK], h[k * _CHUNK:(k + 1) * _CHUNK], bf16)
+
+
+def convert(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``a.astype(dtype)`` for casts between float32 and a half type of C-contiguous arrays,
+    by the kernels above; other casts by NumPy."""
+    names = {str(a.dtype), str(dtype)}
+    half = names - {"float32"}
+    if not (a.flags.c_contiguous and a.dtype.isnative and "float32" in names and len(names) == 2
+            and half <= {"float16", "bfloat16"}):
+        return a.astype(dtype, order="C", copy=False)
+    result = np.empty(a.shape, dtype=dtype)
+    bf16 = "bfloat16" in half
+    if a.dtype == np.float32:
+        narrow(a.reshape(-1), result.view(np.uint16).reshape(-1), bf16)
+    else:
+        widen(a.view(np.uint16).reshape(-1), result.reshape(-1), bf16)
+    return result

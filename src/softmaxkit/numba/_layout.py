@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from softmaxkit._arrays import is_half
+from softmaxkit.numba._half import convert
 
 
 def compute_dtype(dtype: np.dtype) -> np.dtype:
@@ -82,7 +83,7 @@ def layout(x: np.ndarray, axes: tuple[int, ...], dtype: np.dtype, *, last: bool 
         kept = [p for p in perm if p not in axes]
         perm = (*kept, *axes)
         pos = list(range(len(kept), x.ndim))
-    data = x.transpose(perm).astype(dtype, order="C", copy=False)  # keeps 0-d arrays 0-d
+    data = convert(x.transpose(perm), dtype)  # astype(order="C"): keeps 0-d arrays 0-d
     shape = data.shape
     lo, hi = (pos[0], pos[-1] + 1) if pos else (x.ndim, x.ndim)
     shape3 = (math.prod(shape[:lo]), math.prod(shape[lo:hi]), math.prod(shape[hi:]))
@@ -92,8 +93,8 @@ def layout(x: np.ndarray, axes: tuple[int, ...], dtype: np.dtype, *, last: bool 
 def deliver(result: np.ndarray, dtype: np.dtype, out: np.ndarray | None) -> np.ndarray:
     """``result`` in ``dtype``, stored into ``out`` (cast to its dtype) when given, as the generic
     engine's :func:`softmaxkit._arrays.store` does."""
-    result = result.astype(dtype, copy=False)
+    result = convert(result, dtype)
     if out is None:
         return result
-    out[...] = result.astype(out.dtype, copy=False)
+    out[...] = convert(result, out.dtype)
     return out
