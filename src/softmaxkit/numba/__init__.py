@@ -13,13 +13,17 @@ load them instead of compiling.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import numba
 import numpy as np
 
 from softmaxkit import generic
-from softmaxkit._arrays import is_half, quiet_floating_point, reduced_shape
+from softmaxkit._arrays import is_half, reduced_shape
 from softmaxkit.numba._columns import softmax_columns
 from softmaxkit.numba._grad import log_softmax_vjp_rows, softmax_vjp_rows
 from softmaxkit.numba._half import softmax_half_rows
@@ -34,6 +38,35 @@ _CHUNK_BYTES = 128 * 1024
 """Bytes of one column chunk (``n`` rows of ``width`` columns) kept in L2 between passes."""
 
 
+PARALLEL_MIN_SIZE = 1 << 17
+"""Below this many elements kernels run on the calling thread: waking the pool costs more."""
+
+
+@contextlib.contextmanager
+def _threads_for(size: int) -> Iterator[None]:
+    threads = numba.get_num_threads()
+    if size >= PARALLEL_MIN_SIZE or threads == 1:
+        yield
+        return
+    numba.set_num_threads(1)  # per calling thread: other threads keep their setting
+    try:
+        yield
+    finally:
+        numba.set_num_threads(threads)
+
+
+def _engine_call(function: Callable[..., Any]) -> Callable[..., Any]:
+    """NumPy's floating-point warnings off (every case is settled explicitly, as in generic),
+    and small inputs kept on the calling thread."""
+
+    @functools.wraps(function)
+    def call(x: np.ndarray, *args: Any, **kwargs: Any) -> Any:
+        with np.errstate(all="ignore"), _threads_for(int(np.size(x))):
+            return function(x, *args, **kwargs)
+
+    return call
+
+
 def _column_width(n: int, itemsize: int) -> int:
     width = _CHUNK_BYTES // max(1, n * itemsize)
     return int(min(1024, max(16, width - width % 16)))
@@ -43,7 +76,7 @@ def _masked(x: np.ndarray, where: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.where(where, x.astype(dtype, copy=False), np.array(-np.inf, dtype=dtype))
 
 
-@quiet_floating_point
+@_engine_call
 def softmax(
     x: np.ndarray, axes: tuple[int, ...], *, where: np.ndarray | None, temperature: float,
     dtype: Any, out: np.ndarray | None, log: bool,
@@ -96,7 +129,7 @@ def _softmax_half(x: np.ndarray, n_axes: int, temperature: float, dtype: Any, ou
     return target
 
 
-@quiet_floating_point
+@_engine_call
 def logsumexp(
     x: np.ndarray, axes: tuple[int, ...], *, b: np.ndarray | None, keepdims: bool,
     return_sign: bool, where: np.ndarray | None, dtype: Any,
@@ -114,7 +147,7 @@ def logsumexp(
     return result[()] if result.ndim == 0 else result
 
 
-@quiet_floating_point
+@_engine_call
 def cross_entropy(
     logits: np.ndarray, target: np.ndarray, axis: int, *, weight: np.ndarray | None,
     ignore_index: int | None, label_smoothing: float, reduction: str, return_grad: bool,
@@ -169,7 +202,7 @@ def _rows_apply(first: np.ndarray, axes: tuple[int, ...], dtype: Any) -> bool:
         not axes or axes == tuple(range(axes[0], first.ndim)))
 
 
-@quiet_floating_point
+@_engine_call
 def softmax_vjp(s: np.ndarray, g: np.ndarray, axes: tuple[int, ...], *, dtype: Any) -> Any:
     """``s * (g - sum(g * s))``; over trailing axes in a kernel, otherwise generic."""
     if not _rows_apply(s, axes, dtype):
@@ -182,7 +215,7 @@ def softmax_jvp(s: np.ndarray, v: np.ndarray, axes: tuple[int, ...], *, dtype: A
     return softmax_vjp(s, v, axes, dtype=dtype)
 
 
-@quiet_floating_point
+@_engine_call
 def log_softmax_vjp(logp: np.ndarray, g: np.ndarray, axes: tuple[int, ...], *, dtype: Any) -> Any:
     """``g - exp(logp) * sum(g)``; over trailing axes in a kernel, otherwise generic.
 
