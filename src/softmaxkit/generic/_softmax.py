@@ -141,21 +141,31 @@ def _logsumexp_real_rows(
     if n == 0:
         empty = xp.full((rows.shape[0],), -np.inf, dtype=rows.dtype, device=device_of(rows))
         return empty, xp.zeros_like(empty)
+    one = constant(xp, 1.0, rows)
     b = xp.ones_like(rows) if weights is None else weights
     row_max = xp.max(rows, axis=1, keepdims=True)
     at_max = rows == row_max
     m = xp.sum(xp.where(at_max, b, zero), axis=1)
-    rest = xp.sum(xp.where(at_max, zero, b * xp.exp(rows - row_max)), axis=1)
+    # Infinite maxima shift by 0 so that no inf - inf arises; their terms are in m anyway.
+    shift = xp.where(xp.isfinite(row_max), row_max, zero)
+    rest = xp.sum(xp.where(at_max, zero, b * xp.exp(rows - shift)), axis=1)
     row_max = xp.reshape(row_max, (-1,))
     m_nonzero = m != 0
-    r = rest / xp.where(m_nonzero, m, constant(xp, 1.0, m))
+    r = rest / xp.where(m_nonzero, m, one)
     sign = xp.where(m_nonzero, xp.sign(r + 1) * xp.sign(m), xp.sign(rest))
-    # log|1 + r| for r < -1 is log1p(-r - 2): the sum changed sign.
-    log_with_m = xp.log(xp.abs(m)) + xp.log1p(xp.where(r < -1, -r - 2, r))
-    value = row_max + xp.where(m_nonzero, log_with_m, xp.log(xp.abs(rest)))
-    nothing = row_max == -np.inf  # every entry excluded: log(0)
+    # |1 + r| for r < -1 is -r - 2 + 1: the sum changed sign.
+    r = xp.where(r < -1, -r - 2, r)
+    total_is_zero = sign == 0
+    safe = xp.where(total_is_zero, zero, r)
+    log_with_m = xp.log(xp.abs(xp.where(m_nonzero, m, one))) + xp.log1p(safe)
+    log_rest = xp.log(xp.where(rest == 0, one, xp.abs(rest)))
+    value = row_max + xp.where(m_nonzero, log_with_m, log_rest)
+    nothing = (row_max == -np.inf) | total_is_zero  # log(0)
     value = xp.where(nothing, constant(xp, -np.inf, value), value)
     sign = xp.where(nothing, zero, sign)
+    cancelled_inf = (row_max == np.inf) & ~m_nonzero  # weights at +inf sum to 0: inf - inf
+    value = xp.where(cancelled_inf, constant(xp, np.nan, value), value)
+    sign = xp.where(cancelled_inf, constant(xp, np.nan, sign), sign)
     return value, sign
 
 

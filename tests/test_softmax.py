@@ -1,0 +1,362 @@
+"""softmax and log_softmax: the seeds' numbers, SPEC §2 on every backend × engine, arguments."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import softmaxkit as sk
+from backends import Backend, engines_for, same_library, to_numpy
+from edge_cases import EDGE_CASES, EdgeCase
+
+FLOAT_DTYPES = ("float16", "float32", "float64")
+RTOL = {"float16": 2e-3, "float32": 2e-6, "float64": 1e-14}
+
+
+def expected_array(values, dtype) -> np.ndarray:
+    with np.errstate(over="ignore"):  # -6e38 is -inf in float32, as the kernels must round it
+        return np.asarray(values, dtype=np.float64).astype(dtype)
+
+
+def assert_close(actual, expected, dtype) -> None:
+    np.testing.assert_allclose(
+        to_numpy(actual).astype(np.float64), expected.astype(np.float64), rtol=RTOL[dtype], atol=0,
+        equal_nan=True,
+    )
+
+
+# --- the seeds' worked examples ---------------------------------------------------------------
+
+def test_seed_cat_dog_tiger_none():
+    p = sk.softmax([1.25, 2.44, 0.78, 0.12])
+    published = [0.19101770813831334, 0.627890718698843, 0.11938650086860875, 0.061705072294234845]
+    np.testing.assert_allclose(p, published, rtol=1e-15)
+    assert sk.predict(p, labels=["cat", "dog", "tiger", "none"]) == "dog"
+
+
+@pytest.mark.parametrize(
+    ("logits", "rounded"),
+    [
+        ([3.2, 1.3, 0.2, 0.8], [0.775, 0.116, 0.039, 0.07]),
+        ([0.25, 1.23, -0.8], [0.249, 0.664, 0.087]),
+        ([2, 4], [0.119, 0.881]),
+        ([4, 8], [0.018, 0.982]),
+    ],
+)
+def test_seed_rounded_examples(logits, rounded):
+    np.testing.assert_array_equal(np.round(sk.softmax(logits), 3), rounded)
+
+
+def test_seed_scaling_changes_softmax_but_not_plain_normalisation():
+    # softmax([2, 4]) != softmax([4, 8]): unlike divide-by-sum, softmax is not scale invariant.
+    assert not np.allclose(sk.softmax([2.0, 4.0]), sk.softmax([4.0, 8.0]))
+    np.testing.assert_allclose(sk.softmax([2.0, 4.0]), sk.softmax([4.0, 8.0], temperature=2.0))
+
+
+def test_seed_batch_softmax_matches_rowwise():
+    x = np.array([[1.0, 2.0, 3.0], [1.0, -1.0, 7.0], [2.0, 12.0, 13.0]])
+    expected = np.exp(x - x.max(1, keepdims=True))
+    expected /= expected.sum(1, keepdims=True)
+    np.testing.assert_allclose(sk.softmax(x), expected, rtol=1e-15)
+    np.testing.assert_allclose(sk.softmax(x, axis=0), sk.softmax(x.T).T, rtol=1e-15)
+
+
+def test_sigmoid_is_two_class_softmax():
+    z = np.linspace(-30, 30, 61)
+    pairs = np.stack([z, np.zeros_like(z)], axis=-1)
+    np.testing.assert_allclose(sk.sigmoid(z), sk.softmax(pairs)[:, 0], rtol=1e-14)
+
+
+# --- SPEC §2 edge cases on every backend and engine ---------------------------------------------
+
+def _case_input(case: EdgeCase, dtype: str):
+    """The case's row next to an ordinary row, so rows are checked for independence."""
+    n = len(case.row)
+    other = np.arange(n, dtype=np.float64)
+    x = expected_array([case.row, other], dtype)
+    mask = None if case.where is None else np.array([case.where, [True] * n])
+    return x, mask, other
+
+
+def _applies(case: EdgeCase, dtype: str) -> bool:
+    return not (dtype == "float16" and case.name.startswith("huge"))
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("case", EDGE_CASES, ids=lambda c: c.name)
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+def test_edge_cases(backend: Backend, case: EdgeCase, dtype: str, log: bool):
+    if not backend.supports(dtype) or not _applies(case, dtype):
+        pytest.skip(f"{backend.value} {dtype} {case.name}")
+    x_np, mask_np, other = _case_input(case, dtype)
+    x = backend.asarray(x_np)
+    mask = None if mask_np is None else backend.asarray(mask_np)
+    function = sk.log_softmax if log else sk.softmax
+    reference = np.log(sk.softmax(other)) if log else sk.softmax(other)
+    expected = expected_array([case.log_softmax if log else case.softmax, reference], dtype)
+    for engine in engines_for(x):
+        result = function(x, axis=1, where=mask, engine=engine)
+        assert same_library(result, backend)
+        assert str(to_numpy(result).dtype) == dtype
+        assert_close(result, expected, dtype)
+        # The same case along the first axis must give the same numbers.
+        xt = backend.asarray(np.ascontiguousarray(x_np.T))
+        mt = None if mask_np is None else backend.asarray(np.ascontiguousarray(mask_np.T))
+        assert_close(function(xt, axis=0, where=mt, engine=engine), expected.T, dtype)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("case", EDGE_CASES, ids=lambda c: c.name)
+def test_edge_cases_logsumexp(backend: Backend, case: EdgeCase, dtype: str):
+    if not backend.supports(dtype) or not _applies(case, dtype):
+        pytest.skip(f"{backend.value} {dtype} {case.name}")
+    x_np, mask_np, other = _case_input(case, dtype)
+    x = backend.asarray(x_np)
+    mask = None if mask_np is None else backend.asarray(mask_np)
+    reference = np.log(np.sum(np.exp(other))) if other.size else -np.inf
+    expected = expected_array([case.logsumexp, reference], dtype)
+    for engine in engines_for(x):
+        result = sk.logsumexp(x, axis=1, where=mask, engine=engine)
+        assert same_library(result, backend)
+        assert_close(result, expected, dtype)
+
+
+def test_zero_dimensional(backend: Backend):
+    x = backend.asarray(np.float64(3.5) if backend.has_float64 else np.float32(3.5))
+    for engine in engines_for(x):
+        assert float(to_numpy(sk.softmax(x, engine=engine))) == 1.0
+        assert float(to_numpy(sk.log_softmax(x, engine=engine))) == 0.0
+        assert float(to_numpy(sk.logsumexp(x, engine=engine))) == 3.5
+
+
+def test_zero_dimensional_specials():
+    assert sk.softmax(np.inf) == 1.0
+    assert sk.softmax(-np.inf) == 0.0
+    assert np.isnan(sk.softmax(np.nan))
+
+
+# --- dtypes ------------------------------------------------------------------------------------
+
+def test_integer_and_bool_give_default_float(backend: Backend):
+    x = backend.asarray(np.array([[1, 2, 3]], dtype=np.int32))
+    result = sk.softmax(x)
+    expected_dtype = "float32" if backend in (Backend.TORCH, Backend.JAX) else "float64"
+    assert str(to_numpy(result).dtype) == expected_dtype
+    np.testing.assert_allclose(to_numpy(result), sk.softmax([[1.0, 2.0, 3.0]]), rtol=1e-6)
+    assert str(to_numpy(sk.softmax(backend.asarray(np.array([True, False])))).dtype) == expected_dtype
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_types_keep_dtype_and_accumulate_in_float32(dtype):
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    half = np.dtype(getattr(ml_dtypes, dtype) if dtype == "bfloat16" else dtype)
+    x = np.linspace(-8, 8, 4099).astype(half)
+    p = sk.softmax(x)
+    assert p.dtype == half
+    exact = sk.softmax(x.astype(np.float64))
+    # float32 accumulation leaves only the final rounding to the half type: half an ulp,
+    # or the smallest subnormal where the probability underflows.
+    finfo = np.finfo(np.float16) if dtype == "float16" else ml_dtypes.finfo(half)
+    np.testing.assert_allclose(p.astype(np.float64), exact, rtol=float(finfo.eps),
+                               atol=float(finfo.smallest_subnormal))
+    assert sk.softmax(x, dtype=np.float32).dtype == np.float32
+
+
+def test_dtype_argument():
+    x = np.array([1.0, 2.0], dtype=np.float32)
+    assert sk.softmax(x, dtype=np.float64).dtype == np.float64
+    assert sk.log_softmax(x, dtype="float64").dtype == np.float64
+    with pytest.raises(TypeError, match="floating"):
+        sk.softmax(x, dtype=np.int32)
+
+
+def test_torch_bfloat16():
+    torch = pytest.importorskip("torch")
+    x = torch.linspace(-5, 5, 100, dtype=torch.bfloat16)
+    p = sk.softmax(x)
+    assert p.dtype == torch.bfloat16
+    torch.testing.assert_close(p, torch.softmax(x.float(), -1).bfloat16())
+
+
+def test_complex_input_is_refused():
+    with pytest.raises(TypeError, match="complex"):
+        sk.softmax(np.array([1 + 1j, 2.0]))
+    with pytest.raises(TypeError, match="complex"):
+        sk.log_softmax(np.array([1 + 1j, 2.0]))
+
+
+def test_strings_are_refused():
+    with pytest.raises(TypeError):
+        sk.softmax(["a", "b"])
+
+
+# --- axes ----------------------------------------------------------------------------------------
+
+def test_axis_tuple_and_none(backend: Backend):
+    rng = np.random.default_rng(0)
+    x_np = rng.normal(size=(3, 4, 5)).astype(np.float32)
+    x = backend.asarray(x_np)
+    flat = sk.softmax(np.moveaxis(x_np, 1, -1).reshape(3, 5 * 4).reshape(3, 5, 4).reshape(3, 20))
+    for engine in engines_for(x):
+        by_tuple = to_numpy(sk.softmax(x, axis=(1, 2), engine=engine))
+        np.testing.assert_allclose(by_tuple.sum(axis=(1, 2)), 1.0, rtol=1e-6)
+        np.testing.assert_allclose(by_tuple.reshape(3, 20), sk.softmax(x_np.reshape(3, 20)), rtol=1e-6)
+        everything = to_numpy(sk.softmax(x, axis=None, engine=engine))
+        np.testing.assert_allclose(everything, sk.softmax(x_np.ravel()).reshape(3, 4, 5), rtol=1e-6)
+        np.testing.assert_allclose(
+            to_numpy(sk.softmax(x, axis=(2, 0), engine=engine)),
+            np.moveaxis(sk.softmax(np.moveaxis(x_np, 1, 0).reshape(4, 15)).reshape(4, 3, 5), 0, 1),
+            rtol=1e-6,
+        )
+    assert flat.shape == (3, 20)
+
+
+@pytest.mark.parametrize("axis", [3, -4, (0, 0), 1.5, "a"])
+def test_bad_axis(axis):
+    x = np.zeros((2, 3, 4))
+    with pytest.raises((ValueError, TypeError), match="axis"):
+        sk.softmax(x, axis=axis)
+
+
+def test_empty_tuple_axis_means_each_element_alone():
+    np.testing.assert_array_equal(sk.softmax(np.array([1.0, -np.inf, 3.0]), axis=()), [1.0, 0.0, 1.0])
+
+
+# --- memory layouts, out=, inputs untouched --------------------------------------------------------
+
+def test_layouts_give_the_same_answer():
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=(6, 10)) * 30
+    expected = sk.softmax(base)
+    layouts = {
+        "fortran": np.asfortranarray(base),
+        "strided": np.repeat(base, 2, axis=1)[:, ::2],
+        "negative": base[::-1, ::-1][::-1, ::-1],
+        "reversed": np.ascontiguousarray(base[:, ::-1])[:, ::-1],
+        "byteswapped": base.astype(base.dtype.newbyteorder()),
+    }
+    for name, x in layouts.items():
+        for engine in engines_for(x):
+            np.testing.assert_allclose(sk.softmax(x, engine=engine), expected, rtol=1e-15, err_msg=name)
+
+
+def test_input_is_not_modified(backend: Backend):
+    x_np = np.array([[1.0, np.inf, -np.inf], [np.nan, 0.0, 1.0]], dtype=np.float32)
+    x = backend.asarray(x_np)
+    for engine in engines_for(x):
+        for f in (sk.softmax, sk.log_softmax, sk.logsumexp):
+            f(x, engine=engine)
+        np.testing.assert_array_equal(to_numpy(x), x_np)
+
+
+def test_out_argument_and_in_place():
+    x = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
+    expected = sk.softmax(x)
+    for engine in engines_for(x):
+        out = np.empty_like(x)
+        assert sk.softmax(x, out=out, engine=engine) is out
+        np.testing.assert_allclose(out, expected, rtol=1e-15)
+        y = x.copy()
+        assert sk.softmax(y, out=y, engine=engine) is y
+        np.testing.assert_allclose(y, expected, rtol=1e-15)
+        z = x.copy()
+        sk.log_softmax(z, out=z, engine=engine)
+        np.testing.assert_allclose(z, np.log(expected), rtol=1e-14)
+
+
+def test_out_torch_in_place():
+    torch = pytest.importorskip("torch")
+    x = torch.tensor([[1.0, 2.0, 3.0]])
+    expected = torch.softmax(x, -1)
+    assert sk.softmax(x, out=x) is x
+    torch.testing.assert_close(x, expected)
+
+
+def test_out_errors():
+    x = np.zeros((2, 3))
+    with pytest.raises(ValueError, match="shape"):
+        sk.softmax(x, out=np.empty((3, 2)))
+    with pytest.raises(TypeError, match="floating"):
+        sk.softmax(x, out=np.empty((2, 3), dtype=np.int64))
+    with pytest.raises(TypeError, match="same library"):
+        sk.softmax(x, out=[[0.0] * 3] * 2)
+
+
+def test_out_with_jax_is_refused():
+    jnp = pytest.importorskip("jax.numpy")
+    x = jnp.zeros(3)
+    with pytest.raises(TypeError, match="immutable"):
+        sk.softmax(x, out=x)
+
+
+# --- where, temperature --------------------------------------------------------------------------
+
+def test_where_broadcasts():
+    x = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    mask = np.array([True, False, True])
+    p = sk.softmax(x, where=mask)
+    np.testing.assert_allclose(p[:, 1], 0.0, atol=0)
+    np.testing.assert_allclose(p[:, [0, 2]], sk.softmax(x[:, [0, 2]]), rtol=1e-15)
+
+
+@pytest.mark.parametrize("mask_shape", [(3,), (2, 2), (2, 2, 3)])
+def test_where_that_does_not_broadcast_raises(mask_shape):
+    with pytest.raises(ValueError, match="broadcast"):
+        sk.softmax(np.zeros((2, 3)), where=np.ones(mask_shape, dtype=bool)[..., :2]
+                   if mask_shape == (3,) else np.ones(mask_shape, dtype=bool))
+
+
+def test_where_must_be_boolean():
+    with pytest.raises(TypeError, match="boolean"):
+        sk.softmax(np.zeros(3), where=np.ones(3))
+
+
+@pytest.mark.parametrize("temperature", [0.25, 1.0, 3.0])
+def test_temperature_divides_logits(backend: Backend, temperature):
+    x_np = np.array([[1.0, 2.0, 5.0], [-3.0, 0.0, 3.0]], dtype=np.float32)
+    x = backend.asarray(x_np)
+    for engine in engines_for(x):
+        np.testing.assert_allclose(
+            to_numpy(sk.softmax(x, temperature=temperature, engine=engine)),
+            sk.softmax(x_np.astype(np.float64) / temperature), rtol=2e-6,
+        )
+        reference = sk.log_softmax(x_np.astype(np.float64) / temperature)
+        error = np.abs(to_numpy(sk.log_softmax(x, temperature=temperature, engine=engine)) - reference)
+        assert np.all(error <= 8 * np.finfo(np.float32).eps * (1 + np.abs(reference)))
+
+
+def test_temperature_does_not_overflow_huge_logits():
+    x = np.array([3e38, 1e38], dtype=np.float32)
+    np.testing.assert_array_equal(sk.softmax(x, temperature=0.5), [1.0, 0.0])
+
+
+@pytest.mark.parametrize("temperature", [0.0, -1.0, np.inf, np.nan])
+def test_bad_temperature(temperature):
+    with pytest.raises(ValueError, match="temperature"):
+        sk.softmax([1.0, 2.0], temperature=temperature)
+
+
+def test_temperature_must_be_a_number():
+    with pytest.raises(TypeError, match="temperature"):
+        sk.softmax([1.0, 2.0], temperature="hot")
+
+
+def test_unknown_engine():
+    with pytest.raises(ValueError, match="unknown engine 'fast'"):
+        sk.softmax([1.0], engine="fast")
+
+
+# --- accuracy that does not grow with the row length --------------------------------------------
+
+@pytest.mark.parametrize("n", [10, 100_000, 1_000_003])
+def test_long_rows_stay_accurate_float32(n):
+    rng = np.random.default_rng(n)
+    x = rng.normal(scale=3.0, size=n).astype(np.float32)
+    reference = sk.softmax(x.astype(np.float64))
+    for engine in engines_for(x):
+        p = sk.softmax(x, engine=engine).astype(np.float64)
+        bound = 4 * np.finfo(np.float32).eps * (1 + np.abs(x.astype(np.float64) - x.max()))
+        assert np.all(np.abs(p - reference) <= bound * reference + 1e-45), engine
+        lp = sk.log_softmax(x, engine=engine).astype(np.float64)
+        ref_log = sk.log_softmax(x.astype(np.float64))
+        assert np.all(np.abs(lp - ref_log) <= 8 * np.finfo(np.float32).eps * (1 + np.abs(ref_log)))
