@@ -18,11 +18,6 @@ from softmaxkit._arrays import is_half
 from softmaxkit.numba._half import convert
 
 
-def compute_dtype(dtype: np.dtype) -> np.dtype:
-    """float64 results compute in float64; everything else (float32, halves) in float32."""
-    return np.dtype(np.float64) if np.dtype(dtype) == np.float64 else np.dtype(np.float32)
-
-
 def kernel_dtype(dtype: object) -> np.dtype | None:
     """The kernels' dtype for a result dtype, or None where they do not apply."""
     if is_half(dtype):

@@ -113,14 +113,6 @@ def store_exp(x, out, shift, inv_t):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=REDUCE_FLAGS, cache=True)
-def _block_sum(x):  # type: ignore[no-untyped-def]
-    s = x.dtype.type(0.0)
-    for i in range(x.size):
-        s += x[i]
-    return s
-
-
-@njit(fastmath=REDUCE_FLAGS, cache=True)
 def _block_dot(x, y):  # type: ignore[no-untyped-def]
     s = x.dtype.type(0.0)
     for i in range(x.size):
@@ -134,15 +126,6 @@ def span_dot(x, y):  # type: ignore[no-untyped-def]
     total, carry = 0.0, 0.0
     for b in range(0, x.size, BLOCK):
         total, carry = add_compensated(total, carry, np.float64(_block_dot(x[b:b + BLOCK], y[b:b + BLOCK])))
-    return total + carry
-
-
-@njit(fastmath=EXACT_FLAGS, cache=True)
-def span_sum(x):  # type: ignore[no-untyped-def]
-    """``sum(x)`` in float64, blocked and compensated."""
-    total, carry = 0.0, 0.0
-    for b in range(0, x.size, BLOCK):
-        total, carry = add_compensated(total, carry, np.float64(_block_sum(x[b:b + BLOCK])))
     return total + carry
 
 
