@@ -18,7 +18,7 @@ from softmaxkit.numba._exp import EXACT_FLAGS, exp_small
 from softmaxkit.numba._rows import row_softmax
 from softmaxkit.numba._sums import shifted
 
-SMALL = 32
+SMALL = 16
 """Rows up to this length take the tiled kernel."""
 TILE = 64
 
