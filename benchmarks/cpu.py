@@ -10,7 +10,7 @@ import argparse
 import platform
 import sys
 
-from benchmarks import suite
+from softmaxkit import benchmark as suite
 
 
 def main(argv: list[str] | None = None) -> int:

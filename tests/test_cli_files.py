@@ -151,3 +151,27 @@ def test_info_lists_engines_and_machine():
     for name in sk.engine_names():
         assert f"  {name} " in result.stdout
     assert "threads:" in result.stdout and "cpu:" in result.stdout and "gpu:" in result.stdout
+
+
+def test_bench_quick_json_and_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    result = run("bench", "--quick", "--ops", "softmax", "--shapes", "0", "6", "--repeats", "1", "--json",
+                 "--plot", "b.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    import json
+
+    records = json.loads(result.stdout)
+    assert len(records) == 2 and records[1]["axis"] == 0
+    for r in records:
+        assert r["operation"] == "softmax"
+        assert {"softmaxkit", "numpy", "copy"} <= set(r["gbps"])
+        assert all(v > 0 for v in r["speedup"].values())
+    assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_table_and_errors():
+    result = run("bench", "--quick", "--ops", "log_softmax", "--shapes", "1", "--repeats", "1")
+    assert result.returncode == 0, result.stderr
+    assert "| log_softmax |" in result.stdout and "% of copy" in result.stdout
+    assert_one_line_error(run("bench", "--ops", "softmin"), "unknown operation 'softmin'")
+    assert_one_line_error(run("bench", "--shapes", "99"), "out of range")

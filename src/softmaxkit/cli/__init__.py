@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMANDS = ("probs", "apply", "plot", "info", "demo")
+COMMANDS = ("probs", "apply", "plot", "bench", "info", "demo")
 """Subcommand modules of this package, in the order ``--help`` lists them."""
 
 

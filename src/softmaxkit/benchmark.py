@@ -2,11 +2,13 @@
 
 Everything that defines the benchmark lives here once — the shapes, the contenders of each
 operation, the protocol (interleaved runs, median after warm-up, throughput ``2 * bytes / t``)
-— so the command line (``python -m benchmarks.cpu``) and any other front end import it.
+— so both front ends import it: ``softmaxkit bench`` and the repo's ``python -m benchmarks.cpu``.
+Peers that are not installed (PyTorch, SciPy) are left out of the comparison.
 """
 
 from __future__ import annotations
 
+import importlib
 import statistics
 import time
 from collections.abc import Callable, Iterable
@@ -76,31 +78,42 @@ def _torch_dim(x: np.ndarray, axis: int) -> int:
 
 def contenders(operation: str, x: np.ndarray, axis: int) -> dict[str, Callable[[], Any]]:
     """The functions timed for ``operation`` on ``x``: softmaxkit, its peers, and the copy ceiling."""
-    import scipy.special
-    import torch
-
-    tx = torch.from_numpy(x)
+    torch = _optional("torch")
+    scipy_special = _optional("scipy.special")
     dim = _torch_dim(x, axis)
     sink = np.empty_like(x)
     found: dict[str, Callable[[], Any]] = {}
     if operation in ("softmax", "log_softmax"):
         log = operation == "log_softmax"
         found[BASELINE] = lambda: getattr(sk, operation)(x, axis=axis)
-        found["torch"] = lambda: (torch.log_softmax if log else torch.softmax)(tx, dim)
-        found["scipy"] = lambda: getattr(scipy.special, operation)(x, axis=axis)
+        if torch is not None:
+            tx = torch.from_numpy(x)
+            found["torch"] = lambda: (torch.log_softmax if log else torch.softmax)(tx, dim)
+        if scipy_special is not None:
+            found["scipy"] = lambda: getattr(scipy_special, operation)(x, axis=axis)
         found["numpy"] = lambda: _numpy_softmax(x, axis, log)
     elif operation == "cross_entropy":
         n_classes = x.shape[axis]
         labels = np.random.default_rng(1).integers(0, n_classes, x.shape[1 - dim])
-        t_labels = torch.from_numpy(labels)
-        logits_t = tx if dim == 1 else tx.T  # torch wants the classes on dim 1
         found[BASELINE] = lambda: sk.cross_entropy(x, labels, axis=axis, return_grad=True)
-        found["torch"] = lambda: _torch_cross_entropy(logits_t, t_labels)
+        if torch is not None:
+            t_labels = torch.from_numpy(labels)
+            tx = torch.from_numpy(x)
+            logits_t = tx if dim == 1 else tx.T  # torch wants the classes on dim 1
+            found["torch"] = lambda: _torch_cross_entropy(logits_t, t_labels)
         found["numpy"] = lambda: _numpy_cross_entropy(x, labels, axis)
     else:
         raise ValueError(f"unknown operation {operation!r}; operations: {', '.join(OPERATIONS)}")
     found[CEILING] = lambda: np.copyto(sink, x)
     return found
+
+
+def _optional(module: str) -> Any:
+    """The module if it is installed, else None: absent peers are skipped, not faked."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
 
 
 def _numpy_softmax(x: np.ndarray, axis: int, log: bool) -> np.ndarray:
@@ -163,14 +176,10 @@ class Record:
 
 def set_threads(threads: int) -> None:
     """The same thread count for every contender that threads."""
-    import torch
-
-    torch.set_num_threads(threads)
-    try:
-        import numba
-    except ImportError:
-        return
-    numba.set_num_threads(threads)
+    for name in ("torch", "numba"):
+        module = _optional(name)
+        if module is not None:
+            module.set_num_threads(threads)
 
 
 def run(
