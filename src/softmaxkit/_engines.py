@@ -66,7 +66,21 @@ class EngineSpec:
         return importlib.import_module(self.module)
 
 
+def _is_dask_array(x: Any) -> bool:
+    import array_api_compat
+
+    return bool(array_api_compat.is_dask_array(x))
+
+
 ENGINES: tuple[EngineSpec, ...] = (
+    EngineSpec(
+        name="dask",
+        module="softmaxkit.dask",
+        summary="lazy Dask arrays, local or on a dask.distributed cluster; the softmax axis may be chunked",
+        functions=frozenset({"softmax", "logsumexp", "cross_entropy"}),
+        runs=_is_dask_array,
+        requires=("dask",),
+    ),
     EngineSpec(
         name="generic",
         module="softmaxkit.generic",
