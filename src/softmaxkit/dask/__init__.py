@@ -10,7 +10,8 @@ pair; the pairs merge in Dask's tree reduction and one blockwise pass normalises
 out of core, on the local machine or a ``dask.distributed`` cluster.
 """
 
+from softmaxkit.dask._files import apply_chunked
 from softmaxkit.dask._loss import cross_entropy, labels_checked_when_computed
 from softmaxkit.dask._softmax import logsumexp, softmax
 
-__all__ = ["cross_entropy", "labels_checked_when_computed", "logsumexp", "softmax"]
+__all__ = ["apply_chunked", "cross_entropy", "labels_checked_when_computed", "logsumexp", "softmax"]

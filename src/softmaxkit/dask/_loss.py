@@ -43,7 +43,11 @@ def cross_entropy(
     by_label = target.ndim == logits.ndim - 1
     logits = _classes_in_one_chunk(logits, axis)
     # Every operand as a block-aligned array of logits' rank: size-1 axes broadcast across blocks.
-    target = da.expand_dims(target, axis) if by_label else target.rechunk(logits.chunks)
+    if by_label:
+        sample_chunks = tuple(c for d, c in enumerate(logits.chunks) if d != axis)
+        target = da.expand_dims(target.rechunk(sample_chunks), axis)
+    else:
+        target = target.rechunk(logits.chunks)
     if weight is not None:
         class_shape = tuple(logits.shape[axis] if d == axis else 1 for d in range(logits.ndim))
         weight = xp.reshape(xp.astype(weight, ct), class_shape).rechunk(-1)
@@ -51,8 +55,8 @@ def cross_entropy(
         _per_sample_block, axis=axis, by_label=by_label, ignore_index=ignore_index,
         label_smoothing=label_smoothing, return_grad=return_grad, dtype=ct,
     )
-    parts = da.map_blocks(block, logits, target, weight, meta=meta(logits, ct), name="cross-entropy")
-    per_sample = da.map_blocks(field, parts, "loss", drop_axis=axis, meta=meta(logits, ct, logits.ndim - 1))
+    parts = da.map_blocks(block, logits, target, weight, meta=meta(logits, ct), token="cross-entropy")
+    per_sample = _per_sample_field(parts, "loss", axis, meta(logits, ct))
     grad = da.map_blocks(field, parts, "grad", meta=meta(logits, ct)) if return_grad else None
     if reduction == "none":
         loss = per_sample
@@ -60,17 +64,34 @@ def cross_entropy(
         loss = xp.sum(per_sample)
     else:
         if by_label:
-            counted = da.map_blocks(field, parts, "counted", drop_axis=axis,
-                                    meta=meta(logits, ct, logits.ndim - 1))
-            denominator = xp.sum(counted)
+            denominator = xp.sum(_per_sample_field(parts, "counted", axis, meta(logits, ct)))
         else:
             denominator = xp.asarray(math.prod(per_sample.shape), dtype=ct)
-        loss = xp.sum(per_sample) / denominator
+        loss = da.map_blocks(_mean, xp.sum(per_sample), denominator, meta=meta(logits, ct, 0))
         if grad is not None:
-            # With nothing counted the mean is 0/0 = NaN, but no logit moves it: gradient 0.
-            grad = da.where(denominator > 0, grad / denominator, constant(xp, 0.0, grad))
+            grad = da.map_blocks(_mean_gradient, grad, denominator, meta=meta(logits, ct))
     loss = xp.astype(loss, dtype)
     return (loss, xp.astype(grad, dtype)) if return_grad else loss
+
+
+@quiet_floating_point
+def _mean(total: Array, denominator: Array) -> Array:
+    return total / denominator  # nothing counted: 0/0 = NaN, as in PyTorch
+
+
+@quiet_floating_point
+def _mean_gradient(grad: Array, denominator: Array) -> Array:
+    # With nothing counted the mean is NaN, but no logit moves it: gradient 0.
+    xp = namespace(grad)
+    return xp.where(denominator > 0, grad / denominator, constant(xp, 0.0, grad))
+
+
+def _per_sample_field(parts: Array, name: str, axis: int, like: Any) -> Array:
+    """A per-sample result from the blocks' dicts, which hold it with the class axis of length 1."""
+    import dask.array as da
+
+    chunks = tuple((1,) if d == axis else c for d, c in enumerate(parts.chunks))
+    return da.squeeze(da.map_blocks(field, parts, name, chunks=chunks, meta=like), axis=axis)
 
 
 def _classes_in_one_chunk(logits: Array, axis: int) -> Array:
@@ -96,8 +117,10 @@ def _per_sample_block(
         label_smoothing=label_smoothing, reduction="none", return_grad=return_grad, dtype=dtype,
     )
     loss, grad = result if return_grad else (result, None)
-    return {"loss": loss, "grad": grad, "counted": _counted_weight(xp, labels, class_weight, ignore_index, dtype)
-            if by_label else None}
+    counted = _counted_weight(xp, labels, class_weight, ignore_index, dtype) if by_label else None
+    # Per-sample results keep the class axis, of length 1, so that blocks stay aligned with logits.
+    return {"loss": xp.expand_dims(loss, axis=axis), "grad": grad,
+            "counted": None if counted is None else xp.expand_dims(counted, axis=axis)}
 
 
 def _counted_weight(
@@ -122,7 +145,7 @@ def labels_checked_when_computed(labels: Array, n_classes: int, ignore_index: in
 
     check = partial(_checked_block, n_classes=n_classes, ignore_index=ignore_index, name=name)
     return da.map_blocks(check, labels, dtype=labels.dtype, meta=meta(labels, labels.dtype),
-                         name="checked-labels")
+                         token="checked-labels")
 
 
 def _checked_block(block: Array, *, n_classes: int, ignore_index: int | None, name: str) -> Array:

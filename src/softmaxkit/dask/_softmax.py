@@ -60,7 +60,7 @@ def softmax(
     if rows_whole(x, axes):
         mask = None if where is None else where.rechunk(x.chunks)
         block = partial(_softmax_block, axes=axes, temperature=temperature, dtype=dtype, log=log)
-        result = da.map_blocks(block, x, mask, meta=meta(x, dtype), name="softmax-blocks")
+        result = da.map_blocks(block, x, mask, meta=meta(x, dtype), token="softmax-blocks")
         return store(xp, result, out)
     ct = compute_dtype(xp, dtype)
     xc = xp.astype(x, ct)
@@ -78,7 +78,7 @@ def softmax(
         name="softmax-pairs",
     )
     normalise = partial(_normalised_block, axes=axes, temperature=temperature, dtype=dtype, log=log)
-    return store(xp, da.map_blocks(normalise, xc, pairs, meta=meta(x, dtype), name="softmax"), out)
+    return store(xp, da.map_blocks(normalise, xc, pairs, meta=meta(x, dtype), token="softmax"), out)
 
 
 @quiet_floating_point
@@ -152,24 +152,25 @@ def logsumexp(
 ) -> Array | tuple[Array, Array]:
     """``log(sum(b * exp(x)))`` of a Dask array over ``axes``, lazily, with SciPy's semantics.
 
-    Complex input, 0-d input and empty reductions are left to the generic engine, which is
-    lazy on Dask arrays too: they have no chunks worth a reduction of their own.
+    Complex and 0-d input are left to the generic engine, which is lazy on Dask arrays too.
     """
     import dask.array as da
 
     xp = namespace(x)
-    trivial = x.ndim == 0 or math.prod(x.shape) == 0
-    if trivial or xp.isdtype(dtype, "complex floating") or xp.isdtype(x.dtype, "complex floating"):
+    if x.ndim == 0 or xp.isdtype(dtype, "complex floating") or xp.isdtype(x.dtype, "complex floating"):
         return generic.logsumexp(
             x, axes, b=b, keepdims=keepdims, return_sign=return_sign, where=where, dtype=dtype
         )
+    if math.prod(x.shape) == 0:  # an empty sum is 0 (log: -inf, sign 0); or there are no sums
+        value = da.full(reduced_shape(tuple(x.shape), axes, keepdims), -np.inf, dtype=dtype)
+        return (value, da.zeros_like(value)) if return_sign else value
     kept_chunks = tuple((1,) * len(c) if d in axes else c for d, c in enumerate(x.chunks))
     if rows_whole(x, axes):
         b = None if b is None else b.rechunk(x.chunks)
         mask = None if where is None else where.rechunk(x.chunks)
         block = partial(_logsumexp_block, axes=axes, return_sign=return_sign, dtype=dtype)
         parts = da.map_blocks(block, x, b, mask, chunks=kept_chunks, meta=meta(x, dtype),
-                              name="logsumexp-blocks")
+                              token="logsumexp-blocks")
     else:
         ct = compute_dtype(xp, dtype)
         xc = xp.astype(x, ct)
@@ -183,7 +184,7 @@ def logsumexp(
             dtype=ct, concatenate=False, meta=meta(x, ct), weights=b, name="logsumexp-parts",
         )
         finish = partial(_logsumexp_finished, return_sign=return_sign, dtype=dtype)
-        parts = da.map_blocks(finish, parts, meta=meta(x, dtype), name="logsumexp")
+        parts = da.map_blocks(finish, parts, meta=meta(x, dtype), token="logsumexp")
     value = _squeezed(da.map_blocks(field, parts, "value", meta=meta(x, dtype)), axes, keepdims)
     if not return_sign:
         return value
@@ -235,7 +236,7 @@ def _logsumexp_parts_of_chunk(
 
 @quiet_floating_point
 def _merged_logsumexp_parts(parts: Any, axis: tuple[int, ...], keepdims: bool) -> dict[str, Array]:
-    """Parts of pieces of rows merged into the parts of the whole: pieces below the max scale by e^(max_i - max)."""
+    """Parts of row pieces merged: pieces whose max is below the row's scale by e^(max_i - max)."""
     maxima, ms, rests = (gather(parts, name, axis) for name in ("max", "m", "rest"))
     xp = namespace(maxima)
     zero = constant(xp, 0.0, ms)
