@@ -262,6 +262,17 @@ def test_cross_entropy_class_axis_first_and_nothing_counted():
     close(computed(grad), expected_grad, "float64")  # ... and a zero gradient
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_without_samples(reduction):
+    for target in (np.zeros((0,), dtype=int), np.zeros((0, 5))):
+        loss, grad = sk.cross_entropy(da.zeros((0, 5), chunks=(1, 2)), da.from_array(target),
+                                      reduction=reduction, return_grad=True)
+        expected_loss, expected_grad = sk.cross_entropy(np.zeros((0, 5)), target, reduction=reduction,
+                                                        return_grad=True, engine="generic")
+        close(computed(loss), np.asarray(expected_loss), "float64")  # mean: NaN, sum: 0
+        close(computed(grad), expected_grad, "float64")
+
+
 def test_label_range_errors():
     logits = da.from_array(np.zeros((4, 3)), chunks=(2, 2))
     # Labels already in memory are checked at once, as on every engine.

@@ -169,9 +169,13 @@ def _block_writes(result: Any, path: Path, fmt: str) -> list[Any]:
     """One delayed task per block of ``result``, writing it into a new store at ``path``."""
     import dask
 
-    chunks = tuple(c[0] if c else 0 for c in result.chunks)
     if fmt == "zarr":
         import zarr
+
+        # One zarr chunk per block: no two tasks ever write into the same zarr chunk.
+        if any(len(set(c[:-1])) > 1 or (len(c) > 1 and c[-1] > c[0]) for c in result.chunks):
+            result = result.rechunk(result.chunksize)
+        chunks = tuple(c[0] if c else 0 for c in result.chunks)
 
         zarr.create(shape=result.shape, chunks=chunks, dtype=result.dtype, store=str(path))
         write = _write_zarr_block

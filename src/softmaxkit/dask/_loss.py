@@ -13,7 +13,6 @@ import math
 from functools import partial
 from typing import Any
 
-from softmaxkit import generic
 from softmaxkit._arrays import Array, compute_dtype, constant, namespace, quiet_floating_point
 from softmaxkit._engines import choose_engine
 from softmaxkit.dask._blocks import field, meta
@@ -34,10 +33,6 @@ def cross_entropy(
     """Cross-entropy of ``softmax(logits)`` against class indices or probabilities, lazily."""
     import dask.array as da
 
-    options = dict(weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing,
-                   reduction=reduction, return_grad=return_grad, dtype=dtype)
-    if math.prod(logits.shape) == 0:  # no blocks to compute: the generic engine is lazy on Dask too
-        return generic.cross_entropy(logits, target, axis, **options)
     xp = namespace(logits)
     ct = compute_dtype(xp, dtype)
     by_label = target.ndim == logits.ndim - 1
