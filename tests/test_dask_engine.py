@@ -376,6 +376,17 @@ def test_apply_chunked_log_temperature_and_logsumexp(tmp_path):
         apply_chunked(tmp_path / "x.npy", tmp_path / "y.csv")
 
 
+def test_apply_chunked_irregular_blocks_into_zarr(tmp_path):
+    pytest.importorskip("zarr")
+    from softmaxkit.dask import apply_chunked
+
+    x = np.random.default_rng(11).normal(size=(20, 9))
+    np.save(tmp_path / "x.npy", x)
+    # Blocks of unequal sizes are regrouped so that no two tasks share a zarr chunk.
+    apply_chunked(tmp_path / "x.npy", tmp_path / "p.zarr", chunks=((3, 10, 7), (2, 4, 3)))
+    close(_read(tmp_path / "p.zarr"), _reference(x), "float64")
+
+
 def test_apply_chunked_refuses_pickles(tmp_path):
     from softmaxkit.dask import apply_chunked
 

@@ -176,7 +176,6 @@ def _block_writes(result: Any, path: Path, fmt: str) -> list[Any]:
         if any(len(set(c[:-1])) > 1 or (len(c) > 1 and c[-1] > c[0]) for c in result.chunks):
             result = result.rechunk(result.chunksize)
         chunks = tuple(c[0] if c else 0 for c in result.chunks)
-
         zarr.create(shape=result.shape, chunks=chunks, dtype=result.dtype, store=str(path))
         write = _write_zarr_block
     else:
