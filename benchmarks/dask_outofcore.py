@@ -93,7 +93,7 @@ def job(source: str, target: str, workers: int) -> None:
         return
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                       silence_logs=logging.ERROR) as c:
         apply_chunked(source, target, scheduler=c.scheduler_address)
 
@@ -148,7 +148,7 @@ def throughput_part(folder: Path, scale: int, repeats: int) -> None:
     nbytes = np.prod(shape) * 4
     rows_whole, rows_split = (512 // scale, 32768), (2048 // scale, 8192)  # 64 MiB blocks (/ scale)
     contenders: dict[str, object] = {"numpy engine, 1 process": None}
-    clusters = {k: LocalCluster(n_workers=k, threads_per_worker=1, processes=True, dashboard_address=None,
+    clusters = {k: LocalCluster(n_workers=k, threads_per_worker=1, processes=True, dashboard_address=":0",
                       silence_logs=logging.ERROR)
                 for k in (1, 2)}
     for k, cluster in clusters.items():
