@@ -14,6 +14,10 @@ gives the same value up to rounding::
 A pair whose max equals the merged max keeps its sum unscaled, which settles the rows SPEC §2
 singles out without an ``inf - inf``: all ``-inf`` (the sum stays 0), ``+inf`` (the sum counts
 the ``+inf`` entries, which share the mass), NaN (the max is NaN and so is every scaled sum).
+
+The steps of a split row are array-API code run on the chunk's own library (the generic
+engine's :func:`~softmaxkit.generic._softmax.shifted_rows`): the engine contract has no
+function for a piece of a row, so a faster local engine serves only whole rows.
 """
 
 from __future__ import annotations
