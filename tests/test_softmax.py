@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from backends import Backend, engines_for, same_library, to_numpy
-from edge_cases import EDGE_CASES, EdgeCase
 
 import softmaxkit as sk
+from backends import Backend, engines_for, same_library, to_numpy
+from edge_cases import EDGE_CASES, EdgeCase
 
 FLOAT_DTYPES = ("float16", "float32", "float64")
 RTOL = {"float16": 2e-3, "float32": 2e-6, "float64": 1e-14}

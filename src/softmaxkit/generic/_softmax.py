@@ -166,10 +166,12 @@ def _logsumexp_real_rows(
     log_with_m = xp.log(xp.abs(xp.where(m_nonzero, m, one))) + xp.log1p(safe)
     log_rest = xp.log(xp.where(rest == 0, one, xp.abs(rest)))
     value = row_max + xp.where(m_nonzero, log_with_m, log_rest)
-    value = xp.where((row_max == np.inf) & ~m_nonzero, constant(xp, np.nan, value), value)  # inf - inf
     nothing = (row_max == -np.inf) | total_is_zero  # log(0)
     value = xp.where(nothing, constant(xp, -np.inf, value), value)
     sign = xp.where(nothing, zero, sign)
+    cancelled_inf = (row_max == np.inf) & ~m_nonzero  # weights at +inf sum to 0: inf - inf
+    value = xp.where(cancelled_inf, constant(xp, np.nan, value), value)
+    sign = xp.where(cancelled_inf, constant(xp, np.nan, sign), sign)
     return value, sign
 
 

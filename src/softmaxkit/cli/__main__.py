@@ -1,0 +1,5 @@
+import sys
+
+from softmaxkit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,153 @@
+"""cross_entropy against PyTorch's F.cross_entropy (+ autograd) for every option."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import softmaxkit as sk
+from backends import Backend, engines_for, same_library, to_numpy
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+N, C = 7, 5
+OPTIONS = list(itertools.product(
+    ["mean", "sum", "none"],   # reduction
+    [False, True],             # weight
+    [None, 2],                 # ignore_index
+    [0.0, 0.3],                # label_smoothing
+))
+
+
+def torch_reference(logits, target, *, weight, ignore_index, label_smoothing, reduction):
+    z = torch.tensor(logits, requires_grad=True)
+    w = None if weight is None else torch.tensor(weight)
+    kwargs = {"weight": w, "label_smoothing": label_smoothing, "reduction": reduction}
+    if ignore_index is not None:
+        kwargs["ignore_index"] = ignore_index
+    loss = F.cross_entropy(z, torch.tensor(target), **kwargs)
+    loss.sum().backward()
+    return loss.detach().numpy(), z.grad.numpy()
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(10)
+    logits = rng.normal(size=(N, C)) * 3
+    labels = rng.integers(0, C, size=N)
+    labels[:3] = [2, 0, 2]  # ignore_index=2 has something to ignore
+    weight = rng.uniform(0.2, 2.0, size=C)
+    probs = sk.softmax(rng.normal(size=(N, C)))
+    return logits, labels, weight, probs
+
+
+@pytest.mark.parametrize(("reduction", "weighted", "ignore_index", "smoothing"), OPTIONS)
+def test_class_indices_match_torch(data, reduction, weighted, ignore_index, smoothing):
+    logits, labels, weight, _ = data
+    w = weight if weighted else None
+    want_loss, want_grad = torch_reference(logits, labels, weight=w, ignore_index=ignore_index,
+                                           label_smoothing=smoothing, reduction=reduction)
+    for engine in engines_for(logits):
+        loss, grad = sk.cross_entropy(logits, labels, weight=w, ignore_index=ignore_index,
+                                      label_smoothing=smoothing, reduction=reduction, return_grad=True,
+                                      engine=engine)
+        np.testing.assert_allclose(loss, want_loss, rtol=1e-12)
+        np.testing.assert_allclose(grad, want_grad, rtol=1e-11, atol=1e-15)
+        only_loss = sk.cross_entropy(logits, labels, weight=w, ignore_index=ignore_index,
+                                     label_smoothing=smoothing, reduction=reduction, engine=engine)
+        np.testing.assert_allclose(only_loss, want_loss, rtol=1e-12)
+
+
+@pytest.mark.parametrize(("reduction", "weighted", "smoothing"),
+                         list(itertools.product(["mean", "sum", "none"], [False, True], [0.0, 0.2])))
+def test_probability_targets_match_torch(data, reduction, weighted, smoothing):
+    logits, _, weight, probs = data
+    w = weight if weighted else None
+    want_loss, want_grad = torch_reference(logits, probs, weight=w, ignore_index=None,
+                                           label_smoothing=smoothing, reduction=reduction)
+    loss, grad = sk.cross_entropy(logits, probs, weight=w, label_smoothing=smoothing,
+                                  reduction=reduction, return_grad=True)
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-12)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-11, atol=1e-15)
+
+
+def test_class_axis_not_last():
+    rng = np.random.default_rng(11)
+    logits = rng.normal(size=(2, C, 3))  # (batch, classes, positions) as in PyTorch
+    labels = rng.integers(0, C, size=(2, 3))
+    want_loss, want_grad = torch_reference(logits, labels, weight=None, ignore_index=None,
+                                           label_smoothing=0.1, reduction="mean")
+    loss, grad = sk.cross_entropy(logits, labels, axis=1, label_smoothing=0.1, return_grad=True)
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-12)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-11, atol=1e-15)
+
+
+def test_on_backends(backend: Backend):
+    logits_np = np.array([[3.2, 1.3, 0.2, 0.8], [0.1, 2.0, 0.3, 0.0]], dtype=np.float32)
+    logits = backend.asarray(logits_np)
+    labels = backend.asarray(np.array([0, 1]))
+    want, want_grad = torch_reference(logits_np, np.array([0, 1]), weight=None, ignore_index=None,
+                                      label_smoothing=0.0, reduction="mean")
+    for engine in engines_for(logits):
+        loss, grad = sk.cross_entropy(logits, labels, return_grad=True, engine=engine)
+        assert same_library(grad, backend)
+        np.testing.assert_allclose(to_numpy(loss), want, rtol=1e-6)
+        np.testing.assert_allclose(to_numpy(grad), want_grad, rtol=1e-5, atol=1e-7)
+
+
+def test_gradient_by_finite_differences(data):
+    logits, labels, weight, _ = data
+    def f(z):
+        return sk.cross_entropy(z, labels, weight=weight, label_smoothing=0.1)
+    _, grad = sk.cross_entropy(logits, labels, weight=weight, label_smoothing=0.1, return_grad=True)
+    h = 1e-6
+    numeric = np.zeros_like(logits)
+    for idx in np.ndindex(logits.shape):
+        step = np.zeros_like(logits)
+        step[idx] = h
+        numeric[idx] = (f(logits + step) - f(logits - step)) / (2 * h)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-9)
+
+
+def test_loss_is_non_negative_and_zero_for_certain_predictions():
+    assert sk.cross_entropy([[100.0, 0.0]], [0]) < 1e-40
+    assert sk.cross_entropy([[0.0, 0.0, 0.0]], [1]) == pytest.approx(np.log(3))
+
+
+def test_everything_ignored():
+    loss, grad = sk.cross_entropy(np.zeros((2, 3)), np.array([1, 1]), ignore_index=1, return_grad=True)
+    assert np.isnan(loss)  # 0 / 0, as in PyTorch
+    np.testing.assert_array_equal(grad, 0.0)
+
+
+def test_minus_inf_logit_outside_the_target_is_fine():
+    loss, grad = sk.cross_entropy(np.array([[0.0, -np.inf, 0.0]]), np.array([0]), return_grad=True)
+    assert loss == pytest.approx(np.log(2))
+    np.testing.assert_allclose(grad, [[-0.5, 0.0, 0.5]])
+
+
+@pytest.mark.parametrize("bad", [[0, 5], [-1, 0]])
+def test_labels_out_of_range(bad):
+    with pytest.raises(ValueError, match="out of range"):
+        sk.cross_entropy(np.zeros((2, 5)), np.array(bad))
+
+
+def test_argument_errors():
+    z = np.zeros((2, 3))
+    with pytest.raises(TypeError, match="integers"):
+        sk.cross_entropy(z, np.array([0.0, 1.0]))
+    with pytest.raises(ValueError, match="fits neither"):
+        sk.cross_entropy(z, np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="weight"):
+        sk.cross_entropy(z, np.array([0, 1]), weight=[1.0, 2.0])
+    with pytest.raises(ValueError, match="label_smoothing"):
+        sk.cross_entropy(z, np.array([0, 1]), label_smoothing=1.5)
+    with pytest.raises(ValueError, match="reduction"):
+        sk.cross_entropy(z, np.array([0, 1]), reduction="avg")
+    with pytest.raises(ValueError, match="ignore_index"):
+        sk.cross_entropy(z, np.full((2, 3), 1 / 3), ignore_index=0)
+    with pytest.raises(TypeError, match="single int"):
+        sk.cross_entropy(z, np.array([0, 1]), axis=(0, 1))
