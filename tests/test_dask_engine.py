@@ -218,6 +218,22 @@ def test_dask_engine_is_chosen_and_results_stay_lazy():
     assert all(isinstance(g, da.Array) for g in graphs)
 
 
+@pytest.mark.parametrize("chunks", [(3, 8), (2, 3)], ids=["rows_whole", "rows_split"])
+def test_jacobian_products(chunks):
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(6, 8)) * 4
+    x[2, 1:4] = -np.inf
+    g = rng.normal(size=(6, 8))
+    s, logp = sk.softmax(x), sk.log_softmax(x)
+    dg = da.from_array(g, chunks=(2, 4))
+    for function, first in [("softmax_vjp", s), ("softmax_jvp", s), ("log_softmax_vjp", logp)]:
+        with no_compute():
+            result = getattr(sk, function)(da.from_array(first, chunks=chunks), dg)
+        expected = getattr(sk, function)(first, g, engine="generic")
+        np.testing.assert_allclose(computed(result), expected, rtol=1e-12, atol=1e-15)
+        assert np.all(computed(result)[2, 1:4] == 0)  # excluded entries get exactly 0
+
+
 # --- cross-entropy ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("chunks", [(3, 7), (4, 2)], ids=["classes_whole", "classes_split"])

@@ -77,7 +77,7 @@ ENGINES: tuple[EngineSpec, ...] = (
         name="dask",
         module="softmaxkit.dask",
         summary="lazy Dask arrays, local or on a dask.distributed cluster; the softmax axis may be chunked",
-        functions=frozenset({"softmax", "logsumexp", "cross_entropy"}),
+        functions=ENGINE_FUNCTIONS,
         runs=_is_dask_array,
         requires=("dask",),
     ),
