@@ -40,6 +40,18 @@ def _is_array_api(x: Any) -> bool:
     return bool(array_api_compat.is_array_api_obj(x))
 
 
+def _is_gpu_array(x: Any) -> bool:
+    from softmaxkit.cuda._bridge import is_gpu_array
+
+    return is_gpu_array(x)
+
+
+def _is_dask_array(x: Any) -> bool:
+    import array_api_compat
+
+    return bool(array_api_compat.is_dask_array(x))
+
+
 def _always(x: Any) -> bool:
     return True
 
@@ -66,13 +78,15 @@ class EngineSpec:
         return importlib.import_module(self.module)
 
 
-def _is_dask_array(x: Any) -> bool:
-    import array_api_compat
-
-    return bool(array_api_compat.is_dask_array(x))
-
-
 ENGINES: tuple[EngineSpec, ...] = (
+    EngineSpec(
+        name="cupy",
+        module="softmaxkit.cuda",
+        summary="CUDA kernels through CuPy: CuPy arrays, torch CUDA tensors, JAX GPU arrays",
+        functions=ENGINE_FUNCTIONS,
+        runs=_is_gpu_array,
+        requires=("cupy",),
+    ),
     EngineSpec(
         name="dask",
         module="softmaxkit.dask",

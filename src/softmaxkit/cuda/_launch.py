@@ -1,0 +1,167 @@
+"""Compile the kernels through CuPy's NVRTC (once per device, source and configuration) and launch them.
+
+Every function takes contiguous CuPy arrays in the ``(rows, n)`` layout and a kernel dtype
+name (a key of :data:`softmaxkit.cuda._plan.DTYPES`; bfloat16 arrays arrive as their uint16
+bits, CuPy having no bfloat16). Which kernels run is :func:`~softmaxkit.cuda._plan.plan_launch`'s
+decision; this module only turns a plan into launches.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Any
+
+import numpy as np
+
+from softmaxkit.cuda import _plan
+from softmaxkit.cuda._source import source
+
+_NULL = np.uint64(0)
+"""A null pointer argument (CuPy passes a NumPy scalar by value, 8 bytes)."""
+_lock = threading.Lock()
+
+
+def acc_scalar(dtype: str, value: float) -> np.floating:
+    """``value`` in the kernels' accumulator type: double for float64, else float."""
+    return np.float64(value) if dtype == "float64" else np.float32(value)
+
+
+def acc_dtype(dtype: str) -> Any:
+    return np.float64 if dtype == "float64" else np.float32
+
+
+@functools.cache
+def _module(device_id: int, file: str, names: tuple[str, ...]) -> Any:
+    import cupy
+
+    # -std=c++17 for alignas and constexpr; NVRTC targets the current device's architecture.
+    return cupy.RawModule(code=source(file), options=("-std=c++17",), name_expressions=names)
+
+
+def kernel(file: str, name: str) -> Any:
+    """The compiled kernel ``name`` (a name expression) of ``kernels/<file>`` on the current device."""
+    import cupy
+
+    device = cupy.cuda.Device()
+    with _lock:  # RawModule compiles lazily; one compilation per module and device
+        return _module(device.id, file, (name,)).get_function(name)
+
+
+def on_device(a: Any) -> Any:
+    """A context in which launches go to the device holding ``a``."""
+    import cupy
+
+    return cupy.cuda.Device(a.device.id)
+
+
+@functools.cache
+def _device_limits(device_id: int) -> tuple[int, int]:
+    import cupy
+
+    attributes = cupy.cuda.Device(device_id).attributes
+    return attributes["MultiProcessorCount"], attributes.get("MaxSharedMemoryPerBlockOptin", 48 * 1024)
+
+
+def plan(family: str, dtype: str, rows: int, n: int, arrays: list[Any]) -> _plan.Plan:
+    """The launch plan for these arrays on the current device."""
+    import cupy
+
+    sm_count, shared = _device_limits(cupy.cuda.Device().id)
+    aligned = all(a is None or a.data.ptr % _plan.ALIGNMENT == 0 for a in arrays)
+    return _plan.plan_launch(family, dtype, rows, n, aligned=aligned, sm_count=sm_count,
+                             max_shared_bytes=shared)
+
+
+def _ptr(a: Any) -> Any:
+    return _NULL if a is None else a
+
+
+def _run(p: _plan.Plan, index: int, grid: int, block: int, args: tuple[Any, ...], shared: int = 0) -> None:
+    fn = kernel(_plan.FAMILIES[p.family].source, p.kernels[index])
+    if shared > 48 * 1024 and fn.max_dynamic_shared_size_bytes < shared:
+        fn.max_dynamic_shared_size_bytes = shared  # opt in to more than the default 48 KiB
+    fn((grid,), (block,), args, shared_mem=shared)
+
+
+def _workspace(p: _plan.Plan, rows: int, per_split: int) -> Any:
+    import cupy
+
+    return cupy.empty(rows * p.splits * per_split, dtype=acc_dtype(p.dtype))
+
+
+def softmax(x: Any, mask: Any, y: Any, dtype: str, temperature: float, log: bool) -> None:
+    """softmax or log_softmax of the rows of ``x`` into ``y``; ``mask`` (uint8) may be None."""
+    rows, n = x.shape
+    p = plan("softmax", dtype, rows, n, [x, y])
+    i64, t, log_flag = np.int64, acc_scalar(dtype, temperature), np.int32(log)
+    block = p.config.block
+    if p.strategy in ("warp", "block", "smem"):
+        _run(p, 0, p.grid, block, (x, _ptr(mask), y, i64(rows), i64(n), t, log_flag), p.shared_bytes)
+        return
+    partials = _workspace(p, rows, 3)
+    split = (np.int32(p.splits), i64(p.chunks_per_split))
+    _run(p, 0, p.grid, block, (x, _ptr(mask), partials, i64(rows), i64(n), *split, t))
+    _run(p, 1, p.grid, block, (x, _ptr(mask), partials, y, i64(rows), i64(n), *split, t, log_flag))
+
+
+def logsumexp(x: Any, mask: Any, out: Any, dtype: str) -> None:
+    """logsumexp of each row of ``x`` into ``out`` (shape ``(rows,)``)."""
+    rows, n = x.shape
+    p = plan("logsumexp", dtype, rows, n, [x])
+    i64 = np.int64
+    if p.strategy in ("warp", "block"):
+        _run(p, 0, p.grid, p.config.block, (x, _ptr(mask), out, i64(rows), i64(n)))
+        return
+    partials = _workspace(p, rows, 3)
+    _run(p, 0, p.grid, p.config.block, (x, _ptr(mask), partials, i64(rows), i64(n), np.int32(p.splits),
+                                        i64(p.chunks_per_split), acc_scalar(dtype, 1.0)))
+    _run(p, 1, p.finish_grid, _plan.FINISH_BLOCK, (partials, out, i64(rows), np.int32(p.splits)))
+
+
+def vjp(first: Any, g: Any, out: Any, dtype: str, log: bool) -> None:
+    """softmax_vjp (``first`` = s) or log_softmax_vjp (``first`` = logp) of each row."""
+    rows, n = first.shape
+    p = plan("vjp", dtype, rows, n, [first, g, out])
+    i64, kind = np.int64, np.int32(log)
+    if p.strategy in ("warp", "block"):
+        _run(p, 0, p.grid, p.config.block, (first, g, out, i64(rows), i64(n), kind))
+        return
+    partials = _workspace(p, rows, 1)
+    split = (np.int32(p.splits), i64(p.chunks_per_split))
+    _run(p, 0, p.grid, p.config.block, (first, g, partials, i64(rows), i64(n), *split, kind))
+    _run(p, 1, p.grid, p.config.block, (first, g, partials, out, i64(rows), i64(n), *split, kind))
+
+
+def cross_entropy(
+    x: Any, labels: Any, probs: Any, weight: Any, ignore_index: int | None, smoothing: float,
+    grad_divisor: float, grad: Any, dtype: str,
+) -> Any:
+    """Per-row losses (accumulator dtype, shape ``(rows,)``) and, into ``grad`` if given, the gradient.
+
+    ``labels`` (int64, shape ``(rows,)``) or ``probs`` (like ``x``) is the target; ``weight``
+    is in the accumulator dtype or None.
+    """
+    import cupy
+
+    rows, n = x.shape
+    p = plan("cross_entropy", dtype, rows, n, [x, probs, grad])
+    i64 = np.int64
+    target = (
+        _ptr(labels), _ptr(probs), _ptr(weight), i64(ignore_index if ignore_index is not None else 0),
+        np.int32(ignore_index is not None), acc_scalar(dtype, 1.0 - smoothing),
+        acc_scalar(dtype, smoothing / n), np.int32(smoothing != 0.0),
+    )
+    divisor = acc_scalar(dtype, grad_divisor)
+    if p.strategy in ("warp", "block"):
+        losses = cupy.empty(rows, dtype=acc_dtype(dtype))
+        _run(p, 0, p.grid, p.config.block, (x, *target, divisor, losses, _ptr(grad), i64(rows), i64(n)))
+        return losses
+    partials = _workspace(p, rows, 4)
+    parts = _workspace(p, rows, 1)
+    split = (np.int32(p.splits), i64(p.chunks_per_split))
+    _run(p, 0, p.grid, p.config.block, (x, *target, partials, i64(rows), i64(n), *split))
+    _run(p, 1, p.grid, p.config.block,
+         (x, *target, divisor, partials, parts, _ptr(grad), i64(rows), i64(n), *split))
+    # Each row's shares added in split order: deterministic.
+    return parts.reshape(rows, p.splits).sum(axis=1)

@@ -1,0 +1,172 @@
+"""The CUDA engine's array plumbing, run on the CPU with NumPy standing in for CuPy.
+
+The kernels are replaced by NumPy implementations of their contracts (contiguous ``(rows, n)``
+input in the kernel dtype, outputs written in place), so these tests check everything the
+engine does around them — axes, dtypes, masks, ``out``, reductions, cross-entropy's
+denominators — where no GPU is present. The kernels themselves are checked on a GPU by
+tests/test_cuda_engine.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import softmaxkit as sk
+from softmaxkit import _api, cuda, generic
+from softmaxkit.cuda import _bridge, _launch
+
+
+def _check_rows(a, dtype: str) -> None:
+    assert a.flags.c_contiguous and a.ndim == 2 and a.dtype.name == dtype, (a.shape, a.dtype, dtype)
+
+
+def fake_softmax(x, mask, y, dtype, temperature, log):
+    _check_rows(x, dtype)
+    _check_rows(y, dtype)
+    assert mask is None or (mask.dtype == np.uint8 and mask.shape == x.shape and mask.flags.c_contiguous)
+    where = None if mask is None else mask.astype(bool)
+    y[...] = generic.softmax(x, (1,), where=where, temperature=temperature, dtype=x.dtype, out=None, log=log)
+
+
+def fake_logsumexp(x, mask, out, dtype):
+    _check_rows(x, dtype)
+    assert out.shape == (x.shape[0],) and out.dtype == x.dtype
+    where = None if mask is None else mask.astype(bool)
+    out[...] = generic.logsumexp(x, (1,), b=None, keepdims=False, return_sign=False, where=where,
+                                 dtype=x.dtype)
+
+
+def fake_vjp(first, g, out, dtype, log):
+    for a in (first, g, out):
+        _check_rows(a, dtype)
+    function = generic.log_softmax_vjp if log else generic.softmax_vjp
+    out[...] = function(first, g, (1,), dtype=first.dtype)
+
+
+def fake_cross_entropy(x, labels, probs, weight, ignore_index, smoothing, grad_divisor, grad, dtype):
+    _check_rows(x, dtype)
+    assert (labels is None) != (probs is None)
+    if labels is not None:
+        assert labels.dtype == np.int64 and labels.shape == (x.shape[0],)
+    else:
+        _check_rows(probs, dtype)
+    target = labels if probs is None else probs
+    losses, raw = generic.cross_entropy(x, target, 1, weight=weight, ignore_index=ignore_index,
+                                        label_smoothing=smoothing, reduction="none", return_grad=True,
+                                        dtype=x.dtype)
+    if grad is not None:
+        _check_rows(grad, dtype)
+        grad[...] = raw / grad_divisor if grad_divisor > 0 else 0
+    return losses.astype(np.float64 if dtype == "float64" else np.float32)
+
+
+@pytest.fixture
+def numpy_gpu(monkeypatch):
+    """NumPy in CuPy's place, the kernels' contracts in NumPy, and the engine forced."""
+    fake = types.ModuleType("cupy")
+    fake.ndarray = type("ndarray", (), {})  # no real array is a "CuPy" one: conversions are visible
+    for name in ("ascontiguousarray", "asarray", "empty", "int64", "ones", "where", "from_dlpack"):
+        setattr(fake, name, getattr(np, name))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(_bridge, "from_cupy", lambda y, like, dtype: y)
+    monkeypatch.setattr(_launch, "on_device", lambda a: contextlib.nullcontext())
+    for name, fn in (("softmax", fake_softmax), ("logsumexp", fake_logsumexp), ("vjp", fake_vjp),
+                     ("cross_entropy", fake_cross_entropy)):
+        monkeypatch.setattr(_launch, name, fn)
+    # The public functions check the arguments, then call this engine's function.
+    monkeypatch.setattr(_api, "choose_engine", lambda function, x, engine=None: cuda)
+
+
+def reference(function: str, *args, **kwargs):
+    return getattr(sk, function)(*args, engine="generic", **kwargs)
+
+
+def through_engine(function: str, *args, **kwargs):
+    return getattr(sk, function)(*args, **kwargs)
+
+
+X = np.random.default_rng(0).standard_normal((3, 4, 5)) * 3
+
+
+@pytest.mark.parametrize("axis", [-1, 0, 1, (0, 2), None])
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("function", ["softmax", "log_softmax"])
+def test_softmax_axes_dtypes_masks(numpy_gpu, axis, dtype, function):
+    x = X.astype(dtype)
+    where = np.random.default_rng(1).random((4, 5)) < 0.7
+    for kw in ({}, {"temperature": 0.5}, {"where": where}, {"dtype": "float64"}):
+        want = reference(function, x, axis=axis, **kw)
+        got = through_engine(function, x, axis=axis, **kw)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+
+
+def test_softmax_out_integer_input_and_empty(numpy_gpu):
+    x = X.astype(np.float32)
+    out = np.empty_like(x, dtype=np.float64)
+    assert through_engine("softmax", x, out=out) is out
+    np.testing.assert_array_equal(out, reference("softmax", x).astype(np.float64))
+    ints = np.arange(12).reshape(3, 4)
+    np.testing.assert_array_equal(through_engine("softmax", ints), reference("softmax", ints))
+    assert through_engine("softmax", np.zeros((2, 0))).shape == (2, 0)
+    assert through_engine("softmax", np.float64(2.0)) == 1.0
+
+
+@pytest.mark.parametrize("axis", [-1, 0, (1, 2), None])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_logsumexp_shapes_and_delegation(numpy_gpu, axis, keepdims):
+    x = X.astype(np.float32)
+    want = reference("logsumexp", x, axis=axis, keepdims=keepdims)
+    got = through_engine("logsumexp", x, axis=axis, keepdims=keepdims)
+    assert np.shape(got) == np.shape(want)
+    np.testing.assert_array_equal(got, want)
+    b = np.linspace(-1, 1, 5)
+    _, sign = through_engine("logsumexp", x, axis=axis, b=b, return_sign=True)  # the generic engine's
+    np.testing.assert_array_equal(sign, reference("logsumexp", x, axis=axis, b=b, return_sign=True)[1])
+
+
+@pytest.mark.parametrize("function", ["softmax_vjp", "softmax_jvp", "log_softmax_vjp"])
+def test_vjps_with_mixed_dtypes(numpy_gpu, function):
+    s = sk.softmax(X.astype(np.float32), axis=1, engine="generic")
+    g = np.cos(X)  # float64 cotangent with a float32 s: computed in float32, as the generic engine
+    for axis in (1, -1, (0, 2)):
+        want = reference(function, s, g, axis=axis)
+        got = through_engine(function, s, g, axis=axis)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("axis", [-1, 1])
+def test_cross_entropy_options(numpy_gpu, reduction, axis):
+    logits = X.astype(np.float32)  # classes along `axis`: 5 (last) or 4
+    n = logits.shape[axis]
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, n, np.delete(logits.shape, axis % 3))
+    labels.flat[0] = -1
+    probs = sk.softmax(rng.standard_normal(logits.shape), axis=axis, engine="generic").astype(np.float32)
+    weight = rng.random(n) + 0.5
+    cases = [
+        (labels, {"ignore_index": -1}),
+        (labels, {"ignore_index": -1, "weight": weight, "label_smoothing": 0.2}),
+        (probs, {}),
+        (probs, {"weight": weight, "label_smoothing": 0.1}),
+    ]
+    for target, kw in cases:
+        options = {"axis": axis, "reduction": reduction, "return_grad": True, **kw}
+        want = reference("cross_entropy", logits, target, **options)
+        got = through_engine("cross_entropy", logits, target, **options)
+        for g, w in zip(got, want, strict=True):
+            assert np.shape(g) == np.shape(w) and np.asarray(g).dtype == np.asarray(w).dtype
+            np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-7)
+
+
+def test_cross_entropy_nothing_counted(numpy_gpu):
+    logits = X[0].astype(np.float32)
+    loss, grad = through_engine("cross_entropy", logits, np.full(4, -1), ignore_index=-1, return_grad=True)
+    assert np.isnan(loss) and not np.any(grad)
