@@ -19,6 +19,7 @@ The choice is logged at debug level on the ``softmaxkit`` logger.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import logging
@@ -56,6 +57,27 @@ def _always(x: Any) -> bool:
     return True
 
 
+def _is_numpy(x: Any) -> bool:
+    import array_api_compat
+
+    return bool(array_api_compat.is_numpy_array(x))
+
+
+NUMBA_MIN_SIZE = 4096
+"""Arrays smaller than this go to the generic engine when the engine is chosen automatically:
+below it the call overhead of a compiled kernel is not repaid (measured in BENCHMARKS.md)."""
+
+
+def _numba_worth_it(x: Any) -> bool:
+    return int(x.size) >= NUMBA_MIN_SIZE
+
+
+@functools.cache
+def _importable(module: str) -> bool:
+    # Cached: find_spec searches sys.path on disk (~100 us), and every automatic choice asks.
+    return importlib.util.find_spec(module) is not None
+
+
 @dataclass(frozen=True)
 class EngineSpec:
     """One engine: its module, what it runs, and what it needs installed."""
@@ -72,7 +94,7 @@ class EngineSpec:
     """Automatic choice only: whether this engine pays off for this array (e.g. not tiny ones)."""
 
     def missing(self) -> list[str]:
-        return [m for m in self.requires if importlib.util.find_spec(m) is None]
+        return [m for m in self.requires if not _importable(m)]
 
     def load(self) -> ModuleType:
         return importlib.import_module(self.module)
@@ -94,6 +116,15 @@ ENGINES: tuple[EngineSpec, ...] = (
         functions=ENGINE_FUNCTIONS,
         runs=_is_dask_array,
         requires=("dask",),
+    ),
+    EngineSpec(
+        name="numba",
+        module="softmaxkit.numba",
+        summary="fused multi-threaded CPU kernels for NumPy arrays, SIMD exp",
+        functions=ENGINE_FUNCTIONS,
+        runs=_is_numpy,
+        requires=("numba",),
+        worth_it=_numba_worth_it,
     ),
     EngineSpec(
         name="generic",

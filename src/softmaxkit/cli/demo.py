@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from collections.abc import Callable
 
 import numpy as np
 
 import softmaxkit as sk
+from softmaxkit.cli import UsageError
 from softmaxkit.cli._explain import explain
 from softmaxkit.cli.probs import table
 
@@ -19,6 +21,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the softmax walk-through and a tour of the API",
                        description="Explain the tutorials' cat/dog/tiger/none example, then show "
                                    "what else softmaxkit does, on built-in data.")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="also save the classifier's reliability diagram, before and after "
+                        "temperature scaling (.png, .svg or .pdf; needs softmaxkit[classify])")
     p.set_defaults(run=run)
 
 
@@ -106,4 +111,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"== {title} ==")
         print("\n".join(section()))
         print()
+    print("== A classifier: softmax as the last layer ==")
+    if importlib.util.find_spec("sklearn") is None:
+        if args.plot:
+            raise UsageError("--plot needs scikit-learn and matplotlib: pip install 'softmaxkit[classify]'")
+        print("(this part needs scikit-learn: pip install 'softmaxkit[classify]')")
+        return 0
+    from softmaxkit.cli.demo_classify import classification_tour, save_reliability_plot
+
+    classification_tour(print)
+    if args.plot:
+        try:
+            save_reliability_plot(args.plot)
+        except ImportError as exc:
+            raise UsageError(str(exc)) from None
+        print(f"\nreliability diagram saved to {args.plot}")
     return 0

@@ -1,0 +1,1 @@
+"""softmaxkit's benchmarks: the SPEC §4 suites, runnable with ``python -m benchmarks.cpu``."""

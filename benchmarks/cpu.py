@@ -1,0 +1,40 @@
+"""Run the SPEC §4 CPU suite: ``python -m benchmarks.cpu [--quick] [--threads N] [--ops ...]``.
+
+Prints one markdown table (GB/s of every contender, softmaxkit's speed-up over each peer,
+its share of the copy rate) and the median speed-ups, as pasted into BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+
+from benchmarks import suite
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.cpu", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny shapes, 1 repeat: a smoke run")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--ops", nargs="+", default=list(suite.OPERATIONS), choices=suite.OPERATIONS)
+    parser.add_argument("--shapes", nargs="+", type=int, help="indices into the suite (default: all)")
+    args = parser.parse_args(argv)
+    shapes = suite.SHAPES if args.shapes is None else tuple(suite.SHAPES[i] for i in args.shapes)
+    print(f"# {platform.processor() or platform.machine()}, {args.threads} threads, "
+          f"python {platform.python_version()}", file=sys.stderr)
+    records = suite.run(
+        args.ops, shapes, threads=args.threads, repeats=1 if args.quick else args.repeats,
+        warmup=1, quick_elements=4096 if args.quick else None,
+        progress=lambda r: print(f"{r.operation} {r.shape.label}: "
+                                 f"{r.gbps(suite.BASELINE):.2f} GB/s", file=sys.stderr),
+    )
+    print(suite.markdown_table(records))
+    print()
+    print(suite.summary(records))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

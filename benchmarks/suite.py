@@ -1,0 +1,224 @@
+"""The SPEC §4 CPU suite: shapes, contenders, and an interleaved median timer.
+
+Everything that defines the benchmark lives here once — the shapes, the contenders of each
+operation, the protocol (interleaved runs, median after warm-up, throughput ``2 * bytes / t``)
+— so the command line (``python -m benchmarks.cpu``) and any other front end import it.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+import softmaxkit as sk
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One suite entry: ``rows x cols`` of ``dtype``, softmax over ``axis``."""
+
+    rows: int
+    cols: int
+    why: str
+    dtype: str = "float32"
+    axis: int = -1
+
+    @property
+    def label(self) -> str:
+        text = f"{self.rows:,} x {self.cols:,}"
+        if self.axis != -1:
+            text += f", axis={self.axis}"
+        if self.dtype != "float32":
+            text += f" {self.dtype}"
+        return text
+
+    def scaled(self, elements: int) -> Shape:
+        """The same kind of case with about ``elements`` elements (for quick runs)."""
+        if self.rows * self.cols <= elements:
+            return self
+        cols = min(self.cols, max(1, elements // 4))
+        rows = max(1, min(self.rows, elements // cols))
+        return Shape(rows, cols, self.why, self.dtype, self.axis)
+
+
+SHAPES: tuple[Shape, ...] = (
+    Shape(1_000_000, 10, "tiny rows (classic classifiers)"),
+    Shape(65_536, 128, "small rows"),
+    Shape(8_192, 1_024, "mid rows"),
+    Shape(1_024, 32_000, "LLM vocabulary"),
+    Shape(64, 262_144, "large vocabulary"),
+    Shape(4, 4_194_304, "rows larger than cache"),
+    Shape(1_024, 8_192, "non-last axis", axis=0),
+    Shape(8_192, 1_024, "other dtypes", dtype="float64"),
+    Shape(8_192, 1_024, "other dtypes", dtype="float16"),
+)
+"""SPEC §4's CPU suite."""
+
+OPERATIONS = ("softmax", "log_softmax", "cross_entropy")
+
+BASELINE = "softmaxkit"
+CEILING = "copy"
+
+
+def make_input(shape: Shape, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((shape.rows, shape.cols), dtype=np.float32) * 4).astype(shape.dtype)
+
+
+def _torch_dim(x: np.ndarray, axis: int) -> int:
+    return axis % x.ndim
+
+
+def contenders(operation: str, x: np.ndarray, axis: int) -> dict[str, Callable[[], Any]]:
+    """The functions timed for ``operation`` on ``x``: softmaxkit, its peers, and the copy ceiling."""
+    import scipy.special
+    import torch
+
+    tx = torch.from_numpy(x)
+    dim = _torch_dim(x, axis)
+    sink = np.empty_like(x)
+    found: dict[str, Callable[[], Any]] = {}
+    if operation in ("softmax", "log_softmax"):
+        log = operation == "log_softmax"
+        found[BASELINE] = lambda: getattr(sk, operation)(x, axis=axis)
+        found["torch"] = lambda: (torch.log_softmax if log else torch.softmax)(tx, dim)
+        found["scipy"] = lambda: getattr(scipy.special, operation)(x, axis=axis)
+        found["numpy"] = lambda: _numpy_softmax(x, axis, log)
+    elif operation == "cross_entropy":
+        n_classes = x.shape[axis]
+        labels = np.random.default_rng(1).integers(0, n_classes, x.shape[1 - dim])
+        t_labels = torch.from_numpy(labels)
+        logits_t = tx if dim == 1 else tx.T  # torch wants the classes on dim 1
+        found[BASELINE] = lambda: sk.cross_entropy(x, labels, axis=axis, return_grad=True)
+        found["torch"] = lambda: _torch_cross_entropy(logits_t, t_labels)
+        found["numpy"] = lambda: _numpy_cross_entropy(x, labels, axis)
+    else:
+        raise ValueError(f"unknown operation {operation!r}; operations: {', '.join(OPERATIONS)}")
+    found[CEILING] = lambda: np.copyto(sink, x)
+    return found
+
+
+def _numpy_softmax(x: np.ndarray, axis: int, log: bool) -> np.ndarray:
+    z = x - np.max(x, axis=axis, keepdims=True)
+    e = np.exp(z)
+    s = np.sum(e, axis=axis, keepdims=True)
+    return z - np.log(s) if log else e / s
+
+
+def _numpy_cross_entropy(x: np.ndarray, labels: np.ndarray, axis: int) -> tuple[Any, np.ndarray]:
+    z = np.moveaxis(x, axis, -1)
+    logp = _numpy_softmax(z, -1, log=True)
+    picked = np.take_along_axis(logp, labels[:, None], axis=-1)
+    grad = np.exp(logp)
+    np.put_along_axis(grad, labels[:, None], np.take_along_axis(grad, labels[:, None], axis=-1) - 1, -1)
+    return -picked.mean(), np.moveaxis(grad / len(labels), -1, axis)
+
+
+def _torch_cross_entropy(logits: Any, labels: Any) -> Any:
+    import torch
+
+    leaf = logits.detach().requires_grad_(True)
+    loss = torch.nn.functional.cross_entropy(leaf, labels)
+    loss.backward()
+    return loss, leaf.grad
+
+
+def time_interleaved(
+    functions: dict[str, Callable[[], Any]], repeats: int = 7, warmup: int = 1
+) -> dict[str, float]:
+    """Median seconds per call of each function, the functions taking turns in every round."""
+    for _ in range(warmup):
+        for f in functions.values():
+            f()
+    times: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, f in functions.items():
+            start = time.perf_counter()
+            f()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+@dataclass
+class Record:
+    """One operation on one shape: median seconds and GB/s (``2 * bytes / t``) per contender."""
+
+    operation: str
+    shape: Shape
+    nbytes: int
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def gbps(self, name: str) -> float:
+        return 2 * self.nbytes / self.seconds[name] / 1e9
+
+    def ratio(self, name: str) -> float:
+        """How many times faster softmaxkit is than ``name`` (> 1: softmaxkit wins)."""
+        return self.seconds[name] / self.seconds[BASELINE]
+
+
+def set_threads(threads: int) -> None:
+    """The same thread count for every contender that threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        import numba
+    except ImportError:
+        return
+    numba.set_num_threads(threads)
+
+
+def run(
+    operations: Iterable[str] = OPERATIONS, shapes: Iterable[Shape] = SHAPES, *, threads: int = 2,
+    repeats: int = 7, warmup: int = 1, quick_elements: int | None = None,
+    progress: Callable[[Record], None] | None = None,
+) -> list[Record]:
+    """Time every contender of every operation on every shape; ``quick_elements`` shrinks shapes."""
+    set_threads(threads)
+    records = []
+    for shape in shapes:
+        if quick_elements is not None:
+            shape = shape.scaled(quick_elements)
+        x = make_input(shape)
+        for operation in operations:
+            record = Record(operation, shape, x.nbytes)
+            record.seconds = time_interleaved(contenders(operation, x, shape.axis), repeats, warmup)
+            records.append(record)
+            if progress is not None:
+                progress(record)
+    return records
+
+
+def markdown_table(records: list[Record]) -> str:
+    """GB/s of every contender, and softmaxkit's speed-up over each peer and share of the copy rate."""
+    names = [BASELINE, *sorted({n for r in records for n in r.seconds} - {BASELINE, CEILING}), CEILING]
+    peers = [n for n in names if n not in (BASELINE, CEILING)]
+    head = (["operation", "shape"] + [f"{n} GB/s" for n in names] + [f"x {p}" for p in peers]
+            + ["% of copy"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in records:
+        cells = [r.operation, r.shape.label]
+        cells += [f"{r.gbps(n):.2f}" if n in r.seconds else "" for n in names]
+        cells += [f"{r.ratio(p):.2f}" if p in r.seconds else "" for p in peers]
+        cells.append(f"{100 * r.seconds[CEILING] / r.seconds[BASELINE]:.0f}%")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def summary(records: list[Record]) -> str:
+    """Median speed-ups over the suite per operation and peer, and the worst shape."""
+    lines = []
+    for operation in dict.fromkeys(r.operation for r in records):
+        rows = [r for r in records if r.operation == operation]
+        peers = sorted({n for r in rows for n in r.seconds} - {BASELINE, CEILING})
+        for peer in peers:
+            ratios = [r.ratio(peer) for r in rows if peer in r.seconds]
+            worst = min((r for r in rows if peer in r.seconds), key=lambda r: r.ratio(peer))
+            lines.append(f"{operation}: x {peer} median {statistics.median(ratios):.2f}, "
+                         f"min {worst.ratio(peer):.2f} ({worst.shape.label})")
+    return "\n".join(lines)

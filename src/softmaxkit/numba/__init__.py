@@ -1,0 +1,227 @@
+"""The Numba engine: fused, multi-threaded CPU kernels for NumPy arrays.
+
+Each function has the generic engine's signature (:mod:`softmaxkit.generic`) and gives its
+answers for every case of SPEC §2. The kernels (``_rows``, ``_columns``, ``_loss``,
+``_grad``) compute float32 and float64; float16 and bfloat16 go through float32. What the
+kernels do not cover is passed to the generic engine, named in each function: complex or
+weighted (``b=``) logsumexp, probability targets in cross_entropy, and vector-Jacobian
+products over other than the last axis.
+
+Kernels are compiled on first use and cached on disk (``cache=True``), so later processes
+load them instead of compiling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numba
+import numpy as np
+
+from softmaxkit import generic
+from softmaxkit._arrays import is_half, reduced_shape
+from softmaxkit.numba._columns import softmax_columns
+from softmaxkit.numba._grad import log_softmax_vjp_rows, softmax_vjp_rows
+from softmaxkit.numba._half import softmax_half_rows
+from softmaxkit.numba._layout import deliver, kernel_dtype, layout
+from softmaxkit.numba._loss import cross_entropy_rows
+from softmaxkit.numba._rows import SPLIT, logsumexp_rows, softmax_rows
+from softmaxkit.numba._small import SMALL, softmax_small_rows
+
+__all__ = ["cross_entropy", "log_softmax_vjp", "logsumexp", "softmax", "softmax_jvp", "softmax_vjp"]
+
+_CHUNK_BYTES = 128 * 1024
+"""Bytes of one column chunk (``n`` rows of ``width`` columns) kept in L2 between passes."""
+
+
+PARALLEL_MIN_SIZE = 1 << 17
+"""Below this many elements kernels run on the calling thread: waking the pool costs more."""
+
+
+@contextlib.contextmanager
+def _threads_for(size: int) -> Iterator[None]:
+    threads = numba.get_num_threads()
+    if size >= PARALLEL_MIN_SIZE or threads == 1:
+        yield
+        return
+    numba.set_num_threads(1)  # per calling thread: other threads keep their setting
+    try:
+        yield
+    finally:
+        numba.set_num_threads(threads)
+
+
+def _engine_call(function: Callable[..., Any]) -> Callable[..., Any]:
+    """NumPy's floating-point warnings off (every case is settled explicitly, as in generic),
+    and small inputs kept on the calling thread."""
+
+    @functools.wraps(function)
+    def call(x: np.ndarray, *args: Any, **kwargs: Any) -> Any:
+        with np.errstate(all="ignore"), _threads_for(int(np.size(x))):
+            return function(x, *args, **kwargs)
+
+    return call
+
+
+def _column_width(n: int, itemsize: int) -> int:
+    width = _CHUNK_BYTES // max(1, n * itemsize)
+    return int(min(1024, max(16, width - width % 16)))
+
+
+def _masked(x: np.ndarray, where: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    return np.where(where, x.astype(dtype, copy=False), np.array(-np.inf, dtype=dtype))
+
+
+@_engine_call
+def softmax(
+    x: np.ndarray, axes: tuple[int, ...], *, where: np.ndarray | None, temperature: float,
+    dtype: Any, out: np.ndarray | None, log: bool,
+) -> np.ndarray:
+    """softmax (``log=False``) or log_softmax (``log=True``) of ``x`` over ``axes``."""
+    cdt = kernel_dtype(dtype)
+    if cdt is None:
+        return generic.softmax(x, axes, where=where, temperature=temperature, dtype=dtype, out=out, log=log)
+    if where is None and _half_rows(x, axes, dtype, out):
+        return _softmax_half(x, len(axes), temperature, dtype, out, log)
+    source = x if where is None else _masked(x, where, cdt)
+    lay = layout(source, axes, cdt)
+    outer, n, inner = lay.shape3
+    if inner > 1 and n > SPLIT:  # column tiles would not fit in cache: long rows instead
+        lay = layout(source, axes, cdt, last=True)
+        outer, n, inner = lay.shape3
+    if n == 0:
+        return deliver(np.asarray(x), np.dtype(dtype), out)
+    direct = lay.out_view(out) if np.dtype(dtype) == cdt else None
+    result = direct if direct is not None else np.empty(lay.data.shape, dtype=cdt)
+    inv_t = cdt.type(1.0 / temperature)
+    if inner == 1:
+        rows_kernel = softmax_small_rows if n <= SMALL else softmax_rows
+        rows_kernel(lay.data.reshape(outer, n), result.reshape(outer, n), inv_t, log)
+    else:
+        softmax_columns(lay.view3(lay.data), lay.view3(result), inv_t, log,
+                        _column_width(n, cdt.itemsize))
+    if direct is not None:
+        return out  # type: ignore[return-value]
+    return deliver(lay.restore(result), np.dtype(dtype), out)
+
+
+def _half_rows(x: np.ndarray, axes: tuple[int, ...], dtype: Any, out: np.ndarray | None) -> bool:
+    """Whether the half-precision row kernel applies: half in, same half out, trailing axes."""
+    if not (is_half(dtype) and x.dtype == dtype and x.dtype.isnative and x.flags.c_contiguous
+            and x.size > 0 and axes and axes == tuple(range(x.ndim - len(axes), x.ndim))):
+        return False
+    if out is None:
+        return True
+    return bool(out.dtype == dtype and out.flags.c_contiguous and (
+        not np.may_share_memory(out, x) or out.__array_interface__["data"] == x.__array_interface__["data"]))
+
+
+def _softmax_half(x: np.ndarray, n_axes: int, temperature: float, dtype: Any, out: np.ndarray | None,
+                  log: bool) -> np.ndarray:
+    n = math.prod(x.shape[x.ndim - n_axes:])
+    target = np.empty(x.shape, dtype=dtype) if out is None else out
+    softmax_half_rows(x.view(np.uint16).reshape(-1, n), target.view(np.uint16).reshape(-1, n),
+                      np.float32(1.0 / temperature), log, str(np.dtype(dtype)) == "bfloat16")
+    return target
+
+
+@_engine_call
+def logsumexp(
+    x: np.ndarray, axes: tuple[int, ...], *, b: np.ndarray | None, keepdims: bool,
+    return_sign: bool, where: np.ndarray | None, dtype: Any,
+) -> Any:
+    """``log(sum(exp(x)))`` over ``axes``; weights (``b=``), signs and complex input: generic."""
+    cdt = None if (b is not None or return_sign) else kernel_dtype(dtype)
+    if cdt is None or np.iscomplexobj(x):
+        return generic.logsumexp(x, axes, b=b, keepdims=keepdims, return_sign=return_sign,
+                                 where=where, dtype=dtype)
+    source = x if where is None else _masked(x, where, cdt)
+    lay = layout(source, axes, cdt, last=True)
+    outer, n, _ = lay.shape3
+    values = logsumexp_rows(lay.data.reshape(outer, n))
+    result = values.astype(dtype).reshape(reduced_shape(tuple(x.shape), axes, keepdims))
+    return result[()] if result.ndim == 0 else result
+
+
+@_engine_call
+def cross_entropy(
+    logits: np.ndarray, target: np.ndarray, axis: int, *, weight: np.ndarray | None,
+    ignore_index: int | None, label_smoothing: float, reduction: str, return_grad: bool,
+    dtype: Any,
+) -> Any:
+    """Cross-entropy (and its gradient) of class-index targets; probability targets: generic."""
+    cdt = kernel_dtype(dtype)
+    if cdt is None or target.ndim != logits.ndim - 1:
+        return generic.cross_entropy(
+            logits, target, axis, weight=weight, ignore_index=ignore_index,
+            label_smoothing=label_smoothing, reduction=reduction, return_grad=return_grad,
+            dtype=dtype)
+    lay = layout(logits, (axis,), cdt, last=True)
+    rows, n, _ = lay.shape3
+    labels = np.ascontiguousarray(target, dtype=np.int64).reshape(-1)
+    counted = (labels != ignore_index) if ignore_index is not None else np.ones(rows, dtype=np.bool_)
+    w = np.ones(n, dtype=cdt) if weight is None else np.ascontiguousarray(weight, dtype=cdt)
+    scale = 1.0
+    if reduction == "mean":
+        denominator = float(np.sum(w.astype(np.float64)[labels[counted]])) if weight is not None \
+            else float(np.count_nonzero(counted))
+        scale = 1.0 / denominator if denominator > 0 else 0.0
+    grad = np.empty((rows, n), dtype=cdt) if return_grad else np.empty((rows, 0), dtype=cdt)
+    losses = cross_entropy_rows(lay.data.reshape(rows, n), grad, labels, counted, w,
+                                float(label_smoothing), scale, bool(return_grad))
+    lead = tuple(d for i, d in enumerate(logits.shape) if i != axis)
+    if reduction == "none":
+        loss = losses.reshape(lead).astype(dtype)
+    elif reduction == "sum":
+        loss = np.asarray(np.sum(losses), dtype=dtype)
+    else:
+        loss = np.asarray(np.sum(losses) / denominator if denominator > 0 else np.nan, dtype=dtype)
+    if not return_grad:
+        return loss
+    if reduction == "mean" and scale == 0.0:
+        grad[...] = 0.0  # nothing counted: no logit moves the (NaN) mean
+    return loss, deliver(lay.restore(grad.reshape(lay.data.shape)), np.dtype(dtype), None)
+
+
+def _vjp_rows(kernel: Any, first: np.ndarray, g: np.ndarray, axes: tuple[int, ...], dtype: Any) -> Any:
+    cdt = kernel_dtype(dtype)
+    lay = layout(first, axes, cdt, last=True)
+    outer, n, _ = lay.shape3
+    g_rows = np.ascontiguousarray(g.transpose(lay.perm), dtype=cdt).reshape(outer, n)
+    result = np.empty(lay.data.shape, dtype=cdt)
+    kernel(lay.data.reshape(outer, n), g_rows, result.reshape(outer, n))
+    return deliver(lay.restore(result), np.dtype(dtype), None)
+
+
+def _rows_apply(first: np.ndarray, axes: tuple[int, ...], dtype: Any) -> bool:
+    return kernel_dtype(dtype) is not None and first.size > 0 and (
+        not axes or axes == tuple(range(axes[0], first.ndim)))
+
+
+@_engine_call
+def softmax_vjp(s: np.ndarray, g: np.ndarray, axes: tuple[int, ...], *, dtype: Any) -> Any:
+    """``s * (g - sum(g * s))``; over trailing axes in a kernel, otherwise generic."""
+    if not _rows_apply(s, axes, dtype):
+        return generic.softmax_vjp(s, g, axes, dtype=dtype)
+    return _vjp_rows(softmax_vjp_rows, s, g, axes, dtype)
+
+
+def softmax_jvp(s: np.ndarray, v: np.ndarray, axes: tuple[int, ...], *, dtype: Any) -> Any:
+    """``J v``: the vjp, since the softmax Jacobian is symmetric."""
+    return softmax_vjp(s, v, axes, dtype=dtype)
+
+
+@_engine_call
+def log_softmax_vjp(logp: np.ndarray, g: np.ndarray, axes: tuple[int, ...], *, dtype: Any) -> Any:
+    """``g - exp(logp) * sum(g)``; over trailing axes in a kernel, otherwise generic.
+
+    Log-probabilities of 40 or more (never produced by log_softmax) also go to generic:
+    they leave the domain of the kernels' ``exp``.
+    """
+    if not _rows_apply(logp, axes, dtype) or not np.max(logp) < 40:
+        return generic.log_softmax_vjp(logp, g, axes, dtype=dtype)
+    return _vjp_rows(log_softmax_vjp_rows, logp, g, axes, dtype)

@@ -1,0 +1,88 @@
+"""Fused cross-entropy rows: loss and gradient from one pass over cached logits.
+
+With ``a_c = w_c * q_c`` the target mass of class ``c`` (one-hot of the label mixed with the
+uniform ``eps / n``, times the class weight; see :mod:`softmaxkit.generic._loss`) and
+``A = sum_c a_c``::
+
+    loss = -sum_c a_c * (z_c - lse)        gradient_c = (A * p_c - a_c) * scale
+
+Per row: the max; ``exp(z)`` written into the gradient row and summed; the loss; one more
+pass turning the stored exponentials into the gradient. The logits are read once from memory
+and the gradient written once; ``exp`` runs once per element.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from softmaxkit.numba._exp import EXACT_FLAGS
+from softmaxkit.numba._rows import limit_row
+from softmaxkit.numba._sums import REDUCE_FLAGS, span_max, store_exp, sum_exp
+
+
+@njit(fastmath=REDUCE_FLAGS, cache=True)
+def _weighted_log_sum(x, w, shift, lse):  # type: ignore[no-untyped-def]
+    """``sum_c w_c * (x_c - shift - lse)`` over classes with ``w_c != 0`` (0 * -inf adds 0)."""
+    s = 0.0
+    for c in range(x.size):
+        wc = np.float64(w[c])
+        s += 0.0 if wc == 0.0 else wc * ((np.float64(x[c]) - shift) - lse)
+    return s
+
+
+@njit(fastmath=REDUCE_FLAGS, cache=True)
+def _weight_sum(w):  # type: ignore[no-untyped-def]
+    s = 0.0
+    for c in range(w.size):
+        s += np.float64(w[c])
+    return s
+
+
+@njit(fastmath=EXACT_FLAGS, cache=True)
+def _grad_row(g, w, big_a_over_s, smooth, scale):  # type: ignore[no-untyped-def]
+    t = g.dtype.type
+    f, sm, sc = t(big_a_over_s), t(smooth), t(scale)
+    for c in range(g.size):
+        g[c] = (f * g[c] - sm * w[c]) * sc
+
+
+@njit(fastmath=EXACT_FLAGS, cache=True)
+def row_cross_entropy(x, g, label, counted, w, smoothing, scale, want_grad):  # type: ignore[no-untyped-def]
+    """One row's loss (float64); writes its gradient into ``g`` when ``want_grad``."""
+    n = x.size
+    m = span_max(x)
+    if m == np.inf:
+        x = limit_row(x)
+        m = x.dtype.type(0.0)
+    shift = m if m > -np.inf else x.dtype.type(0.0)
+    one = x.dtype.type(1.0)
+    s = store_exp(x, g, shift, one) if want_grad else sum_exp(x, shift, one)
+    lse = math.log(s) if s != 0.0 else 0.0
+    hot = (1.0 - smoothing) * np.float64(w[label]) if counted else 0.0
+    smooth = smoothing / n if counted else 0.0
+    loss = 0.0
+    if hot != 0.0:
+        loss -= hot * ((np.float64(x[label]) - np.float64(shift)) - lse)
+    if smooth != 0.0:
+        loss -= smooth * _weighted_log_sum(x, w, np.float64(shift), lse)
+    if want_grad:
+        big_a = hot + smooth * _weight_sum(w) if smooth != 0.0 else hot
+        _grad_row(g, w, big_a / s if s != 0.0 else 0.0, smooth, scale)
+        g[label] -= g.dtype.type(hot * scale)
+    return loss
+
+
+@njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
+def cross_entropy_rows(x, grad, labels, counted, w, smoothing, scale, want_grad):  # type: ignore[no-untyped-def]
+    """Per-row losses (float64) of class-index targets; gradients into ``grad`` if wanted.
+
+    ``labels`` of rows that are not ``counted`` are never read (they may be out of range).
+    """
+    losses = np.empty(x.shape[0], dtype=np.float64)
+    for r in prange(x.shape[0]):
+        label = labels[r] if counted[r] else 0
+        losses[r] = row_cross_entropy(x[r], grad[r], label, counted[r], w, smoothing, scale, want_grad)
+    return losses

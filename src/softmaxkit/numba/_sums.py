@@ -1,0 +1,143 @@
+"""Blocked reductions over contiguous spans: the vectorised inner loops of every kernel.
+
+A span is summed in blocks of ``BLOCK`` elements. Inside a block the loop runs with
+``reassoc`` so LLVM splits the sum over SIMD lanes (a fixed split for the compiled code, so
+the result does not depend on threads); the block sums are added in float64 with Neumaier's
+compensation (``add_compensated``, compiled without ``reassoc``, which would cancel it). The
+error of a sum is then a few ulps whatever its length — the long-row requirement of SPEC §2.
+
+Functions take whole (sliced) arrays and loop from 0: Numba then knows indices are
+non-negative and emits no wraparound test, which would stop LLVM from vectorising.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from softmaxkit.numba._exp import EXACT_FLAGS, exp_small, float_key, key_float
+
+REDUCE_FLAGS = {"reassoc", "contract", "nsz"}
+"""Flags of the inner loops: reassociation lets LLVM vectorise the sums (and only the sums)."""
+
+BLOCK = 512
+
+
+@njit(fastmath=EXACT_FLAGS, cache=True)
+def add_compensated(total, carry, value):  # type: ignore[no-untyped-def]
+    """Neumaier's step: ``total + carry`` stays the exact sum to within one rounding."""
+    t = total + value
+    if abs(total) >= abs(value):
+        carry += (total - t) + value
+    else:
+        carry += (value - t) + total
+    return t, carry
+
+
+@njit(fastmath=EXACT_FLAGS, cache=True)
+def shifted(v, shift, inv_t):  # type: ignore[no-untyped-def]
+    """``(v - shift) * inv_t``, kept exact inside ``reassoc`` loops (no distribution over ``-``)."""
+    return (v - shift) * inv_t
+
+
+@njit(fastmath=EXACT_FLAGS, cache=True)
+def span_max(x):  # type: ignore[no-untyped-def]
+    """The largest entry of ``x``; ``-inf`` when empty; a NaN may or may not win.
+
+    The max runs over order-preserving integer keys: integer reductions vectorise without
+    fast-math flags. Callers never rely on NaN here — a NaN reaches every row's sum.
+    """
+    key = float_key(x.dtype.type(-np.inf))
+    for i in range(x.size):
+        k = float_key(x[i])
+        key = k if k > key else key
+    return key_float(key)
+
+
+@njit(fastmath=REDUCE_FLAGS, cache=True)
+def _block_sum_exp(x, shift, inv_t):  # type: ignore[no-untyped-def]
+    s = x.dtype.type(0.0)
+    for i in range(x.size):
+        s += exp_small(shifted(x[i], shift, inv_t))
+    return s
+
+
+@njit(fastmath=REDUCE_FLAGS, cache=True)
+def _block_store_exp(x, out, shift, inv_t):  # type: ignore[no-untyped-def]
+    s = x.dtype.type(0.0)
+    for i in range(x.size):
+        e = exp_small(shifted(x[i], shift, inv_t))
+        out[i] = e
+        s += e
+    return s
+
+
+@njit(fastmath=REDUCE_FLAGS, cache=True)
+def _block_exp_in_place(x, shift, inv_t):  # type: ignore[no-untyped-def]
+    s = x.dtype.type(0.0)
+    for i in range(x.size):
+        e = exp_small(shifted(x[i], shift, inv_t))
+        x[i] = e
+        s += e
+    return s
+
+
+@njit(fastmath=EXACT_FLAGS, cache=True)
+def sum_exp(x, shift, inv_t):  # type: ignore[no-untyped-def]
+    """``sum(exp((x - shift) * inv_t))`` in float64 (NaN if a term is NaN)."""
+    total, carry = 0.0, 0.0
+    for b in range(0, x.size, BLOCK):
+        total, carry = add_compensated(
+            total, carry, np.float64(_block_sum_exp(x[b:b + BLOCK], shift, inv_t)))
+    return total + carry
+
+
+@njit(fastmath=EXACT_FLAGS, cache=True)
+def store_exp(x, out, shift, inv_t):  # type: ignore[no-untyped-def]
+    """Write ``exp((x - shift) * inv_t)`` into ``out``; return their float64 sum.
+
+    ``out`` may be ``x`` itself. That case has its own loop: with two names for one array,
+    LLVM's overlap check would route the loop to its scalar version, summing in another
+    order — slower, and the sum of a block would lose its lane-wise split.
+    """
+    total, carry = 0.0, 0.0
+    if x.ctypes.data == out.ctypes.data:
+        for b in range(0, x.size, BLOCK):
+            total, carry = add_compensated(
+                total, carry, np.float64(_block_exp_in_place(out[b:b + BLOCK], shift, inv_t)))
+        return total + carry
+    for b in range(0, x.size, BLOCK):
+        total, carry = add_compensated(
+            total, carry, np.float64(_block_store_exp(x[b:b + BLOCK], out[b:b + BLOCK], shift, inv_t)))
+    return total + carry
+
+
+@njit(fastmath=REDUCE_FLAGS, cache=True)
+def _block_dot(x, y):  # type: ignore[no-untyped-def]
+    s = x.dtype.type(0.0)
+    for i in range(x.size):
+        s += x[i] * y[i]
+    return s
+
+
+@njit(fastmath=EXACT_FLAGS, cache=True)
+def span_dot(x, y):  # type: ignore[no-untyped-def]
+    """``sum(x * y)`` in float64, blocked and compensated."""
+    total, carry = 0.0, 0.0
+    for b in range(0, x.size, BLOCK):
+        total, carry = add_compensated(total, carry, np.float64(_block_dot(x[b:b + BLOCK], y[b:b + BLOCK])))
+    return total + carry
+
+
+@njit(fastmath=EXACT_FLAGS, cache=True)
+def scale_span(out, factor):  # type: ignore[no-untyped-def]
+    """``out *= factor``."""
+    for i in range(out.size):
+        out[i] *= factor
+
+
+@njit(fastmath=EXACT_FLAGS, cache=True)
+def store_log(x, out, shift, inv_t, lse):  # type: ignore[no-untyped-def]
+    """``out = (x - shift) * inv_t - lse`` (log_softmax's last pass)."""
+    for i in range(x.size):
+        out[i] = (x[i] - shift) * inv_t - lse

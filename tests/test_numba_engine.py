@@ -1,0 +1,341 @@
+"""The numba engine against the generic engine (SPEC §2) and against float64 / mpmath truth.
+
+Every case is checked on both engines: numba must give the generic engine's answer (to the
+SPEC accuracy bounds, exactly for special values). Shapes cover in-cache rows, rows split
+into blocks (longer than ``_rows.SPLIT``), non-last axes (the column kernels), tuple axes.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+numba = pytest.importorskip("numba")
+ml_dtypes = pytest.importorskip("ml_dtypes")
+
+import softmaxkit as sk  # noqa: E402
+from softmaxkit._engines import NUMBA_MIN_SIZE, choose_engine  # noqa: E402
+from softmaxkit.numba import _rows  # noqa: E402
+
+DTYPES = [np.float32, np.float64, np.float16, ml_dtypes.bfloat16]
+LONG = _rows.SPLIT * 3 + 17  # split into blocks, with a ragged last block
+
+# (shape, axis): rows, single long rows, non-last axes, tuples, all axes.
+LAYOUTS = [
+    ((6, 9), -1),
+    ((6, 9), 0),
+    ((3, 5, 7), 1),
+    ((3, 5, 7), (0, 2)),
+    ((3, 5, 7), (1, 2)),
+    ((3, 5, 7), None),
+    ((2, LONG), -1),
+    ((40, 3, 33), 0),
+]
+
+
+def _eps(dtype: object) -> float:
+    """Machine epsilon of the arithmetic: float32 for the half types (SPEC §2)."""
+    d = np.dtype(dtype)
+    return float(np.finfo(np.float64 if d == np.float64 else np.float32).eps)
+
+
+def _specials(x: np.ndarray, axis: object) -> np.ndarray:
+    """``x`` with the SPEC §2 special rows planted along ``axis`` (if it has room for them)."""
+    x = x.copy()
+    moved = np.moveaxis(x, -1 if axis is None else np.atleast_1d(axis)[-1], -1)
+    flat = moved.reshape(-1, moved.shape[-1]) if moved.ndim > 1 else None
+    if flat is not None and flat.shape[0] >= 5 and flat.shape[1] >= 3 and flat.base is not None:
+        flat[0, 1] = np.inf  # one +inf
+        flat[1, 0] = np.nan  # NaN
+        flat[2, :] = -np.inf  # all -inf
+        flat[3, ::2] = -np.inf  # some -inf
+        flat[4, :2] = np.inf  # two +inf share the mass
+    return x
+
+
+def _both(function: str, *args: object, **kwargs: object) -> tuple[object, object]:
+    f = getattr(sk, function)
+    return f(*args, engine="numba", **kwargs), f(*args, engine="generic", **kwargs)
+
+
+def _assert_same(a: object, b: object, dtype: object, *, log: bool = False, ulps: float = 8) -> None:
+    """Same shape, dtype and special values; finite values within the SPEC-sized tolerance."""
+    if isinstance(a, tuple):
+        for u, v in zip(a, b, strict=True):
+            _assert_same(u, v, dtype, log=log, ulps=ulps)
+        return
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape
+    assert a.dtype == b.dtype
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    np.testing.assert_array_equal(np.isnan(a64), np.isnan(b64))
+    np.testing.assert_array_equal(np.isinf(a64) * np.sign(a64), np.isinf(b64) * np.sign(b64))
+    fin = np.isfinite(a64)
+    out_eps = max(_eps(dtype), float(np.finfo(a.dtype).eps) if a.dtype.kind == "f" else 0.0)
+    if str(a.dtype) == "bfloat16":
+        out_eps = 2.0**-7
+    tol = ulps * out_eps * (1 + np.abs(b64[fin])) if log else ulps * out_eps * (np.abs(b64[fin]) + 1e-30)
+    assert np.all(np.abs(a64[fin] - b64[fin]) <= tol + (0 if log else ulps * out_eps * 1e-6))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize(("shape", "axis"), LAYOUTS, ids=str)
+@pytest.mark.parametrize("function", ["softmax", "log_softmax"])
+def test_softmax_matches_generic(function: str, shape: tuple[int, ...], axis: object, dtype: object) -> None:
+    rng = np.random.default_rng(0)
+    x = _specials((rng.standard_normal(shape) * 5).astype(dtype), axis)
+    log = function == "log_softmax"
+    _assert_same(*_both(function, x, axis=axis), dtype, log=log)
+    _assert_same(*_both(function, x, axis=axis, temperature=0.3), dtype, log=log)
+    mask = rng.random(shape) > 0.3
+    _assert_same(*_both(function, x, axis=axis, where=mask), dtype, log=log)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("shape", "axis"), LAYOUTS, ids=str)
+def test_logsumexp_matches_generic(shape: tuple[int, ...], axis: object, dtype: object) -> None:
+    x = _specials((np.random.default_rng(1).standard_normal(shape) * 5).astype(dtype), axis)
+    for keepdims in (False, True):
+        _assert_same(*_both("logsumexp", x, axis=axis, keepdims=keepdims), dtype, log=True)
+    mask = np.random.default_rng(2).random(shape) > 0.5
+    _assert_same(*_both("logsumexp", x, axis=axis, where=mask), dtype, log=True)
+
+
+def test_logsumexp_keeps_tiny_remainders() -> None:
+    # log(1 + e**-40) = 4.25e-18: a plain log(sum) rounds it to 0 (SciPy's regression case).
+    value = sk.logsumexp(np.array([0.0, -40.0] * 4096), engine="numba")
+    assert value == pytest.approx(math.log(4096 * 2) - math.log(2) + math.log1p(math.exp(-40)), rel=1e-15)
+    assert sk.logsumexp(np.array([0.0, -40.0]), engine="numba") == pytest.approx(4.248354255291589e-18)
+
+
+@pytest.mark.parametrize("function", ["softmax", "log_softmax", "logsumexp"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_degenerate_shapes(function: str, dtype: object) -> None:
+    for x, axis in [
+        (np.array(2.5, dtype=dtype), None),
+        (np.array(-np.inf, dtype=dtype), None),
+        (np.array(np.nan, dtype=dtype), None),
+        (np.zeros((4, 0), dtype=dtype), -1),
+        (np.zeros((0, 4), dtype=dtype), -1),
+        (np.zeros((3, 4), dtype=dtype), ()),
+    ]:
+        a, b = _both(function, x, axis=axis)
+        _assert_same(a, b, dtype, log=True)
+        assert type(a) is type(b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("n", [7, 1000, LONG])
+def test_cross_entropy_matches_generic(dtype: object, n: int) -> None:
+    rng = np.random.default_rng(3)
+    rows = 9 if n < LONG else 2
+    x = _specials((rng.standard_normal((rows, n)) * 3).astype(dtype), -1)
+    labels = rng.integers(0, n, rows)
+    labels[-1] = -100
+    weight = rng.random(n).astype(dtype)
+    smoothed = {"weight": weight, "label_smoothing": 0.1}
+    for options in ({}, {"weight": weight}, {"label_smoothing": 0.2}, smoothed):
+        for reduction in ("mean", "sum", "none"):
+            a, b = _both("cross_entropy", x, labels, ignore_index=-100, reduction=reduction,
+                         return_grad=True, **options)
+            _assert_same(a, b, dtype, log=True, ulps=64)
+    everything_ignored = np.full(rows, -100)
+    _assert_same(*_both("cross_entropy", x, everything_ignored, ignore_index=-100, return_grad=True),
+                 dtype, log=True)
+
+
+def test_cross_entropy_other_axis_and_probability_targets() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5, 6, 3)).astype(np.float32)
+    labels = rng.integers(0, 6, (5, 3))
+    _assert_same(*_both("cross_entropy", x, labels, axis=1, return_grad=True), np.float32, log=True, ulps=64)
+    target = sk.softmax(rng.standard_normal(x.shape), axis=1)
+    _assert_same(*_both("cross_entropy", x, target, axis=1, label_smoothing=0.1, return_grad=True),
+                 np.float32, log=True, ulps=64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize(("shape", "axis"), [((6, 9), -1), ((3, 5, 7), (1, 2)), ((2, LONG), -1), ((6, 9), 0)],
+                         ids=str)
+def test_vjps_match_generic(shape: tuple[int, ...], axis: object, dtype: object) -> None:
+    rng = np.random.default_rng(5)
+    x = _specials(rng.standard_normal(shape).astype(dtype), axis)
+    g = rng.standard_normal(shape).astype(dtype)
+    s = sk.softmax(x, axis=axis, engine="generic")
+    logp = sk.log_softmax(x, axis=axis, engine="generic")
+    for function, first in (("softmax_vjp", s), ("softmax_jvp", s), ("log_softmax_vjp", logp)):
+        _assert_same(*_both(function, first, g, axis=axis), dtype, log=True, ulps=64)
+
+
+@pytest.mark.parametrize("function", ["softmax", "log_softmax"])
+def test_layouts_and_out(function: str) -> None:
+    """Views, byte order, read-only input, and ``out=`` (also the input itself) as in generic."""
+    rng = np.random.default_rng(6)
+    base = rng.standard_normal((40, 60)).astype(np.float32)
+    swapped = base.astype(base.dtype.newbyteorder())
+    readonly = base.copy()
+    readonly.flags.writeable = False
+    for x in (base[:, ::2], base[::-1, ::-3], base.T, np.asfortranarray(base), swapped, readonly):
+        for axis in (-1, 0, (0, 1)):
+            _assert_same(*_both(function, x, axis=axis), np.float32, log=True)
+    for out in (np.empty((40, 60), np.float32), np.empty((60, 40), np.float32).T,
+                np.empty((40, 60), np.float64), np.empty((40, 60), np.float16)):
+        reference = getattr(sk, function)(base, out=out.copy(), engine="generic")
+        result = getattr(sk, function)(base, out=out, engine="numba")
+        assert result is out
+        _assert_same(result, reference, np.float32, log=True)
+    for axis in (-1, 0):
+        inplace = base.copy()
+        expected = getattr(sk, function)(base, axis=axis, engine="generic")
+        assert getattr(sk, function)(inplace, axis=axis, out=inplace, engine="numba") is inplace
+        _assert_same(inplace, expected, np.float32, log=True)
+    transposed = base.copy().T
+    expected = getattr(sk, function)(transposed, engine="generic")
+    getattr(sk, function)(transposed, out=transposed, engine="numba")
+    _assert_same(transposed, expected, np.float32, log=True)
+    assert readonly.flags.writeable is False
+
+
+def test_integer_and_bool_input() -> None:
+    _assert_same(*_both("softmax", np.arange(12).reshape(3, 4)), np.float64)
+    _assert_same(*_both("log_softmax", np.ones((3, 4), bool), axis=0), np.float64, log=True)
+
+
+# --- accuracy against truth (SPEC §2 bounds) ------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("shape", "axis"), [((64, 1000), -1), ((1, 300_000), -1), ((500, 64), 0)], ids=str)
+def test_accuracy_within_spec_bounds(shape: tuple[int, ...], axis: int, dtype: object) -> None:
+    """Each probability within ``4 eps (1 + |x - max|)`` relative, log_softmax within
+    ``8 eps (1 + |y|)``, rows of any length (float64 / long double references).
+
+    Subnormal probabilities are left out: they carry fewer bits than any relative bound needs.
+    The bound adds ``sum_j p_j |x_j - max|``: rounding ``x_j - max`` perturbs every term of
+    the sum, so it limits every probability (the generic engine reaches 4.8 eps on the max
+    entry of the float64 axis=0 case without it).
+    """
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal(shape) * 20).astype(dtype)
+    eps = _eps(dtype)
+    ref_dtype = np.longdouble if dtype == np.float64 else np.float64
+    z = x.astype(ref_dtype) - np.max(x, axis=axis, keepdims=True).astype(ref_dtype)
+    lse = np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+    p = sk.softmax(x, axis=axis, engine="numba").astype(ref_dtype)
+    p_true = np.exp(z - lse)
+    normal = p_true >= np.finfo(dtype).tiny
+    spread = np.sum(p_true * np.abs(z), axis=axis, keepdims=True)
+    assert np.all((np.abs(p - p_true) <= 4 * eps * (1 + np.abs(z) + spread) * p_true)[normal])
+    y = sk.log_softmax(x, axis=axis, engine="numba").astype(ref_dtype)
+    assert np.all(np.abs(y - (z - lse)) <= 8 * eps * (1 + np.abs(z - lse)))
+
+
+def test_float64_against_mpmath() -> None:
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 40
+    rng = np.random.default_rng(8)
+    x = np.concatenate([rng.standard_normal(5000) * 30, [700.0, -700.0, 1e-300, 0.0]])
+    xs = [mpmath.mpf(float(v)) for v in x]
+    total = mpmath.fsum(mpmath.exp(v) for v in xs)
+    expected = np.array([float(mpmath.exp(v) / total) for v in xs])
+    logsum = float(mpmath.log(total))
+    # SciPy's bar; subnormal results (below 1e-307 here) hold fewer digits than rtol asks.
+    np.testing.assert_allclose(sk.softmax(x, engine="numba"), expected, rtol=1e-13, atol=1e-300)
+    assert sk.logsumexp(x, engine="numba") == pytest.approx(logsum, rel=1e-15)
+
+
+def test_exp_ulp_error() -> None:
+    """The docstring's figures of ``softmaxkit.numba._exp``: float32 on a stride of every
+    value in ``[-104, 0]`` (the full sweep: ``python -m benchmarks.exp_accuracy``), float64
+    sampled."""
+    exp_accuracy = pytest.importorskip("benchmarks.exp_accuracy")
+    err32, _ = exp_accuracy.max_ulp_float32(step=4099)
+    err64, _ = exp_accuracy.max_ulp_float64(samples=200_000)
+    assert err32 <= 1.01  # the full sweep's maximum: 1.010 ulp
+    assert err64 < 1.0
+
+
+# --- determinism, threads, automatic choice --------------------------------------------------
+
+def test_bitwise_identical_for_any_thread_count() -> None:
+    rng = np.random.default_rng(9)
+    cases = [
+        (rng.standard_normal((3, LONG)).astype(np.float32), -1),
+        (rng.standard_normal((300, 500)).astype(np.float64), -1),
+        (rng.standard_normal((500, 300)).astype(np.float32), 0),
+    ]
+    before = numba.get_num_threads()
+    results = []
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            results.append([
+                (sk.softmax(x, axis=axis, engine="numba"), sk.log_softmax(x, axis=axis, engine="numba"),
+                 sk.logsumexp(x, axis=axis, engine="numba"),
+                 sk.cross_entropy(np.moveaxis(x, axis, -1), np.zeros(x.shape[axis - 1], int),
+                                  return_grad=True, engine="numba")[1])
+                for x, axis in cases
+            ])
+    finally:
+        numba.set_num_threads(before)
+    for one, two in zip(*results, strict=True):
+        for a, b in zip(one, two, strict=True):
+            assert np.array_equal(a, b, equal_nan=True)
+
+
+def test_concurrent_calls_from_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    x = np.random.default_rng(10).standard_normal((64, 4096)).astype(np.float32)
+    expected = sk.softmax(x, engine="numba")
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: sk.softmax(x, engine="numba"), range(8)))
+    for r in results:
+        assert np.array_equal(r, expected)
+
+
+def test_automatic_choice() -> None:
+    torch = pytest.importorskip("torch")
+    big = np.zeros((64, NUMBA_MIN_SIZE // 64), np.float32)
+    assert choose_engine("softmax", big).__name__ == "softmaxkit.numba"
+    assert choose_engine("cross_entropy", big).__name__ == "softmaxkit.numba"
+    assert choose_engine("softmax", np.zeros(10)).__name__ == "softmaxkit.generic"
+    assert choose_engine("softmax", torch.zeros(100_000)).__name__ == "softmaxkit.generic"
+    with pytest.raises(ValueError, match="numba"):
+        sk.softmax(torch.zeros(3), engine="numba")
+
+
+def test_import_does_not_load_numba() -> None:
+    code = "import softmaxkit, sys; softmaxkit.softmax([1.0, 2.0]); print('numba' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_in_place_and_columns_give_the_row_kernels_bits() -> None:
+    """Regression: with ``out`` aliasing the input, LLVM's overlap check sent the sum loop to
+    its scalar version (another summation order, 4 eps off on a 500-long float64 column)."""
+    x = np.random.default_rng(11).standard_normal((500, 64)) * 20
+    rows = sk.softmax(np.ascontiguousarray(x.T), engine="numba").T
+    assert np.array_equal(sk.softmax(x, axis=0, engine="numba"), rows)
+    inplace = np.ascontiguousarray(x.T)
+    sk.softmax(inplace, out=inplace, engine="numba")
+    assert np.array_equal(inplace.T, rows)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, ml_dtypes.bfloat16], ids=lambda d: np.dtype(d).name)
+def test_half_rows_in_kernel(dtype: object) -> None:
+    """Half-precision rows are widened and rounded inside the kernel (to nearest even, as
+    NumPy's cast): the generic result to one ulp of the half type, in place and for special rows too."""
+    x = _specials((np.random.default_rng(12).standard_normal((300, 700)) * 6).astype(dtype), -1)
+    for function in ("softmax", "log_softmax"):
+        expected = getattr(sk, function)(x, engine="generic")
+        out = np.empty_like(x)
+        assert getattr(sk, function)(x, out=out, engine="numba") is out
+        inplace = x.copy()
+        getattr(sk, function)(inplace, out=inplace, engine="numba")
+        for result in (getattr(sk, function)(x, engine="numba"), out, inplace):
+            assert result.dtype == x.dtype
+            _assert_same(result, expected, dtype, log=True, ulps=1)
