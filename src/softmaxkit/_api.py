@@ -369,9 +369,8 @@ def cross_entropy(
     """
     logits = as_array(logits, "logits")
     xp = namespace(logits)
-    target = as_array(target, "target")
-    if namespace(target) is not xp:
-        target = xp.asarray(target)
+    given = as_array(target, "target")
+    target = given if namespace(given) is xp else xp.asarray(given)
     a = single_axis(axis, logits.ndim, "cross_entropy")
     out_dtype = result_dtype(xp, logits, None, allow_complex=False, name="cross_entropy")
     n_classes = logits.shape[a]
@@ -379,7 +378,10 @@ def cross_entropy(
     if tuple(target.shape) == class_shape and target.ndim == logits.ndim - 1:
         if not xp.isdtype(target.dtype, "integral"):
             raise TypeError(f"cross_entropy: class-index targets must be integers, got {target.dtype}")
-        _check_labels(xp, target, n_classes, ignore_index, "cross_entropy")
+        # Checked in the library they come in: NumPy labels of Dask logits at once.
+        checked = _check_labels(namespace(given), given, n_classes, ignore_index, "cross_entropy")
+        if checked is not given:
+            target = checked
     elif tuple(target.shape) == tuple(logits.shape):
         if not xp.isdtype(target.dtype, "real floating"):
             raise TypeError(f"cross_entropy: probability targets must be floats, got {target.dtype}")
@@ -408,17 +410,28 @@ def cross_entropy(
     )
 
 
-def _check_labels(xp: Any, labels: Array, n_classes: int, ignore_index: int | None, name: str) -> None:
-    """Raise ValueError naming the first label outside ``[0, n_classes)`` (ignored ones pass)."""
+def _check_labels(xp: Any, labels: Array, n_classes: int, ignore_index: int | None, name: str) -> Array:
+    """Raise ValueError naming the first label outside ``[0, n_classes)`` (ignored ones pass).
+
+    Returns the labels. Reading a Dask array's labels would compute them, so for a Dask array
+    the returned labels are checked block by block when computed: ``compute()`` raises.
+    """
+    import array_api_compat
+
+    if ignore_index is not None and not isinstance(ignore_index, numbers.Integral):
+        raise TypeError(f"{name}: ignore_index must be an int, got {ignore_index!r}")
+    if array_api_compat.is_dask_array(labels):
+        from softmaxkit.dask import labels_checked_when_computed
+
+        return labels_checked_when_computed(labels, n_classes, ignore_index, name)
     bad = (labels < 0) | (labels >= n_classes)
     if ignore_index is not None:
-        if not isinstance(ignore_index, numbers.Integral):
-            raise TypeError(f"{name}: ignore_index must be an int, got {ignore_index!r}")
         bad = bad & (labels != ignore_index)
     if bool(xp.any(bad)):
         flat_bad = xp.reshape(bad, (-1,))
         first = xp.reshape(labels, (-1,))[int(xp.argmax(xp.astype(flat_bad, xp.int8)))]
         raise ValueError(f"{name}: label {int(first)} is out of range for {n_classes} classes")
+    return labels
 
 
 def one_hot(labels: Any, num_classes: int | None = None, *, dtype: Any = float) -> Array:
@@ -450,7 +463,7 @@ def one_hot(labels: Any, num_classes: int | None = None, *, dtype: Any = float) 
         num_classes = int(xp.max(labels)) + 1 if math.prod(labels.shape) else 0
     if not isinstance(num_classes, numbers.Integral) or num_classes < 0:
         raise ValueError(f"one_hot: num_classes must be a non-negative int, got {num_classes!r}")
-    _check_labels(xp, labels, int(num_classes), None, "one_hot")
+    labels = _check_labels(xp, labels, int(num_classes), None, "one_hot")
     info = xp.__array_namespace_info__().default_dtypes(device=device_of(labels))
     resolved = {float: info["real floating"], int: info["integral"], bool: xp.bool}.get(dtype)
     return generic.one_hot(labels, int(num_classes), dtype=resolved or resolve_dtype(xp, dtype))

@@ -47,6 +47,12 @@ def _is_gpu_array(x: Any) -> bool:
     return is_gpu_array(x)
 
 
+def _is_dask_array(x: Any) -> bool:
+    import array_api_compat
+
+    return bool(array_api_compat.is_dask_array(x))
+
+
 def _always(x: Any) -> bool:
     return True
 
@@ -102,6 +108,14 @@ ENGINES: tuple[EngineSpec, ...] = (
         functions=ENGINE_FUNCTIONS,
         runs=_is_gpu_array,
         requires=("cupy",),
+    ),
+    EngineSpec(
+        name="dask",
+        module="softmaxkit.dask",
+        summary="lazy Dask arrays, local or on a dask.distributed cluster; the softmax axis may be chunked",
+        functions=ENGINE_FUNCTIONS,
+        runs=_is_dask_array,
+        requires=("dask",),
     ),
     EngineSpec(
         name="numba",

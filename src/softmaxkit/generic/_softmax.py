@@ -24,18 +24,24 @@ from softmaxkit._arrays import (
 )
 
 
-def shifted_rows(xp: Any, rows: Array, mask: Array | None, temperature: float) -> Array:
+def shifted_rows(
+    xp: Any, rows: Array, mask: Array | None, temperature: float, row_max: Array | None = None
+) -> Array:
     """``(x - max) / T`` per row, with every special row mapped onto the finite case.
 
     Excluded entries (masked or ``-inf``) become ``-inf``. A row whose max is ``+inf`` becomes
     0 at its ``+inf`` entries and ``-inf`` elsewhere: softmax's limit shares the mass among
     them equally. A row whose entries are all excluded keeps all ``-inf`` (its sum of
     exponentials is 0). NaN stays NaN and spreads through the row's sum.
+
+    ``row_max`` (shape ``(rows, 1)``), when given, is the maximum of the row's included
+    entries found elsewhere: the Dask engine passes the maximum over all chunks of a split row.
     """
     neg_inf = constant(xp, -np.inf, rows)
     zero = constant(xp, 0.0, rows)
     x = rows if mask is None else xp.where(mask, rows, neg_inf)
-    row_max = xp.max(x, axis=1, keepdims=True)
+    if row_max is None:
+        row_max = xp.max(x, axis=1, keepdims=True)
     pos_inf_row = row_max == np.inf
     x = xp.where(pos_inf_row, xp.where(x == np.inf, zero, neg_inf), x)
     shift = xp.where(xp.isfinite(row_max), row_max, zero)

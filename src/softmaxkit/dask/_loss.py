@@ -1,0 +1,149 @@
+"""cross_entropy of Dask arrays: each block's samples on the local engine, the reduction in Dask.
+
+A sample's loss needs its whole row of classes (the target picks or weighs every class), so
+a class axis split across chunks is first merged into one chunk; the other axes are then split
+finer, so that blocks keep their size in bytes. Each block's per-sample losses and gradients
+come from the local engine (``reduction="none"``, which returns each sample's own gradient);
+``"sum"`` and ``"mean"`` are Dask reductions of them, with PyTorch's denominator for the mean.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Any
+
+from softmaxkit._arrays import Array, compute_dtype, constant, namespace, quiet_floating_point
+from softmaxkit._engines import choose_engine
+from softmaxkit.dask._blocks import field, meta
+
+
+def cross_entropy(
+    logits: Array,
+    target: Array,
+    axis: int,
+    *,
+    weight: Array | None,
+    ignore_index: int | None,
+    label_smoothing: float,
+    reduction: str,
+    return_grad: bool,
+    dtype: Any,
+) -> Array | tuple[Array, Array]:
+    """Cross-entropy of ``softmax(logits)`` against class indices or probabilities, lazily."""
+    import dask.array as da
+
+    xp = namespace(logits)
+    ct = compute_dtype(xp, dtype)
+    by_label = target.ndim == logits.ndim - 1
+    logits = _classes_in_one_chunk(logits, axis)
+    # Every operand as a block-aligned array of logits' rank: size-1 axes broadcast across blocks.
+    if by_label:
+        sample_chunks = tuple(c for d, c in enumerate(logits.chunks) if d != axis)
+        target = da.expand_dims(target.rechunk(sample_chunks), axis)
+    else:
+        target = target.rechunk(logits.chunks)
+    if weight is not None:
+        class_shape = tuple(logits.shape[axis] if d == axis else 1 for d in range(logits.ndim))
+        weight = xp.reshape(xp.astype(weight, ct), class_shape).rechunk(-1)
+    block = partial(
+        _per_sample_block, axis=axis, by_label=by_label, ignore_index=ignore_index,
+        label_smoothing=label_smoothing, return_grad=return_grad, dtype=ct,
+    )
+    parts = da.map_blocks(block, logits, target, weight, meta=meta(logits, ct), token="cross-entropy")
+    per_sample = _per_sample_field(parts, "loss", axis, meta(logits, ct))
+    grad = da.map_blocks(field, parts, "grad", meta=meta(logits, ct)) if return_grad else None
+    if reduction == "none":
+        loss = per_sample
+    elif reduction == "sum":
+        loss = xp.sum(per_sample)
+    else:
+        if by_label:
+            denominator = xp.sum(_per_sample_field(parts, "counted", axis, meta(logits, ct)))
+        else:
+            denominator = xp.asarray(math.prod(per_sample.shape), dtype=ct)
+        loss = da.map_blocks(_mean, xp.sum(per_sample), denominator, meta=meta(logits, ct, 0))
+        if grad is not None:
+            grad = da.map_blocks(_mean_gradient, grad, denominator, meta=meta(logits, ct))
+    loss = xp.astype(loss, dtype)
+    return (loss, xp.astype(grad, dtype)) if return_grad else loss
+
+
+@quiet_floating_point
+def _mean(total: Array, denominator: Array) -> Array:
+    return total / denominator  # nothing counted: 0/0 = NaN, as in PyTorch
+
+
+@quiet_floating_point
+def _mean_gradient(grad: Array, denominator: Array) -> Array:
+    # With nothing counted the mean is NaN, but no logit moves it: gradient 0.
+    xp = namespace(grad)
+    return xp.where(denominator > 0, grad / denominator, constant(xp, 0.0, grad))
+
+
+def _per_sample_field(parts: Array, name: str, axis: int, like: Any) -> Array:
+    """A per-sample result from the blocks' dicts, which hold it with the class axis of length 1."""
+    import dask.array as da
+
+    chunks = tuple((1,) if d == axis else c for d, c in enumerate(parts.chunks))
+    return da.squeeze(da.map_blocks(field, parts, name, chunks=chunks, meta=like), axis=axis)
+
+
+def _classes_in_one_chunk(logits: Array, axis: int) -> Array:
+    """``logits`` with the class axis in one chunk and blocks no larger than its largest now."""
+    if len(logits.chunks[axis]) == 1:
+        return logits
+    largest = math.prod(max(c) for c in logits.chunks) * logits.dtype.itemsize
+    chunks = {d: -1 if d == axis else "auto" for d in range(logits.ndim)}
+    return logits.rechunk(chunks, block_size_limit=max(largest, logits.shape[axis] * logits.dtype.itemsize))
+
+
+@quiet_floating_point
+def _per_sample_block(
+    logits: Array, target: Array, weight: Array | None, *, axis: int, by_label: bool,
+    ignore_index: int | None, label_smoothing: float, return_grad: bool, dtype: Any,
+) -> dict[str, Array | None]:
+    """Each sample's loss (and gradient) from the local engine, and its weight in the mean."""
+    xp = namespace(logits)
+    labels = xp.squeeze(target, axis=axis) if by_label else target
+    class_weight = None if weight is None else xp.reshape(weight, (-1,))
+    result = choose_engine("cross_entropy", logits).cross_entropy(
+        logits, labels, axis, weight=class_weight, ignore_index=ignore_index,
+        label_smoothing=label_smoothing, reduction="none", return_grad=return_grad, dtype=dtype,
+    )
+    loss, grad = result if return_grad else (result, None)
+    counted = _counted_weight(xp, labels, class_weight, ignore_index, dtype) if by_label else None
+    # Per-sample results keep the class axis, of length 1, so that blocks stay aligned with logits.
+    return {"loss": xp.expand_dims(loss, axis=axis), "grad": grad,
+            "counted": None if counted is None else xp.expand_dims(counted, axis=axis)}
+
+
+def _counted_weight(
+    xp: Any, labels: Array, weight: Array | None, ignore_index: int | None, dtype: Any
+) -> Array:
+    """Each sample's share of the mean's denominator: its class weight, 0 if ignored (PyTorch)."""
+    counted = xp.ones(labels.shape, dtype=xp.bool) if ignore_index is None else labels != ignore_index
+    if weight is None:
+        return xp.astype(counted, dtype)
+    safe = xp.where(counted, labels, xp.zeros_like(labels))
+    picked = xp.reshape(xp.take(weight, xp.reshape(safe, (-1,)), axis=0), labels.shape)
+    return xp.where(counted, picked, xp.zeros_like(picked))
+
+
+def labels_checked_when_computed(labels: Array, n_classes: int, ignore_index: int | None, name: str) -> Array:
+    """``labels`` whose blocks raise ValueError when computed if a label is out of range.
+
+    Whether a Dask array's labels are in range is only known once they are computed; checking
+    them while the graph is built would compute them. The check rides along with each block.
+    """
+    import dask.array as da
+
+    check = partial(_checked_block, n_classes=n_classes, ignore_index=ignore_index, name=name)
+    return da.map_blocks(check, labels, dtype=labels.dtype, meta=meta(labels, labels.dtype),
+                         token="checked-labels")
+
+
+def _checked_block(block: Array, *, n_classes: int, ignore_index: int | None, name: str) -> Array:
+    from softmaxkit._api import _check_labels
+
+    return _check_labels(namespace(block), block, n_classes, ignore_index, name)

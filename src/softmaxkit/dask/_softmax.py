@@ -1,0 +1,282 @@
+"""softmax, log_softmax and logsumexp of Dask arrays whose reduced axes may span many chunks.
+
+Rows that one chunk holds whole need no reduction: each block is computed by the local engine
+of its chunk type (:func:`softmaxkit._engines.choose_engine` on the block, so NumPy blocks run
+on the Numba engine when it is installed). A row split across chunks takes two steps. Each
+chunk yields per-row partial results, Dask's tree reduction merges them, and one blockwise
+pass turns each block into its part of the result. For softmax the partial result is the
+online normaliser's pair ``(max, sum of exp((x - max) / T))`` (Milakov & Gimelshein, "Online
+normalizer calculation for softmax", 2018); its merge is associative, so any reduction tree
+gives the same value up to rounding::
+
+    (m1, s1) + (m2, s2) = (m, s1 * e^((m1 - m)/T) + s2 * e^((m2 - m)/T)),   m = max(m1, m2)
+
+A pair whose max equals the merged max keeps its sum unscaled, which settles the rows SPEC §2
+singles out without an ``inf - inf``: all ``-inf`` (the sum stays 0), ``+inf`` (the sum counts
+the ``+inf`` entries, which share the mass), NaN (the max is NaN and so is every scaled sum).
+
+The steps of a split row are array-API code run on the chunk's own library (the generic
+engine's :func:`~softmaxkit.generic._softmax.shifted_rows`): the engine contract has no
+function for a piece of a row, so a faster local engine serves only whole rows.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from softmaxkit import generic
+from softmaxkit._arrays import (
+    Array,
+    compute_dtype,
+    constant,
+    device_of,
+    namespace,
+    quiet_floating_point,
+    reduced_shape,
+    rows_view,
+    store,
+)
+from softmaxkit._engines import choose_engine
+from softmaxkit.dask._blocks import field, gather, meta, rows_whole
+from softmaxkit.generic._softmax import shifted_rows
+
+
+def softmax(
+    x: Array,
+    axes: tuple[int, ...],
+    *,
+    where: Array | None,
+    temperature: float,
+    dtype: Any,
+    out: Array | None,
+    log: bool,
+) -> Array:
+    """softmax (``log=False``) or log_softmax (``log=True``) of a Dask array over ``axes``, lazily."""
+    import dask.array as da
+
+    xp = namespace(x)
+    if math.prod(x.shape) == 0:
+        return store(xp, xp.astype(x, dtype), out)
+    if rows_whole(x, axes):
+        mask = None if where is None else where.rechunk(x.chunks)
+        block = partial(_softmax_block, axes=axes, temperature=temperature, dtype=dtype, log=log)
+        result = da.map_blocks(block, x, mask, meta=meta(x, dtype), token="softmax-blocks")
+        return store(xp, result, out)
+    ct = compute_dtype(xp, dtype)
+    xc = xp.astype(x, ct)
+    if where is not None:
+        xc = da.where(where, xc, -np.inf)  # excluded entries are -inf in every step below
+    pairs = da.reduction(
+        xc,
+        partial(_pair_of_chunk, temperature=temperature),
+        partial(_merged_pairs, temperature=temperature),
+        axis=axes,
+        keepdims=True,
+        dtype=ct,
+        concatenate=False,
+        meta=meta(x, ct),
+        name="softmax-pairs",
+    )
+    normalise = partial(_normalised_block, axes=axes, temperature=temperature, dtype=dtype, log=log)
+    return store(xp, da.map_blocks(normalise, xc, pairs, meta=meta(x, dtype), token="softmax"), out)
+
+
+@quiet_floating_point
+def _softmax_block(
+    block: Array, mask: Array | None, *, axes: tuple[int, ...], temperature: float, dtype: Any, log: bool
+) -> Array:
+    return choose_engine("softmax", block).softmax(
+        block, axes, where=mask, temperature=temperature, dtype=dtype, out=None, log=log
+    )
+
+
+@quiet_floating_point
+def _pair_of_chunk(
+    block: Array, axis: tuple[int, ...], keepdims: bool, temperature: float, computing_meta: bool = False
+) -> Any:
+    """``(max, sum of exp((x - max) / T))`` of each row's piece in this chunk."""
+    if computing_meta:  # Dask probing the result's type with an empty array
+        return block
+    xp = namespace(block)
+    shape = reduced_shape(tuple(block.shape), axis, keepdims=True)
+    rows, _ = rows_view(xp, block, axis)
+    if rows.shape[1] == 0:
+        nothing = xp.full(shape, -np.inf, dtype=block.dtype, device=device_of(block))
+        return {"max": nothing, "sumexp": xp.zeros_like(nothing)}
+    row_max = xp.max(rows, axis=1, keepdims=True)
+    e = xp.exp(shifted_rows(xp, rows, None, temperature, row_max=row_max))
+    return {"max": xp.reshape(row_max, shape), "sumexp": xp.reshape(xp.sum(e, axis=1), shape)}
+
+
+@quiet_floating_point
+def _merged_pairs(
+    parts: Any, axis: tuple[int, ...], keepdims: bool, temperature: float
+) -> dict[str, Array]:
+    maxima, sums = gather(parts, "max", axis), gather(parts, "sumexp", axis)
+    xp = namespace(maxima)
+    row_max = xp.max(maxima, axis=axis, keepdims=True)
+    scaled = xp.where(maxima == row_max, sums, sums * xp.exp((maxima - row_max) / temperature))
+    return {"max": row_max, "sumexp": xp.sum(scaled, axis=axis, keepdims=True)}
+
+
+@quiet_floating_point
+def _normalised_block(
+    block: Array, pairs: dict[str, Array], *, axes: tuple[int, ...], temperature: float, dtype: Any,
+    log: bool,
+) -> Array:
+    """This block's part of softmax, from its rows' merged ``(max, sum of exp)``.
+
+    The same steps as the generic engine's :func:`~softmaxkit.generic._softmax.softmax_rows`,
+    with the row's max and sum taken over all its chunks.
+    """
+    xp = namespace(block)
+    rows, restore = rows_view(xp, block, axes)
+    row_max = xp.reshape(pairs["max"], (-1, 1))
+    total = xp.reshape(pairs["sumexp"], (-1, 1))
+    z = shifted_rows(xp, rows, None, temperature, row_max=row_max)
+    # total == 0 only for rows with every entry excluded: softmax 0, log_softmax -inf (z is -inf).
+    total = xp.where(total == 0, constant(xp, 1.0, total), total)
+    result = z - xp.log(total) if log else xp.exp(z) / total
+    return restore(xp.astype(result, dtype))
+
+
+def logsumexp(
+    x: Array,
+    axes: tuple[int, ...],
+    *,
+    b: Array | None,
+    keepdims: bool,
+    return_sign: bool,
+    where: Array | None,
+    dtype: Any,
+) -> Array | tuple[Array, Array]:
+    """``log(sum(b * exp(x)))`` of a Dask array over ``axes``, lazily, with SciPy's semantics.
+
+    Complex and 0-d input are left to the generic engine, which is lazy on Dask arrays too.
+    """
+    import dask.array as da
+
+    xp = namespace(x)
+    if x.ndim == 0 or xp.isdtype(dtype, "complex floating") or xp.isdtype(x.dtype, "complex floating"):
+        return generic.logsumexp(
+            x, axes, b=b, keepdims=keepdims, return_sign=return_sign, where=where, dtype=dtype
+        )
+    if math.prod(x.shape) == 0:  # an empty sum is 0 (log: -inf, sign 0); or there are no sums
+        value = da.full(reduced_shape(tuple(x.shape), axes, keepdims), -np.inf, dtype=dtype)
+        return (value, da.zeros_like(value)) if return_sign else value
+    kept_chunks = tuple((1,) * len(c) if d in axes else c for d, c in enumerate(x.chunks))
+    if rows_whole(x, axes):
+        b = None if b is None else b.rechunk(x.chunks)
+        mask = None if where is None else where.rechunk(x.chunks)
+        block = partial(_logsumexp_block, axes=axes, return_sign=return_sign, dtype=dtype)
+        parts = da.map_blocks(block, x, b, mask, chunks=kept_chunks, meta=meta(x, dtype),
+                              token="logsumexp-blocks")
+    else:
+        ct = compute_dtype(xp, dtype)
+        xc = xp.astype(x, ct)
+        if where is not None:
+            xc = da.where(where, xc, -np.inf)
+        if b is not None:
+            b = xp.astype(b, ct)
+            xc = da.where(b == 0, -np.inf, xc)  # zero weight: no term, even for inf or NaN
+        parts = da.reduction(
+            xc, _logsumexp_parts_of_chunk, _merged_logsumexp_parts, axis=axes, keepdims=True,
+            dtype=ct, concatenate=False, meta=meta(x, ct), weights=b, name="logsumexp-parts",
+        )
+        finish = partial(_logsumexp_finished, return_sign=return_sign, dtype=dtype)
+        parts = da.map_blocks(finish, parts, meta=meta(x, dtype), token="logsumexp")
+    value = _squeezed(da.map_blocks(field, parts, "value", meta=meta(x, dtype)), axes, keepdims)
+    if not return_sign:
+        return value
+    return value, _squeezed(da.map_blocks(field, parts, "sign", meta=meta(x, dtype)), axes, keepdims)
+
+
+def _squeezed(r: Array, axes: tuple[int, ...], keepdims: bool) -> Array:
+    return r if keepdims else r.reshape(reduced_shape(tuple(r.shape), axes, keepdims=False))
+
+
+@quiet_floating_point
+def _logsumexp_block(
+    block: Array, b: Array | None, mask: Array | None, *, axes: tuple[int, ...], return_sign: bool,
+    dtype: Any,
+) -> dict[str, Array]:
+    result = choose_engine("logsumexp", block).logsumexp(
+        block, axes, b=b, keepdims=True, return_sign=return_sign, where=mask, dtype=dtype
+    )
+    value, sign = result if return_sign else (result, None)
+    return {"value": value, "sign": sign}
+
+
+@quiet_floating_point
+def _logsumexp_parts_of_chunk(
+    block: Array, weights: Array | None = None, axis: tuple[int, ...] = (), keepdims: bool = True,
+    computing_meta: bool = False,
+) -> Any:
+    """``(max, m, rest)`` per row piece with ``sum(b * e^x) = e^max * (m + rest)``.
+
+    ``m`` sums the weights of the maximal entries, ``rest`` the other terms scaled by
+    ``e^-max`` (so a ``+inf`` max leaves ``rest = 0``). Excluded entries are already ``-inf``.
+    """
+    if computing_meta:
+        return block
+    xp = namespace(block)
+    shape = reduced_shape(tuple(block.shape), axis, keepdims=True)
+    rows, _ = rows_view(xp, block, axis)
+    if rows.shape[1] == 0:
+        nothing = xp.full(shape, -np.inf, dtype=block.dtype, device=device_of(block))
+        return {"max": nothing, "m": xp.zeros_like(nothing), "rest": xp.zeros_like(nothing)}
+    b = xp.ones_like(rows) if weights is None else rows_view(xp, weights, axis)[0]
+    zero = constant(xp, 0.0, rows)
+    row_max = xp.max(rows, axis=1, keepdims=True)
+    at_max = rows == row_max
+    m = xp.sum(xp.where(at_max, b, zero), axis=1)
+    rest = xp.sum(xp.where(at_max, zero, b * xp.exp(rows - row_max)), axis=1)
+    return {"max": xp.reshape(row_max, shape), "m": xp.reshape(m, shape), "rest": xp.reshape(rest, shape)}
+
+
+@quiet_floating_point
+def _merged_logsumexp_parts(parts: Any, axis: tuple[int, ...], keepdims: bool) -> dict[str, Array]:
+    """Parts of row pieces merged: pieces whose max is below the row's scale by e^(max_i - max)."""
+    maxima, ms, rests = (gather(parts, name, axis) for name in ("max", "m", "rest"))
+    xp = namespace(maxima)
+    zero = constant(xp, 0.0, ms)
+    row_max = xp.max(maxima, axis=axis, keepdims=True)
+    same = maxima == row_max
+    m = xp.sum(xp.where(same, ms, zero), axis=axis, keepdims=True)
+    below = (ms + rests) * xp.exp(maxima - row_max)
+    rest = xp.sum(xp.where(same, rests, below), axis=axis, keepdims=True)
+    return {"max": row_max, "m": m, "rest": rest}
+
+
+@quiet_floating_point
+def _logsumexp_finished(parts: dict[str, Array], *, return_sign: bool, dtype: Any) -> dict[str, Array]:
+    """``(log|S|, sign(S))`` from the merged parts: the generic engine's final step.
+
+    The log is taken as ``max + log|m| + log1p(rest/m)``: accurate when the other terms are
+    tiny next to the max (Blanchard, Higham & Higham, IMA J. Numer. Anal. 41(4), 2021).
+    """
+    row_max, m, rest = parts["max"], parts["m"], parts["rest"]
+    xp = namespace(row_max)
+    zero, one = constant(xp, 0.0, m), constant(xp, 1.0, m)
+    m_nonzero = m != 0
+    r = rest / xp.where(m_nonzero, m, one)
+    sign = xp.where(m_nonzero, xp.sign(r + 1) * xp.sign(m), xp.sign(rest))
+    # |1 + r| for r < -1 is -r - 2 + 1: the sum changed sign.
+    r = xp.where(r < -1, -r - 2, r)
+    total_is_zero = sign == 0
+    log_with_m = xp.log(xp.abs(xp.where(m_nonzero, m, one))) + xp.log1p(xp.where(total_is_zero, zero, r))
+    log_rest = xp.log(xp.where(rest == 0, one, xp.abs(rest)))
+    value = row_max + xp.where(m_nonzero, log_with_m, log_rest)
+    nothing = (row_max == -np.inf) | total_is_zero  # log(0)
+    value = xp.where(nothing, constant(xp, -np.inf, value), value)
+    sign = xp.where(nothing, zero, sign)
+    cancelled_inf = (row_max == np.inf) & ~m_nonzero  # weights at +inf sum to 0: inf - inf
+    value = xp.where(cancelled_inf, constant(xp, np.nan, value), value)
+    sign = xp.where(cancelled_inf, constant(xp, np.nan, sign), sign)
+    if not return_sign:
+        value = xp.where(sign < 0, constant(xp, np.nan, value), value)
+    return {"value": xp.astype(value, dtype), "sign": xp.astype(sign, dtype)}
