@@ -175,3 +175,15 @@ def test_bench_table_and_errors():
     assert "| log_softmax |" in result.stdout and "% of copy" in result.stdout
     assert_one_line_error(run("bench", "--ops", "softmin"), "unknown operation 'softmin'")
     assert_one_line_error(run("bench", "--shapes", "99"), "out of range")
+
+
+def test_apply_zarr_through_dask(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    pytest.importorskip("dask")
+    x = np.random.default_rng(14).normal(size=(64, 40)).astype(np.float32)
+    store = zarr.open(str(tmp_path / "a.zarr"), mode="w", shape=x.shape, chunks=(16, 10), dtype="f4")
+    store[:] = x
+    result = run("apply", "a.zarr", "-o", "p.npy", "--log", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), sk.log_softmax(x), rtol=1e-5, atol=1e-6)
+    assert_one_line_error(run("apply", "a.zarr", "-o", "p.csv", cwd=tmp_path), "Dask jobs read and write")

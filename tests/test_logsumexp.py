@@ -123,3 +123,11 @@ def test_float32_result_dtype_and_int_input():
     assert sk.logsumexp(np.ones(3, dtype=np.float32)).dtype == np.float32
     assert sk.logsumexp(np.ones(3, dtype=np.int64)).dtype == np.float64
     assert sk.logsumexp(np.ones(3, dtype=np.float16)).dtype == np.float16
+
+
+def test_regression_finite_terms_do_not_flip_the_sign_of_an_infinite_sum():
+    # They were summed unshifted next to +inf and turned +inf's sign to -1.
+    args = ([1.0, 5.0, np.inf],)
+    kwargs = {"b": [-1.0, -1.0, 0.5], "return_sign": True}
+    assert sk.logsumexp(*args, **kwargs) == scipy_special.logsumexp(*args, **kwargs) == (np.inf, 1.0)
+    assert sk.logsumexp([1.0, np.inf], b=[5.0, -1.0], return_sign=True) == (np.inf, -1.0)

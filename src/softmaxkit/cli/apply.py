@@ -37,6 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--key", help="array name inside an .npz input (and the name for an .npz output)")
     p.add_argument("--format", choices=FORMATS, help="input format, when the extension does not say")
     p.add_argument("--output-format", choices=FORMATS, help="output format (default: from the extension)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on this Dask cluster (e.g. tcp://host:8786); zarr stores always go through Dask")
     p.add_argument("--chunk-mb", type=float, default=CHUNK_MB,
                    help=f"input megabytes processed at a time (default {CHUNK_MB:g})")
     p.set_defaults(run=run)
@@ -80,7 +82,34 @@ def _progress(total: int):
     return Progress(disable=total <= 1 or not sys.stderr.isatty(), transient=True)
 
 
+def _is_zarr(path: str) -> bool:
+    return path.rstrip("/").endswith(".zarr")
+
+
+def run_on_dask(args: argparse.Namespace) -> int:
+    """zarr stores, or any job sent to a cluster: the Dask engine's out-of-core writer."""
+    for path in (args.input, args.output):
+        if not (_is_zarr(path) or path.endswith(".npy")):
+            raise UsageError(f"{path}: Dask jobs read and write .zarr stores or .npy files")
+    if args.mask or args.engine not in (None, "dask"):
+        raise UsageError("--mask and --engine are not available for .zarr / --scheduler jobs")
+    try:
+        from softmaxkit.dask import apply_chunked
+    except ImportError:
+        raise UsageError("zarr and --scheduler need Dask: pip install 'softmaxkit[dask]'") from None
+    from rich.progress import Progress
+
+    with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
+        task = progress.add_task("softmax", total=None)
+        apply_chunked(args.input, args.output, axis=parse_axis(args.axis), temperature=args.temperature,
+                      log=args.log, scheduler=args.scheduler,
+                      progress=lambda done, total: progress.update(task, completed=done, total=total))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.scheduler or _is_zarr(args.input) or _is_zarr(args.output):
+        return run_on_dask(args)
     in_fmt = format_of(args.input, args.format)
     out_fmt = format_of(args.output, args.output_format)
     x = read_array(args.input, in_fmt, args.key)

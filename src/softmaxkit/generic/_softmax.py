@@ -156,6 +156,8 @@ def _logsumexp_real_rows(
     shift = xp.where(xp.isfinite(row_max), row_max, zero)
     rest = xp.sum(xp.where(at_max, zero, b * xp.exp(rows - shift)), axis=1)
     row_max = xp.reshape(row_max, (-1,))
+    # Next to a +inf maximum every finite term is 0 (unshifted, they could flip the sign).
+    rest = xp.where(row_max == np.inf, zero, rest)
     m_nonzero = m != 0
     r = rest / xp.where(m_nonzero, m, one)
     sign = xp.where(m_nonzero, xp.sign(r + 1) * xp.sign(m), xp.sign(rest))
