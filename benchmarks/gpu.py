@@ -22,42 +22,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from softmaxkit.benchmark import SHAPES as CPU_SHAPES
+from softmaxkit.benchmark import Shape
+
 OPERATIONS = ("softmax", "log_softmax", "cross_entropy")
 OURS, TORCH, SEED, COPY = "softmaxkit", "torch", "seed_cupy", "copy"
 
 
-@dataclass(frozen=True)
-class Shape:
-    rows: int
-    cols: int
-    why: str
-    dtype: str = "float32"
-    axis: int = -1
-
-    @property
-    def label(self) -> str:
-        text = f"{self.rows:,} x {self.cols:,}"
-        if self.axis != -1:
-            text += f", axis={self.axis}"
-        return text + ("" if self.dtype == "float32" else f" {self.dtype}")
-
-    @property
-    def nbytes(self) -> int:
-        return self.rows * self.cols * {"float16": 2, "float32": 4, "float64": 8}[self.dtype]
-
-
-SHAPES: tuple[Shape, ...] = (
-    Shape(1_000_000, 10, "tiny rows (classic classifiers)"),
-    Shape(65_536, 128, "small rows"),
-    Shape(8_192, 1_024, "mid rows"),
-    Shape(1_024, 32_000, "LLM vocabulary"),
-    Shape(64, 262_144, "large vocabulary"),
-    Shape(4, 4_194_304, "rows larger than cache"),
-    Shape(1_024, 8_192, "non-last axis", axis=0),
-    Shape(8_192, 1_024, "other dtypes", dtype="float64"),
-    Shape(8_192, 1_024, "other dtypes", dtype="float16"),
-    Shape(16_384, 131_072, "GPU only: 8 GiB of float32"),
-)
+SHAPES: tuple[Shape, ...] = (*CPU_SHAPES, Shape(16_384, 131_072, "GPU only: 8 GiB of float32"))
 """SPEC §4: the CPU suite plus 16,384 x 131,072."""
 
 

@@ -39,6 +39,10 @@ class Shape:
             text += f" {self.dtype}"
         return text
 
+    @property
+    def nbytes(self) -> int:
+        return self.rows * self.cols * np.dtype(self.dtype).itemsize
+
     def scaled(self, elements: int) -> Shape:
         """The same kind of case with about ``elements`` elements (for quick runs)."""
         if self.rows * self.cols <= elements:
