@@ -43,12 +43,8 @@ def device_of(x: Array) -> Any:
     return array_api_compat.device(x)
 
 
-@functools.lru_cache(maxsize=128)
 def is_half(dtype: Any) -> bool:
-    """float16 or bfloat16 of any library (ml_dtypes' bfloat16 is no NumPy float kind).
-
-    Cached: ``str`` of a NumPy dtype costs microseconds, and every call asks twice.
-    """
+    """float16 or bfloat16 of any library (ml_dtypes' bfloat16 is no NumPy float kind)."""
     return str(dtype).rsplit(".", 1)[-1] in ("float16", "bfloat16")
 
 
