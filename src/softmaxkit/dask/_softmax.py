@@ -42,7 +42,7 @@ from softmaxkit._arrays import (
 )
 from softmaxkit._engines import choose_engine
 from softmaxkit.dask._blocks import field, gather, meta, rows_whole
-from softmaxkit.generic._softmax import shifted_rows
+from softmaxkit.generic._softmax import logsumexp_from_parts, shifted_rows
 
 
 def softmax(
@@ -261,22 +261,7 @@ def _logsumexp_finished(parts: dict[str, Array], *, return_sign: bool, dtype: An
     """
     row_max, m, rest = parts["max"], parts["m"], parts["rest"]
     xp = namespace(row_max)
-    zero, one = constant(xp, 0.0, m), constant(xp, 1.0, m)
-    m_nonzero = m != 0
-    r = rest / xp.where(m_nonzero, m, one)
-    sign = xp.where(m_nonzero, xp.sign(r + 1) * xp.sign(m), xp.sign(rest))
-    # |1 + r| for r < -1 is -r - 2 + 1: the sum changed sign.
-    r = xp.where(r < -1, -r - 2, r)
-    total_is_zero = sign == 0
-    log_with_m = xp.log(xp.abs(xp.where(m_nonzero, m, one))) + xp.log1p(xp.where(total_is_zero, zero, r))
-    log_rest = xp.log(xp.where(rest == 0, one, xp.abs(rest)))
-    value = row_max + xp.where(m_nonzero, log_with_m, log_rest)
-    nothing = (row_max == -np.inf) | total_is_zero  # log(0)
-    value = xp.where(nothing, constant(xp, -np.inf, value), value)
-    sign = xp.where(nothing, zero, sign)
-    cancelled_inf = (row_max == np.inf) & ~m_nonzero  # weights at +inf sum to 0: inf - inf
-    value = xp.where(cancelled_inf, constant(xp, np.nan, value), value)
-    sign = xp.where(cancelled_inf, constant(xp, np.nan, sign), sign)
+    value, sign = logsumexp_from_parts(xp, row_max, m, rest)
     if not return_sign:
         value = xp.where(sign < 0, constant(xp, np.nan, value), value)
     return {"value": xp.astype(value, dtype), "sign": xp.astype(sign, dtype)}

@@ -147,7 +147,6 @@ def _logsumexp_real_rows(
     if n == 0:
         empty = xp.full((rows.shape[0],), -np.inf, dtype=rows.dtype, device=device_of(rows))
         return empty, xp.zeros_like(empty)
-    one = constant(xp, 1.0, rows)
     b = xp.ones_like(rows) if weights is None else weights
     row_max = xp.max(rows, axis=1, keepdims=True)
     at_max = rows == row_max
@@ -158,14 +157,22 @@ def _logsumexp_real_rows(
     row_max = xp.reshape(row_max, (-1,))
     # Next to a +inf maximum every finite term is 0 (unshifted, they could flip the sign).
     rest = xp.where(row_max == np.inf, zero, rest)
+    return logsumexp_from_parts(xp, row_max, m, rest)
+
+
+def logsumexp_from_parts(xp: Any, row_max: Array, m: Array, rest: Array) -> tuple[Array, Array]:
+    """``(log|S|, sign(S))`` for ``S = e^max * (m + rest)``: ``m`` the summed weights at the
+    maximum, ``rest`` the other terms scaled by ``e^-max``. Shared by every engine that
+    computes logsumexp from these parts (the Dask engine merges them across chunks).
+    """
+    zero, one = constant(xp, 0.0, m), constant(xp, 1.0, m)
     m_nonzero = m != 0
     r = rest / xp.where(m_nonzero, m, one)
     sign = xp.where(m_nonzero, xp.sign(r + 1) * xp.sign(m), xp.sign(rest))
     # |1 + r| for r < -1 is -r - 2 + 1: the sum changed sign.
     r = xp.where(r < -1, -r - 2, r)
     total_is_zero = sign == 0
-    safe = xp.where(total_is_zero, zero, r)
-    log_with_m = xp.log(xp.abs(xp.where(m_nonzero, m, one))) + xp.log1p(safe)
+    log_with_m = xp.log(xp.abs(xp.where(m_nonzero, m, one))) + xp.log1p(xp.where(total_is_zero, zero, r))
     log_rest = xp.log(xp.where(rest == 0, one, xp.abs(rest)))
     value = row_max + xp.where(m_nonzero, log_with_m, log_rest)
     nothing = (row_max == -np.inf) | total_is_zero  # log(0)
