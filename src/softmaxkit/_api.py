@@ -12,6 +12,8 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from softmaxkit import generic
 from softmaxkit._arrays import (
     Array,
@@ -28,6 +30,7 @@ from softmaxkit._arrays import (
     single_axis,
 )
 from softmaxkit._engines import choose_engine
+from softmaxkit.generic._small import small_softmax
 
 Axis = int | Sequence[int] | None
 
@@ -36,6 +39,15 @@ def _softmax_family(
     name: str, x: Any, axis: Axis, where: Any, temperature: Any, dtype: Any, out: Any,
     engine: str | None, log: bool,
 ) -> Array:
+    if (
+        type(x) is np.ndarray and where is None and type(temperature) is float
+        and temperature == 1.0 and dtype is None and out is None and engine is None
+    ):
+        # The common call on a small array: skip the argument plumbing that would cost more
+        # than the arithmetic (SPEC §3: the generic engine serves tiny arrays).
+        result = small_softmax(x, axis, log)
+        if result is not None:
+            return result
     x = as_array(x)
     xp = namespace(x)
     axes = normalize_axes(axis, x.ndim)
