@@ -148,11 +148,35 @@ def test_cross_entropy_matches_generic(dtype: object, n: int) -> None:
                  dtype, log=True)
 
 
-def test_cross_entropy_other_axis_and_probability_targets() -> None:
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize(("shape", "axis"), [((5, 6, 3), 1), ((6, 1100), 0), ((4, 9, 2100), 1)], ids=str)
+def test_cross_entropy_other_axis(dtype: object, shape: tuple[int, ...], axis: int) -> None:
+    # Classes on a non-last axis run on transposed tiles; 1100 and 2100 samples span several.
+    rng = np.random.default_rng(4)
+    x = _specials((rng.standard_normal(shape) * 3).astype(dtype), axis)
+    labels = rng.integers(0, shape[axis], tuple(d for i, d in enumerate(shape) if i != axis))
+    labels.reshape(-1)[::7] = -100
+    for reduction in ("mean", "none"):
+        for options in ({}, {"weight": rng.random(shape[axis]), "label_smoothing": 0.1}):
+            _assert_same(*_both("cross_entropy", x, labels, axis=axis, ignore_index=-100, return_grad=True,
+                                reduction=reduction, **options), dtype, log=True, ulps=64)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_cross_entropy_of_transposed_logits(axis: int) -> None:
+    # Regression: the kernels walk the samples in memory order; labels and per-sample losses
+    # must follow that order, not the user's, when the logits are a transposed view.
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((7, 5, 6)).astype(np.float32).transpose(2, 0, 1)
+    labels = rng.integers(0, x.shape[axis], tuple(d for i, d in enumerate(x.shape) if i != axis))
+    for reduction in ("none", "mean"):
+        _assert_same(*_both("cross_entropy", x, labels, axis=axis, reduction=reduction, return_grad=True),
+                     np.float32, log=True, ulps=64)
+
+
+def test_cross_entropy_probability_targets() -> None:
     rng = np.random.default_rng(4)
     x = rng.standard_normal((5, 6, 3)).astype(np.float32)
-    labels = rng.integers(0, 6, (5, 3))
-    _assert_same(*_both("cross_entropy", x, labels, axis=1, return_grad=True), np.float32, log=True, ulps=64)
     target = sk.softmax(rng.standard_normal(x.shape), axis=1)
     _assert_same(*_both("cross_entropy", x, target, axis=1, label_smoothing=0.1, return_grad=True),
                  np.float32, log=True, ulps=64)

@@ -26,9 +26,9 @@ from softmaxkit import generic
 from softmaxkit._arrays import is_half, reduced_shape
 from softmaxkit.numba._columns import softmax_columns
 from softmaxkit.numba._grad import log_softmax_vjp_rows, softmax_vjp_rows
-from softmaxkit.numba._half import softmax_half_rows
+from softmaxkit.numba._half import cross_entropy_half_rows, softmax_half_rows
 from softmaxkit.numba._layout import deliver, kernel_dtype, layout
-from softmaxkit.numba._loss import cross_entropy_rows
+from softmaxkit.numba._loss import cross_entropy_columns, cross_entropy_rows
 from softmaxkit.numba._rows import SPLIT, logsumexp_rows, softmax_rows
 from softmaxkit.numba._small import SMALL, softmax_small_rows
 
@@ -160,9 +160,15 @@ def cross_entropy(
             logits, target, axis, weight=weight, ignore_index=ignore_index,
             label_smoothing=label_smoothing, reduction=reduction, return_grad=return_grad,
             dtype=dtype)
-    lay = layout(logits, (axis,), cdt, last=True)
-    rows, n, _ = lay.shape3
-    labels = np.ascontiguousarray(target, dtype=np.int64).reshape(-1)
+    half = _half_rows(logits, (axis,), dtype, None)
+    lay = None if half else layout(logits, (axis,), cdt)
+    if lay is not None and lay.shape3[2] > 1 and lay.shape3[1] > SPLIT:  # tiles too big for cache
+        lay = layout(logits, (axis,), cdt, last=True)
+    outer, n, inner = (logits.size // logits.shape[axis], logits.shape[axis], 1) if half else lay.shape3
+    rows = outer * inner
+    # The kernels see the samples in the layout's axis order, which may not be the user's.
+    sample_axes = [p if p < axis else p - 1 for p in (lay.perm if lay else range(logits.ndim)) if p != axis]
+    labels = np.ascontiguousarray(target.transpose(sample_axes), dtype=np.int64).reshape(-1)
     counted = (labels != ignore_index) if ignore_index is not None else np.ones(rows, dtype=np.bool_)
     w = np.ones(n, dtype=cdt) if weight is None else np.ascontiguousarray(weight, dtype=cdt)
     scale = 1.0
@@ -170,12 +176,24 @@ def cross_entropy(
         denominator = float(np.sum(w.astype(np.float64)[labels[counted]])) if weight is not None \
             else float(np.count_nonzero(counted))
         scale = 1.0 / denominator if denominator > 0 else 0.0
-    grad = np.empty((rows, n), dtype=cdt) if return_grad else np.empty((rows, 0), dtype=cdt)
-    losses = cross_entropy_rows(lay.data.reshape(rows, n), grad, labels, counted, w,
-                                float(label_smoothing), scale, bool(return_grad))
-    lead = tuple(d for i, d in enumerate(logits.shape) if i != axis)
+    options = (labels, counted, w, float(label_smoothing), scale, bool(return_grad))
+    if half:
+        # float16 / bfloat16 rows widened one at a time inside the kernel: no float32 copies.
+        grad = np.empty(logits.shape if return_grad else (rows, 0), dtype=dtype)
+        losses = cross_entropy_half_rows(logits.view(np.uint16).reshape(rows, n),
+                                         grad.view(np.uint16).reshape(rows, -1), *options,
+                                         str(np.dtype(dtype)) == "bfloat16")
+    elif inner > 1:
+        # Classes on a non-last axis: transposed tiles in cache, no transposed copy of the logits.
+        grad = np.empty(lay.data.shape if return_grad else (0, 0, 0), dtype=cdt)
+        losses = cross_entropy_columns(lay.view3(lay.data), lay.view3(grad) if return_grad else grad,
+                                       *options, _column_width(n, cdt.itemsize))
+    else:
+        grad = np.empty(lay.data.shape if return_grad else (rows, 0), dtype=cdt)
+        losses = cross_entropy_rows(lay.data.reshape(rows, n), grad.reshape(rows, -1), *options)
     if reduction == "none":
-        loss = losses.reshape(lead).astype(dtype)
+        lead = tuple(target.shape[a] for a in sample_axes)
+        loss = losses.reshape(lead).transpose(np.argsort(sample_axes)).astype(dtype)
     elif reduction == "sum":
         loss = np.asarray(np.sum(losses), dtype=dtype)
     else:
@@ -184,7 +202,9 @@ def cross_entropy(
         return loss
     if reduction == "mean" and scale == 0.0:
         grad[...] = 0.0  # nothing counted: no logit moves the (NaN) mean
-    return loss, deliver(lay.restore(grad.reshape(lay.data.shape)), np.dtype(dtype), None)
+    if half:
+        return loss, grad
+    return loss, deliver(lay.restore(grad), np.dtype(dtype), None)
 
 
 def _vjp_rows(kernel: Any, first: np.ndarray, g: np.ndarray, axes: tuple[int, ...], dtype: Any) -> Any:

@@ -13,6 +13,7 @@ import numpy as np
 from numba import njit, prange
 
 from softmaxkit.numba._exp import EXACT_FLAGS, _f32_bits, _f32_from_bits
+from softmaxkit.numba._loss import row_cross_entropy
 from softmaxkit.numba._rows import row_softmax
 
 _TWO_112 = np.float32(2.0**112)
@@ -124,3 +125,20 @@ def convert(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
     else:
         widen(a.view(np.uint16).reshape(-1), result.reshape(-1), bf16)
     return result
+
+
+@njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
+def cross_entropy_half_rows(x, grad, labels, counted, w, smoothing, scale, want_grad, bf16):  # type: ignore[no-untyped-def]
+    """:func:`softmaxkit.numba._loss.cross_entropy_rows` on half-precision bits (``uint16``):
+    each row widened into float32, its gradient rounded back, with no float32 copy of the arrays."""
+    rows, n = x.shape
+    losses = np.empty(rows, dtype=np.float64)
+    for r in prange(rows):
+        row = np.empty(n, dtype=np.float32)
+        g = np.empty(n if want_grad else 0, dtype=np.float32)
+        _widen(x[r], row, bf16)
+        label = labels[r] if counted[r] else 0
+        losses[r] = row_cross_entropy(row, g, label, counted[r], w, smoothing, scale, want_grad)
+        if want_grad:
+            _narrow(g, grad[r], bf16)
+    return losses

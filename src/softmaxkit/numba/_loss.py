@@ -86,3 +86,45 @@ def cross_entropy_rows(x, grad, labels, counted, w, smoothing, scale, want_grad)
         label = labels[r] if counted[r] else 0
         losses[r] = row_cross_entropy(x[r], grad[r], label, counted[r], w, smoothing, scale, want_grad)
     return losses
+
+
+@njit(fastmath=EXACT_FLAGS, cache=True)
+def _chunk_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, want_grad,  # type: ignore[no-untyped-def]
+                         o, j0, width):
+    # As softmax_columns: ``width`` columns transposed into a tile kept in cache, the row
+    # kernel on its rows, the gradient tile written back transposed.
+    n, inner = x.shape[1], x.shape[2]
+    tile = np.empty((width, n + 16), dtype=x.dtype)  # padded: see _columns._chunk_softmax
+    gtile = np.empty((width, n + 16 if want_grad else 0), dtype=x.dtype)
+    for i in range(n):
+        xs = x[o, i][j0:j0 + width]
+        for j in range(width):
+            tile[j, i] = xs[j]
+    for j in range(width):
+        r = o * inner + j0 + j
+        label = labels[r] if counted[r] else 0
+        losses[r] = row_cross_entropy(tile[j, :n], gtile[j, :n], label, counted[r], w, smoothing,
+                                      scale, want_grad)
+    if want_grad:
+        for i in range(n):
+            gs = grad[o, i][j0:j0 + width]
+            for j in range(width):
+                gs[j] = gtile[j, i]
+
+
+@njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
+def cross_entropy_columns(x, grad, labels, counted, w, smoothing, scale, want_grad, width):  # type: ignore[no-untyped-def]
+    """:func:`cross_entropy_rows` with the classes on axis 1 of a C-contiguous 3-d array.
+
+    Sample ``(o, j)`` is row ``o * inner + j`` of ``labels``, ``counted`` and the losses;
+    ``grad`` has ``x``'s shape (or any shape when ``want_grad`` is false: it is not touched).
+    """
+    outer, _, inner = x.shape
+    losses = np.empty(outer * inner, dtype=np.float64)
+    chunks = (inner + width - 1) // width
+    for k in prange(outer * chunks):
+        o = k // chunks
+        j0 = (k - o * chunks) * width
+        _chunk_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, o, j0,
+                             min(width, inner - j0))
+    return losses
