@@ -363,3 +363,40 @@ def test_half_rows_in_kernel(dtype: object) -> None:
         for result in (getattr(sk, function)(x, engine="numba"), out, inplace):
             assert result.dtype == x.dtype
             _assert_same(result, expected, dtype, log=True, ulps=1)
+
+
+def test_half_conversions_match_numpy() -> None:
+    """Both float16 conversion paths (CPU instructions where present, integer operations
+    elsewhere) agree with NumPy's casts: every float16 widened, float32 rounded to nearest even."""
+    from softmaxkit.numba import _half
+
+    @numba.njit
+    def widen_both(bits):  # type: ignore[no-untyped-def]
+        a = np.empty(bits.size, np.float32)
+        b = np.empty(bits.size, np.float32)
+        for i in range(bits.size):
+            a[i] = _half.half_in(bits[i])
+            b[i] = _half.half_to_float(bits[i])
+        return a, b
+
+    @numba.njit
+    def narrow_both(f):  # type: ignore[no-untyped-def]
+        a = np.empty(f.size, np.uint16)
+        b = np.empty(f.size, np.uint16)
+        for i in range(f.size):
+            a[i] = _half.half_out(f[i])
+            b[i] = _half.float_to_half(f[i])
+        return a, b
+
+    every = np.arange(1 << 16, dtype=np.uint16)
+    for widened in widen_both(every):
+        np.testing.assert_array_equal(widened, every.view(np.float16).astype(np.float32))
+    rng = np.random.default_rng(13)
+    f = (rng.standard_normal(1 << 20) * 10.0 ** rng.integers(-9, 6, 1 << 20)).astype(np.float32)
+    ties = (every.view(np.float16)[:0x7C00].astype(np.float32) * np.float32(1 + 2.0**-11)).astype(np.float32)
+    specials = np.array([np.inf, -np.inf, np.nan, 65519.996, 65520.0, 2.0**-25], np.float32)
+    f = np.concatenate([f, ties, specials])
+    with np.errstate(over="ignore"):
+        expected = f.astype(np.float16)
+    for narrowed in narrow_both(f):
+        np.testing.assert_array_equal(narrowed.view(np.float16), expected)

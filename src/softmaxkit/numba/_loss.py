@@ -19,8 +19,8 @@ import numpy as np
 from numba import njit, prange
 
 from softmaxkit.numba._exp import EXACT_FLAGS
-from softmaxkit.numba._rows import limit_row
-from softmaxkit.numba._sums import REDUCE_FLAGS, span_max, store_exp, sum_exp
+from softmaxkit.numba._rows import settled_row
+from softmaxkit.numba._sums import REDUCE_FLAGS, store_exp, sum_exp
 
 
 @njit(fastmath=REDUCE_FLAGS, cache=True)
@@ -53,11 +53,7 @@ def _grad_row(g, w, big_a_over_s, smooth, scale):  # type: ignore[no-untyped-def
 def row_cross_entropy(x, g, label, counted, w, smoothing, scale, want_grad):  # type: ignore[no-untyped-def]
     """One row's loss (float64); writes its gradient into ``g`` when ``want_grad``."""
     n = x.size
-    m = span_max(x)
-    if m == np.inf:
-        x = limit_row(x)
-        m = x.dtype.type(0.0)
-    shift = m if m > -np.inf else x.dtype.type(0.0)
+    x, shift = settled_row(x)
     one = x.dtype.type(1.0)
     s = store_exp(x, g, shift, one) if want_grad else sum_exp(x, shift, one)
     lse = math.log(s) if s != 0.0 else 0.0

@@ -54,13 +54,20 @@ def limit_row(x):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def row_softmax(x, out, inv_t, log):  # type: ignore[no-untyped-def]
-    """softmax (or log_softmax) of one row into ``out`` (which may be ``x``)."""
+def settled_row(x):  # type: ignore[no-untyped-def]
+    """``(row, shift)``: the row with a ``+inf`` maximum rewritten by :func:`limit_row`, and
+    the amount to subtract before ``exp`` (its maximum, or 0 when that is not finite)."""
     m = span_max(x)
     if m == np.inf:
         x = limit_row(x)
         m = x.dtype.type(0.0)
-    shift = m if m > -np.inf else x.dtype.type(0.0)
+    return x, m if m > -np.inf else x.dtype.type(0.0)
+
+
+@njit(fastmath=EXACT_FLAGS, cache=True)
+def row_softmax(x, out, inv_t, log):  # type: ignore[no-untyped-def]
+    """softmax (or log_softmax) of one row into ``out`` (which may be ``x``)."""
+    x, shift = settled_row(x)
     if log:
         s = sum_exp(x, shift, inv_t)
         lse = math.log(s) if s != 0.0 else 0.0
