@@ -18,8 +18,9 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from softmaxkit.numba._exp import EXACT_FLAGS
+from softmaxkit.numba._exp import EXACT_FLAGS, exp_small, log_positive
 from softmaxkit.numba._rows import settled_row
+from softmaxkit.numba._small import SMALL, TILE, TILES_PER_TASK
 from softmaxkit.numba._sums import REDUCE_FLAGS, store_exp, sum_exp
 
 
@@ -71,12 +72,96 @@ def row_cross_entropy(x, g, label, counted, w, smoothing, scale, want_grad):  # 
     return loss
 
 
+@njit(fastmath=EXACT_FLAGS, cache=True)
+def _tile_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, r0, rows,  # type: ignore[no-untyped-def]
+                        tile, e, narrow, wide):
+    # Short rows, as softmaxkit.numba._small: ``rows`` rows transposed into a tile so every
+    # loop runs across rows (SIMD lanes full), with row_cross_entropy's arithmetic per row.
+    # Scratch: tile and e (n, TILE) and narrow (4, TILE) in x's dtype, wide (5, TILE) float64.
+    n = x.shape[1]
+    t = x.dtype.type
+    m, shift, f, sm = narrow[0], narrow[1], narrow[2], narrow[3]
+    total, lse, hot, smooth, weighted = wide[0], wide[1], wide[2], wide[3], wide[4]
+    for j in range(rows):
+        row = x[r0 + j]
+        for i in range(n):
+            tile[i, j] = row[i]
+    for j in range(rows):
+        m[j] = -np.inf
+        total[j] = 0.0
+        weighted[j] = 0.0
+    for i in range(n):
+        ti = tile[i]
+        for j in range(rows):
+            m[j] = ti[j] if ti[j] > m[j] else m[j]
+    for j in range(rows):
+        shift[j] = m[j] if -np.inf < m[j] < np.inf else 0.0
+    for i in range(n):
+        ti, ei = tile[i], e[i]
+        for j in range(rows):
+            ei[j] = exp_small(ti[j] - shift[j])
+            total[j] += np.float64(ei[j])
+    log_positive(total[:rows], lse[:rows])
+    for j in range(rows):
+        r = r0 + j
+        hot[j] = (1.0 - smoothing) * np.float64(w[labels[r]]) if counted[r] else 0.0
+        smooth[j] = smoothing / n if counted[r] else 0.0
+        loss = 0.0
+        if hot[j] != 0.0:
+            loss -= hot[j] * ((np.float64(x[r, labels[r]]) - np.float64(shift[j])) - lse[j])
+        losses[r] = loss
+    if smoothing != 0.0:
+        for i in range(n):
+            wi, ti = np.float64(w[i]), tile[i]
+            if wi != 0.0:  # 0 * -inf adds 0
+                for j in range(rows):
+                    weighted[j] += wi * ((np.float64(ti[j]) - np.float64(shift[j])) - lse[j])
+        for j in range(rows):
+            if smooth[j] != 0.0:
+                losses[r0 + j] -= smooth[j] * weighted[j]
+    if want_grad:
+        w_total = _weight_sum(w)
+        for j in range(rows):
+            big_a = hot[j] + smooth[j] * w_total if smooth[j] != 0.0 else hot[j]
+            f[j] = t(big_a / total[j] if total[j] != 0.0 else 0.0)
+            sm[j] = t(smooth[j])
+        sc = t(scale)
+        for i in range(n):
+            ei, wi = e[i], w[i]
+            for j in range(rows):
+                ei[j] = (f[j] * ei[j] - sm[j] * wi) * sc
+        for j in range(rows):
+            g = grad[r0 + j]
+            for i in range(n):
+                g[i] = e[i, j]
+            if counted[r0 + j]:
+                g[labels[r0 + j]] -= t(hot[j] * scale)
+    for j in range(rows):  # rows whose max is +inf: the row kernel knows their limit
+        if m[j] == np.inf:
+            r = r0 + j
+            label = labels[r] if counted[r] else 0
+            losses[r] = row_cross_entropy(x[r], grad[r], label, counted[r], w, smoothing, scale, want_grad)
+
+
 @njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
 def cross_entropy_rows(x, grad, labels, counted, w, smoothing, scale, want_grad):  # type: ignore[no-untyped-def]
     """Per-row losses (float64) of class-index targets; gradients into ``grad`` if wanted.
 
     ``labels`` of rows that are not ``counted`` are never read (they may be out of range).
     """
+    if x.shape[1] <= SMALL:
+        rows, n = x.shape
+        losses = np.empty(rows, dtype=np.float64)
+        step = TILE * TILES_PER_TASK
+        for k in prange((rows + step - 1) // step):
+            tile = np.empty((n, TILE), dtype=x.dtype)  # scratch per task: see _small
+            e = np.empty((n, TILE), dtype=x.dtype)
+            narrow = np.empty((4, TILE), dtype=x.dtype)
+            wide = np.empty((5, TILE), dtype=np.float64)
+            for r0 in range(k * step, min(rows, (k + 1) * step), TILE):
+                _tile_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, r0,
+                                    min(TILE, rows - r0), tile, e, narrow, wide)
+        return losses
     losses = np.empty(x.shape[0], dtype=np.float64)
     for r in prange(x.shape[0]):
         label = labels[r] if counted[r] else 0

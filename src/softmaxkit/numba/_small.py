@@ -9,37 +9,38 @@ whose maximum is ``+inf`` are redone by the row kernel, which knows their limit.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit, prange
 
-from softmaxkit.numba._exp import EXACT_FLAGS, exp_small
+from softmaxkit.numba._exp import EXACT_FLAGS, exp_small, log_positive
 from softmaxkit.numba._rows import row_softmax
 from softmaxkit.numba._sums import shifted
 
 SMALL = 16
 """Rows up to this length take the tiled kernel."""
 TILE = 64
+TILES_PER_TASK = 16
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def _tile_softmax(x, out, r0, rows, inv_t, log):  # type: ignore[no-untyped-def]
+def _tile_softmax(x, out, r0, rows, inv_t, log, tile, narrow, wide):  # type: ignore[no-untyped-def]
+    # tile: (n, TILE) scratch; narrow: (3, TILE) in x's dtype; wide: (2, TILE) float64.
     n = x.shape[1]
-    tile = np.empty((n, rows), dtype=x.dtype)
+    m, shift, factor = narrow[0], narrow[1], narrow[2]
+    total, lse = wide[0], wide[1]
     for j in range(rows):
         row = x[r0 + j]
         for i in range(n):
             tile[i, j] = row[i]
-    m = np.full(rows, -np.inf, dtype=x.dtype)
+    for j in range(rows):
+        m[j] = -np.inf
+        total[j] = 0.0
     for i in range(n):
         ti = tile[i]
         for j in range(rows):
             m[j] = ti[j] if ti[j] > m[j] else m[j]
-    shift = np.empty(rows, dtype=x.dtype)
     for j in range(rows):
         shift[j] = m[j] if -np.inf < m[j] < np.inf else 0.0
-    total = np.zeros(rows, dtype=np.float64)
     for i in range(n):
         ti = tile[i]
         for j in range(rows):
@@ -47,19 +48,20 @@ def _tile_softmax(x, out, r0, rows, inv_t, log):  # type: ignore[no-untyped-def]
             total[j] += np.float64(e)
             if not log:
                 ti[j] = e
-    factor = np.empty(rows, dtype=x.dtype)
-    for j in range(rows):
-        s = total[j]
-        if log:
-            factor[j] = math.log(s) if s != 0.0 else 0.0
-        else:
-            factor[j] = 1.0 / s if s != 0.0 else 1.0
-    for i in range(n):
-        ti = tile[i]
-        if log:
+    if log:
+        log_positive(total[:rows], lse[:rows])  # vectorised: a libm log per row costs more
+        for j in range(rows):
+            factor[j] = lse[j]
+        for i in range(n):
+            ti = tile[i]
             for j in range(rows):
                 ti[j] = (ti[j] - shift[j]) * inv_t - factor[j]
-        else:
+    else:
+        for j in range(rows):
+            s = total[j]
+            factor[j] = 1.0 / s if s != 0.0 else 1.0
+        for i in range(n):
+            ti = tile[i]
             for j in range(rows):
                 ti[j] *= factor[j]
     for j in range(rows):
@@ -75,7 +77,12 @@ def _tile_softmax(x, out, r0, rows, inv_t, log):  # type: ignore[no-untyped-def]
 @njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
 def softmax_small_rows(x, out, inv_t, log):  # type: ignore[no-untyped-def]
     """softmax (or log_softmax) over axis 1 of a C-contiguous 2-d array with short rows."""
-    tiles = (x.shape[0] + TILE - 1) // TILE
-    for t in prange(tiles):
-        r0 = t * TILE
-        _tile_softmax(x, out, r0, min(TILE, x.shape[0] - r0), inv_t, log)
+    rows = x.shape[0]
+    step = TILE * TILES_PER_TASK
+    for k in prange((rows + step - 1) // step):
+        # Scratch per task, not per tile: an allocation costs as much as a tile's arithmetic.
+        tile = np.empty((x.shape[1], TILE), dtype=x.dtype)
+        narrow = np.empty((3, TILE), dtype=x.dtype)
+        wide = np.empty((2, TILE), dtype=np.float64)
+        for r0 in range(k * step, min(rows, (k + 1) * step), TILE):
+            _tile_softmax(x, out, r0, min(TILE, rows - r0), inv_t, log, tile, narrow, wide)
