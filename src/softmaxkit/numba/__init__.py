@@ -2,10 +2,11 @@
 
 Each function has the generic engine's signature (:mod:`softmaxkit.generic`) and gives its
 answers for every case of SPEC §2. The kernels (``_rows``, ``_columns``, ``_loss``,
-``_grad``) compute float32 and float64; float16 and bfloat16 go through float32. What the
-kernels do not cover is passed to the generic engine, named in each function: complex or
-weighted (``b=``) logsumexp, probability targets in cross_entropy, and vector-Jacobian
-products over other than the last axis.
+``_grad``, and ``_pieces`` for the pieces of rows split across Dask chunks) compute float32
+and float64; float16 and bfloat16 go through float32. What the kernels do not cover is
+passed to the generic engine, named in each function: complex or weighted (``b=``)
+logsumexp, probability targets in cross_entropy, and vector-Jacobian products over other
+than the last axis.
 
 Kernels are compiled on first use and cached on disk (``cache=True``), so later processes
 load them instead of compiling.
