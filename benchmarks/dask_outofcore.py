@@ -1,6 +1,6 @@
 """Out-of-core softmax with the Dask engine: peak memory and throughput, one command.
 
-    python benchmarks/dask_outofcore.py [--dir DIR] [--repeats 3] [--small]
+    python benchmarks/dask_outofcore.py [--dir DIR] [--repeats 3] [--small | --quick]
 
 1. Peak memory: softmax of a 2 GiB float32 zarr array (16,384 x 32,768, the softmax axis split
    into 4 chunks of 8,192) zarr to zarr, with the local threaded scheduler and with a
@@ -16,7 +16,8 @@
    rows whole in a block and rows split into 4 chunks. Median of ``--repeats`` runs,
    contenders interleaved.
 
-``--small`` divides every size by 16 (a smoke run).
+``--small`` divides the row counts by 16; ``--quick`` runs every contender once on arrays of a
+few KiB (the smoke test in ``tests/test_benchmark_dask.py``).
 """
 
 from __future__ import annotations
@@ -29,11 +30,30 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 GIB = 2**30
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """The arrays of both parts: shapes, and chunks with the softmax axis whole or in 4."""
+
+    memory_shape: tuple[int, int]
+    memory_chunks: tuple[int, int]
+    throughput_shape: tuple[int, int]
+    rows_whole: tuple[int, int]
+    rows_split: tuple[int, int]
+    slab_bytes: int = 64 * 2**20
+    """The NumPy engine's row slabs (64 MiB; the blocks above are 64 MiB too)."""
+
+
+FULL = Sizes((16384, 32768), (1024, 8192), (32768, 32768), (512, 32768), (2048, 8192))
+SMALL = Sizes((1024, 32768), (64, 8192), (2048, 32768), (32, 32768), (128, 8192))
+QUICK = Sizes((64, 256), (16, 64), (64, 256), (16, 256), (64, 64), 16 * 256 * 4)
 
 
 def make_zarr(path: Path, shape: tuple[int, int], chunks: tuple[int, int]) -> None:
@@ -100,20 +120,20 @@ def job(source: str, target: str, workers: int) -> None:
         apply_chunked(source, target, scheduler=c.scheduler_address)
 
 
-def numpy_engine_slabs(source: Path, target: Path) -> None:
+def numpy_engine_slabs(source: Path, target: Path, slab_bytes: int) -> None:
     import softmaxkit as sk
 
     x = np.load(source, mmap_mode="r")
     out = np.lib.format.open_memmap(target, mode="w+", dtype=x.dtype, shape=x.shape)
-    step = max(1, (64 * 2**20) // (x.shape[1] * x.dtype.itemsize))
+    step = max(1, slab_bytes // (x.shape[1] * x.dtype.itemsize))
     for start in range(0, x.shape[0], step):
         out[start : start + step] = sk.softmax(np.asarray(x[start : start + step]))
     out.flush()
     del out
 
 
-def memory_part(folder: Path, scale: int) -> None:
-    shape, chunks = (16384 // scale, 32768), (1024 // scale, 8192)
+def memory_part(folder: Path, sizes: Sizes) -> None:
+    shape, chunks = sizes.memory_shape, sizes.memory_chunks
     source = folder / "x2g.zarr"
     make_zarr(source, shape, chunks)
     size = np.prod(shape) * 4 / GIB
@@ -139,16 +159,16 @@ def check_rows_sum_to_one(target: Path) -> None:
     assert np.allclose(rows, 1.0, rtol=1e-4), rows
 
 
-def throughput_part(folder: Path, scale: int, repeats: int) -> None:
+def throughput_part(folder: Path, sizes: Sizes, repeats: int) -> None:
     from distributed import LocalCluster
 
     from softmaxkit.dask import apply_chunked
 
-    shape = (32768 // scale, 32768)
+    shape = sizes.throughput_shape
     source, target = folder / "x4g.npy", folder / "p4g.npy"
     make_npy(source, shape)
     nbytes = np.prod(shape) * 4
-    rows_whole, rows_split = (512 // scale, 32768), (2048 // scale, 8192)  # 64 MiB blocks (/ scale)
+    rows_whole, rows_split = sizes.rows_whole, sizes.rows_split
     contenders: dict[str, object] = {"numpy engine, 1 process": None}
     clusters = {k: LocalCluster(n_workers=k, threads_per_worker=1, processes=True, dashboard_address=":0",
                       silence_logs=logging.ERROR)
@@ -162,7 +182,7 @@ def throughput_part(folder: Path, scale: int, repeats: int) -> None:
         for name, how in contenders.items():
             start = time.perf_counter()
             if how is None:
-                numpy_engine_slabs(source, target)
+                numpy_engine_slabs(source, target, sizes.slab_bytes)
             else:
                 address, chunks = how
                 apply_chunked(source, target, scheduler=address, chunks=chunks)
@@ -172,7 +192,7 @@ def throughput_part(folder: Path, scale: int, repeats: int) -> None:
         cluster.close()
     from softmaxkit._engines import choose_engine
 
-    local = choose_engine("softmax", np.empty((512, 32768), np.float32)).__name__  # a 64 MiB slab
+    local = choose_engine("softmax", np.empty(rows_whole, np.float32)).__name__  # one block
     print(f"\n## Throughput: {nbytes / GIB:.2f} GiB float32 .npy {shape} -> .npy, median of {repeats}")
     print(f"(NumPy blocks and slabs computed by {local})")
     print("| contender | median s | GB/s (2 x bytes / time) | vs numpy engine |")
@@ -184,30 +204,35 @@ def throughput_part(folder: Path, scale: int, repeats: int) -> None:
     source.unlink()
 
 
-def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "job":
-        job(sys.argv[2], sys.argv[3], int(sys.argv[4]))
-        return
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "job":
+        job(argv[1], argv[2], int(argv[3]))
+        return 0
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--dir", type=Path, default=None, help="scratch folder (default: a new one in /tmp)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--small", action="store_true", help="sizes / 16: a smoke run")
+    tier = parser.add_mutually_exclusive_group()
+    tier.add_argument("--small", action="store_true", help="row counts / 16")
+    tier.add_argument("--quick", action="store_true", help="arrays of a few KiB, 1 repeat: a smoke run")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="skdask-", dir=args.dir))
-    scale = 16 if args.small else 1
+    sizes = QUICK if args.quick else SMALL if args.small else FULL
+    repeats = 1 if args.quick else args.repeats
     print(f"# softmaxkit Dask engine, out of core ({os.cpu_count()} cores, numpy {np.__version__})")
     try:
         if not args.skip_memory:
-            memory_part(folder, scale)
+            memory_part(folder, sizes)
         if not args.skip_throughput:
-            throughput_part(folder, scale, args.repeats)
+            throughput_part(folder, sizes, repeats)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

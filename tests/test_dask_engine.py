@@ -129,6 +129,84 @@ def test_temperature_and_pos_inf_rows_split_in_many_chunks():
     np.testing.assert_array_equal(by_threads, in_order)
 
 
+@pytest.fixture(params=["generic", "numba"])
+def local_engine(request, monkeypatch) -> str:
+    """The engine of the NumPy blocks: numba for blocks of any size, or generic for all."""
+    from softmaxkit import _engines
+
+    if request.param == "numba":
+        pytest.importorskip("numba")
+    monkeypatch.setattr(_engines, "NUMBA_MIN_SIZE", 0 if request.param == "numba" else 2**62)
+    return request.param
+
+
+def _special_rows(dtype: str):
+    """Rows of 24 in chunks of 6, the SPEC §2 cases on and across the chunk boundaries."""
+    x = np.random.default_rng(13).normal(size=(9, 24)) * 4
+    x[0, [5, 6]] = np.inf    # two +inf, either side of a boundary: 1/2 each
+    x[1, :] = -np.inf        # nothing included: every chunk's pair is (-inf, 0)
+    x[2, 12:] = -np.inf      # two chunks all -inf beside finite ones
+    x[3, 23] = np.nan        # NaN in the last chunk only
+    x[4, 17] = np.inf        # one +inf; the chunks without it give 0 (log: -inf)
+    x[5, :18] = -np.inf      # the only finite entries in the last chunk
+    x[6, 0] = 60.0           # a max far above the other chunks' maxima
+    return x.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("function", ["softmax", "log_softmax"])
+def test_split_rows_give_generic_results_on_each_local_engine(local_engine, function, dtype):
+    x = _special_rows(dtype)
+    f = getattr(sk, function)
+    log = function == "log_softmax"
+    for temperature in (1.0, 0.3, 4.0):
+        with no_compute():
+            result = f(da.from_array(x, chunks=(4, 6)), temperature=temperature)
+        close(computed(result), f(x, temperature=temperature, engine="generic"), dtype, log=log)
+    # The same rows along the first axis, and a tuple of axes split in both.
+    close(computed(f(da.from_array(np.ascontiguousarray(x.T), chunks=(6, 4)), axis=0, temperature=0.3)),
+          f(np.ascontiguousarray(x.T), axis=0, temperature=0.3, engine="generic"), dtype, log=log)
+    cube = x.reshape(9, 4, 6).transpose(1, 0, 2)
+    close(computed(f(da.from_array(cube, chunks=(2, 5, 3)), axis=(0, 2), temperature=0.3)),
+          f(cube, axis=(0, 2), temperature=0.3, engine="generic"), dtype, log=log)
+
+
+def test_numpy_blocks_of_split_rows_run_on_numba(monkeypatch):
+    pytest.importorskip("numba")
+    import softmaxkit.numba as numba_engine
+
+    calls = []
+
+    def spy(name):
+        original = getattr(numba_engine, name)
+
+        def counted(block, *args, **kwargs):
+            calls.append((name, block.shape))
+            return original(block, *args, **kwargs)
+
+        return counted
+
+    for name in ("softmax_pairs", "softmax_from_pairs"):
+        monkeypatch.setattr(numba_engine, name, spy(name))
+    x = np.random.default_rng(14).normal(size=(64, 512)).astype(np.float32)
+    with no_compute():
+        result = sk.log_softmax(da.from_array(x, chunks=(64, 128)), temperature=2.0)  # blocks of 8,192
+    assert calls == []
+    close(computed(result), sk.log_softmax(x, temperature=2.0, engine="generic"), "float32", log=True)
+    assert sorted(calls) == [("softmax_from_pairs", (64, 128))] * 4 + [("softmax_pairs", (64, 128))] * 4
+    calls.clear()
+    computed(sk.softmax(da.from_array(x[:8, :64], chunks=(8, 16))))  # tiny blocks: the generic engine
+    assert calls == []
+
+
+def test_engines_without_piece_functions_leave_blocks_to_the_next():
+    from softmaxkit._engines import choose_engine
+
+    # The Dask engine (as CuPy's) has no functions for pieces of rows: the next engine in the
+    # registry that runs the array serves them (generic: it runs any array-API array).
+    assert choose_engine("softmax_pairs", da.ones((4, 6), chunks=(2, 3))).__name__ == "softmaxkit.generic"
+
+
 @pytest.mark.parametrize("axes", [(0, 2), (1,), (0, 1, 2), ()])
 def test_tuple_axes_and_masks_chunked_unlike_x(axes):
     rng = np.random.default_rng(2)

@@ -18,6 +18,9 @@ numba = pytest.importorskip("numba")
 ml_dtypes = pytest.importorskip("ml_dtypes")
 
 import softmaxkit as sk  # noqa: E402
+from softmaxkit import generic  # noqa: E402
+from softmaxkit import numba as sknumba  # noqa: E402
+from softmaxkit._arrays import compute_dtype  # noqa: E402
 from softmaxkit._engines import NUMBA_MIN_SIZE, choose_engine  # noqa: E402
 from softmaxkit.numba import _rows  # noqa: E402
 
@@ -180,6 +183,74 @@ def test_cross_entropy_probability_targets() -> None:
     target = sk.softmax(rng.standard_normal(x.shape), axis=1)
     _assert_same(*_both("cross_entropy", x, target, axis=1, label_smoothing=0.1, return_grad=True),
                  np.float32, log=True, ulps=64)
+
+
+# --- pieces of rows (the blocks of a Dask array whose softmax axis is chunked) -----------------
+
+def _axes(axis: object, ndim: int) -> tuple[int, ...]:
+    return tuple(range(ndim)) if axis is None else tuple(sorted(np.atleast_1d(axis) % ndim))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize(("shape", "axis"), LAYOUTS, ids=str)
+def test_softmax_pairs_match_generic(shape: tuple[int, ...], axis: object, dtype: object) -> None:
+    x = _specials((np.random.default_rng(8).standard_normal(shape) * 5).astype(dtype), axis)
+    axes = _axes(axis, x.ndim)
+    for temperature in (1.0, 0.3):
+        pairs = sknumba.softmax_pairs(x, axes, temperature=temperature)
+        expected = generic.softmax_pairs(x, axes, temperature=temperature)
+        assert pairs[0].dtype == expected[0].dtype == np.dtype(compute_dtype(np, x.dtype))
+        np.testing.assert_array_equal(pairs[0], expected[0])  # the max, NaN where the row has one
+        _assert_same(pairs[1], expected[1], dtype, ulps=64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize(("shape", "axis"), LAYOUTS, ids=str)
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+def test_softmax_from_pairs_matches_generic(shape: tuple[int, ...], axis: object, dtype: object,
+                                            log: bool) -> None:
+    x = _specials((np.random.default_rng(9).standard_normal(shape) * 5).astype(dtype), axis)
+    axes = _axes(axis, x.ndim)
+    for temperature in (1.0, 0.3):
+        pairs = generic.softmax_pairs(x, axes, temperature=temperature)
+        options = {"temperature": temperature, "dtype": x.dtype, "log": log}
+        result = sknumba.softmax_from_pairs(x, axes, *pairs, **options)
+        _assert_same(result, generic.softmax_from_pairs(x, axes, *pairs, **options), dtype, log=log)
+        # Pairs of the whole rows give the rows' softmax.
+        whole = getattr(sk, "log_softmax" if log else "softmax")(x, axis=axis, temperature=temperature,
+                                                                   engine="generic")
+        _assert_same(result, whole, dtype, log=log)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_pieces_of_special_rows(dtype: object) -> None:
+    """SPEC §2 rows whose special entries lie in one piece and not the other."""
+    inf, nan = np.inf, np.nan
+    x = np.array([
+        [1.0, 2.0, -inf, -inf],   # the second piece all -inf: (-inf, 0)
+        [-inf, -inf, -inf, -inf],  # no included entry: (-inf, 0) twice, result 0 / -inf
+        [3.0, inf, inf, 0.5],     # +inf in both pieces: counted in each
+        [5.0, 1.0, 2.0, inf],     # +inf in the second piece only
+        [nan, 1.0, 2.0, 3.0],     # NaN in the first piece: the whole row NaN
+        [2.0, 1.0, 6e4, -6e4],    # far apart (6e4: float16's range)
+    ]).astype(dtype)
+    pieces = (x[:, :2], x[:, 2:])
+    for piece in pieces:
+        pairs = sknumba.softmax_pairs(piece, (1,), temperature=0.5)
+        expected = generic.softmax_pairs(piece, (1,), temperature=0.5)
+        np.testing.assert_array_equal(pairs[0], expected[0])
+        _assert_same(pairs[1], expected[1], dtype)
+    for log in (False, True):
+        merged = generic.softmax_pairs(x, (1,), temperature=0.5)  # what the Dask merge gives
+        options = {"temperature": 0.5, "dtype": x.dtype, "log": log}
+        parts = [sknumba.softmax_from_pairs(p, (1,), *merged, **options) for p in pieces]
+        expected = getattr(sk, "log_softmax" if log else "softmax")(x, temperature=0.5, engine="generic")
+        _assert_same(np.concatenate(parts, axis=1), expected, dtype, log=log)
+    first, second = (sknumba.softmax_pairs(p, (1,), temperature=0.5) for p in pieces)
+    np.testing.assert_array_equal(second[0][:2, 0], [-inf, -inf])
+    np.testing.assert_array_equal(second[1][:2, 0], [0, 0])
+    np.testing.assert_array_equal([first[1][2, 0], second[1][2, 0], second[1][3, 0]], [1, 1, 1])
+    assert np.isnan(first[0][4, 0]) and np.isnan(first[1][4, 0])
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)

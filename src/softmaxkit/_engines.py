@@ -11,6 +11,13 @@ is a finite positive float, labels are in range. The engine computes, honouring 
 SPEC §2 bit for bit as the generic engine defines them, and returns an array of the input's
 array type (writing into ``out`` when given).
 
+Two functions serve pieces of rows rather than whole arrays (``ROW_PIECE_FUNCTIONS``): the
+Dask engine calls them on each block of a row split across chunks, so such a block runs on
+the fastest local engine for its chunk type too. ``softmax_pairs`` gives each row piece's
+``(max, sum of exp((x - max) / T))``; ``softmax_from_pairs`` turns a block into its part of
+the result from its rows' merged pairs. Engines without them (CuPy's) leave such blocks to
+the next engine in order that has them.
+
 A new engine is one :class:`EngineSpec` entry below plus its module: the public functions do
 not change. Entries are in order of preference; ``engine=None`` takes the first entry that
 implements the function, runs the array, is installed, and says it is worth it for this array.
@@ -30,9 +37,12 @@ from typing import Any
 
 logger = logging.getLogger("softmaxkit")
 
+ROW_PIECE_FUNCTIONS = frozenset({"softmax_pairs", "softmax_from_pairs"})
+"""Functions on pieces of rows (the blocks of a Dask array whose softmax axis is chunked)."""
+
 ENGINE_FUNCTIONS = frozenset(
     {"softmax", "logsumexp", "softmax_vjp", "softmax_jvp", "log_softmax_vjp", "cross_entropy"}
-)
+) | ROW_PIECE_FUNCTIONS
 
 
 def _is_array_api(x: Any) -> bool:
@@ -105,7 +115,7 @@ ENGINES: tuple[EngineSpec, ...] = (
         name="cupy",
         module="softmaxkit.cuda",
         summary="CUDA kernels through CuPy: CuPy arrays, torch CUDA tensors, JAX GPU arrays",
-        functions=ENGINE_FUNCTIONS,
+        functions=ENGINE_FUNCTIONS - ROW_PIECE_FUNCTIONS,
         runs=_is_gpu_array,
         requires=("cupy",),
     ),
@@ -113,7 +123,7 @@ ENGINES: tuple[EngineSpec, ...] = (
         name="dask",
         module="softmaxkit.dask",
         summary="lazy Dask arrays, local or on a dask.distributed cluster; the softmax axis may be chunked",
-        functions=ENGINE_FUNCTIONS,
+        functions=ENGINE_FUNCTIONS - ROW_PIECE_FUNCTIONS,
         runs=_is_dask_array,
         requires=("dask",),
     ),

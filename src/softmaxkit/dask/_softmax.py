@@ -15,9 +15,10 @@ A pair whose max equals the merged max keeps its sum unscaled, which settles the
 singles out without an ``inf - inf``: all ``-inf`` (the sum stays 0), ``+inf`` (the sum counts
 the ``+inf`` entries, which share the mass), NaN (the max is NaN and so is every scaled sum).
 
-The steps of a split row are array-API code run on the chunk's own library (the generic
-engine's :func:`~softmaxkit.generic._softmax.shifted_rows`): the engine contract has no
-function for a piece of a row, so a faster local engine serves only whole rows.
+Both steps of a split row run on the local engine of each block too: the engine contract's
+functions for pieces of rows (``softmax_pairs``, ``softmax_from_pairs``), which the generic
+engine defines for every array library and the Numba engine compiles for NumPy blocks. Only
+the merge of the pairs, a few numbers per row, is array-API code here.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from softmaxkit._arrays import (
 )
 from softmaxkit._engines import choose_engine
 from softmaxkit.dask._blocks import field, gather, meta, rows_whole
-from softmaxkit.generic._softmax import logsumexp_from_parts, shifted_rows
+from softmaxkit.generic._softmax import logsumexp_from_parts
 
 
 def softmax(
@@ -101,15 +102,8 @@ def _pair_of_chunk(
     """``(max, sum of exp((x - max) / T))`` of each row's piece in this chunk."""
     if computing_meta:  # Dask probing the result's type with an empty array
         return block
-    xp = namespace(block)
-    shape = reduced_shape(tuple(block.shape), axis, keepdims=True)
-    rows, _ = rows_view(xp, block, axis)
-    if rows.shape[1] == 0:
-        nothing = xp.full(shape, -np.inf, dtype=block.dtype, device=device_of(block))
-        return {"max": nothing, "sumexp": xp.zeros_like(nothing)}
-    row_max = xp.max(rows, axis=1, keepdims=True)
-    e = xp.exp(shifted_rows(xp, rows, None, temperature, row_max=row_max))
-    return {"max": xp.reshape(row_max, shape), "sumexp": xp.reshape(xp.sum(e, axis=1), shape)}
+    row_max, total = choose_engine("softmax_pairs", block).softmax_pairs(block, axis, temperature=temperature)
+    return {"max": row_max, "sumexp": total}
 
 
 @quiet_floating_point
@@ -128,20 +122,10 @@ def _normalised_block(
     block: Array, pairs: dict[str, Array], *, axes: tuple[int, ...], temperature: float, dtype: Any,
     log: bool,
 ) -> Array:
-    """This block's part of softmax, from its rows' merged ``(max, sum of exp)``.
-
-    The same steps as the generic engine's :func:`~softmaxkit.generic._softmax.softmax_rows`,
-    with the row's max and sum taken over all its chunks.
-    """
-    xp = namespace(block)
-    rows, restore = rows_view(xp, block, axes)
-    row_max = xp.reshape(pairs["max"], (-1, 1))
-    total = xp.reshape(pairs["sumexp"], (-1, 1))
-    z = shifted_rows(xp, rows, None, temperature, row_max=row_max)
-    # total == 0 only for rows with every entry excluded: softmax 0, log_softmax -inf (z is -inf).
-    total = xp.where(total == 0, constant(xp, 1.0, total), total)
-    result = z - xp.log(total) if log else xp.exp(z) / total
-    return restore(xp.astype(result, dtype))
+    """This block's part of softmax, from its rows' merged ``(max, sum of exp)``."""
+    return choose_engine("softmax_from_pairs", block).softmax_from_pairs(
+        block, axes, pairs["max"], pairs["sumexp"], temperature=temperature, dtype=dtype, log=log
+    )
 
 
 def logsumexp(

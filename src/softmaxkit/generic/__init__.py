@@ -8,7 +8,7 @@ from softmaxkit.generic._elementwise import log_sigmoid, sigmoid, softplus
 from softmaxkit.generic._encode import names_of, one_hot, predict, top_k
 from softmaxkit.generic._grad import log_softmax_vjp, softmax_jacobian, softmax_jvp, softmax_vjp
 from softmaxkit.generic._loss import cross_entropy
-from softmaxkit.generic._softmax import logsumexp, softmax
+from softmaxkit.generic._softmax import logsumexp, softmax, softmax_from_pairs, softmax_pairs
 
 __all__ = [
     "cross_entropy",
@@ -20,8 +20,10 @@ __all__ = [
     "predict",
     "sigmoid",
     "softmax",
+    "softmax_from_pairs",
     "softmax_jacobian",
     "softmax_jvp",
+    "softmax_pairs",
     "softmax_vjp",
     "softplus",
     "top_k",

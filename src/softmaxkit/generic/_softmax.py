@@ -53,10 +53,16 @@ def softmax_rows(xp: Any, rows: Array, mask: Array | None, temperature: float, l
     """softmax (or log_softmax) along axis 1 of a 2-d array in its compute dtype."""
     z = shifted_rows(xp, rows, mask, temperature)
     e = xp.exp(z)
-    s = xp.sum(e, axis=1, keepdims=True)
-    # s == 0 only for rows with every entry excluded: softmax 0, log_softmax -inf (z is -inf).
-    s = xp.where(s == 0, constant(xp, 1.0, s), s)
-    return z - xp.log(s) if log else e / s
+    return _normalised(xp, z, e, xp.sum(e, axis=1, keepdims=True), log)
+
+
+def _normalised(xp: Any, z: Array, e: Array | None, total: Array, log: bool) -> Array:
+    """softmax ``e / total`` or log_softmax ``z - log(total)`` of shifted rows ``z``, ``e = exp(z)``."""
+    # total == 0 only for rows with every entry excluded: softmax 0, log_softmax -inf (z is -inf).
+    total = xp.where(total == 0, constant(xp, 1.0, total), total)
+    if log:
+        return z - xp.log(total)
+    return (xp.exp(z) if e is None else e) / total
 
 
 @quiet_floating_point
@@ -78,6 +84,45 @@ def softmax(
     mask = None if where is None else rows_view(xp, where, axes)[0]
     result = softmax_rows(xp, xp.astype(rows, compute_dtype(xp, dtype)), mask, temperature, log)
     return store(xp, restore(xp.astype(result, dtype)), out)
+
+
+@quiet_floating_point
+def softmax_pairs(x: Array, axes: tuple[int, ...], *, temperature: float) -> tuple[Array, Array]:
+    """``(max, sum of exp((x - max) / T))`` of each row's piece in ``x``: a row split elsewhere.
+
+    Both have ``x``'s shape with ``axes`` kept as length 1, in ``x``'s compute dtype. Pieces
+    merge as in the online normaliser (the Dask engine's tree reduction). A piece with no
+    included entry gives ``(-inf, 0)``; one whose max is ``+inf`` counts its ``+inf`` entries
+    (they share the row's mass); NaN reaches the sum (and the max).
+    """
+    xp = namespace(x)
+    rows, _ = rows_view(xp, xp.astype(x, compute_dtype(xp, x.dtype), copy=False), axes)
+    shape = reduced_shape(tuple(x.shape), axes, keepdims=True)
+    if rows.shape[1] == 0:
+        nothing = xp.full(shape, -np.inf, dtype=rows.dtype, device=device_of(x))
+        return nothing, xp.zeros_like(nothing)
+    row_max = xp.max(rows, axis=1, keepdims=True)
+    e = xp.exp(shifted_rows(xp, rows, None, temperature, row_max=row_max))
+    return xp.reshape(row_max, shape), xp.reshape(xp.sum(e, axis=1), shape)
+
+
+@quiet_floating_point
+def softmax_from_pairs(
+    x: Array, axes: tuple[int, ...], row_max: Array, total: Array, *, temperature: float, dtype: Any,
+    log: bool,
+) -> Array:
+    """The part in ``x`` of softmax (or log_softmax) of rows whose merged pairs are given.
+
+    ``row_max`` and ``total`` are the merged :func:`softmax_pairs` of whole rows (shape of
+    ``x`` with ``axes`` kept as length 1): the same steps as :func:`softmax`, with the row's
+    max and sum taken over all its pieces.
+    """
+    xp = namespace(x)
+    ct = compute_dtype(xp, dtype)
+    rows, restore = rows_view(xp, xp.astype(x, ct, copy=False), axes)
+    z = shifted_rows(xp, rows, None, temperature, row_max=xp.reshape(xp.astype(row_max, ct), (-1, 1)))
+    result = _normalised(xp, z, None, xp.reshape(xp.astype(total, ct), (-1, 1)), log)
+    return restore(xp.astype(result, dtype))
 
 
 @quiet_floating_point

@@ -2,10 +2,11 @@
 
 Each function has the generic engine's signature (:mod:`softmaxkit.generic`) and gives its
 answers for every case of SPEC §2. The kernels (``_rows``, ``_columns``, ``_loss``,
-``_grad``) compute float32 and float64; float16 and bfloat16 go through float32. What the
-kernels do not cover is passed to the generic engine, named in each function: complex or
-weighted (``b=``) logsumexp, probability targets in cross_entropy, and vector-Jacobian
-products over other than the last axis.
+``_grad``, and ``_pieces`` for the pieces of rows split across Dask chunks) compute float32
+and float64; float16 and bfloat16 go through float32. What the kernels do not cover is
+passed to the generic engine, named in each function: complex or weighted (``b=``)
+logsumexp, probability targets in cross_entropy, and vector-Jacobian products over other
+than the last axis.
 
 Kernels are compiled on first use and cached on disk (``cache=True``), so later processes
 load them instead of compiling.
@@ -29,10 +30,14 @@ from softmaxkit.numba._grad import log_softmax_vjp_rows, softmax_vjp_rows
 from softmaxkit.numba._half import cross_entropy_half_rows, softmax_half_rows
 from softmaxkit.numba._layout import deliver, kernel_dtype, layout
 from softmaxkit.numba._loss import cross_entropy_columns, cross_entropy_rows
+from softmaxkit.numba._pieces import softmax_from_pair_rows, softmax_pair_rows
 from softmaxkit.numba._rows import SPLIT, logsumexp_rows, softmax_rows
 from softmaxkit.numba._small import SMALL, softmax_small_rows
 
-__all__ = ["cross_entropy", "log_softmax_vjp", "logsumexp", "softmax", "softmax_jvp", "softmax_vjp"]
+__all__ = [
+    "cross_entropy", "log_softmax_vjp", "logsumexp", "softmax", "softmax_from_pairs", "softmax_jvp",
+    "softmax_pairs", "softmax_vjp",
+]
 
 _CHUNK_BYTES = 128 * 1024
 """Bytes of one column chunk (``n`` rows of ``width`` columns) kept in L2 between passes."""
@@ -127,6 +132,42 @@ def _softmax_half(x: np.ndarray, n_axes: int, temperature: float, dtype: Any, ou
     softmax_half_rows(x.view(np.uint16).reshape(-1, n), target.view(np.uint16).reshape(-1, n),
                       np.float32(1.0 / temperature), log, str(np.dtype(dtype)) == "bfloat16")
     return target
+
+
+@_engine_call
+def softmax_pairs(
+    x: np.ndarray, axes: tuple[int, ...], *, temperature: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(max, sum of exp((x - max) / T))`` of each row's piece in ``x``, axes kept as length 1."""
+    cdt = kernel_dtype(x.dtype)
+    if cdt is None:
+        return generic.softmax_pairs(x, axes, temperature=temperature)
+    lay = layout(x, axes, cdt, last=True)
+    outer, n, _ = lay.shape3
+    row_max, total = softmax_pair_rows(lay.data.reshape(outer, n), cdt.type(1.0 / temperature))
+    kept = tuple(1 if p in axes else size for p, size in zip(lay.perm, lay.data.shape, strict=True))
+    return lay.restore(row_max.reshape(kept)), lay.restore(total.astype(cdt).reshape(kept))
+
+
+@_engine_call
+def softmax_from_pairs(
+    x: np.ndarray, axes: tuple[int, ...], row_max: np.ndarray, total: np.ndarray, *, temperature: float,
+    dtype: Any, log: bool,
+) -> np.ndarray:
+    """The part in ``x`` of softmax (or log_softmax) of rows whose merged pairs are given."""
+    cdt = kernel_dtype(dtype)
+    if cdt is None:
+        return generic.softmax_from_pairs(x, axes, row_max, total, temperature=temperature, dtype=dtype,
+                                          log=log)
+    lay = layout(x, axes, cdt, last=True)
+    outer, n, _ = lay.shape3
+    # The pairs in the layout's row order: the kept axes in the order of lay.perm.
+    max_rows, total_rows = (np.ascontiguousarray(np.asarray(a).transpose(lay.perm), dtype=cdt).reshape(outer)
+                            for a in (row_max, total))
+    result = np.empty(lay.data.shape, dtype=cdt)
+    softmax_from_pair_rows(lay.data.reshape(outer, n), result.reshape(outer, n), max_rows, total_rows,
+                           cdt.type(1.0 / temperature), log)
+    return deliver(lay.restore(result), np.dtype(dtype), None)
 
 
 @_engine_call
