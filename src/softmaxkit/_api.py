@@ -29,7 +29,7 @@ from softmaxkit._arrays import (
     result_dtype,
     single_axis,
 )
-from softmaxkit._engines import choose_engine
+from softmaxkit._engines import choose_engine, logger
 from softmaxkit.generic._small import small_softmax
 
 Axis = int | Sequence[int] | None
@@ -47,6 +47,7 @@ def _softmax_family(
         # than the arithmetic (SPEC §3: the generic engine serves tiny arrays).
         result = small_softmax(x, axis, log)
         if result is not None:
+            logger.debug("%s: engine 'generic' (small-array path) chosen for ndarray", name)
             return result
     x = as_array(x)
     xp = namespace(x)
