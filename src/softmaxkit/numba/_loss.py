@@ -20,7 +20,7 @@ from numba import njit, prange
 
 from softmaxkit.numba._exp import EXACT_FLAGS, exp_small, log_positive
 from softmaxkit.numba._rows import settled_row
-from softmaxkit.numba._small import SMALL, TILE, TILES_PER_TASK
+from softmaxkit.numba._small import SMALL, TILE, TILES_PER_TASK, load_tile
 from softmaxkit.numba._sums import REDUCE_FLAGS, store_exp, sum_exp
 
 
@@ -82,20 +82,10 @@ def _tile_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, w
     t = x.dtype.type
     m, shift, f, sm = narrow[0], narrow[1], narrow[2], narrow[3]
     total, lse, hot, smooth, weighted = wide[0], wide[1], wide[2], wide[3], wide[4]
+    load_tile(x, r0, rows, tile, m, shift)
     for j in range(rows):
-        row = x[r0 + j]
-        for i in range(n):
-            tile[i, j] = row[i]
-    for j in range(rows):
-        m[j] = -np.inf
         total[j] = 0.0
         weighted[j] = 0.0
-    for i in range(n):
-        ti = tile[i]
-        for j in range(rows):
-            m[j] = ti[j] if ti[j] > m[j] else m[j]
-    for j in range(rows):
-        shift[j] = m[j] if -np.inf < m[j] < np.inf else 0.0
     for i in range(n):
         ti, ei = tile[i], e[i]
         for j in range(rows):

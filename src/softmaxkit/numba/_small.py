@@ -23,24 +23,33 @@ TILES_PER_TASK = 16
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def _tile_softmax(x, out, r0, rows, inv_t, log, tile, narrow, wide):  # type: ignore[no-untyped-def]
-    # tile: (n, TILE) scratch; narrow: (3, TILE) in x's dtype; wide: (2, TILE) float64.
+def load_tile(x, r0, rows, tile, m, shift):  # type: ignore[no-untyped-def]
+    """Rows ``r0 .. r0 + rows`` of ``x`` transposed into ``tile``; each row's max into ``m`` and
+    its shift (the max when finite, else 0) into ``shift``."""
     n = x.shape[1]
-    m, shift, factor = narrow[0], narrow[1], narrow[2]
-    total, lse = wide[0], wide[1]
     for j in range(rows):
         row = x[r0 + j]
         for i in range(n):
             tile[i, j] = row[i]
     for j in range(rows):
         m[j] = -np.inf
-        total[j] = 0.0
     for i in range(n):
         ti = tile[i]
         for j in range(rows):
             m[j] = ti[j] if ti[j] > m[j] else m[j]
     for j in range(rows):
         shift[j] = m[j] if -np.inf < m[j] < np.inf else 0.0
+
+
+@njit(fastmath=EXACT_FLAGS, cache=True)
+def _tile_softmax(x, out, r0, rows, inv_t, log, tile, narrow, wide):  # type: ignore[no-untyped-def]
+    # tile: (n, TILE) scratch; narrow: (3, TILE) in x's dtype; wide: (2, TILE) float64.
+    n = x.shape[1]
+    m, shift, factor = narrow[0], narrow[1], narrow[2]
+    total, lse = wide[0], wide[1]
+    load_tile(x, r0, rows, tile, m, shift)
+    for j in range(rows):
+        total[j] = 0.0
     for i in range(n):
         ti = tile[i]
         for j in range(rows):
