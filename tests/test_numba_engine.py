@@ -409,6 +409,21 @@ def test_import_does_not_load_numba() -> None:
     assert result.stdout.strip() == "False"
 
 
+@pytest.mark.parametrize("function", ["softmax", "log_softmax"])
+def test_in_place_long_rows_with_pos_inf(function: str) -> None:
+    """Regression: in place, a row longer than SPLIT holding +inf had its +inf entries replaced
+    by exp's clamped value in the first pass, so the redo of that row shared the mass with a
+    finite entry of 50."""
+    x = np.zeros((3, LONG), np.float32)
+    x[0, 5] = np.inf
+    x[0, 9] = 50.0
+    x[1, [7, _rows.SPLIT + 3]] = np.inf
+    x[2, -1] = 80.0
+    expected = getattr(sk, function)(x, engine="generic")
+    assert getattr(sk, function)(x, out=x, engine="numba") is x
+    _assert_same(x, expected, np.float32, log=function == "log_softmax")
+
+
 def test_in_place_and_columns_give_the_row_kernels_bits() -> None:
     """Regression: with ``out`` aliasing the input, LLVM's overlap check sent the sum loop to
     its scalar version (another summation order, 4 eps off on a 500-long float64 column)."""

@@ -124,7 +124,9 @@ def _softmax_long_rows(x, out, inv_t, log):  # type: ignore[no-untyped-def]
         m = span_max(block)
         block_max[k] = m
         shift = m if (m > -np.inf and m < np.inf) else x.dtype.type(0.0)
-        if log:
+        # A block holding +inf is not stored: its row is redone from x below, and with out = x
+        # storing would have replaced the +inf entries by exp's clamped finite value.
+        if log or m == np.inf:
             block_sum[k] = sum_exp(block, shift, inv_t)
         else:
             block_sum[k] = store_exp(block, out[r][lo:hi], shift, inv_t)
