@@ -424,6 +424,25 @@ def test_in_place_long_rows_with_pos_inf(function: str) -> None:
     _assert_same(x, expected, np.float32, log=function == "log_softmax")
 
 
+@pytest.mark.parametrize("n", [9, 700, LONG], ids=["tiled", "fused", "split"])
+@pytest.mark.parametrize("function", ["softmax", "log_softmax"])
+def test_masked_rows_in_place_out_and_broadcast(function: str, n: int) -> None:
+    """Masked rows are written into the result before the kernel runs on it: in place, into
+    ``out``, and with a mask broadcast along the rows, the generic engine's answer."""
+    rng = np.random.default_rng(14)
+    x = _specials((rng.standard_normal((6, n)) * 4).astype(np.float32), -1)
+    f = getattr(sk, function)
+    for mask in (rng.random(x.shape) > 0.4, rng.random(n) > 0.4):
+        expected = f(x, where=mask, engine="generic")
+        _assert_same(f(x, where=mask, engine="numba"), expected, np.float32, log=True)
+        out = np.empty_like(x)
+        assert f(x, where=mask, out=out, engine="numba") is out
+        _assert_same(out, expected, np.float32, log=True)
+        inplace = x.copy()
+        f(inplace, where=mask, out=inplace, engine="numba")
+        _assert_same(inplace, expected, np.float32, log=True)
+
+
 def test_in_place_and_columns_give_the_row_kernels_bits() -> None:
     """Regression: with ``out`` aliasing the input, LLVM's overlap check sent the sum loop to
     its scalar version (another summation order, 4 eps off on a 500-long float64 column)."""

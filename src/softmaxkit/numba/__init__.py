@@ -31,7 +31,7 @@ from softmaxkit.numba._half import cross_entropy_half_rows, softmax_half_rows
 from softmaxkit.numba._layout import deliver, kernel_dtype, layout
 from softmaxkit.numba._loss import cross_entropy_columns, cross_entropy_rows
 from softmaxkit.numba._pieces import softmax_from_pair_rows, softmax_pair_rows
-from softmaxkit.numba._rows import SPLIT, logsumexp_rows, softmax_rows
+from softmaxkit.numba._rows import SPLIT, logsumexp_rows, mask_rows, softmax_masked_rows, softmax_rows
 from softmaxkit.numba._small import SMALL, softmax_small_rows
 
 __all__ = [
@@ -92,6 +92,8 @@ def softmax(
         return generic.softmax(x, axes, where=where, temperature=temperature, dtype=dtype, out=out, log=log)
     if where is None and _half_rows(x, axes, dtype, out):
         return _softmax_half(x, len(axes), temperature, dtype, out, log)
+    if where is not None and _plain_rows(x, axes, dtype, out):
+        return _softmax_masked(x, where, len(axes), temperature, out, log)
     source = x if where is None else _masked(x, where, cdt)
     lay = layout(source, axes, cdt)
     outer, n, inner = lay.shape3
@@ -114,15 +116,44 @@ def softmax(
     return deliver(lay.restore(result), np.dtype(dtype), out)
 
 
-def _half_rows(x: np.ndarray, axes: tuple[int, ...], dtype: Any, out: np.ndarray | None) -> bool:
-    """Whether the half-precision row kernel applies: half in, same half out, trailing axes."""
-    if not (is_half(dtype) and x.dtype == dtype and x.dtype.isnative and x.flags.c_contiguous
+def _rows_in_place(x: np.ndarray, axes: tuple[int, ...], dtype: Any, out: np.ndarray | None) -> bool:
+    """Whether ``x`` (C-contiguous, reduced over trailing axes) can go to a row kernel that
+    writes ``dtype`` straight into ``out`` (C-contiguous, ``x`` itself or not overlapping it)."""
+    if not (x.dtype == dtype and x.dtype.isnative and x.flags.c_contiguous
             and x.size > 0 and axes and axes == tuple(range(x.ndim - len(axes), x.ndim))):
         return False
     if out is None:
         return True
     return bool(out.dtype == dtype and out.flags.c_contiguous and (
         not np.may_share_memory(out, x) or out.__array_interface__["data"] == x.__array_interface__["data"]))
+
+
+def _half_rows(x: np.ndarray, axes: tuple[int, ...], dtype: Any, out: np.ndarray | None) -> bool:
+    """Whether the half-precision row kernel applies: half in, same half out, trailing axes."""
+    return is_half(dtype) and _rows_in_place(x, axes, dtype, out)
+
+
+def _plain_rows(x: np.ndarray, axes: tuple[int, ...], dtype: Any, out: np.ndarray | None) -> bool:
+    """Whether the float32/float64 row kernels can write the result straight into ``out``."""
+    return kernel_dtype(dtype) == np.dtype(dtype) and _rows_in_place(x, axes, dtype, out)
+
+
+def _softmax_masked(x: np.ndarray, where: np.ndarray, n_axes: int, temperature: float,
+                    out: np.ndarray | None, log: bool) -> np.ndarray:
+    """Masked softmax of trailing axes with the excluded entries written as ``-inf`` into the
+    result itself, not into a temporary copy of ``x`` (a C-contiguous copy of a broadcast
+    mask is a quarter of a float32 ``x`` at most)."""
+    n = math.prod(x.shape[x.ndim - n_axes:])
+    target = np.empty_like(x) if out is None else out
+    rows, result = x.reshape(-1, n), target.reshape(-1, n)
+    mask = np.ascontiguousarray(where).reshape(-1, n)
+    inv_t = x.dtype.type(1.0 / temperature)
+    if SMALL < n <= SPLIT:
+        softmax_masked_rows(rows, mask, result, inv_t, log)
+    else:  # short rows go to the tiled kernel, long ones to the split kernel: mask first
+        mask_rows(rows, mask, result)
+        (softmax_small_rows if n <= SMALL else softmax_rows)(result, result, inv_t, log)
+    return target
 
 
 def _softmax_half(x: np.ndarray, n_axes: int, temperature: float, dtype: Any, out: np.ndarray | None,

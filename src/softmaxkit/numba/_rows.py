@@ -88,6 +88,31 @@ def softmax_rows(x, out, inv_t, log):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
+def _mask_into(x, mask, out):  # type: ignore[no-untyped-def]
+    for i in range(x.size):
+        out[i] = x[i] if mask[i] else -np.inf
+
+
+@njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
+def mask_rows(x, mask, out):  # type: ignore[no-untyped-def]
+    """``out = where(mask, x, -inf)`` over 2-d arrays (``out`` may be ``x``)."""
+    for r in prange(x.shape[0]):
+        _mask_into(x[r], mask[r], out[r])
+
+
+@njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
+def softmax_masked_rows(x, mask, out, inv_t, log):  # type: ignore[no-untyped-def]
+    """softmax over axis 1 of ``x`` with the entries where ``mask`` is False excluded.
+
+    Each row is masked into its ``out`` row, which the row kernel then transforms in place
+    while it is in cache: no temporary the size of ``x`` and no extra pass over memory.
+    """
+    for r in prange(x.shape[0]):
+        _mask_into(x[r], mask[r], out[r])
+        row_softmax(out[r], out[r], inv_t, log)
+
+
+@njit(fastmath=EXACT_FLAGS, cache=True)
 def merge_blocks(block_max, block_sum, inv_t):  # type: ignore[no-untyped-def]
     """One row's ``(shift, sum of exp((x - shift) * inv_t))`` from its blocks' pairs, in order.
 
