@@ -23,6 +23,7 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
+from softmaxkit._arrays import is_half
 from softmaxkit.numba._exp import EXACT_FLAGS, _f32_bits, _f32_from_bits
 from softmaxkit.numba._loss import row_cross_entropy
 from softmaxkit.numba._rows import settled_row
@@ -209,13 +210,15 @@ def narrow(f, h, bf16):  # type: ignore[no-untyped-def]
 def convert(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """``a.astype(dtype)`` for casts between float32 and a half type of C-contiguous arrays,
     by the kernels above; other casts by NumPy."""
-    names = {str(a.dtype), str(dtype)}
-    half = names - {"float32"}
-    if not (a.flags.c_contiguous and a.dtype.isnative and "float32" in names and len(names) == 2
-            and half <= {"float16", "bfloat16"}):
+    dtype = np.dtype(dtype)
+    if a.dtype == dtype and a.flags.c_contiguous:
+        return a
+    half_in, half_out = is_half(a.dtype), is_half(dtype)
+    other = dtype if half_in else a.dtype
+    if not (a.flags.c_contiguous and a.dtype.isnative and half_in != half_out and other == np.float32):
         return a.astype(dtype, order="C", copy=False)
     result = np.empty(a.shape, dtype=dtype)
-    bf16 = "bfloat16" in half
+    bf16 = (a.dtype if half_in else dtype).type.__name__ == "bfloat16"
     if a.dtype == np.float32:
         narrow(a.reshape(-1), result.view(np.uint16).reshape(-1), bf16)
     else:
