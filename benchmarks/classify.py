@@ -97,7 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1,
-                        help="BLAS/OpenMP threads for both (default 1: steadiest on a shared machine)")
+                        help="BLAS/OpenMP threads for both (default 1: steadiest on a shared machine; "
+                             "0: each library's own defaults, as a user gets them)")
     parser.add_argument("--C", type=float, nargs="+", default=[1.0, 0.1])
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: one repeat, the first C, small generated data")
@@ -110,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     repeats = 1 if args.quick else args.repeats
     Cs = args.C[:1] if args.quick else args.C
     rows = []
-    with threadpool_limits(args.threads):
+    with threadpool_limits(args.threads or None):
         for name, load in datasets(args.quick).items():
             X, y = load()
             for C in Cs:
@@ -118,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             engine = choose_engine("cross_entropy", np.zeros((X.shape[0], len(np.unique(y)))))
             print(f"{name}: cross_entropy engine {engine.__name__}", file=sys.stderr)
     print(f"softmaxkit {softmaxkit.__version__}, scikit-learn {_version('sklearn')}, "
-          f"numpy {np.__version__}; {args.threads} thread(s), median of {repeats}")
+          f"numpy {np.__version__}; {args.threads or 'default'} thread(s), median of {repeats}")
     print(markdown(rows))
     return 0
 
