@@ -1,7 +1,7 @@
 """Short rows (a few dozen entries): vectorised across rows instead of along them.
 
 A row of 10 entries leaves SIMD lanes idle and pays loop set-up three times per row. Here a
-tile of ``TILE`` rows is transposed into cache so that every loop runs across 64 rows at
+tile of ``TILE`` rows is transposed into cache so that every loop runs across ``TILE`` rows at
 once — the same arithmetic per row as :func:`softmaxkit.numba._rows.row_softmax` (float64
 sums, one ``exp`` per element), in a fixed order per row whatever the thread count. Rows
 whose maximum is ``+inf`` are redone by the row kernel, which knows their limit.
@@ -18,8 +18,8 @@ from softmaxkit.numba._sums import shifted
 
 SMALL = 16
 """Rows up to this length take the tiled kernel."""
-TILE = 64
-TILES_PER_TASK = 16
+TILE = 128
+TILES_PER_TASK = 8
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
