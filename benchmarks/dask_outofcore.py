@@ -13,8 +13,8 @@
    memory-mapped output; the whole array plus the generic engine's temporaries would not fit
    beside the other jobs of a shared machine) against
    ``apply_chunked`` on a ``LocalCluster`` of 1 and of 2 single-threaded worker processes,
-   rows whole in a block and rows split into 4 chunks. Median of ``--repeats`` runs,
-   contenders interleaved.
+   rows whole in a block and rows split into 4 chunks; and a plain copy of the same slabs, the
+   rate the files allow. Median of ``--repeats`` runs, contenders interleaved.
 
 ``--small`` divides the row counts by 16; ``--quick`` runs every contender once on arrays of a
 few KiB (the smoke test in ``tests/test_benchmark_dask.py``).
@@ -120,14 +120,17 @@ def job(source: str, target: str, workers: int) -> None:
         apply_chunked(source, target, scheduler=c.scheduler_address)
 
 
-def numpy_engine_slabs(source: Path, target: Path, slab_bytes: int) -> None:
+def numpy_engine_slabs(source: Path, target: Path, slab_bytes: int, compute: bool = True) -> None:
+    """softmax of ``source`` into ``target`` in row slabs; ``compute=False`` copies the slabs
+    instead: the same reads and writes through the memory maps, the ceiling the files set."""
     import softmaxkit as sk
 
     x = np.load(source, mmap_mode="r")
     out = np.lib.format.open_memmap(target, mode="w+", dtype=x.dtype, shape=x.shape)
     step = max(1, slab_bytes // (x.shape[1] * x.dtype.itemsize))
     for start in range(0, x.shape[0], step):
-        out[start : start + step] = sk.softmax(np.asarray(x[start : start + step]))
+        slab = np.asarray(x[start : start + step])
+        out[start : start + step] = sk.softmax(slab) if compute else slab
     out.flush()
     del out
 
@@ -169,7 +172,8 @@ def throughput_part(folder: Path, sizes: Sizes, repeats: int) -> None:
     make_npy(source, shape)
     nbytes = np.prod(shape) * 4
     rows_whole, rows_split = sizes.rows_whole, sizes.rows_split
-    contenders: dict[str, object] = {"numpy engine, 1 process": None}
+    contenders: dict[str, object] = {"numpy engine, 1 process": "softmax",
+                                     "copy of the same slabs, 1 process (file I/O ceiling)": "copy"}
     clusters = {k: LocalCluster(n_workers=k, threads_per_worker=1, processes=True, dashboard_address=":0",
                       silence_logs=logging.ERROR)
                 for k in (1, 2)}
@@ -181,8 +185,8 @@ def throughput_part(folder: Path, sizes: Sizes, repeats: int) -> None:
     for _ in range(repeats):
         for name, how in contenders.items():
             start = time.perf_counter()
-            if how is None:
-                numpy_engine_slabs(source, target, sizes.slab_bytes)
+            if isinstance(how, str):
+                numpy_engine_slabs(source, target, sizes.slab_bytes, compute=how == "softmax")
             else:
                 address, chunks = how
                 apply_chunked(source, target, scheduler=address, chunks=chunks)
