@@ -232,12 +232,13 @@ def cross_entropy_half_rows(x, grad, labels, counted, w, smoothing, scale, want_
     each row widened into float32, its gradient rounded back, with no float32 copy of the arrays."""
     rows, n = x.shape
     losses = np.empty(rows, dtype=np.float64)
-    for r in prange(rows):
-        row = np.empty(n, dtype=np.float32)
+    for c in prange((rows + _ROWS_PER_TASK - 1) // _ROWS_PER_TASK):
+        row = np.empty(n, dtype=np.float32)  # scratch per task, as in softmax_half_rows
         g = np.empty(n if want_grad else 0, dtype=np.float32)
-        _widen(x[r], row, bf16)
-        label = labels[r] if counted[r] else 0
-        losses[r] = row_cross_entropy(row, g, label, counted[r], w, smoothing, scale, want_grad)
-        if want_grad:
-            _narrow(g, grad[r], bf16)
+        for r in range(c * _ROWS_PER_TASK, min(rows, (c + 1) * _ROWS_PER_TASK)):
+            _widen(x[r], row, bf16)
+            label = labels[r] if counted[r] else 0
+            losses[r] = row_cross_entropy(row, g, label, counted[r], w, smoothing, scale, want_grad)
+            if want_grad:
+                _narrow(g, grad[r], bf16)
     return losses
