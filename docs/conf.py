@@ -23,7 +23,7 @@ extensions = [
     "matplotlib.sphinxext.plot_directive",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "figures"]
 myst_enable_extensions = ["colon_fence"]
 # README.md and BENCHMARKS.md are included as they are; README's links to BENCHMARKS.md resolve
 # because the page that includes it is named BENCHMARKS.md too.
@@ -40,7 +40,7 @@ plot_include_source = True
 plot_html_show_source_link = False
 plot_html_show_formats = False
 plot_formats = [("png", 100)]
-plot_rcparams = {"figure.figsize": (6.0, 3.2), "savefig.bbox": "tight"}
+plot_rcparams = {"figure.figsize": (6.0, 3.2), "savefig.bbox": "tight", "figure.constrained_layout.use": True}
 
 intersphinx_mapping = {}  # no network on the build machines: nothing to fetch
 
