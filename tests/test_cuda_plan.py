@@ -167,8 +167,8 @@ def test_sources_are_self_contained_for_nvrtc():
 
 def test_cupy_engine_is_registered_before_generic():
     names = sk.engine_names()
-    assert names.index("cupy") < names.index("generic")
-    spec = _engines.get_engine("cupy")
+    assert names.index("cuda") < names.index("generic")
+    spec = _engines.get_engine("cuda")
     assert spec.requires == ("cupy",)
     assert spec.functions == _engines.ENGINE_FUNCTIONS - _engines.ROW_PIECE_FUNCTIONS
 
@@ -194,7 +194,7 @@ def test_gpu_attributes_are_read_without_importing_a_backend():
 
 
 def test_cupy_engine_unavailable_without_cupy_names_the_alternatives():
-    if not _engines.get_engine("cupy").missing():
+    if not _engines.get_engine("cuda").missing():
         pytest.skip("cupy is installed")
     x = np.zeros(3)
     able = ", ".join(engines_for(x))
@@ -226,7 +226,7 @@ def test_kernel_dtype_follows_the_generic_engines_compute_dtype():
     # Other dtypes are a gap the registry declares: such calls never reach the engine.
     call = {"x": f64, "axes": (0,), "b": None, "keepdims": False, "return_sign": False, "where": None,
             "dtype": np.dtype("complex128")}
-    assert "dtype" in _engines.get_engine("cupy").gap("logsumexp", call).what
+    assert "dtype" in _engines.get_engine("cuda").gap("logsumexp", call).what
     with pytest.raises(TypeError, match="complex128"):
         _kernel_dtype(xp, np.dtype("complex128"), f64)
 

@@ -143,3 +143,8 @@ ENGINE_SOURCES = sorted(
 def test_no_engine_passes_calls_to_another(path):
     """Hidden fallbacks (an engine calling ``generic.softmax(...)``) hide the real engine."""
     assert not re.search(r"\bgeneric\.[a-z_]+\(", path.read_text())
+
+
+def test_former_engine_name_cupy_still_names_the_cuda_engine():
+    assert _engines.get_engine("cupy") is _engines.get_engine("cuda")
+    assert "cupy" not in sk.engine_names()

@@ -31,7 +31,7 @@ from softmaxkit._arrays import (
     single_axis,
 )
 from softmaxkit._engines import NUMBA_MIN_SIZE, call_engine, logger
-from softmaxkit.generic._small import small_softmax
+from softmaxkit.generic._tiny import tiny_softmax
 
 Axis = int | Sequence[int] | None
 
@@ -47,7 +47,7 @@ def _softmax_family(
     ):
         # The common call on a small array: skip the argument plumbing that would cost more
         # than the arithmetic (SPEC §3: the generic engine serves tiny arrays).
-        result = small_softmax(x, axis, log)
+        result = tiny_softmax(x, axis, log)
         if result is not None:
             logger.debug("%s: engine 'generic' (small-array path) chosen for ndarray", name)
             return result

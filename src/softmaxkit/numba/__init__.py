@@ -32,7 +32,7 @@ from softmaxkit.numba._layout import deliver, kernel_dtype, layout
 from softmaxkit.numba._loss import cross_entropy_columns, cross_entropy_rows
 from softmaxkit.numba._pieces import softmax_from_pair_rows, softmax_pair_rows
 from softmaxkit.numba._rows import SPLIT, logsumexp_rows, mask_rows, softmax_masked_rows, softmax_rows
-from softmaxkit.numba._small import SMALL, softmax_small_rows
+from softmaxkit.numba._short_rows import SHORT_ROWS, softmax_short_rows
 
 __all__ = [
     "cross_entropy", "log_softmax_vjp", "logsumexp", "softmax", "softmax_from_pairs", "softmax_jvp",
@@ -108,7 +108,7 @@ def softmax(
     result = direct if direct is not None else np.empty(lay.data.shape, dtype=cdt)
     inv_t = cdt.type(1.0 / temperature)
     if inner == 1:
-        rows_kernel = softmax_small_rows if n <= SMALL else softmax_rows
+        rows_kernel = softmax_short_rows if n <= SHORT_ROWS else softmax_rows
         rows_kernel(lay.data.reshape(outer, n), result.reshape(outer, n), inv_t, log)
     else:
         softmax_columns(lay.view3(lay.data), lay.view3(result), inv_t, log,
@@ -150,11 +150,11 @@ def _softmax_masked(x: np.ndarray, where: np.ndarray, n_axes: int, temperature: 
     rows, result = x.reshape(-1, n), target.reshape(-1, n)
     mask = np.ascontiguousarray(where).reshape(-1, n)
     inv_t = x.dtype.type(1.0 / temperature)
-    if SMALL < n <= SPLIT:
+    if SHORT_ROWS < n <= SPLIT:
         softmax_masked_rows(rows, mask, result, inv_t, log)
     else:  # short rows go to the tiled kernel, long ones to the split kernel: mask first
         mask_rows(rows, mask, result)
-        (softmax_small_rows if n <= SMALL else softmax_rows)(result, result, inv_t, log)
+        (softmax_short_rows if n <= SHORT_ROWS else softmax_rows)(result, result, inv_t, log)
     return target
 
 
@@ -223,7 +223,7 @@ def cross_entropy(
     cdt = _covered_dtype(dtype)
     half = _half_rows(logits, (axis,), dtype, None)
     lay = None if half else layout(logits, (axis,), cdt)
-    if lay is not None and lay.shape3[2] > 1 and not SMALL < lay.shape3[1] <= SPLIT:
+    if lay is not None and lay.shape3[2] > 1 and not SHORT_ROWS < lay.shape3[1] <= SPLIT:
         # Column tiles would not fit in cache, or there are so few classes that the row kernel
         # for short rows on a transposed copy is faster (15,000 x 10 in Fortran order: 2.8 ms
         # on column tiles).
