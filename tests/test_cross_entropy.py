@@ -151,3 +151,20 @@ def test_argument_errors():
         sk.cross_entropy(z, np.full((2, 3), 1 / 3), ignore_index=0)
     with pytest.raises(TypeError, match="single int"):
         sk.cross_entropy(z, np.array([0, 1]), axis=(0, 1))
+
+
+def test_mean_rules_are_pytorchs():
+    """The rules every engine takes from softmaxkit._rules (regression: 4 copies before)."""
+    from softmaxkit import _rules
+
+    labels = np.array([0, 2, -1, 2])
+    weight = np.array([1.0, 2.0, 3.0])
+    assert float(_rules.mean_denominator(np, labels, weight, -1, 4, np.float64, None)) == 7.0
+    assert float(_rules.mean_denominator(np, labels, None, -1, 4, np.float64, None)) == 3.0
+    assert float(_rules.mean_denominator(np, None, weight, None, 4, np.float64, None)) == 4.0
+    nothing = _rules.mean_denominator(np, np.array([-1, -1]), weight, -1, 2, np.float64, None)
+    grad = np.array([[np.inf, -1.0], [np.nan, 2.0]])
+    with np.errstate(all="ignore"):  # the engines call these under the same errstate
+        assert np.isnan(_rules.mean(np.float64(0.0), nothing))
+        np.testing.assert_array_equal(_rules.mean_gradient(np, grad, nothing), np.zeros((2, 2)))
+    assert _rules.mean_gradient_scale(0.0) == 0.0 and _rules.mean_gradient_scale(4.0) == 0.25

@@ -31,6 +31,7 @@ from softmaxkit._arrays import (
     single_axis,
 )
 from softmaxkit._engines import NUMBA_MIN_SIZE, call_engine, logger
+from softmaxkit._rules import store
 from softmaxkit.generic._tiny import tiny_softmax
 
 Axis = int | Sequence[int] | None
@@ -204,11 +205,7 @@ def _elementwise(function: Any, name: str, x: Any, dtype: Any, out: Any) -> Arra
     xp = namespace(x)
     out_dtype = result_dtype(xp, x, dtype, allow_complex=False, name=name)
     check_out(xp, out, tuple(x.shape), name)
-    result = function(x, dtype=out_dtype)
-    if out is None:
-        return result
-    out[...] = xp.astype(result, out.dtype)
-    return out
+    return store(xp, function(x, dtype=out_dtype), out)
 
 
 def sigmoid(x: Any, /, *, dtype: Any = None, out: Any = None) -> Array:

@@ -25,6 +25,7 @@ import numpy as np
 
 from softmaxkit._arrays import is_half, reduced_shape
 from softmaxkit._engines import PARALLEL_MIN_SIZE
+from softmaxkit._rules import mean, mean_denominator, mean_gradient_scale
 from softmaxkit.numba._columns import softmax_columns
 from softmaxkit.numba._grad import log_softmax_vjp_rows, softmax_vjp_rows
 from softmaxkit.numba._half import cross_entropy_half_rows, softmax_half_rows
@@ -237,9 +238,9 @@ def cross_entropy(
     w = np.ones(n, dtype=cdt) if weight is None else np.ascontiguousarray(weight, dtype=cdt)
     scale = 1.0
     if reduction == "mean":
-        denominator = float(np.sum(w.astype(np.float64)[labels[counted]])) if weight is not None \
-            else float(np.count_nonzero(counted))
-        scale = 1.0 / denominator if denominator > 0 else 0.0
+        denominator = float(mean_denominator(np, labels, None if weight is None else w, ignore_index, rows,
+                                             np.float64, None))
+        scale = mean_gradient_scale(denominator)
     options = (labels, counted, w, float(label_smoothing), scale, bool(return_grad))
     if half:
         # float16 / bfloat16 rows widened one at a time inside the kernel: no float32 copies.
@@ -261,11 +262,11 @@ def cross_entropy(
     elif reduction == "sum":
         loss = np.asarray(np.sum(losses), dtype=dtype)
     else:
-        loss = np.asarray(np.sum(losses) / denominator if denominator > 0 else np.nan, dtype=dtype)
+        loss = np.asarray(mean(np.sum(losses), np.float64(denominator)), dtype=dtype)
     if not return_grad:
         return loss
     if reduction == "mean" and scale == 0.0:
-        grad[...] = 0.0  # nothing counted: no logit moves the (NaN) mean
+        grad[...] = 0.0  # the kernels' 0 * inf or 0 * NaN: _rules.mean_gradient's zero, exactly
     if half:
         return loss, grad
     return loss, deliver(lay.restore(grad), np.dtype(dtype), None)
