@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from softmaxkit._npyfiles import create_npy
+
 FUNCTIONS = ("softmax", "logsumexp")
 BLOCK_BYTES = 64 * 2**20
 """Block size for ``.npy`` sources: a block's task holds a few temporaries of this size."""
@@ -179,7 +181,9 @@ def _block_writes(result: Any, path: Path, fmt: str) -> list[Any]:
         zarr.create(shape=result.shape, chunks=chunks, dtype=result.dtype, store=str(path))
         write = _write_zarr_block
     else:
-        np.lib.format.open_memmap(path, mode="w+", dtype=result.dtype, shape=result.shape).flush()
+        # Space reserved up front: blocks are written through memory maps, which cannot report a
+        # full disk (the process would die of SIGBUS).
+        create_npy(path, result.dtype, result.shape).flush()
         write = _write_npy_block
     write_task = dask.delayed(write, pure=True)
     blocks = result.to_delayed().ravel()
