@@ -67,7 +67,8 @@ def _run(args: argparse.Namespace) -> int:
         message = f"error: {exc}"
         status = 2
     except OSError as exc:
-        message = f"error: {exc.filename}: {exc.strerror}" if exc.filename else f"error: {exc.strerror or exc}"
+        described = exc.strerror or str(exc)
+        message = f"error: {exc.filename}: {described}" if exc.filename else f"error: {described}"
         status = 2
     except MemoryError as exc:
         message = f"error: out of memory: {exc}" if str(exc) else "error: out of memory"

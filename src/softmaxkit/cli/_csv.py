@@ -44,7 +44,7 @@ def first_problem(lines: Iterable[str], delimiter: str) -> str | None:
     width = width_line = None
     for number, line in enumerate(lines, 1):
         content = line.split("#", 1)[0].rstrip("\r\n")  # loadtxt's comments start with '#'
-        if not content.strip():
+        if not content:  # as for loadtxt, a line of spaces is not empty: it holds one empty value
             continue
         fields = content.split(delimiter)
         if width is None:
@@ -53,7 +53,7 @@ def first_problem(lines: Iterable[str], delimiter: str) -> str | None:
             return f"line {number} has {_values(len(fields))}, line {width_line} has {width}"
         for column, field in enumerate(fields, 1):
             if not _is_number(field):
-                return f"line {number}, column {column}: not a number: {field.strip()!r}"
+                return f"line {number}, column {column}: not a number: {field!r}"
     return None
 
 

@@ -57,6 +57,8 @@ def read_array(path: str, fmt: str, key: str | None = None, *, limit: int) -> np
             if fmt == "npy":
                 return read_npy_stream(sys.stdin.buffer, path, limit)
             with spool(sys.stdin.buffer, path, limit) as copy:
+                check_magic(copy.read(len(NPY_MAGIC)), path, fmt)
+                copy.seek(0)
                 return read_npz(copy, path, key, limit)
         with open(path, "rb") as handle:
             check_magic(handle.read(len(NPY_MAGIC)), path, fmt)
@@ -93,12 +95,12 @@ def atomic_output(path: str) -> Iterator[Path]:
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
-        if isinstance(exc, OSError) and exc.errno in _FULL:
+        if isinstance(exc, OSError) and exc.errno in FULL_DISK_ERRNOS:
             raise UsageError(f"{path}: {exc.strerror}") from None
         raise
 
 
-_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 """Write errors that mean the output does not fit: the disk, the file size limit, the quota."""
 
 
@@ -113,7 +115,7 @@ def _new_file_mode(target: Path) -> int:
 
 
 def check_npz_key(key: str | None) -> None:
-    """``--key`` names an ``.npz`` member: a NumPy keyword would vanish into ``np.savez``, a path escape it."""
+    """``--key`` names an ``.npz`` member: a keyword of ``np.savez`` would vanish into it, a path escape."""
     if key is None:
         return
     reserved = [name for name in inspect.signature(np.savez).parameters if name not in ("args", "kwds")]
@@ -125,7 +127,8 @@ def check_npz_key(key: str | None) -> None:
 def write_small(array: np.ndarray, path: str, fmt: str, key: str | None) -> None:
     """Write a whole in-memory array (npz, CSV/TSV, or any format to stdout)."""
     if path == "-":
-        _write_to(sys.stdout.buffer if fmt in ("npy", "npz") else sys.stdout, array, fmt, key)
+        stream = {"npy": _Writes(sys.stdout.buffer), "npz": sys.stdout.buffer}.get(fmt, sys.stdout)
+        _write_to(stream, array, fmt, key)
         return
     with atomic_output(path) as temporary:
         mode = "wb"
@@ -133,7 +136,25 @@ def write_small(array: np.ndarray, path: str, fmt: str, key: str | None) -> None
             _write_to(handle, array, fmt, key)
 
 
-def _write_to(handle: BinaryIO | io.TextIOBase, array: np.ndarray, fmt: str, key: str | None) -> None:
+class _Writes:
+    """Standard output as a plain object with ``write``: NumPy then writes ``.npy`` data in pieces
+    through it, so a closed pipe or a full disk raises its own error (``BrokenPipeError``,
+    ``ENOSPC``), where ``ndarray.tofile`` on a real file would say only "N requested and 0 written".
+    """
+
+    def __init__(self, stream: BinaryIO):
+        self._stream = stream
+
+    def write(self, data: bytes) -> int:
+        return self._stream.write(data)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
+def _write_to(
+    handle: BinaryIO | io.TextIOBase | _Writes, array: np.ndarray, fmt: str, key: str | None
+) -> None:
     if fmt == "npy":
         np.save(handle, array, allow_pickle=False)
     elif fmt == "npz":

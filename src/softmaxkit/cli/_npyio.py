@@ -77,7 +77,7 @@ def check_dtype(dtype: np.dtype, name: str) -> None:
 def check_magic(first: bytes, name: str, fmt: str) -> None:
     """Refuse a file whose first bytes are not those of ``fmt``, naming what it looks like instead."""
     if not first:
-        raise UsageError(f"{name}: no data (the file is empty)")
+        raise UsageError(f"{name}: no data (it is empty)")
     if fmt == "npy" and not first.startswith(NPY_MAGIC):
         if first.startswith(ZIP_MAGICS):
             raise UsageError(f"{name}: a zip archive, not a .npy file; if it is an .npz, say --format npz")

@@ -10,9 +10,17 @@ import numpy as np
 
 import softmaxkit as sk
 from softmaxkit._arrays import broadcast_shape, normalize_axes
-from softmaxkit.cli import UsageError
 from softmaxkit._npyfiles import create_npy
-from softmaxkit.cli._io import FORMATS, atomic_output, check_npz_key, format_of, read_array, write_small
+from softmaxkit.cli import UsageError
+from softmaxkit.cli._io import (
+    FORMATS,
+    FULL_DISK_ERRNOS,
+    atomic_output,
+    check_npz_key,
+    format_of,
+    read_array,
+    write_small,
+)
 from softmaxkit.cli._npyio import default_limit
 from softmaxkit.cli._progress import progress_bar
 
@@ -112,9 +120,14 @@ def run_on_dask(args: argparse.Namespace) -> int:
                          "pip install \"softmaxkit[dask]\"") from None
     with progress_bar() as progress:
         task = progress.add_task("softmax", total=None)
-        apply_chunked(args.input, args.output, axis=parse_axis(args.axis), temperature=args.temperature,
-                      log=args.log, scheduler=args.scheduler,
-                      progress=lambda done, total: progress.update(task, completed=done, total=total))
+        try:
+            apply_chunked(args.input, args.output, axis=parse_axis(args.axis), temperature=args.temperature,
+                          log=args.log, scheduler=args.scheduler,
+                          progress=lambda done, total: progress.update(task, completed=done, total=total))
+        except OSError as exc:
+            if exc.errno in FULL_DISK_ERRNOS:
+                raise UsageError(f"{args.output}: {exc.strerror}") from None
+            raise
     return 0
 
 
