@@ -143,7 +143,10 @@ def read_npz(source: str | BinaryIO, name: str, key: str | None, limit: int) -> 
                                  f"the limit of {size_text(limit)} for an array read into memory "
                                  "(--max-load-mb)")
             with archive.open(info) as stream:
-                return read_npy_stream(stream, member, limit)
+                array = read_npy_stream(stream, member, limit)
+                while stream.read(_PIECE):  # to the member's end, where zipfile checks its CRC
+                    pass
+                return array
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
         # NotImplementedError: an unknown compression method; RuntimeError: an encrypted member
         raise UsageError(f"{name}: not a valid .npz archive: {exc}") from None
