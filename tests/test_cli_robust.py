@@ -9,7 +9,6 @@ from __future__ import annotations
 import glob
 import io
 import os
-import pty
 import shutil
 import signal
 import struct
@@ -405,6 +404,8 @@ def test_item13_a_valid_key_names_the_member(tmp_path, logits):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pty")
 def test_item14_progress_never_reaches_standard_output(tmp_path):
+    import pty
+
     x = np.random.default_rng(7).normal(size=(4000, 64)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
     leader, follower = pty.openpty()  # stderr is a terminal, stdout a pipe
@@ -506,6 +507,13 @@ def test_item15_nan_logit_marks_no_class_as_predicted(logits):
     assert result.returncode == 0, result.stderr
     assert "<- predicted" not in result.stdout
     assert "no class is predicted: a NaN logit makes every probability NaN" in result.stdout
+
+
+def test_item15_predicted_class_is_none_for_nan_probabilities():
+    from softmaxkit.cli.probs import predicted_class  # also marks the bar in `softmaxkit plot`
+
+    assert predicted_class(sk.softmax(np.array([np.nan, 1.0]))) is None
+    assert predicted_class(sk.softmax(np.array([0.0, 2.0, 1.0]))) == 1
 
 
 # -- item 17 ------------------------------------------------------------------------------------

@@ -101,7 +101,7 @@ def apply_chunked(
     try:
         writes = _block_writes(result, temporary, target_format)
         _run(writes, scheduler, progress)
-        _replace(temporary, target)
+        _to_completion(_replace, temporary, target)  # never half swapped, even by Ctrl-C
     except BaseException:
         _remove(temporary)
         raise
