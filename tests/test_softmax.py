@@ -334,11 +334,6 @@ def test_temperature_must_be_a_number():
         sk.softmax([1.0, 2.0], temperature="hot")
 
 
-def test_unknown_engine():
-    with pytest.raises(ValueError, match="unknown engine 'fast'"):
-        sk.softmax([1.0], engine="fast")
-
-
 # --- accuracy that does not grow with the row length --------------------------------------------
 
 @pytest.mark.parametrize("n", [10, 100_000, 1_000_003])
