@@ -215,6 +215,9 @@ def logsumexp(
     lay = layout(source, axes, cdt, last=True)
     outer, n, _ = lay.shape3
     values = logsumexp_rows(lay.data.reshape(outer, n))
+    # The rows come in the layout's order of the kept axes (memory order), not the user's.
+    kept = [p for p in lay.perm if p not in axes]
+    values = values.reshape([x.shape[p] for p in kept]).transpose(np.argsort(kept))
     result = values.astype(dtype).reshape(reduced_shape(tuple(x.shape), axes, keepdims))
     return result[()] if result.ndim == 0 else result
 
