@@ -46,7 +46,9 @@ def cross_entropy(
     ct = compute_dtype(xp, dtype)
     rows, restore = rows_view(xp, logits, (axis,))
     n_classes = rows.shape[1]
-    logp = softmax_rows(xp, xp.astype(rows, ct), None, 1.0, log=True)
+    # An empty batch (or no classes, every sample ignored) has no row to normalise.
+    empty = rows.shape[0] == 0 or n_classes == 0
+    logp = xp.astype(rows, ct) if empty else softmax_rows(xp, xp.astype(rows, ct), None, 1.0, log=True)
     zero = constant(xp, 0.0, logp)
     classes = xp.arange(n_classes, device=device_of(logp))
     if target.ndim == logits.ndim - 1:
@@ -85,7 +87,8 @@ def cross_entropy(
     grad = xp.sum(a, axis=1, keepdims=True) * xp.exp(logp) - a
     if scale is not None:
         # With nothing counted the mean is 0/0 = NaN, but no logit moves it: gradient 0.
-        grad = xp.where(scale > 0, grad / scale, zero)
+        # Negative class weights may make the denominator negative: it still divides (PyTorch).
+        grad = xp.where(scale != 0, grad / scale, zero)
     return loss, restore(xp.astype(grad, dtype))
 
 

@@ -228,9 +228,10 @@ def cross_entropy(
     ignore_index: int | None, label_smoothing: float, reduction: str, return_grad: bool,
     dtype: Any,
 ) -> Any:
-    """Cross-entropy (and its gradient) of class-index targets; probability targets: generic."""
+    """Cross-entropy (and its gradient) of class-index targets; probability targets and empty
+    batches: generic."""
     cdt = kernel_dtype(dtype)
-    if cdt is None or target.ndim != logits.ndim - 1:
+    if cdt is None or target.ndim != logits.ndim - 1 or logits.size == 0:
         return generic.cross_entropy(
             logits, target, axis, weight=weight, ignore_index=ignore_index,
             label_smoothing=label_smoothing, reduction=reduction, return_grad=return_grad,
@@ -253,7 +254,7 @@ def cross_entropy(
     if reduction == "mean":
         denominator = float(np.sum(w.astype(np.float64)[labels[counted]])) if weight is not None \
             else float(np.count_nonzero(counted))
-        scale = 1.0 / denominator if denominator > 0 else 0.0
+        scale = 1.0 / denominator if denominator != 0 else 0.0  # negative weights: PyTorch divides
     options = (labels, counted, w, float(label_smoothing), scale, bool(return_grad))
     if half:
         # float16 / bfloat16 rows widened one at a time inside the kernel: no float32 copies.
@@ -275,7 +276,7 @@ def cross_entropy(
     elif reduction == "sum":
         loss = np.asarray(np.sum(losses), dtype=dtype)
     else:
-        loss = np.asarray(np.sum(losses) / denominator if denominator > 0 else np.nan, dtype=dtype)
+        loss = np.asarray(np.float64(np.sum(losses)) / np.float64(denominator), dtype=dtype)
     if not return_grad:
         return loss
     if reduction == "mean" and scale == 0.0:
