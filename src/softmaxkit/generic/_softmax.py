@@ -22,6 +22,7 @@ from softmaxkit._arrays import (
     rows_view,
     store,
 )
+from softmaxkit.generic._temperature import scaled_difference
 
 
 def shifted_rows(
@@ -45,8 +46,7 @@ def shifted_rows(
     pos_inf_row = row_max == np.inf
     x = xp.where(pos_inf_row, xp.where(x == np.inf, zero, neg_inf), x)
     shift = xp.where(xp.isfinite(row_max), row_max, zero)
-    z = x - shift
-    return z if temperature == 1.0 else z / temperature
+    return scaled_difference(xp, x, shift, temperature)
 
 
 def softmax_rows(xp: Any, rows: Array, mask: Array | None, temperature: float, log: bool) -> Array:
