@@ -124,3 +124,83 @@ def test_loose_argument_types_raise_type_error(call):
 def test_real_number_temperatures_are_accepted(temperature):
     np.testing.assert_allclose(sk.softmax(X, temperature=temperature), sk.softmax(X / 2.0), rtol=1e-15)
     assert sk.cross_entropy(X, LABELS, ignore_index=np.int64(1), return_grad=np.True_)[1].shape == X.shape
+
+
+LAYOUTS = {  # numba's kernels: short-row tiles, rows, split long rows, column tiles
+    "short_rows": ((4096, 4), -1),
+    "rows": ((64, 128), -1),
+    "long_rows": ((2, 40000), -1),
+    "columns": ((128, 64), 0),
+}
+
+
+def _log(p):
+    with np.errstate(divide="ignore"):
+        return np.log(p)
+
+
+@pytest.mark.parametrize("engine", CPU_ENGINES)
+@pytest.mark.parametrize("layout", LAYOUTS.values(), ids=LAYOUTS.keys())
+@pytest.mark.parametrize(("dtype", "temperature"), [
+    (np.float32, 1e-300), (np.float32, 1e-39), (np.float64, 5e-324), (np.float64, 1e-310),
+], ids=["float32-1e-300", "float32-1e-39", "float64-5e-324", "float64-1e-310"])
+def test_tiny_temperatures_give_the_one_hot_limit(engine, layout, dtype, temperature):
+    # Item 3: 1/T overflowed in the kernel's dtype and 0 * inf gave NaN at the maxima.
+    shape, axis = layout
+    x = np.round(np.random.default_rng(4).standard_normal(shape) * 4).astype(dtype)  # tied maxima
+    at_max = x == x.max(axis=axis, keepdims=True)
+    want = at_max / at_max.sum(axis=axis, keepdims=True)
+    p = sk.softmax(x, axis=axis, temperature=temperature, engine=engine)
+    np.testing.assert_allclose(p, want.astype(dtype), rtol=2 * np.finfo(dtype).eps, atol=0)
+    logp = sk.log_softmax(x, axis=axis, temperature=temperature, engine=engine)
+    np.testing.assert_allclose(logp, _log(want).astype(dtype), rtol=2 * np.finfo(dtype).eps)
+    np.testing.assert_array_equal(p, sk.softmax(x, axis=axis, temperature=temperature, engine="generic"))
+
+
+@pytest.mark.parametrize("engine", CPU_ENGINES)
+@pytest.mark.parametrize("layout", LAYOUTS.values(), ids=LAYOUTS.keys())
+@pytest.mark.parametrize(("dtype", "temperature"), [
+    (np.float32, 1e39), (np.float32, 1e300), (np.float64, 1e300),
+], ids=["float32-1e39", "float32-1e300", "float64-1e300"])
+def test_huge_temperatures_give_the_uniform_limit_over_included_entries(engine, layout, dtype, temperature):
+    # Item 3: T = 1e39 overflowed to inf in float32, and -inf / inf gave NaN.
+    shape, axis = layout
+    x = np.random.default_rng(5).standard_normal(shape).astype(dtype)
+    x[(slice(None), 0) if axis == -1 else (0, slice(None))] = -np.inf
+    included = np.isfinite(x)
+    want = included / included.sum(axis=axis, keepdims=True)
+    p = sk.softmax(x, axis=axis, temperature=temperature, engine=engine)
+    np.testing.assert_allclose(p, want.astype(dtype), rtol=2 * np.finfo(dtype).eps, atol=0)
+    logp = sk.log_softmax(x, axis=axis, temperature=temperature, engine=engine)
+    np.testing.assert_allclose(logp, _log(want).astype(dtype), rtol=2 * np.finfo(dtype).eps)
+    np.testing.assert_array_equal(p, sk.softmax(x, axis=axis, temperature=temperature, engine="generic"))
+
+
+@pytest.mark.parametrize("engine", CPU_ENGINES)
+def test_tiny_temperatures_resolve_subnormal_differences(engine):
+    # The limit is not taken blindly: (0 - 1e-45) / 1e-40 is -1.4e-5, not -inf.
+    x = np.tile(np.array([0.0, -1e-45, -1.0, -2e-45], dtype=np.float32), (2048, 1))
+    z = (x.astype(np.float64) - 0.0) / 1e-40
+    want = np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
+    np.testing.assert_allclose(sk.softmax(x, temperature=1e-40, engine=engine), want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("engine", CPU_ENGINES)
+@pytest.mark.parametrize("layout", LAYOUTS.values(), ids=LAYOUTS.keys())
+@pytest.mark.parametrize(("dtype", "huge", "temperature"), [
+    (np.float32, 3e38, 100.0), (np.float32, 3e38, 2.5), (np.float64, 1e308, 10.0),
+], ids=["float32-T100", "float32-T2.5", "float64-T10"])
+def test_log_softmax_with_temperature_does_not_overflow_x_minus_max(engine, layout, dtype, huge, temperature):
+    # Item 5: x - max overflowed to -inf before the division by T (the exact -6e36 is finite).
+    shape, axis = layout
+    x = np.zeros(shape, dtype=dtype)
+    row = (slice(None), slice(0, 2)) if axis == -1 else (slice(0, 2), slice(None))
+    pair = np.array([huge, -huge], dtype=dtype)
+    x[row] = pair if axis == -1 else pair[:, None]
+    logp = sk.log_softmax(x, axis=axis, temperature=temperature, engine=engine)
+    got = logp[:, 1] if axis == -1 else logp[1, :]
+    want = dtype(-2 * (huge / temperature))
+    assert np.all(np.isfinite(got)) == np.isfinite(want)
+    np.testing.assert_allclose(got, want, rtol=4 * np.finfo(dtype).eps)
+    p = sk.softmax(x, axis=axis, temperature=temperature, engine=engine)
+    np.testing.assert_allclose(p.sum(axis=axis), 1.0, rtol=4 * np.finfo(dtype).eps)

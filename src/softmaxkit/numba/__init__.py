@@ -25,6 +25,7 @@ import numpy as np
 
 from softmaxkit import generic
 from softmaxkit._arrays import is_half, reduced_shape
+from softmaxkit.generic._temperature import reciprocal_is_accurate
 from softmaxkit.numba._columns import softmax_columns
 from softmaxkit.numba._grad import log_softmax_vjp_rows, softmax_vjp_rows
 from softmaxkit.numba._half import cross_entropy_half_rows, softmax_half_rows
@@ -72,6 +73,12 @@ def _engine_call(function: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
+def _kernel_dtype_for(dtype: Any, temperature: float) -> np.dtype | None:
+    """The kernels' dtype, or None where they do not apply to this dtype and temperature."""
+    cdt = kernel_dtype(dtype)
+    return cdt if cdt is not None and reciprocal_is_accurate(temperature, cdt) else None
+
+
 def _column_width(n: int, itemsize: int) -> int:
     width = _CHUNK_BYTES // max(1, n * itemsize)
     return int(min(1024, max(16, width - width % 16)))
@@ -86,8 +93,12 @@ def softmax(
     x: np.ndarray, axes: tuple[int, ...], *, where: np.ndarray | None, temperature: float,
     dtype: Any, out: np.ndarray | None, log: bool,
 ) -> np.ndarray:
-    """softmax (``log=False``) or log_softmax (``log=True``) of ``x`` over ``axes``."""
-    cdt = kernel_dtype(dtype)
+    """softmax (``log=False``) or log_softmax (``log=True``) of ``x`` over ``axes``.
+
+    Temperatures whose reciprocal the kernels cannot use (``T = 1e-300`` on float32: see
+    :func:`softmaxkit.generic._temperature.reciprocal_is_accurate`) go to the generic engine.
+    """
+    cdt = _kernel_dtype_for(dtype, temperature)
     if cdt is None:
         return generic.softmax(x, axes, where=where, temperature=temperature, dtype=dtype, out=out, log=log)
     if where is None and _half_rows(x, axes, dtype, out):
@@ -170,7 +181,7 @@ def softmax_pairs(
     x: np.ndarray, axes: tuple[int, ...], *, temperature: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(max, sum of exp((x - max) / T))`` of each row's piece in ``x``, axes kept as length 1."""
-    cdt = kernel_dtype(x.dtype)
+    cdt = _kernel_dtype_for(x.dtype, temperature)
     if cdt is None:
         return generic.softmax_pairs(x, axes, temperature=temperature)
     lay = layout(x, axes, cdt, last=True)
@@ -186,7 +197,7 @@ def softmax_from_pairs(
     dtype: Any, log: bool,
 ) -> np.ndarray:
     """The part in ``x`` of softmax (or log_softmax) of rows whose merged pairs are given."""
-    cdt = kernel_dtype(dtype)
+    cdt = _kernel_dtype_for(dtype, temperature)
     if cdt is None:
         return generic.softmax_from_pairs(x, axes, row_max, total, temperature=temperature, dtype=dtype,
                                           log=log)
