@@ -34,6 +34,7 @@ from softmaxkit._arrays import (
 )
 from softmaxkit.cuda import _bridge, _launch
 from softmaxkit.cuda._plan import DTYPES
+from softmaxkit.generic._temperature import reciprocal_is_accurate
 
 __all__ = ["cross_entropy", "log_softmax_vjp", "logsumexp", "softmax", "softmax_jvp", "softmax_vjp"]
 
@@ -96,7 +97,10 @@ def softmax(
     """softmax (``log=False``) or log_softmax (``log=True``) of ``x`` over ``axes``."""
     xp = namespace(x)
     kd = _kernel_dtype(xp, dtype, x)
-    if kd is None or 0 in tuple(x.shape) or not axes:
+    # The kernels divide by T in their accumulator type: T = 1e-300 or 1e39 would round to 0 or
+    # inf in float32 (issue 13); those temperatures take the generic engine's exact steps.
+    if kd is None or 0 in tuple(x.shape) or not axes or not reciprocal_is_accurate(
+            temperature, _launch.acc_dtype(kd)):
         return generic.softmax(x, axes, where=where, temperature=temperature, dtype=dtype, out=out, log=log)
     rows, restore = _rows(x, axes, kd)
     with _launch.on_device(rows):
