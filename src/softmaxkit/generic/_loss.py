@@ -27,6 +27,7 @@ from softmaxkit._arrays import (
     rows_view,
 )
 from softmaxkit.generic._softmax import softmax_rows
+from softmaxkit.generic._sums import row_sums
 
 
 @quiet_floating_point
@@ -66,7 +67,7 @@ def cross_entropy(
     a = q if weight is None else q * xp.astype(weight, ct)[None, :]
 
     # 0 * log(0) = 0: a class with no target mass adds nothing even where logp is -inf.
-    per_sample = -xp.sum(xp.where(a == 0, zero, a * logp), axis=1)
+    per_sample = -row_sums(xp, xp.where(a == 0, zero, a * logp))
     lead_shape = tuple(d for i, d in enumerate(logits.shape) if i != axis)
     if reduction == "none":
         loss, scale = xp.reshape(per_sample, lead_shape), None
@@ -84,7 +85,7 @@ def cross_entropy(
     loss = xp.astype(loss, dtype)
     if not return_grad:
         return loss
-    grad = xp.sum(a, axis=1, keepdims=True) * xp.exp(logp) - a
+    grad = row_sums(xp, a, keepdims=True) * xp.exp(logp) - a
     if scale is not None:
         # With nothing counted the mean is 0/0 = NaN, but no logit moves it: gradient 0.
         # Negative class weights may make the denominator negative: it still divides (PyTorch).

@@ -22,6 +22,7 @@ from softmaxkit._arrays import (
     rows_view,
     store,
 )
+from softmaxkit.generic._sums import row_sums
 from softmaxkit.generic._temperature import scaled_difference
 
 
@@ -53,7 +54,7 @@ def softmax_rows(xp: Any, rows: Array, mask: Array | None, temperature: float, l
     """softmax (or log_softmax) along axis 1 of a 2-d array in its compute dtype."""
     z = shifted_rows(xp, rows, mask, temperature)
     e = xp.exp(z)
-    return _normalised(xp, z, e, xp.sum(e, axis=1, keepdims=True), log)
+    return _normalised(xp, z, e, row_sums(xp, e, keepdims=True), log)
 
 
 def _normalised(xp: Any, z: Array, e: Array | None, total: Array, log: bool) -> Array:
@@ -103,7 +104,7 @@ def softmax_pairs(x: Array, axes: tuple[int, ...], *, temperature: float) -> tup
         return nothing, xp.zeros_like(nothing)
     row_max = xp.max(rows, axis=1, keepdims=True)
     e = xp.exp(shifted_rows(xp, rows, None, temperature, row_max=row_max))
-    return xp.reshape(row_max, shape), xp.reshape(xp.sum(e, axis=1), shape)
+    return xp.reshape(row_max, shape), xp.reshape(row_sums(xp, e), shape)
 
 
 @quiet_floating_point
@@ -195,10 +196,10 @@ def _logsumexp_real_rows(
     b = xp.ones_like(rows) if weights is None else weights
     row_max = xp.max(rows, axis=1, keepdims=True)
     at_max = rows == row_max
-    m = xp.sum(xp.where(at_max, b, zero), axis=1)
+    m = row_sums(xp, xp.where(at_max, b, zero))
     # Infinite maxima shift by 0 so that no inf - inf arises; their terms are in m anyway.
     shift = xp.where(xp.isfinite(row_max), row_max, zero)
-    rest = xp.sum(xp.where(at_max, zero, b * xp.exp(rows - shift)), axis=1)
+    rest = row_sums(xp, xp.where(at_max, zero, b * xp.exp(rows - shift)))
     row_max = xp.reshape(row_max, (-1,))
     # Next to a +inf maximum every finite term is 0 (unshifted, they could flip the sign).
     rest = xp.where(row_max == np.inf, zero, rest)
@@ -243,7 +244,7 @@ def _logsumexp_complex_rows(
     terms = xp.exp(rows - xp.astype(shift, rows.dtype))
     if weights is not None:
         terms = weights * terms
-    total = xp.sum(terms, axis=1)
+    total = row_sums(xp, terms)
     magnitude = xp.abs(total)
     shift = xp.reshape(shift, (-1,))
     value = xp.log(total) + xp.astype(shift, rows.dtype)
