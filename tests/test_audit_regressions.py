@@ -10,6 +10,7 @@ import pytest
 import scipy.special
 
 import softmaxkit as sk
+from backends import forced
 
 CPU_ENGINES = [
     pytest.param("generic", id="numpy-generic"),
@@ -150,9 +151,9 @@ def test_tiny_temperatures_give_the_one_hot_limit(engine, layout, dtype, tempera
     x = np.round(np.random.default_rng(4).standard_normal(shape) * 4).astype(dtype)  # tied maxima
     at_max = x == x.max(axis=axis, keepdims=True)
     want = at_max / at_max.sum(axis=axis, keepdims=True)
-    p = sk.softmax(x, axis=axis, temperature=temperature, engine=engine)
+    p = forced(sk.softmax, x, axis=axis, temperature=temperature, engine=engine)
     np.testing.assert_allclose(p, want.astype(dtype), rtol=2 * np.finfo(dtype).eps, atol=0)
-    logp = sk.log_softmax(x, axis=axis, temperature=temperature, engine=engine)
+    logp = forced(sk.log_softmax, x, axis=axis, temperature=temperature, engine=engine)
     np.testing.assert_allclose(logp, _log(want).astype(dtype), rtol=2 * np.finfo(dtype).eps)
     np.testing.assert_array_equal(p, sk.softmax(x, axis=axis, temperature=temperature, engine="generic"))
 
@@ -169,9 +170,9 @@ def test_huge_temperatures_give_the_uniform_limit_over_included_entries(engine, 
     x[(slice(None), 0) if axis == -1 else (0, slice(None))] = -np.inf
     included = np.isfinite(x)
     want = included / included.sum(axis=axis, keepdims=True)
-    p = sk.softmax(x, axis=axis, temperature=temperature, engine=engine)
+    p = forced(sk.softmax, x, axis=axis, temperature=temperature, engine=engine)
     np.testing.assert_allclose(p, want.astype(dtype), rtol=2 * np.finfo(dtype).eps, atol=0)
-    logp = sk.log_softmax(x, axis=axis, temperature=temperature, engine=engine)
+    logp = forced(sk.log_softmax, x, axis=axis, temperature=temperature, engine=engine)
     np.testing.assert_allclose(logp, _log(want).astype(dtype), rtol=2 * np.finfo(dtype).eps)
     np.testing.assert_array_equal(p, sk.softmax(x, axis=axis, temperature=temperature, engine="generic"))
 
@@ -182,7 +183,7 @@ def test_tiny_temperatures_resolve_subnormal_differences(engine):
     x = np.tile(np.array([0.0, -1e-45, -1.0, -2e-45], dtype=np.float32), (2048, 1))
     z = (x.astype(np.float64) - 0.0) / 1e-40
     want = np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
-    np.testing.assert_allclose(sk.softmax(x, temperature=1e-40, engine=engine), want, rtol=1e-6)
+    np.testing.assert_allclose(forced(sk.softmax, x, temperature=1e-40, engine=engine), want, rtol=1e-6)
 
 
 @pytest.mark.parametrize("engine", CPU_ENGINES)
@@ -197,12 +198,12 @@ def test_log_softmax_with_temperature_does_not_overflow_x_minus_max(engine, layo
     row = (slice(None), slice(0, 2)) if axis == -1 else (slice(0, 2), slice(None))
     pair = np.array([huge, -huge], dtype=dtype)
     x[row] = pair if axis == -1 else pair[:, None]
-    logp = sk.log_softmax(x, axis=axis, temperature=temperature, engine=engine)
+    logp = forced(sk.log_softmax, x, axis=axis, temperature=temperature, engine=engine)
     got = logp[:, 1] if axis == -1 else logp[1, :]
     want = dtype(-2 * (huge / temperature))
     assert np.all(np.isfinite(got)) == np.isfinite(want)
     np.testing.assert_allclose(got, want, rtol=4 * np.finfo(dtype).eps)
-    p = sk.softmax(x, axis=axis, temperature=temperature, engine=engine)
+    p = forced(sk.softmax, x, axis=axis, temperature=temperature, engine=engine)
     np.testing.assert_allclose(p.sum(axis=axis), 1.0, rtol=4 * np.finfo(dtype).eps)
 
 
@@ -228,3 +229,14 @@ def test_generic_float32_error_does_not_grow_with_strided_rows(library):
     lse = to_numpy(sk.logsumexp(a, axis=0, engine="generic")).astype(np.float64)
     want = scipy.special.logsumexp(x.astype(np.float64), axis=0)
     np.testing.assert_allclose(lse, want, rtol=8 * np.finfo(np.float32).eps)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba is not installed")
+def test_numba_declares_temperatures_beyond_its_kernels_a_gap():
+    # Item 3: the automatic choice takes such a temperature to the generic engine (the same bits);
+    # forcing numba names the engines that can.
+    x = np.random.default_rng(8).standard_normal((64, 128)).astype(np.float32)
+    want = sk.softmax(x, temperature=1e-300, engine="generic")
+    assert np.array_equal(sk.softmax(x, temperature=1e-300), want)
+    with pytest.raises(ValueError, match="temperature beyond its kernels' range; engines that can: generic"):
+        sk.softmax(x, temperature=1e-300, engine="numba")

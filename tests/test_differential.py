@@ -24,12 +24,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import softmaxkit as sk
-from backends import engines_for
+from backends import engines_for, forced
+from softmaxkit.generic._temperature import reciprocal_is_accurate
 from spec_bounds import assert_log_softmax_within_bound, assert_softmax_within_bound, eps_of
 
-FUZZ = settings(max_examples=120, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=600, deadline=None, derandomize=False,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-FUZZ_DASK = settings(FUZZ, max_examples=25)
+FUZZ_DASK = settings(FUZZ, max_examples=150, derandomize=False)
 
 DTYPES = [np.float32, np.float64, np.float16]
 TEMPERATURES = [1.0, 2.0, 0.5, 1e-3, 1e3, 1e-30, 1e30, 1e-300, 5e-324, 1e39, 1e300]
@@ -178,11 +179,14 @@ def test_softmax_and_log_softmax_of_every_engine_within_spec_of_the_reference(ca
     x, axis, where, temperature = case
     axes = _normal_axes(axis, x.ndim)
     z, p_true, y_true = reference_softmax(x, axes, where, temperature)
-    extreme = temperature in (1e-300, 5e-324, 1e39, 1e300)
+    # Temperatures the kernels leave to the generic engine (registry gaps): its very bits.
+    extreme = not reciprocal_is_accurate(temperature, np.float32 if x.dtype.itemsize == 2 else x.dtype)
     for function, check in (("softmax", "p"), ("log_softmax", "y")):
         generic = getattr(sk, function)(x, axis=axis, where=where, temperature=temperature, engine="generic")
         for engine in engines_for(x):
-            got = getattr(sk, function)(x, axis=axis, where=where, temperature=temperature, engine=engine)
+            # A temperature beyond an engine's kernels is a registry gap: the automatic choice.
+            got = forced(getattr(sk, function), x, axis=axis, where=where, temperature=temperature,
+                         engine=engine)
             assert got.dtype == x.dtype and got.shape == x.shape
             if check == "p":
                 assert_softmax_within_bound(got, z, p_true, axes, x.dtype)
@@ -210,7 +214,7 @@ def test_logsumexp_of_every_engine_within_spec_of_the_reference(case):
     generic = sk.logsumexp(x, axis=axis, where=where, keepdims=keepdims, engine="generic")
     eps = eps_of(x.dtype)
     for engine in engines_for(x):
-        got = np.asarray(sk.logsumexp(x, axis=axis, where=where, keepdims=keepdims, engine=engine))
+        got = np.asarray(forced(sk.logsumexp, x, axis=axis, where=where, keepdims=keepdims, engine=engine))
         assert got.dtype == x.dtype and got.shape == want.shape
         _assert_same_specials(got, generic, engine)
         wide = got.astype(want.dtype)

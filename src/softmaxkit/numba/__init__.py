@@ -244,11 +244,12 @@ def cross_entropy(
             else float(np.count_nonzero(counted))
         scale = 1.0 / denominator if denominator != 0 else 0.0  # negative weights: PyTorch divides
     options = (labels, counted, w, float(label_smoothing), scale, bool(return_grad))
+    grad_n = n if return_grad else 0  # explicit: reshape(0, -1) cannot infer it for an empty batch
     if half:
         # float16 / bfloat16 rows widened one at a time inside the kernel: no float32 copies.
         grad = np.empty(logits.shape if return_grad else (rows, 0), dtype=dtype)
         losses = cross_entropy_half_rows(logits.view(np.uint16).reshape(rows, n),
-                                         grad.view(np.uint16).reshape(rows, n if return_grad else 0), *options,
+                                         grad.view(np.uint16).reshape(rows, grad_n), *options,
                                          str(np.dtype(dtype)) == "bfloat16")
     elif inner > 1:
         # Classes on a non-last axis: transposed tiles in cache, no transposed copy of the logits.
@@ -257,7 +258,7 @@ def cross_entropy(
                                        *options, _column_width(n, cdt.itemsize))
     else:
         grad = np.empty(lay.data.shape if return_grad else (rows, 0), dtype=cdt)
-        losses = cross_entropy_rows(lay.data.reshape(rows, n), grad.reshape(rows, n if return_grad else 0), *options)
+        losses = cross_entropy_rows(lay.data.reshape(rows, n), grad.reshape(rows, grad_n), *options)
     if reduction == "none":
         lead = tuple(target.shape[a] for a in sample_axes)
         loss = losses.reshape(lead).transpose(np.argsort(sample_axes)).astype(dtype)
