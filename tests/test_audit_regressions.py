@@ -240,3 +240,19 @@ def test_numba_declares_temperatures_beyond_its_kernels_a_gap():
     assert np.array_equal(sk.softmax(x, temperature=1e-300), want)
     with pytest.raises(ValueError, match="temperature beyond its kernels' range; engines that can: generic"):
         sk.softmax(x, temperature=1e-300, engine="numba")
+
+
+@pytest.mark.parametrize("temperature", [1e-300, 1e39, 100.0])
+def test_temperatures_at_the_ends_on_every_array_library(backend, temperature):
+    # Items 3 and 5 through the generic engine of each library (torch, JAX, Dask, array-api-strict).
+    from backends import to_numpy
+
+    x = np.array([[1.0, 3.0, 3.0, -np.inf], [3e38, -3e38, 0.0, 1.0]], dtype=np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        z = (x.astype(np.float64) - x.max(axis=1, keepdims=True)) / temperature
+        z = np.where(np.isneginf(x), -np.inf, z)
+        want = z - scipy.special.logsumexp(z, axis=1, keepdims=True)
+        want = want.astype(np.float32).astype(np.float64)  # -2e300 is -inf in float32
+    for function, expected in ((sk.softmax, np.exp(want)), (sk.log_softmax, want)):
+        got = to_numpy(function(backend.asarray(x), temperature=temperature)).astype(np.float64)
+        np.testing.assert_allclose(got, expected, rtol=4 * np.finfo(np.float32).eps, atol=1e-45)
