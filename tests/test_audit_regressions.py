@@ -110,6 +110,8 @@ LOOSE_ARGUMENTS = {
     "return_sign_int": lambda: sk.logsumexp(X, return_sign=1),
     "one_hot_num_classes_true": lambda: sk.one_hot([0, 0], True),
     "fit_temperature_bounds_str": lambda: sk.fit_temperature(X, LABELS, bounds=("0.1", 10.0)),
+    "regression_fit_intercept_str": lambda: sk.SoftmaxRegression(fit_intercept="no").fit(X, LABELS),
+    "regression_warm_start_int": lambda: sk.SoftmaxRegression(warm_start=1).fit(X, LABELS),
 }
 
 
