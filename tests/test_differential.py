@@ -3,12 +3,12 @@
 Hypothesis draws arrays of random shapes, dtypes and layouts (transposed, Fortran-ordered,
 negatively strided, stepped, read-only), values mixing ordinary logits with ±inf, NaN, the
 dtype's largest and subnormal numbers and ties, random axes (ints, tuples, None), masks and
-temperatures from 5e-324 to 1e300. Each engine that can run the array (``generic`` and
-``numba`` for NumPy arrays; ``dask`` on a chunked copy) must give SPEC §2's answer: the edge
-cases of its table exactly, and elsewhere values within its bound of a long-double (float64
-inputs) or float64 reference (``spec_bounds``). Every engine must also put its NaNs and
-infinities where the generic engine does, and give the generic engine's very bits at the
-temperatures the kernels hand over to it.
+temperatures from 5e-324 to 1e300. Each engine that runs NumPy arrays (conftest's ``engine``
+parameter: ``numpy-generic``, ``numpy-numba``), and ``dask`` on a chunked copy, must give
+SPEC §2's answer: the edge cases of its table exactly, and elsewhere values within its bound
+of a long-double (float64 inputs) or float64 reference (``tolerance``). Every engine must
+also put its NaNs and infinities where the generic engine does, and give the generic engine's
+very bits at the temperatures the kernels hand over to it.
 
 The example counts keep the whole file to a few tens of seconds once the kernels are compiled.
 """
@@ -24,11 +24,11 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import softmaxkit as sk
-from backends import engines_for, forced
+from backends import forced
 from softmaxkit.generic._temperature import reciprocal_is_accurate
-from spec_bounds import assert_log_softmax_within_bound, assert_softmax_within_bound, eps_of
+from tolerance import arithmetic_eps, assert_log_softmax_within_bound, assert_softmax_within_bound
 
-FUZZ = settings(max_examples=120, deadline=None, derandomize=True,
+FUZZ = settings(max_examples=80, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 FUZZ_DASK = settings(FUZZ, max_examples=25)
 
@@ -175,7 +175,7 @@ def softmax_cases(draw: st.DrawFn) -> tuple[np.ndarray, object, np.ndarray | Non
 
 @FUZZ
 @given(softmax_cases())
-def test_softmax_and_log_softmax_of_every_engine_within_spec_of_the_reference(case):
+def test_softmax_and_log_softmax_of_every_engine_within_spec_of_the_reference(engine, case):
     x, axis, where, temperature = case
     axes = _normal_axes(axis, x.ndim)
     z, p_true, y_true = reference_softmax(x, axes, where, temperature)
@@ -183,18 +183,17 @@ def test_softmax_and_log_softmax_of_every_engine_within_spec_of_the_reference(ca
     extreme = not reciprocal_is_accurate(temperature, np.float32 if x.dtype.itemsize == 2 else x.dtype)
     for function, check in (("softmax", "p"), ("log_softmax", "y")):
         generic = getattr(sk, function)(x, axis=axis, where=where, temperature=temperature, engine="generic")
-        for engine in engines_for(x):
-            # A temperature beyond an engine's kernels is a registry gap: the automatic choice.
-            got = forced(getattr(sk, function), x, axis=axis, where=where, temperature=temperature,
-                         engine=engine)
-            assert got.dtype == x.dtype and got.shape == x.shape
-            if check == "p":
-                assert_softmax_within_bound(got, z, p_true, axes, x.dtype)
-            else:
-                assert_log_softmax_within_bound(got, y_true, x.dtype)
-            _assert_same_specials(got, generic, engine)
-            if extreme:  # the limits: the same bits on every engine
-                np.testing.assert_array_equal(got, generic, err_msg=engine)
+        # A temperature beyond an engine's kernels is a registry gap: the automatic choice.
+        got = forced(getattr(sk, function), x, axis=axis, where=where, temperature=temperature,
+                     engine=engine)
+        assert got.dtype == x.dtype and got.shape == x.shape
+        if check == "p":
+            assert_softmax_within_bound(got, z, p_true, axes, x.dtype)
+        else:
+            assert_log_softmax_within_bound(got, y_true, x.dtype)
+        _assert_same_specials(got, generic, engine)
+        if extreme:  # the limits: the same bits on every engine
+            np.testing.assert_array_equal(got, generic, err_msg=engine)
 
 
 @st.composite
@@ -205,25 +204,24 @@ def logsumexp_cases(draw: st.DrawFn) -> tuple[np.ndarray, object, np.ndarray | N
 
 @FUZZ
 @given(logsumexp_cases())
-def test_logsumexp_of_every_engine_within_spec_of_the_reference(case):
+def test_logsumexp_of_every_engine_within_spec_of_the_reference(engine, case):
     x, axis, where, keepdims = case
     axes = _normal_axes(axis, x.ndim)
     want = reference_logsumexp(x, axes, where)
     if keepdims:
         want = want.reshape([1 if d in axes else s for d, s in enumerate(x.shape)])
     generic = sk.logsumexp(x, axis=axis, where=where, keepdims=keepdims, engine="generic")
-    eps = eps_of(x.dtype)
-    for engine in engines_for(x):
-        got = np.asarray(forced(sk.logsumexp, x, axis=axis, where=where, keepdims=keepdims, engine=engine))
-        assert got.dtype == x.dtype and got.shape == want.shape
-        _assert_same_specials(got, generic, engine)
-        wide = got.astype(want.dtype)
-        top = float(np.finfo(x.dtype).max)
-        with np.errstate(invalid="ignore"):
-            ok = (np.isnan(want) & np.isnan(wide)) | (wide == want) | (
-                np.abs(wide - want) <= (8 * eps + float(np.finfo(x.dtype).eps)) * (1 + np.abs(want))
-            ) | ((want > top) & (wide == np.inf))  # beyond the dtype's range: +inf
-        assert ok.all(), f"{engine}: got {wide[~ok][:3]}, want {want[~ok][:3]}"
+    eps = arithmetic_eps(x.dtype)
+    got = np.asarray(forced(sk.logsumexp, x, axis=axis, where=where, keepdims=keepdims, engine=engine))
+    assert got.dtype == x.dtype and got.shape == want.shape
+    _assert_same_specials(got, generic, engine)
+    wide = got.astype(want.dtype)
+    top = float(np.finfo(x.dtype).max)
+    with np.errstate(invalid="ignore"):
+        ok = (np.isnan(want) & np.isnan(wide)) | (wide == want) | (
+            np.abs(wide - want) <= (8 * eps + float(np.finfo(x.dtype).eps)) * (1 + np.abs(want))
+        ) | ((want > top) & (wide == np.inf))  # beyond the dtype's range: +inf
+    assert ok.all(), f"{engine}: got {wide[~ok][:3]}, want {want[~ok][:3]}"
 
 
 @FUZZ_DASK
