@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -35,14 +35,13 @@ from softmaxkit._arrays import (
 )
 from softmaxkit._engines import NUMBA_MIN_SIZE, call_engine, logger
 from softmaxkit._rules import store
+from softmaxkit._typing import ArrayLike, ArrayObject, ArrayT, Axis, EngineName, Reduction
 from softmaxkit.generic._tiny import tiny_softmax
-
-Axis = int | Sequence[int] | None
 
 
 def _softmax_family(
     name: str, x: Any, axis: Axis, where: Any, temperature: Any, dtype: Any, out: Any,
-    engine: str | None, log: bool,
+    engine: EngineName | None, log: bool,
 ) -> Array:
     if (
         type(x) is np.ndarray and where is None and type(temperature) is float
@@ -67,9 +66,19 @@ def _softmax_family(
     )
 
 
+@overload
+def softmax(
+    x: ArrayT, /, axis: Axis = ..., *, where: Any = ..., temperature: float = ..., dtype: Any = ...,
+    out: Any = ..., engine: EngineName | None = ...,
+) -> ArrayT: ...
+@overload
+def softmax(
+    x: ArrayLike, /, axis: Axis = ..., *, where: Any = ..., temperature: float = ..., dtype: Any = ...,
+    out: Any = ..., engine: EngineName | None = ...,
+) -> np.ndarray: ...
 def softmax(
     x: Any, /, axis: Axis = -1, *, where: Any = None, temperature: float = 1.0,
-    dtype: Any = None, out: Any = None, engine: str | None = None,
+    dtype: Any = None, out: Any = None, engine: EngineName | None = None,
 ) -> Array:
     """Softmax along ``axis``: ``exp(x / T) / sum(exp(x / T))``, computed without overflow.
 
@@ -115,9 +124,19 @@ def softmax(
     return _softmax_family("softmax", x, axis, where, temperature, dtype, out, engine, log=False)
 
 
+@overload
+def log_softmax(
+    x: ArrayT, /, axis: Axis = ..., *, where: Any = ..., temperature: float = ..., dtype: Any = ...,
+    out: Any = ..., engine: EngineName | None = ...,
+) -> ArrayT: ...
+@overload
+def log_softmax(
+    x: ArrayLike, /, axis: Axis = ..., *, where: Any = ..., temperature: float = ..., dtype: Any = ...,
+    out: Any = ..., engine: EngineName | None = ...,
+) -> np.ndarray: ...
 def log_softmax(
     x: Any, /, axis: Axis = -1, *, where: Any = None, temperature: float = 1.0,
-    dtype: Any = None, out: Any = None, engine: str | None = None,
+    dtype: Any = None, out: Any = None, engine: EngineName | None = None,
 ) -> Array:
     """Logarithm of :func:`softmax`, computed directly: ``z - log(sum(exp(z)))``, ``z = (x - max) / T``.
 
@@ -137,9 +156,25 @@ def log_softmax(
     return _softmax_family("log_softmax", x, axis, where, temperature, dtype, out, engine, log=True)
 
 
+# The value is Any: a full reduction of a NumPy array is a NumPy scalar (as in SciPy).
+@overload
+def logsumexp(
+    x: ArrayObject | ArrayLike, /, axis: Axis = ..., *, b: Any = ..., keepdims: bool = ...,
+    return_sign: Literal[False] = ..., where: Any = ..., dtype: Any = ..., engine: EngineName | None = ...,
+) -> Any: ...
+@overload
+def logsumexp(
+    x: ArrayObject | ArrayLike, /, axis: Axis = ..., *, b: Any = ..., keepdims: bool = ...,
+    return_sign: Literal[True], where: Any = ..., dtype: Any = ..., engine: EngineName | None = ...,
+) -> tuple[Any, Any]: ...
+@overload
+def logsumexp(
+    x: ArrayObject | ArrayLike, /, axis: Axis = ..., *, b: Any = ..., keepdims: bool = ...,
+    return_sign: bool, where: Any = ..., dtype: Any = ..., engine: EngineName | None = ...,
+) -> Any | tuple[Any, Any]: ...
 def logsumexp(
     x: Any, /, axis: Axis = None, *, b: Any = None, keepdims: bool = False,
-    return_sign: bool = False, where: Any = None, dtype: Any = None, engine: str | None = None,
+    return_sign: bool = False, where: Any = None, dtype: Any = None, engine: EngineName | None = None,
 ) -> Array | tuple[Array, Array]:
     """``log(sum(b * exp(x)))`` over ``axis``, with SciPy's semantics.
 
@@ -212,6 +247,10 @@ def _elementwise(function: Any, name: str, x: Any, dtype: Any, out: Any) -> Arra
     return store(xp, function(x, dtype=out_dtype), out)
 
 
+@overload
+def sigmoid(x: ArrayT, /, *, dtype: Any = ..., out: Any = ...) -> ArrayT: ...
+@overload
+def sigmoid(x: ArrayLike, /, *, dtype: Any = ..., out: Any = ...) -> np.ndarray: ...
 def sigmoid(x: Any, /, *, dtype: Any = None, out: Any = None) -> Array:
     """The logistic function ``1 / (1 + exp(-x))``: softmax of ``[x, 0]``, the two-class case.
 
@@ -228,6 +267,10 @@ def sigmoid(x: Any, /, *, dtype: Any = None, out: Any = None) -> Array:
     return _elementwise(generic.sigmoid, "sigmoid", x, dtype, out)
 
 
+@overload
+def log_sigmoid(x: ArrayT, /, *, dtype: Any = ..., out: Any = ...) -> ArrayT: ...
+@overload
+def log_sigmoid(x: ArrayLike, /, *, dtype: Any = ..., out: Any = ...) -> np.ndarray: ...
 def log_sigmoid(x: Any, /, *, dtype: Any = None, out: Any = None) -> Array:
     """``log(sigmoid(x))``, accurate for large negative ``x`` (where it is about ``x``).
 
@@ -240,6 +283,10 @@ def log_sigmoid(x: Any, /, *, dtype: Any = None, out: Any = None) -> Array:
     return _elementwise(generic.log_sigmoid, "log_sigmoid", x, dtype, out)
 
 
+@overload
+def softplus(x: ArrayT, /, *, dtype: Any = ..., out: Any = ...) -> ArrayT: ...
+@overload
+def softplus(x: ArrayLike, /, *, dtype: Any = ..., out: Any = ...) -> np.ndarray: ...
 def softplus(x: Any, /, *, dtype: Any = None, out: Any = None) -> Array:
     """``log(1 + exp(x))``, the smooth ReLU; ``softplus(x) - softplus(-x) = x``.
 
@@ -252,6 +299,10 @@ def softplus(x: Any, /, *, dtype: Any = None, out: Any = None) -> Array:
     return _elementwise(generic.softplus, "softplus", x, dtype, out)
 
 
+@overload
+def softmax_jacobian(x: ArrayT, /, axis: int = ..., *, temperature: float = ...) -> ArrayT: ...
+@overload
+def softmax_jacobian(x: ArrayLike, /, axis: int = ..., *, temperature: float = ...) -> np.ndarray: ...
 def softmax_jacobian(x: Any, /, axis: int = -1, *, temperature: float = 1.0) -> Array:
     """The Jacobian of ``softmax(x, axis)``: ``(diag(s) - s s^T) / T``, shape ``(..., n, n)``.
 
@@ -275,7 +326,7 @@ def softmax_jacobian(x: Any, /, axis: int = -1, *, temperature: float = 1.0) -> 
     return generic.softmax_jacobian(x, a, temperature=t, dtype=out_dtype)
 
 
-def _product(function: str, first: Any, g: Any, axis: Axis, engine: str | None) -> Array:
+def _product(function: str, first: Any, g: Any, axis: Axis, engine: EngineName | None) -> Array:
     first = as_array(first, "s")
     xp = namespace(first)
     g = as_array(g, "g")
@@ -288,7 +339,13 @@ def _product(function: str, first: Any, g: Any, axis: Axis, engine: str | None) 
     return call_engine(function, engine, first, g, axes, dtype=out_dtype)
 
 
-def softmax_vjp(s: Any, g: Any, /, axis: Axis = -1, *, engine: str | None = None) -> Array:
+@overload
+def softmax_vjp(s: ArrayT, g: Any, /, axis: Axis = ..., *, engine: EngineName | None = ...) -> ArrayT: ...
+@overload
+def softmax_vjp(
+    s: ArrayLike, g: Any, /, axis: Axis = ..., *, engine: EngineName | None = ...
+) -> np.ndarray: ...
+def softmax_vjp(s: Any, g: Any, /, axis: Axis = -1, *, engine: EngineName | None = None) -> Array:
     """Vector-Jacobian product of softmax: ``s * (g - sum(g * s))`` with ``s = softmax(x)``.
 
     O(n) per row; the Jacobian is never built. This is the backward pass of softmax.
@@ -303,7 +360,13 @@ def softmax_vjp(s: Any, g: Any, /, axis: Axis = -1, *, engine: str | None = None
     return _product("softmax_vjp", s, g, axis, engine)
 
 
-def softmax_jvp(s: Any, v: Any, /, axis: Axis = -1, *, engine: str | None = None) -> Array:
+@overload
+def softmax_jvp(s: ArrayT, v: Any, /, axis: Axis = ..., *, engine: EngineName | None = ...) -> ArrayT: ...
+@overload
+def softmax_jvp(
+    s: ArrayLike, v: Any, /, axis: Axis = ..., *, engine: EngineName | None = ...
+) -> np.ndarray: ...
+def softmax_jvp(s: Any, v: Any, /, axis: Axis = -1, *, engine: EngineName | None = None) -> Array:
     """Jacobian-vector product of softmax, ``J v``; equals the vjp since ``J`` is symmetric.
 
     Examples
@@ -316,7 +379,15 @@ def softmax_jvp(s: Any, v: Any, /, axis: Axis = -1, *, engine: str | None = None
     return _product("softmax_jvp", s, v, axis, engine)
 
 
-def log_softmax_vjp(logp: Any, g: Any, /, axis: Axis = -1, *, engine: str | None = None) -> Array:
+@overload
+def log_softmax_vjp(
+    logp: ArrayT, g: Any, /, axis: Axis = ..., *, engine: EngineName | None = ...
+) -> ArrayT: ...
+@overload
+def log_softmax_vjp(
+    logp: ArrayLike, g: Any, /, axis: Axis = ..., *, engine: EngineName | None = ...
+) -> np.ndarray: ...
+def log_softmax_vjp(logp: Any, g: Any, /, axis: Axis = -1, *, engine: EngineName | None = None) -> Array:
     """Vector-Jacobian product of log_softmax: ``g - exp(logp) * sum(g)``.
 
     Entries with ``logp == -inf`` (excluded inputs) get 0 and their ``g`` takes no part.
@@ -334,10 +405,36 @@ def log_softmax_vjp(logp: Any, g: Any, /, axis: Axis = -1, *, engine: str | None
 _REDUCTIONS = ("mean", "sum", "none")
 
 
+# The loss is Any: the "mean" and "sum" of NumPy logits may be a NumPy scalar; the gradient
+# is an array of the logits' library.
+@overload
+def cross_entropy(
+    logits: ArrayObject | ArrayLike, target: Any, /, axis: int = ..., *, weight: Any = ...,
+    ignore_index: int | None = ..., label_smoothing: float = ..., reduction: Reduction = ...,
+    return_grad: Literal[False] = ..., engine: EngineName | None = ...,
+) -> Any: ...
+@overload
+def cross_entropy(
+    logits: ArrayT, target: Any, /, axis: int = ..., *, weight: Any = ..., ignore_index: int | None = ...,
+    label_smoothing: float = ..., reduction: Reduction = ..., return_grad: Literal[True],
+    engine: EngineName | None = ...,
+) -> tuple[Any, ArrayT]: ...
+@overload
+def cross_entropy(
+    logits: ArrayLike, target: Any, /, axis: int = ..., *, weight: Any = ..., ignore_index: int | None = ...,
+    label_smoothing: float = ..., reduction: Reduction = ..., return_grad: Literal[True],
+    engine: EngineName | None = ...,
+) -> tuple[Any, np.ndarray]: ...
+@overload
+def cross_entropy(
+    logits: ArrayObject | ArrayLike, target: Any, /, axis: int = ..., *, weight: Any = ...,
+    ignore_index: int | None = ..., label_smoothing: float = ..., reduction: Reduction = ...,
+    return_grad: bool, engine: EngineName | None = ...,
+) -> Any | tuple[Any, Any]: ...
 def cross_entropy(
     logits: Any, target: Any, /, axis: int = -1, *, weight: Any = None,
-    ignore_index: int | None = None, label_smoothing: float = 0.0, reduction: str = "mean",
-    return_grad: bool = False, engine: str | None = None,
+    ignore_index: int | None = None, label_smoothing: float = 0.0, reduction: Reduction = "mean",
+    return_grad: bool = False, engine: EngineName | None = None,
 ) -> Array | tuple[Array, Array]:
     """Cross-entropy between ``softmax(logits)`` and a target, as PyTorch's ``F.cross_entropy``.
 
@@ -431,6 +528,10 @@ def cross_entropy(
     )
 
 
+@overload
+def one_hot(labels: ArrayT, num_classes: int | None = ..., *, dtype: Any = ...) -> ArrayT: ...
+@overload
+def one_hot(labels: ArrayLike, num_classes: int | None = ..., *, dtype: Any = ...) -> np.ndarray: ...
 def one_hot(labels: Any, num_classes: int | None = None, *, dtype: Any = float) -> Array:
     """Class indices as one-hot rows along a new last axis.
 
@@ -467,7 +568,7 @@ def one_hot(labels: Any, num_classes: int | None = None, *, dtype: Any = float) 
     return generic.one_hot(labels, int(num_classes), dtype=resolved or resolve_dtype(xp, dtype))
 
 
-def _as_names(indices: Array, labels: Sequence[Any] | None, n_classes: int) -> Any:
+def _as_names(indices: Array, labels: Sequence[Any] | np.ndarray | None, n_classes: int) -> Any:
     if labels is None:
         return indices
     if len(labels) != n_classes:
@@ -475,7 +576,7 @@ def _as_names(indices: Array, labels: Sequence[Any] | None, n_classes: int) -> A
     return generic.names_of(indices, labels)
 
 
-def predict(x: Any, /, axis: int = -1, *, labels: Sequence[Any] | None = None) -> Any:
+def predict(x: Any, /, axis: int = -1, *, labels: Sequence[Any] | np.ndarray | None = None) -> Any:
     """The predicted class along ``axis``: the index of the largest logit or probability.
 
     With ``labels`` (one name per class) the names are returned, as a NumPy array.
@@ -496,7 +597,7 @@ def predict(x: Any, /, axis: int = -1, *, labels: Sequence[Any] | None = None) -
 
 
 def top_k(
-    x: Any, /, k: int, axis: int = -1, *, labels: Sequence[Any] | None = None
+    x: Any, /, k: int, axis: int = -1, *, labels: Sequence[Any] | np.ndarray | None = None
 ) -> tuple[Array, Any]:
     """The ``k`` largest entries along ``axis``, largest first: ``(values, indices)``.
 

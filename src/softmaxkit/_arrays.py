@@ -114,7 +114,7 @@ def normalize_axes(axis: int | Sequence[int] | None, ndim: int, name: str = "axi
     """
     if axis is None:
         return tuple(range(ndim))
-    items = (axis,) if isinstance(axis, numbers.Integral) else axis
+    items: Any = (axis,) if isinstance(axis, numbers.Integral) else axis
     try:
         items = tuple(items)
     except TypeError:
@@ -123,11 +123,11 @@ def normalize_axes(axis: int | Sequence[int] | None, ndim: int, name: str = "axi
         if all(isinstance(a, numbers.Integral) and a in (0, -1) for a in items):
             return ()
         raise ValueError(f"{name} {axis!r} is out of bounds for a 0-d array")
-    axes = []
+    axes: list[int] = []
     for a in items:
         if not isinstance(a, numbers.Integral) or isinstance(a, bool):
             raise TypeError(f"{name} must be an int, a tuple of ints or None, got {axis!r}")
-        if not -ndim <= a < ndim:
+        if not -ndim <= int(a) < ndim:
             raise ValueError(f"{name} {a} is out of bounds for an array of dimension {ndim}")
         axes.append(int(a) % ndim)
     if len(set(axes)) != len(axes):
@@ -141,7 +141,7 @@ def single_axis(axis: Any, ndim: int, name: str) -> int:
         raise TypeError(f"{name}: axis must be a single int, got {axis!r}")
     if ndim == 0:
         raise ValueError(f"{name} needs at least one dimension")
-    (a,) = normalize_axes(axis, ndim)
+    (a,) = normalize_axes(int(axis), ndim)
     return a
 
 

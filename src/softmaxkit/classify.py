@@ -261,4 +261,4 @@ def _sample_weights(sample_weight: Any, n_samples: int) -> np.ndarray | None:
 
 
 def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and not np.isnan(value)
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and not np.isnan(float(value))

@@ -82,7 +82,9 @@ def chunks(
         yield tuple(slice(start, start + step) if i == d else slice(None) for i in range(len(shape)))
 
 
-def _mask_for(mask: np.ndarray | None, shape: tuple[int, ...], index: tuple[slice, ...]):
+def _mask_for(
+    mask: np.ndarray | None, shape: tuple[int, ...], index: tuple[slice, ...]
+) -> np.ndarray | None:
     if mask is None:
         return None
     full = np.broadcast_to(mask, shape)
@@ -172,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
             out.flush()
             del out
     else:
-        out = np.empty(x.shape, dtype=dtype)
-        compute_into(out)
-        write_small(out, args.output, out_fmt, args.key)
+        result = np.empty(x.shape, dtype=dtype)
+        compute_into(result)
+        write_small(result, args.output, out_fmt, args.key)
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from types import ModuleType
+from typing import Any
 
 from softmaxkit.cli import UsageError
 from softmaxkit.cli._progress import progress_bar
@@ -29,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _selection(args: argparse.Namespace, benchmark) -> tuple[list[str], list]:
+def _selection(args: argparse.Namespace, benchmark: ModuleType) -> tuple[list[str], list[Any]]:
     ops = args.ops or list(benchmark.OPERATIONS)
     unknown = sorted(set(ops) - set(benchmark.OPERATIONS))
     if unknown:
@@ -41,7 +43,7 @@ def _selection(args: argparse.Namespace, benchmark) -> tuple[list[str], list]:
     return ops, [benchmark.SHAPES[i] for i in indices]
 
 
-def as_json(records, benchmark) -> str:
+def as_json(records: list[Any], benchmark: ModuleType) -> str:
     return json.dumps([
         {"operation": r.operation, "shape": r.shape.label, "rows": r.shape.rows, "cols": r.shape.cols,
          "dtype": r.shape.dtype, "axis": r.shape.axis, "bytes": r.nbytes,
@@ -51,7 +53,7 @@ def as_json(records, benchmark) -> str:
     ], indent=2)
 
 
-def plot(records, benchmark, path: str) -> None:
+def plot(records: list[Any], benchmark: ModuleType, path: str) -> None:
     from softmaxkit.cli._plotting import pyplot, save_figure
 
     plt = pyplot()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -19,11 +20,11 @@ from softmaxkit._rules import store
 from softmaxkit.numba._half import convert
 
 
-def kernel_dtype(dtype: object) -> np.dtype | None:
+def kernel_dtype(dtype: Any) -> np.dtype | None:
     """The kernels' dtype for a result dtype, or None where they do not apply."""
     if is_half(dtype):
         return np.dtype(np.float32)
-    d = np.dtype(dtype).newbyteorder("=")  # type: ignore[call-overload]
+    d = np.dtype(dtype).newbyteorder("=")
     # Byte-swapped data is copied into the native dtype by ``layout`` and swapped back by ``deliver``.
     return d if d in (np.float32, np.float64) else None
 
