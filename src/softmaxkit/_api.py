@@ -32,7 +32,7 @@ from softmaxkit._arrays import (
     single_axis,
 )
 from softmaxkit._engines import NUMBA_MIN_SIZE, call_engine, logger
-from softmaxkit._types import ArrayT, EngineName, NumPyInput, NumPyValue, Reduction
+from softmaxkit._types import ArrayT, ClassNames, EngineName, NumPyInput, NumPyValue, Reduction
 from softmaxkit.generic._small import small_softmax
 
 Axis = int | Sequence[int] | None
@@ -577,7 +577,7 @@ def one_hot(labels: Any, num_classes: int | None = None, *, dtype: Any = float) 
     return generic.one_hot(labels, int(num_classes), dtype=resolved or resolve_dtype(xp, dtype))
 
 
-def _as_names(indices: Array, labels: Sequence[Any] | None, n_classes: int) -> Any:
+def _as_names(indices: Array, labels: ClassNames | None, n_classes: int) -> Any:
     if labels is None:
         return indices
     if len(labels) != n_classes:
@@ -590,8 +590,8 @@ def predict(x: NumPyInput, /, axis: int = ..., *, labels: None = ...) -> NumPyVa
 @overload
 def predict(x: ArrayT, /, axis: int = ..., *, labels: None = ...) -> ArrayT: ...
 @overload
-def predict(x: Any, /, axis: int = ..., *, labels: Sequence[Any]) -> NumPyValue: ...
-def predict(x: Any, /, axis: int = -1, *, labels: Sequence[Any] | None = None) -> Any:
+def predict(x: Any, /, axis: int = ..., *, labels: ClassNames) -> NumPyValue: ...
+def predict(x: Any, /, axis: int = -1, *, labels: ClassNames | None = None) -> Any:
     """The predicted class along ``axis``: the index of the largest logit or probability.
 
     With ``labels`` (one name per class) the names are returned, as a NumPy array.
@@ -613,13 +613,13 @@ def predict(x: Any, /, axis: int = -1, *, labels: Sequence[Any] | None = None) -
 
 @overload
 def top_k(
-    x: NumPyInput, /, k: int, axis: int = ..., *, labels: Sequence[Any] | None = ...
+    x: NumPyInput, /, k: int, axis: int = ..., *, labels: ClassNames | None = ...
 ) -> tuple[NDArray[Any], NDArray[Any]]: ...
 @overload
 def top_k(x: ArrayT, /, k: int, axis: int = ..., *, labels: None = ...) -> tuple[ArrayT, ArrayT]: ...
 @overload
-def top_k(x: ArrayT, /, k: int, axis: int = ..., *, labels: Sequence[Any]) -> tuple[ArrayT, NDArray[Any]]: ...
-def top_k(x: Any, /, k: int, axis: int = -1, *, labels: Sequence[Any] | None = None) -> tuple[Any, Any]:
+def top_k(x: ArrayT, /, k: int, axis: int = ..., *, labels: ClassNames) -> tuple[ArrayT, NDArray[Any]]: ...
+def top_k(x: Any, /, k: int, axis: int = -1, *, labels: ClassNames | None = None) -> tuple[Any, Any]:
     """The ``k`` largest entries along ``axis``, largest first: ``(values, indices)``.
 
     Ties keep index order. With ``labels`` the indices are replaced by names.

@@ -4,7 +4,8 @@ Every function returns an array of the library it was given (SPEC §2), which a 
 ``softmax(t)`` with a ``torch.Tensor`` ``t`` is a ``torch.Tensor``. NumPy is the exception
 twice over: lists and Python numbers come back as NumPy arrays, and a NumPy array's declared
 dtype is not kept (integers give floats, ``dtype=`` converts), so NumPy input is declared to give
-``NDArray[Any]`` — and a full NumPy reduction may give a NumPy scalar, as NumPy itself does.
+``NDArray[Any]`` — or, for reductions, ``NDArray[Any] | np.generic``: NumPy's 0-d results
+are often NumPy scalars.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, Literal, Protocol, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["ArrayObject", "ArrayT", "EngineName", "NumPyInput", "NumPyValue", "Reduction"]
+__all__ = ["ArrayObject", "ArrayT", "ClassNames", "EngineName", "NumPyInput", "NumPyValue", "Reduction"]
 
 
 class ArrayObject(Protocol):
@@ -34,8 +35,14 @@ ArrayT = TypeVar("ArrayT", bound=ArrayObject)
 # Listed before the ArrayT overloads, so NumPy input matches here first.
 NumPyInput = np.ndarray | np.generic | Sequence[Any] | complex
 
-# A NumPy reduction to 0-d can give a NumPy scalar (np.float64), which behaves as a 0-d array.
+# Reductions of NumPy input (logsumexp, the loss, predict) often end at 0-d, where NumPy gives a
+# NumPy scalar (np.float64): said here, so a checker asks before indexing. Elementwise functions
+# give a scalar only for 0-d input; they are declared NDArray, since a union would make every
+# indexing of their result an error (a scalar has a 0-d array's shape, dtype and float()).
 NumPyValue = NDArray[Any] | np.generic
+
+# One name per class (predict, top_k): a list, a tuple or a NumPy array of names.
+ClassNames = Sequence[Any] | NDArray[Any]
 
 Reduction = Literal["mean", "sum", "none"]
 
