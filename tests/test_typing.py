@@ -16,7 +16,7 @@ import pytest
 
 import softmaxkit as sk
 from softmaxkit import _engines
-from softmaxkit._types import EngineName, Reduction
+from softmaxkit._typing import EngineName, Reduction
 
 
 def test_user_script_runs():
@@ -48,7 +48,7 @@ def test_lazy_names_are_imported_for_type_checkers():
     tree = ast.parse(Path(inspect.getfile(sk)).read_text())
     typed = {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "typing.TYPE_CHECKING":
             for statement in node.body:
                 assert isinstance(statement, ast.ImportFrom)
                 typed.update({alias.name: statement.module for alias in statement.names})

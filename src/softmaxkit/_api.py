@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
 from typing import Any, Literal, get_args, overload
 
 import numpy as np
@@ -33,10 +32,8 @@ from softmaxkit._arrays import (
 )
 from softmaxkit._engines import NUMBA_MIN_SIZE, call_engine, logger
 from softmaxkit._rules import store
-from softmaxkit._types import ArrayT, ClassNames, EngineName, NumPyInput, NumPyValue, Reduction
+from softmaxkit._typing import ArrayT, Axis, ClassNames, EngineName, NumPyInput, NumPyValue, Reduction
 from softmaxkit.generic._tiny import tiny_softmax
-
-Axis = int | Sequence[int] | None
 
 
 def _softmax_family(

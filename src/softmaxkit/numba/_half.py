@@ -38,7 +38,7 @@ def _converts_half_in_hardware() -> bool:
     """
     from llvmlite import binding
 
-    if numba.config.CPU_NAME is not None:
+    if getattr(numba.config, "CPU_NAME", None) is not None:  # set from the environment at import
         return False
     triple = binding.get_process_triple()
     if triple.startswith(("aarch64", "arm64")):

@@ -16,7 +16,10 @@ from typing import Any, Literal, Protocol, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["ArrayObject", "ArrayT", "ClassNames", "EngineName", "NumPyInput", "NumPyValue", "Reduction"]
+__all__ = [
+    "ArrayLike", "ArrayObject", "ArrayT", "Axis", "ClassNames", "EngineName", "NumPyInput", "NumPyValue",
+    "Reduction",
+]
 
 
 class ArrayObject(Protocol):
@@ -26,14 +29,20 @@ class ArrayObject(Protocol):
     def shape(self) -> Any: ...  # Dask shapes may hold NaN, torch's is a torch.Size
 
     @property
+    def ndim(self) -> int: ...
+
+    @property
     def dtype(self) -> Any: ...
 
 
 ArrayT = TypeVar("ArrayT", bound=ArrayObject)
 
-# What is computed as NumPy: NumPy arrays and scalars, (nested) lists and tuples, Python numbers.
-# Listed before the ArrayT overloads, so NumPy input matches here first.
-NumPyInput = np.ndarray | np.generic | Sequence[Any] | complex
+# Python numbers and (nested) lists and tuples of them: computed as NumPy arrays.
+ArrayLike = complex | Sequence[Any]
+
+# What is computed as NumPy and declared to give NumPy arrays: NumPy arrays and scalars too.
+# The overloads list it before ArrayT, so a NumPy array matches here first.
+NumPyInput = np.ndarray | np.generic | ArrayLike
 
 # Reductions of NumPy input (logsumexp, the loss, predict) often end at 0-d, where NumPy gives a
 # NumPy scalar (np.float64): said here, so a checker asks before indexing. Elementwise functions
@@ -43,6 +52,9 @@ NumPyValue = NDArray[Any] | np.generic
 
 # One name per class (predict, top_k): a list, a tuple or a NumPy array of names.
 ClassNames = Sequence[Any] | NDArray[Any]
+
+# An axis, a tuple of axes, or None for all of them.
+Axis = int | Sequence[int] | None
 
 Reduction = Literal["mean", "sum", "none"]
 
