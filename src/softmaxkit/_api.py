@@ -2,7 +2,9 @@
 
 Every function accepts an array of any library that implements the Python array API
 standard (NumPy, CuPy, PyTorch, JAX, Dask, array-api-strict, ...) and returns one of the same
-library; lists and Python numbers are taken as NumPy arrays.
+library; lists and Python numbers are taken as NumPy arrays. The ``@overload`` stubs above a
+function say the same to type checkers: NumPy input first, then any other array type
+(``ArrayT``), and the ``Literal`` flags that turn the result into a pair (softmaxkit._typing).
 """
 
 from __future__ import annotations
