@@ -5,7 +5,7 @@ family and label encodings, with exact semantics for every edge case, on any arr
 Importing softmaxkit imports no array backend beyond NumPy.
 """
 
-from typing import TYPE_CHECKING
+import typing
 
 from softmaxkit._api import (
     cross_entropy,
@@ -26,7 +26,7 @@ from softmaxkit._api import (
 from softmaxkit._engines import engine_names
 from softmaxkit.labels import LabelIndex
 
-if TYPE_CHECKING:  # their real types for checkers; at run time they are imported on first use
+if typing.TYPE_CHECKING:  # the lazy names below, typed for mypy and pyright; imported on first use
     from softmaxkit.calibrate import ece, fit_temperature, reliability_diagram
     from softmaxkit.classify import SoftmaxRegression
 

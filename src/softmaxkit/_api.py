@@ -2,17 +2,19 @@
 
 Every function accepts an array of any library that implements the Python array API
 standard (NumPy, CuPy, PyTorch, JAX, Dask, array-api-strict, ...) and returns one of the same
-library; lists and Python numbers are taken as NumPy arrays.
+library; lists and Python numbers are taken as NumPy arrays. The ``@overload`` stubs above a
+function say the same to type checkers: NumPy input first, then any other array type
+(``ArrayT``), and the ``Literal`` flags that turn the result into a pair (softmaxkit._typing).
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
-from typing import Any, Literal, overload
+from typing import Any, Literal, get_args, overload
 
 import numpy as np
+from numpy.typing import NDArray
 
 from softmaxkit import generic
 from softmaxkit._arrays import (
@@ -35,13 +37,13 @@ from softmaxkit._arrays import (
 )
 from softmaxkit._engines import NUMBA_MIN_SIZE, call_engine, logger
 from softmaxkit._rules import store
-from softmaxkit._typing import ArrayLike, ArrayObject, ArrayT, Axis, EngineName, Reduction
+from softmaxkit._typing import ArrayT, Axis, ClassNames, EngineName, NumPyInput, NumPyValue, Reduction
 from softmaxkit.generic._tiny import tiny_softmax
 
 
 def _softmax_family(
     name: str, x: Any, axis: Axis, where: Any, temperature: Any, dtype: Any, out: Any,
-    engine: EngineName | None, log: bool,
+    engine: str | None, log: bool,
 ) -> Array:
     if (
         type(x) is np.ndarray and where is None and type(temperature) is float
@@ -68,18 +70,18 @@ def _softmax_family(
 
 @overload
 def softmax(
-    x: ArrayT, /, axis: Axis = ..., *, where: Any = ..., temperature: float = ..., dtype: Any = ...,
-    out: Any = ..., engine: EngineName | None = ...,
-) -> ArrayT: ...
+    x: NumPyInput, /, axis: Axis = ..., *, where: Any = ..., temperature: float = ...,
+    dtype: Any = ..., out: Any = ..., engine: EngineName | None = ...,
+) -> NDArray[Any]: ...
 @overload
 def softmax(
-    x: ArrayLike, /, axis: Axis = ..., *, where: Any = ..., temperature: float = ..., dtype: Any = ...,
-    out: Any = ..., engine: EngineName | None = ...,
-) -> np.ndarray: ...
+    x: ArrayT, /, axis: Axis = ..., *, where: Any = ..., temperature: float = ...,
+    dtype: Any = ..., out: Any = ..., engine: EngineName | None = ...,
+) -> ArrayT: ...
 def softmax(
     x: Any, /, axis: Axis = -1, *, where: Any = None, temperature: float = 1.0,
     dtype: Any = None, out: Any = None, engine: EngineName | None = None,
-) -> Array:
+) -> Any:
     """Softmax along ``axis``: ``exp(x / T) / sum(exp(x / T))``, computed without overflow.
 
     Parameters
@@ -126,18 +128,18 @@ def softmax(
 
 @overload
 def log_softmax(
-    x: ArrayT, /, axis: Axis = ..., *, where: Any = ..., temperature: float = ..., dtype: Any = ...,
-    out: Any = ..., engine: EngineName | None = ...,
-) -> ArrayT: ...
+    x: NumPyInput, /, axis: Axis = ..., *, where: Any = ..., temperature: float = ...,
+    dtype: Any = ..., out: Any = ..., engine: EngineName | None = ...,
+) -> NDArray[Any]: ...
 @overload
 def log_softmax(
-    x: ArrayLike, /, axis: Axis = ..., *, where: Any = ..., temperature: float = ..., dtype: Any = ...,
-    out: Any = ..., engine: EngineName | None = ...,
-) -> np.ndarray: ...
+    x: ArrayT, /, axis: Axis = ..., *, where: Any = ..., temperature: float = ...,
+    dtype: Any = ..., out: Any = ..., engine: EngineName | None = ...,
+) -> ArrayT: ...
 def log_softmax(
     x: Any, /, axis: Axis = -1, *, where: Any = None, temperature: float = 1.0,
     dtype: Any = None, out: Any = None, engine: EngineName | None = None,
-) -> Array:
+) -> Any:
     """Logarithm of :func:`softmax`, computed directly: ``z - log(sum(exp(z)))``, ``z = (x - max) / T``.
 
     Takes the same arguments as :func:`softmax`. Excluded and ``-inf`` entries give ``-inf``;
@@ -156,26 +158,35 @@ def log_softmax(
     return _softmax_family("log_softmax", x, axis, where, temperature, dtype, out, engine, log=True)
 
 
-# The value is Any: a full reduction of a NumPy array is a NumPy scalar (as in SciPy).
 @overload
 def logsumexp(
-    x: ArrayObject | ArrayLike, /, axis: Axis = ..., *, b: Any = ..., keepdims: bool = ...,
+    x: NumPyInput, /, axis: Axis = ..., *, b: Any = ..., keepdims: bool = ...,
     return_sign: Literal[False] = ..., where: Any = ..., dtype: Any = ..., engine: EngineName | None = ...,
-) -> Any: ...
+) -> NumPyValue: ...
 @overload
 def logsumexp(
-    x: ArrayObject | ArrayLike, /, axis: Axis = ..., *, b: Any = ..., keepdims: bool = ...,
+    x: ArrayT, /, axis: Axis = ..., *, b: Any = ..., keepdims: bool = ...,
+    return_sign: Literal[False] = ..., where: Any = ..., dtype: Any = ..., engine: EngineName | None = ...,
+) -> ArrayT: ...
+@overload
+def logsumexp(
+    x: NumPyInput, /, axis: Axis = ..., *, b: Any = ..., keepdims: bool = ...,
     return_sign: Literal[True], where: Any = ..., dtype: Any = ..., engine: EngineName | None = ...,
-) -> tuple[Any, Any]: ...
+) -> tuple[NumPyValue, NumPyValue]: ...
 @overload
 def logsumexp(
-    x: ArrayObject | ArrayLike, /, axis: Axis = ..., *, b: Any = ..., keepdims: bool = ...,
+    x: ArrayT, /, axis: Axis = ..., *, b: Any = ..., keepdims: bool = ...,
+    return_sign: Literal[True], where: Any = ..., dtype: Any = ..., engine: EngineName | None = ...,
+) -> tuple[ArrayT, ArrayT]: ...
+@overload
+def logsumexp(
+    x: Any, /, axis: Axis = ..., *, b: Any = ..., keepdims: bool = ...,
     return_sign: bool, where: Any = ..., dtype: Any = ..., engine: EngineName | None = ...,
-) -> Any | tuple[Any, Any]: ...
+) -> Any: ...
 def logsumexp(
     x: Any, /, axis: Axis = None, *, b: Any = None, keepdims: bool = False,
     return_sign: bool = False, where: Any = None, dtype: Any = None, engine: EngineName | None = None,
-) -> Array | tuple[Array, Array]:
+) -> Any:
     """``log(sum(b * exp(x)))`` over ``axis``, with SciPy's semantics.
 
     Parameters
@@ -248,10 +259,10 @@ def _elementwise(function: Any, name: str, x: Any, dtype: Any, out: Any) -> Arra
 
 
 @overload
-def sigmoid(x: ArrayT, /, *, dtype: Any = ..., out: Any = ...) -> ArrayT: ...
+def sigmoid(x: NumPyInput, /, *, dtype: Any = ..., out: Any = ...) -> NDArray[Any]: ...
 @overload
-def sigmoid(x: ArrayLike, /, *, dtype: Any = ..., out: Any = ...) -> np.ndarray: ...
-def sigmoid(x: Any, /, *, dtype: Any = None, out: Any = None) -> Array:
+def sigmoid(x: ArrayT, /, *, dtype: Any = ..., out: Any = ...) -> ArrayT: ...
+def sigmoid(x: Any, /, *, dtype: Any = None, out: Any = None) -> Any:
     """The logistic function ``1 / (1 + exp(-x))``: softmax of ``[x, 0]``, the two-class case.
 
     Never overflows; ``sigmoid(-inf) = 0``, ``sigmoid(inf) = 1``.
@@ -268,10 +279,10 @@ def sigmoid(x: Any, /, *, dtype: Any = None, out: Any = None) -> Array:
 
 
 @overload
-def log_sigmoid(x: ArrayT, /, *, dtype: Any = ..., out: Any = ...) -> ArrayT: ...
+def log_sigmoid(x: NumPyInput, /, *, dtype: Any = ..., out: Any = ...) -> NDArray[Any]: ...
 @overload
-def log_sigmoid(x: ArrayLike, /, *, dtype: Any = ..., out: Any = ...) -> np.ndarray: ...
-def log_sigmoid(x: Any, /, *, dtype: Any = None, out: Any = None) -> Array:
+def log_sigmoid(x: ArrayT, /, *, dtype: Any = ..., out: Any = ...) -> ArrayT: ...
+def log_sigmoid(x: Any, /, *, dtype: Any = None, out: Any = None) -> Any:
     """``log(sigmoid(x))``, accurate for large negative ``x`` (where it is about ``x``).
 
     Examples
@@ -284,10 +295,10 @@ def log_sigmoid(x: Any, /, *, dtype: Any = None, out: Any = None) -> Array:
 
 
 @overload
-def softplus(x: ArrayT, /, *, dtype: Any = ..., out: Any = ...) -> ArrayT: ...
+def softplus(x: NumPyInput, /, *, dtype: Any = ..., out: Any = ...) -> NDArray[Any]: ...
 @overload
-def softplus(x: ArrayLike, /, *, dtype: Any = ..., out: Any = ...) -> np.ndarray: ...
-def softplus(x: Any, /, *, dtype: Any = None, out: Any = None) -> Array:
+def softplus(x: ArrayT, /, *, dtype: Any = ..., out: Any = ...) -> ArrayT: ...
+def softplus(x: Any, /, *, dtype: Any = None, out: Any = None) -> Any:
     """``log(1 + exp(x))``, the smooth ReLU; ``softplus(x) - softplus(-x) = x``.
 
     Examples
@@ -300,10 +311,10 @@ def softplus(x: Any, /, *, dtype: Any = None, out: Any = None) -> Array:
 
 
 @overload
-def softmax_jacobian(x: ArrayT, /, axis: int = ..., *, temperature: float = ...) -> ArrayT: ...
+def softmax_jacobian(x: NumPyInput, /, axis: int = ..., *, temperature: float = ...) -> NDArray[Any]: ...
 @overload
-def softmax_jacobian(x: ArrayLike, /, axis: int = ..., *, temperature: float = ...) -> np.ndarray: ...
-def softmax_jacobian(x: Any, /, axis: int = -1, *, temperature: float = 1.0) -> Array:
+def softmax_jacobian(x: ArrayT, /, axis: int = ..., *, temperature: float = ...) -> ArrayT: ...
+def softmax_jacobian(x: Any, /, axis: int = -1, *, temperature: float = 1.0) -> Any:
     """The Jacobian of ``softmax(x, axis)``: ``(diag(s) - s s^T) / T``, shape ``(..., n, n)``.
 
     The leading dimensions are those of ``x`` without ``axis``. Costs O(n²) memory per row;
@@ -340,12 +351,12 @@ def _product(function: str, first: Any, g: Any, axis: Axis, engine: EngineName |
 
 
 @overload
-def softmax_vjp(s: ArrayT, g: Any, /, axis: Axis = ..., *, engine: EngineName | None = ...) -> ArrayT: ...
-@overload
 def softmax_vjp(
-    s: ArrayLike, g: Any, /, axis: Axis = ..., *, engine: EngineName | None = ...
-) -> np.ndarray: ...
-def softmax_vjp(s: Any, g: Any, /, axis: Axis = -1, *, engine: EngineName | None = None) -> Array:
+    s: NumPyInput, g: Any, /, axis: Axis = ..., *, engine: EngineName | None = ...
+) -> NDArray[Any]: ...
+@overload
+def softmax_vjp(s: ArrayT, g: Any, /, axis: Axis = ..., *, engine: EngineName | None = ...) -> ArrayT: ...
+def softmax_vjp(s: Any, g: Any, /, axis: Axis = -1, *, engine: EngineName | None = None) -> Any:
     """Vector-Jacobian product of softmax: ``s * (g - sum(g * s))`` with ``s = softmax(x)``.
 
     O(n) per row; the Jacobian is never built. This is the backward pass of softmax.
@@ -361,12 +372,12 @@ def softmax_vjp(s: Any, g: Any, /, axis: Axis = -1, *, engine: EngineName | None
 
 
 @overload
-def softmax_jvp(s: ArrayT, v: Any, /, axis: Axis = ..., *, engine: EngineName | None = ...) -> ArrayT: ...
-@overload
 def softmax_jvp(
-    s: ArrayLike, v: Any, /, axis: Axis = ..., *, engine: EngineName | None = ...
-) -> np.ndarray: ...
-def softmax_jvp(s: Any, v: Any, /, axis: Axis = -1, *, engine: EngineName | None = None) -> Array:
+    s: NumPyInput, v: Any, /, axis: Axis = ..., *, engine: EngineName | None = ...
+) -> NDArray[Any]: ...
+@overload
+def softmax_jvp(s: ArrayT, v: Any, /, axis: Axis = ..., *, engine: EngineName | None = ...) -> ArrayT: ...
+def softmax_jvp(s: Any, v: Any, /, axis: Axis = -1, *, engine: EngineName | None = None) -> Any:
     """Jacobian-vector product of softmax, ``J v``; equals the vjp since ``J`` is symmetric.
 
     Examples
@@ -381,13 +392,13 @@ def softmax_jvp(s: Any, v: Any, /, axis: Axis = -1, *, engine: EngineName | None
 
 @overload
 def log_softmax_vjp(
-    logp: ArrayT, g: Any, /, axis: Axis = ..., *, engine: EngineName | None = ...
-) -> ArrayT: ...
+    logp: NumPyInput, g: Any, /, axis: Axis = ..., *, engine: EngineName | None = ...
+) -> NDArray[Any]: ...
 @overload
 def log_softmax_vjp(
-    logp: ArrayLike, g: Any, /, axis: Axis = ..., *, engine: EngineName | None = ...
-) -> np.ndarray: ...
-def log_softmax_vjp(logp: Any, g: Any, /, axis: Axis = -1, *, engine: EngineName | None = None) -> Array:
+    logp: ArrayT, g: Any, /, axis: Axis = ..., *, engine: EngineName | None = ...
+) -> ArrayT: ...
+def log_softmax_vjp(logp: Any, g: Any, /, axis: Axis = -1, *, engine: EngineName | None = None) -> Any:
     """Vector-Jacobian product of log_softmax: ``g - exp(logp) * sum(g)``.
 
     Entries with ``logp == -inf`` (excluded inputs) get 0 and their ``g`` takes no part.
@@ -402,40 +413,44 @@ def log_softmax_vjp(logp: Any, g: Any, /, axis: Axis = -1, *, engine: EngineName
     return _product("log_softmax_vjp", logp, g, axis, engine)
 
 
-_REDUCTIONS = ("mean", "sum", "none")
+_REDUCTIONS: tuple[Reduction, ...] = get_args(Reduction)
 
 
-# The loss is Any: the "mean" and "sum" of NumPy logits may be a NumPy scalar; the gradient
-# is an array of the logits' library.
 @overload
 def cross_entropy(
-    logits: ArrayObject | ArrayLike, target: Any, /, axis: int = ..., *, weight: Any = ...,
+    logits: NumPyInput, target: Any, /, axis: int = ..., *, weight: Any = ...,
     ignore_index: int | None = ..., label_smoothing: float = ..., reduction: Reduction = ...,
     return_grad: Literal[False] = ..., engine: EngineName | None = ...,
-) -> Any: ...
+) -> NumPyValue: ...
 @overload
 def cross_entropy(
-    logits: ArrayT, target: Any, /, axis: int = ..., *, weight: Any = ..., ignore_index: int | None = ...,
-    label_smoothing: float = ..., reduction: Reduction = ..., return_grad: Literal[True],
-    engine: EngineName | None = ...,
-) -> tuple[Any, ArrayT]: ...
+    logits: ArrayT, target: Any, /, axis: int = ..., *, weight: Any = ...,
+    ignore_index: int | None = ..., label_smoothing: float = ..., reduction: Reduction = ...,
+    return_grad: Literal[False] = ..., engine: EngineName | None = ...,
+) -> ArrayT: ...
 @overload
 def cross_entropy(
-    logits: ArrayLike, target: Any, /, axis: int = ..., *, weight: Any = ..., ignore_index: int | None = ...,
-    label_smoothing: float = ..., reduction: Reduction = ..., return_grad: Literal[True],
-    engine: EngineName | None = ...,
-) -> tuple[Any, np.ndarray]: ...
+    logits: NumPyInput, target: Any, /, axis: int = ..., *, weight: Any = ...,
+    ignore_index: int | None = ..., label_smoothing: float = ..., reduction: Reduction = ...,
+    return_grad: Literal[True], engine: EngineName | None = ...,
+) -> tuple[NumPyValue, NDArray[Any]]: ...
 @overload
 def cross_entropy(
-    logits: ArrayObject | ArrayLike, target: Any, /, axis: int = ..., *, weight: Any = ...,
+    logits: ArrayT, target: Any, /, axis: int = ..., *, weight: Any = ...,
+    ignore_index: int | None = ..., label_smoothing: float = ..., reduction: Reduction = ...,
+    return_grad: Literal[True], engine: EngineName | None = ...,
+) -> tuple[ArrayT, ArrayT]: ...
+@overload
+def cross_entropy(
+    logits: Any, target: Any, /, axis: int = ..., *, weight: Any = ...,
     ignore_index: int | None = ..., label_smoothing: float = ..., reduction: Reduction = ...,
     return_grad: bool, engine: EngineName | None = ...,
-) -> Any | tuple[Any, Any]: ...
+) -> Any: ...
 def cross_entropy(
     logits: Any, target: Any, /, axis: int = -1, *, weight: Any = None,
     ignore_index: int | None = None, label_smoothing: float = 0.0, reduction: Reduction = "mean",
     return_grad: bool = False, engine: EngineName | None = None,
-) -> Array | tuple[Array, Array]:
+) -> Any:
     """Cross-entropy between ``softmax(logits)`` and a target, as PyTorch's ``F.cross_entropy``.
 
     Parameters
@@ -529,10 +544,10 @@ def cross_entropy(
 
 
 @overload
-def one_hot(labels: ArrayT, num_classes: int | None = ..., *, dtype: Any = ...) -> ArrayT: ...
+def one_hot(labels: NumPyInput, num_classes: int | None = ..., *, dtype: Any = ...) -> NDArray[Any]: ...
 @overload
-def one_hot(labels: ArrayLike, num_classes: int | None = ..., *, dtype: Any = ...) -> np.ndarray: ...
-def one_hot(labels: Any, num_classes: int | None = None, *, dtype: Any = float) -> Array:
+def one_hot(labels: ArrayT, num_classes: int | None = ..., *, dtype: Any = ...) -> ArrayT: ...
+def one_hot(labels: Any, num_classes: int | None = None, *, dtype: Any = float) -> Any:
     """Class indices as one-hot rows along a new last axis.
 
     Parameters
@@ -568,7 +583,7 @@ def one_hot(labels: Any, num_classes: int | None = None, *, dtype: Any = float) 
     return generic.one_hot(labels, int(num_classes), dtype=resolved or resolve_dtype(xp, dtype))
 
 
-def _as_names(indices: Array, labels: Sequence[Any] | np.ndarray | None, n_classes: int) -> Any:
+def _as_names(indices: Array, labels: ClassNames | None, n_classes: int) -> Any:
     if labels is None:
         return indices
     if len(labels) != n_classes:
@@ -576,7 +591,13 @@ def _as_names(indices: Array, labels: Sequence[Any] | np.ndarray | None, n_class
     return generic.names_of(indices, labels)
 
 
-def predict(x: Any, /, axis: int = -1, *, labels: Sequence[Any] | np.ndarray | None = None) -> Any:
+@overload
+def predict(x: NumPyInput, /, axis: int = ..., *, labels: None = ...) -> NumPyValue: ...
+@overload
+def predict(x: ArrayT, /, axis: int = ..., *, labels: None = ...) -> ArrayT: ...
+@overload
+def predict(x: Any, /, axis: int = ..., *, labels: ClassNames) -> NumPyValue: ...
+def predict(x: Any, /, axis: int = -1, *, labels: ClassNames | None = None) -> Any:
     """The predicted class along ``axis``: the index of the largest logit or probability.
 
     With ``labels`` (one name per class) the names are returned, as a NumPy array.
@@ -596,9 +617,15 @@ def predict(x: Any, /, axis: int = -1, *, labels: Sequence[Any] | np.ndarray | N
     return _as_names(generic.predict(x, a), labels, x.shape[a])
 
 
+@overload
 def top_k(
-    x: Any, /, k: int, axis: int = -1, *, labels: Sequence[Any] | np.ndarray | None = None
-) -> tuple[Array, Any]:
+    x: NumPyInput, /, k: int, axis: int = ..., *, labels: ClassNames | None = ...
+) -> tuple[NDArray[Any], NDArray[Any]]: ...
+@overload
+def top_k(x: ArrayT, /, k: int, axis: int = ..., *, labels: None = ...) -> tuple[ArrayT, ArrayT]: ...
+@overload
+def top_k(x: ArrayT, /, k: int, axis: int = ..., *, labels: ClassNames) -> tuple[ArrayT, NDArray[Any]]: ...
+def top_k(x: Any, /, k: int, axis: int = -1, *, labels: ClassNames | None = None) -> tuple[Any, Any]:
     """The ``k`` largest entries along ``axis``, largest first: ``(values, indices)``.
 
     Ties keep index order. With ``labels`` the indices are replaced by names.

@@ -152,10 +152,13 @@ class _Writes:
         self._stream.flush()
 
 
-def _write_to(handle: IO[Any] | _Writes, array: np.ndarray, fmt: str, key: str | None) -> None:
+def _write_to(
+    handle: IO[Any] | _Writes, array: np.ndarray, fmt: str, key: str | None
+) -> None:
     if fmt == "npy":
         np.save(handle, array, allow_pickle=False)
     elif fmt == "npz":
+        # Any: NumPy's stubs would match these arrays against savez's allow_pickle: bool
         members: dict[str, Any] = {key or "arr_0": array}
         np.savez(handle, **members)
     else:

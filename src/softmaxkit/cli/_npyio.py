@@ -88,7 +88,7 @@ def check_magic(first: bytes, name: str, fmt: str) -> None:
         raise UsageError(f"{name}: not an .npz archive (not a zip file)")
 
 
-def read_npy_stream(stream: BinaryIO | IO[bytes], name: str, limit: int) -> np.ndarray:
+def read_npy_stream(stream: IO[bytes], name: str, limit: int) -> np.ndarray:
     """The array of a ``.npy`` stream, read in pieces into an array allocated once its size is checked."""
     first = stream.read(len(NPY_MAGIC) + 2)
     check_magic(first, name, "npy")
@@ -113,9 +113,8 @@ def read_npy_stream(stream: BinaryIO | IO[bytes], name: str, limit: int) -> np.n
     view = array.reshape(-1).view(np.uint8).data if nbytes else memoryview(b"")
     filled = 0
     while filled < nbytes:
-        # typeshed's IO[bytes] and BinaryIO declare no readinto; every stream read here (files,
-        # stdin's buffer, zip members) is an io.BufferedIOBase, which has it.
-        count = stream.readinto(view[filled: filled + _PIECE])  # type: ignore[union-attr]
+        # typeshed's BinaryIO/IO[bytes] omit readinto; stdin's buffer and zip members have it
+        count = stream.readinto(view[filled: filled + _PIECE])  # type: ignore[attr-defined]
         if not count:
             raise UsageError(f"{name}: truncated: the header declares {nbytes} bytes of data, "
                              f"the file holds {filled}")

@@ -13,7 +13,6 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import Any
 
 ENDING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
@@ -45,7 +44,7 @@ def handled_signals() -> Iterator[None]:
         yield  # only the main thread may set handlers
         return
     # A signal ignored already (SIGHUP under nohup) stays ignored.
-    handlers: dict[signal.Signals, Callable[[int, FrameType | None], Any] | signal.Handlers] = {
+    handlers: dict[signal.Signals, Callable[[int, FrameType | None], None] | signal.Handlers] = {
         ending: _raise_terminated for ending in ENDING if signal.getsignal(ending) != signal.SIG_IGN
     }
     if hasattr(signal, "SIGXFSZ"):

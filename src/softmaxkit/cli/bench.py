@@ -6,10 +6,13 @@ import argparse
 import json
 import os
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from softmaxkit.cli import UsageError
 from softmaxkit.cli._progress import progress_bar
+
+if TYPE_CHECKING:  # softmaxkit.benchmark is imported when the command runs
+    from softmaxkit.benchmark import Record, Shape
 
 QUICK_ELEMENTS = 65_536
 """Elements per shape with ``--quick``: a run of seconds that still exercises every kernel."""
@@ -31,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _selection(args: argparse.Namespace, benchmark: ModuleType) -> tuple[list[str], list[Any]]:
+def _selection(args: argparse.Namespace, benchmark: ModuleType) -> tuple[list[str], list[Shape]]:
     ops = args.ops or list(benchmark.OPERATIONS)
     unknown = sorted(set(ops) - set(benchmark.OPERATIONS))
     if unknown:
@@ -43,7 +46,7 @@ def _selection(args: argparse.Namespace, benchmark: ModuleType) -> tuple[list[st
     return ops, [benchmark.SHAPES[i] for i in indices]
 
 
-def as_json(records: list[Any], benchmark: ModuleType) -> str:
+def as_json(records: list[Record], benchmark: ModuleType) -> str:
     return json.dumps([
         {"operation": r.operation, "shape": r.shape.label, "rows": r.shape.rows, "cols": r.shape.cols,
          "dtype": r.shape.dtype, "axis": r.shape.axis, "bytes": r.nbytes,
@@ -53,7 +56,7 @@ def as_json(records: list[Any], benchmark: ModuleType) -> str:
     ], indent=2)
 
 
-def plot(records: list[Any], benchmark: ModuleType, path: str) -> None:
+def plot(records: list[Record], benchmark: ModuleType, path: str) -> None:
     from softmaxkit.cli._plotting import pyplot, save_figure
 
     plt = pyplot()

@@ -114,7 +114,7 @@ def softmax(
     else:
         softmax_columns(lay.view3(lay.data), lay.view3(result), inv_t, log,
                         _column_width(n, cdt.itemsize))
-    if direct is not None and out is not None:  # (a direct view exists only of a given out)
+    if out is not None and direct is not None:  # direct is a view of out: the result is out itself
         return out
     return deliver(lay.restore(result), np.dtype(dtype), out)
 
@@ -226,14 +226,14 @@ def cross_entropy(
     """Cross-entropy (and its gradient) of class-index targets (probability targets: a gap)."""
     cdt = _covered_dtype(dtype)
     half = _half_rows(logits, (axis,), dtype, None)
-    lay = None if half else layout(logits, (axis,), cdt)
+    lay = None if half else layout(logits, (axis,), cdt)  # None exactly when half
     if lay is not None and lay.shape3[2] > 1 and not SHORT_ROWS < lay.shape3[1] <= SPLIT:
         # Column tiles would not fit in cache, or there are so few classes that the row kernel
         # for short rows on a transposed copy is faster (15,000 x 10 in Fortran order: 2.8 ms
         # on column tiles).
         lay = layout(logits, (axis,), cdt, last=True)
-    outer, n, inner = (logits.size // logits.shape[axis], logits.shape[axis], 1) if lay is None \
-        else lay.shape3
+    n_classes = logits.shape[axis]
+    outer, n, inner = lay.shape3 if lay is not None else (logits.size // n_classes, n_classes, 1)
     rows = outer * inner
     # The kernels see the samples in the layout's axis order, which may not be the user's.
     sample_axes = [p if p < axis else p - 1 for p in (lay.perm if lay else range(logits.ndim)) if p != axis]

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from softmaxkit._arrays import is_half
 from softmaxkit._rules import store
 from softmaxkit.numba._half import convert
 
 
-def kernel_dtype(dtype: Any) -> np.dtype | None:
+def kernel_dtype(dtype: DTypeLike) -> np.dtype | None:
     """The kernels' dtype for a result dtype, or None where they do not apply."""
     if is_half(dtype):
         return np.dtype(np.float32)
