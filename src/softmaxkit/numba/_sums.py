@@ -142,7 +142,7 @@ nor in float64."""
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def halves_needed(shift, inv_t):  # type: ignore[no-untyped-def]
+def halves_needed(shift, inv_t):
     """Whether ``x - shift`` may overflow to ``-inf`` where ``(x - shift) * inv_t`` is finite:
     a huge row maximum and ``T > 1``. Then ``(x/2 - shift/2) * (2 inv_t)`` is computed instead
     (the same bits wherever ``x - shift`` is finite: halving is exact there)."""
