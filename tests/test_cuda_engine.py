@@ -291,7 +291,7 @@ def test_long_row_error_does_not_grow():
 def test_every_compiled_strategy_was_planned():
     # The shapes above reach every strategy on this device (a guard for SHAPES).
     device = cupy.cuda.Device()
-    sm, shared = _launch._device_limits(device.id)
+    sm, shared = _launch.device_limits(device.id)
     seen = {_plan.plan_launch("softmax", "float32", r, n, aligned=True, sm_count=sm,
                               max_shared_bytes=shared).strategy for r, n in SHAPES}
     assert seen == {"warp", "block", "smem", "split"}

@@ -70,11 +70,11 @@ def numpy_gpu(monkeypatch):
     """NumPy in CuPy's place, the kernels' contracts in NumPy, and the engine forced."""
     fake = types.ModuleType("cupy")
     fake.ndarray = type("ndarray", (), {})  # no real array is a "CuPy" one: conversions are visible
-    for name in ("ascontiguousarray", "asarray", "empty", "int64", "ones", "where", "from_dlpack"):
+    for name in ("ascontiguousarray", "asarray", "empty", "int64", "uint8", "ones", "where", "from_dlpack"):
         setattr(fake, name, getattr(np, name))
     monkeypatch.setitem(sys.modules, "cupy", fake)
     monkeypatch.setattr(_bridge, "from_cupy", lambda y, like, dtype: y)
-    monkeypatch.setattr(_launch, "on_device", lambda a: contextlib.nullcontext())
+    monkeypatch.setattr(_launch, "context", lambda a: contextlib.nullcontext())
     for name, fn in (("softmax", fake_softmax), ("logsumexp", fake_logsumexp), ("vjp", fake_vjp),
                      ("cross_entropy", fake_cross_entropy)):
         monkeypatch.setattr(_launch, name, fn)

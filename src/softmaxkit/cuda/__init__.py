@@ -8,6 +8,10 @@ CuPy copies when they were not last already), launches the kernels that
 back. A strided kernel for non-last axes would save that transpose; the copy is the simple,
 always-correct choice, and a non-last softmax axis is the rare case.
 
+Everything a call does (casts, copies, kernels, the result's conversion) runs inside
+:func:`softmaxkit.cuda._launch.context`: on the input's device and its library's current
+stream; NumPy masks, targets and weights are copied to that device first.
+
 Options the kernels do not cover go to the generic engine, which runs on the same GPU
 arrays through the array API: ``logsumexp`` with ``b=`` or ``return_sign=True`` or complex
 input, and empty or 0-d arrays. Casts to and from bfloat16 happen in the array's own
@@ -65,11 +69,15 @@ def _rows(a: Any, axes: tuple[int, ...], dtype: str | None = None) -> tuple[Any,
     return cupy.ascontiguousarray(rows), restore
 
 
-def _mask_rows(x: Any, where: Any, axes: tuple[int, ...]) -> Any:
+def _mask_rows(where: Any, axes: tuple[int, ...]) -> Any:
+    """The mask (any library, or the host) as contiguous uint8 ``(rows, n)`` rows on the current device."""
+    import cupy
+
     if where is None:
         return None
-    xp = namespace(x)
-    return _rows(xp.astype(where, xp.uint8), axes)[0]
+    mask = _bridge.to_cupy(where).astype(cupy.uint8)
+    rows, _ = rows_view(namespace(mask), mask, axes)
+    return cupy.ascontiguousarray(rows)
 
 
 def _finish(result: Any, kernel_dtype: str, dtype: Any, like: Any) -> Array:
@@ -98,11 +106,11 @@ def softmax(
     kd = _kernel_dtype(xp, dtype, x)
     if kd is None or 0 in tuple(x.shape) or not axes:
         return generic.softmax(x, axes, where=where, temperature=temperature, dtype=dtype, out=out, log=log)
-    rows, restore = _rows(x, axes, kd)
-    with _launch.on_device(rows):
+    with _launch.context(x):  # the input's device and stream, casts and copies included
+        rows, restore = _rows(x, axes, kd)
         y = _empty(rows.shape, kd)
-        _launch.softmax(rows, _mask_rows(x, where, axes), y, kd, temperature, log)
-    return store(xp, _finish(restore(y), kd, dtype, x), out)
+        _launch.softmax(rows, _mask_rows(where, axes), y, kd, temperature, log)
+        return store(xp, _finish(restore(y), kd, dtype, x), out)
 
 
 def logsumexp(
@@ -115,11 +123,11 @@ def logsumexp(
     if kd is None or b is not None or return_sign or 0 in tuple(x.shape) or not axes:
         return generic.logsumexp(x, axes, b=b, keepdims=keepdims, return_sign=return_sign, where=where,
                                  dtype=dtype)
-    rows, _ = _rows(x, axes, kd)
-    with _launch.on_device(rows):
+    with _launch.context(x):
+        rows, _ = _rows(x, axes, kd)
         value = _empty((rows.shape[0],), kd)
-        _launch.logsumexp(rows, _mask_rows(x, where, axes), value, kd)
-    return _finish(value.reshape(reduced_shape(tuple(x.shape), axes, keepdims)), kd, dtype, x)
+        _launch.logsumexp(rows, _mask_rows(where, axes), value, kd)
+        return _finish(value.reshape(reduced_shape(tuple(x.shape), axes, keepdims)), kd, dtype, x)
 
 
 def _vjp(first: Array, g: Array, axes: tuple[int, ...], dtype: Any, log: bool) -> Array:
@@ -128,12 +136,12 @@ def _vjp(first: Array, g: Array, axes: tuple[int, ...], dtype: Any, log: bool) -
     if kd is None or 0 in tuple(first.shape) or not axes:
         fallback = generic.log_softmax_vjp if log else generic.softmax_vjp
         return fallback(first, g, axes, dtype=dtype)
-    first_rows, restore = _rows(first, axes, kd)
-    g_rows, _ = _rows(g, axes, kd)
-    with _launch.on_device(first_rows):
+    with _launch.context(first):
+        first_rows, restore = _rows(first, axes, kd)
+        g_rows, _ = _rows(_bridge.to_device_of(g, first), axes, kd)
         out = _empty(first_rows.shape, kd)
         _launch.vjp(first_rows, g_rows, out, kd, log)
-    return _finish(restore(out), kd, dtype, first)
+        return _finish(restore(out), kd, dtype, first)
 
 
 def softmax_vjp(s: Array, g: Array, axes: tuple[int, ...], *, dtype: Any) -> Array:
@@ -166,9 +174,10 @@ def cross_entropy(
         return generic.cross_entropy(
             logits, target, axis, weight=weight, ignore_index=ignore_index,
             label_smoothing=label_smoothing, reduction=reduction, return_grad=return_grad, dtype=dtype)
-    rows, restore = _rows(logits, (axis,), kd)
     acc = _launch.acc_dtype(kd)
-    with _launch.on_device(rows):
+    with _launch.context(logits):
+        target, weight = _bridge.to_device_of(target, logits), _bridge.to_device_of(weight, logits)
+        rows, restore = _rows(logits, (axis,), kd)
         labels = cupy.ascontiguousarray(_bridge.to_cupy(target).reshape(-1).astype(cupy.int64)) \
             if labels_given else None
         probs = None if labels_given else _rows(target, (axis,), kd)[0]
@@ -186,10 +195,10 @@ def cross_entropy(
             loss = losses.sum()
         else:
             loss = losses.sum() / denominator
-    loss = _finish(loss.astype(acc), np.dtype(acc).name, dtype, logits)
-    if not return_grad:
-        return loss
-    return loss, _finish(restore(grad), kd, dtype, logits)
+        loss = _finish(loss.astype(acc), np.dtype(acc).name, dtype, logits)
+        if not return_grad:
+            return loss
+        return loss, _finish(restore(grad), kd, dtype, logits)
 
 
 def _mean_denominator(labels: Any, weight: Any, ignore_index: int | None, rows: int, acc: Any) -> Any:
