@@ -85,7 +85,7 @@ def parse_ptxas(text: str, arch: str = "", names: dict[str, str] | None = None) 
 
 def code_sections(cubin: bytes) -> dict[str, bytes]:
     """The ``.text.*`` sections (the machine code of each kernel) of an ELF64 cubin."""
-    shoff, = struct.unpack_from("<Q", cubin, 0x28)
+    (shoff,) = struct.unpack_from("<Q", cubin, 0x28)
     shentsize, shnum, shstrndx = struct.unpack_from("<HHH", cubin, 0x3A)
 
     def header(i: int) -> tuple[int, int, int]:
@@ -96,9 +96,9 @@ def code_sections(cubin: bytes) -> dict[str, bytes]:
     out = {}
     for i in range(shnum):
         name_at, offset, size = header(i)
-        name = cubin[strings_at + name_at: cubin.index(b"\0", strings_at + name_at)].decode()
+        name = cubin[strings_at + name_at : cubin.index(b"\0", strings_at + name_at)].decode()
         if name.startswith(".text."):
-            out[name] = cubin[offset: offset + size]
+            out[name] = cubin[offset : offset + size]
     return out
 
 

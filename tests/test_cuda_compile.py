@@ -26,9 +26,12 @@ from cuda_compile import (
 )
 from softmaxkit.cuda import _nvrtc, _plan
 
-needs_nvrtc = pytest.mark.skipif(not nvrtc_available(),
-                                 reason="NVRTC not found: pip install cupy-cuda13x 'cuda-toolkit[nvrtc]==13.*'")
-TEMPLATES = {k for f in _plan.FAMILIES.values() for k in (f.rows_kernel, *f.split_kernels, f.smem_kernel) if k}
+needs_nvrtc = pytest.mark.skipif(
+    not nvrtc_available(), reason="NVRTC not found: pip install cupy-cuda13x 'cuda-toolkit[nvrtc]==13.*'"
+)
+TEMPLATES = {
+    k for f in _plan.FAMILIES.values() for k in (f.rows_kernel, *f.split_kernels, f.smem_kernel) if k
+}
 TEMPLATES.add("sk_logsumexp_split_finish")
 MAX_THREAD_REGISTERS = 255
 REGISTER_FILE = 65_536  # 32-bit registers per multiprocessor on sm_80 and sm_90
@@ -102,7 +105,7 @@ def test_verbose_report_changes_no_instruction():
 
 @needs_nvrtc
 def test_compile_errors_carry_nvrtc_log():
-    with pytest.raises(RuntimeError, match="NVRTC could not compile softmax.cu"):
+    with pytest.raises(RuntimeError, match=r"NVRTC could not compile softmax\.cu"):
         _nvrtc.compile_program("softmax.cu", ("sk_softmax_rows<float, 32, 128, 4>",), "-arch=sm_90")
 
 
@@ -129,10 +132,28 @@ ptxas info    : Used 64 registers, used 1 barriers
 """
     (report,) = parse_ptxas(text, "sm_90", {"_Z1fv": "f<float>"})
     assert (report.name, report.registers, report.spill_stores, report.spill_loads, report.stack) == (
-        "f<float>", 64, 8, 4, 16)
+        "f<float>",
+        64,
+        8,
+        4,
+        16,
+    )
 
 
 @needs_nvrtc
 def test_compile_unit_reports_by_name_expression():
     names, reports = compile_unit("grad.cu", "float64", "sm_80", full=False)
     assert sorted(r.name for r in reports) == sorted(names)
+
+
+@needs_nvrtc
+def test_disk_cache_returns_the_same_program_and_keys_on_the_source(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOFTMAXKIT_CACHE_DIR", str(tmp_path))
+    names = ("sk_logsumexp_split_finish<float>",)
+    first = _nvrtc.cached_program("softmax.cu", names, "-arch=sm_80")
+    assert len(list((tmp_path / "nvrtc").iterdir())) == 1
+    calls = []
+    monkeypatch.setattr(_nvrtc, "compile_program", lambda *a: calls.append(a))
+    assert _nvrtc.cached_program("softmax.cu", names, "-arch=sm_80") == first and not calls
+    _nvrtc.cached_program("softmax.cu", names, "-arch=sm_90")  # another key: compiles
+    assert calls == [("softmax.cu", names, "-arch=sm_90")]

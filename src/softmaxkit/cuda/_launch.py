@@ -47,7 +47,7 @@ def _function(device_id: int, file: str, name: str) -> tuple[Any, Any]:
     from cupy_backends.cuda.api import driver
 
     capability = int(cupy.cuda.Device(device_id).compute_capability)
-    program = _nvrtc.compile_program(file, (name,), _nvrtc.arch_option(capability, _nvrtc.supported_archs()))
+    program = _nvrtc.cached_program(file, (name,), _nvrtc.arch_option(capability, _nvrtc.supported_archs()))
     with cupy.cuda.Device(device_id):
         module = cupy.cuda.function.Module()
         module.load(program.image)

@@ -11,7 +11,12 @@ what CI checks is what runs. Importing this module imports no GPU library.
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
+import pickle
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from softmaxkit.cuda._source import source
@@ -49,8 +54,9 @@ def arch_option(capability: int, supported: tuple[int, ...]) -> str:
         return f"-arch=sm_{capability}"
     older = [a for a in supported if a <= capability]
     if not older:
-        raise RuntimeError(f"NVRTC supports architectures {supported}, none for compute capability "
-                           f"{capability}")
+        raise RuntimeError(
+            f"NVRTC supports architectures {supported}, none for compute capability {capability}"
+        )
     return f"-arch=compute_{max(older)}"
 
 
@@ -81,3 +87,38 @@ def compile_program(file: str, names: tuple[str, ...], arch: str, extra: tuple[s
         return Program(image, ptx.rstrip(b"\0").decode(), lowered, nvrtc.getProgramLog(program))
     finally:
         nvrtc.destroyProgram(program)
+
+
+def cache_dir() -> Path:
+    """Where compiled kernels are kept across processes (``SOFTMAXKIT_CACHE_DIR`` overrides)."""
+    root = os.environ.get("SOFTMAXKIT_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "softmaxkit"
+    )
+    return Path(root) / "nvrtc"
+
+
+def cached_program(file: str, names: tuple[str, ...], arch: str) -> Program:
+    """:func:`compile_program` through a disk cache keyed by everything the image depends on.
+
+    The key holds the source text, the options, the architecture and NVRTC's version, so an
+    edited kernel or another NVRTC compiles anew; a cache that cannot be written is skipped.
+    """
+    version = ".".join(map(str, nvrtc_module().getVersion()))
+    key = "\0".join([source(file), *OPTIONS, arch, version, *names])
+    path = cache_dir() / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.pkl"
+    try:
+        with open(path, "rb") as f:
+            program = pickle.load(f)
+        if isinstance(program, Program):
+            return program
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+        pass
+    program = compile_program(file, names, arch)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as f:
+            pickle.dump(program, f)
+        os.replace(f.name, path)  # atomic: concurrent processes never read half a file
+    except OSError:
+        pass
+    return program
