@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import shutil
 import struct
 import subprocess
@@ -89,8 +90,26 @@ def translation_unit(file: str, names: list[str]) -> str:
     )
     return (
         f'#include "cuda_host.h"\n#line 1 "{file}"\n{source(file)}\n#line 1 "entries"\n'
-        f'extern "C" const char* sk_host_error() {{ return sk_host::error; }}\n{entries}'
+        f'extern "C" const char* sk_host_error() {{ return sk_host::error; }}\n{REGISTER}{entries}'
     )
+
+
+REGISTER = """extern "C" void sk_host_register_shared(void** addresses, const unsigned long long* sizes,
+                                                int n) {
+    for (int i = 0; i < n; ++i) {
+        sk_host::static_shared.emplace_back(static_cast<volatile unsigned char*>(addresses[i]), sizes[i]);
+    }
+}
+"""
+_SHARED_SYMBOL = re.compile(r"^[0-9a-f]+ ([0-9a-f]+) [uUbBdD] (_ZZ\d+sk_\w+)$", re.MULTILINE)
+
+
+def static_shared_symbols(lib: Path) -> list[tuple[str, int]]:
+    """(symbol, bytes) of the kernels' ``__shared__`` statics (function-local statics of sk_ kernels)."""
+    text = subprocess.run(
+        ["nm", "-D", "-S", "--defined-only", str(lib)], capture_output=True, text=True, check=True
+    ).stdout
+    return [(name, int(size, 16)) for size, name in _SHARED_SYMBOL.findall(text)]
 
 
 def cache_dir() -> Path:
@@ -123,8 +142,11 @@ def build(file: str, names: list[str], sanitizer: str, source_text: str | None =
             )
             if done.returncode != 0:
                 raise RuntimeError(f"host build of {file} failed:\n{done.stderr[-6000:]}")
+            shared = static_shared_symbols(out)
+            if not shared:
+                raise RuntimeError(f"no __shared__ variable found in the symbols of the {file} build")
             shutil.move(out, lib)
-        lib.with_suffix(".json").write_text(json.dumps(names))
+        lib.with_suffix(".json").write_text(json.dumps({"names": names, "shared": shared}))
     return lib
 
 
@@ -184,7 +206,14 @@ class Worker:
     def load(self, lib: Path) -> None:
         handle = ctypes.CDLL(str(lib))
         handle.sk_host_error.restype = ctypes.c_char_p
-        for i, name in enumerate(json.loads(lib.with_suffix(".json").read_text())):
+        meta = json.loads(lib.with_suffix(".json").read_text())
+        shared = [ctypes.addressof(ctypes.c_char.in_dll(handle, symbol)) for symbol, _ in meta["shared"]]
+        handle.sk_host_register_shared(
+            (ctypes.c_void_p * len(shared))(*shared),
+            (ctypes.c_ulonglong * len(shared))(*(size for _, size in meta["shared"])),
+            len(shared),
+        )
+        for i, name in enumerate(meta["names"]):
             entry = getattr(handle, f"sk_entry_{i}")
             entry.restype = ctypes.c_int
             entry.argtypes = [

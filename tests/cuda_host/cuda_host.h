@@ -12,9 +12,9 @@
 //   highest: readers run before thread 0 writes) or seeded random. A missing barrier then shows
 //   as a result that depends on the policy or is wrong; with threads, as a TSan report.
 // * __shared__ variables are function statics (one block runs at a time); the dynamic shared
-//   memory is a heap buffer of exactly the launch's size, refilled with 0xff bytes (NaN
-//   patterns) for every block, so a read past it is an ASan report and a read of what another
-//   block left is garbage.
+//   memory is a heap buffer of exactly the launch's size (a read past it is an
+//   ASan report). Both are refilled with 0xff bytes (NaN) before every block, so a read of
+//   shared memory not written in this block is NaN.
 // * threadIdx/blockIdx/blockDim/gridDim read the current thread's record (a thread_local).
 // * The kernels' inline PTX has #ifndef __CUDA_ARCH__ fallbacks: sk_host_half_to_float and
 //   sk_host_float_to_half below (_Float16, round to nearest even like cvt.rn.f16.f32).
@@ -99,6 +99,20 @@ struct Thread {
 inline thread_local Thread* self = nullptr;
 
 inline void* dynamic_shared() { return launch_state->shared.data(); }
+
+// The kernels' static __shared__ variables (address, bytes), registered by the driver from the
+// library's symbol table (function-local statics of the sk_ kernels): the C++ language cannot
+// enumerate them, and GCC ignores section attributes on template statics.
+inline std::vector<std::pair<volatile unsigned char*, std::size_t>> static_shared;
+
+// Shared memory before every block: 0xff bytes (NaN), so a block that reads shared memory it
+// did not write in this block (a missing barrier) reads NaN, not what the previous block left.
+inline void poison_shared(Launch& launch) {
+    for (auto [p, n] : static_shared) {
+        for (std::size_t i = 0; i < n; ++i) p[i] = 0xff;
+    }
+    if (!launch.shared.empty()) std::memset(launch.shared.data(), 0xff, launch.shared.size());
+}
 
 #ifndef SK_HOST_THREADS
 // --- fibers --------------------------------------------------------------------------------
@@ -252,7 +266,7 @@ void run(Launch& launch, Body& body, Policy policy, unsigned long long seed) {
     }
     for (unsigned b = 0; b < launch.grid.x; ++b) {
         launch.block_idx.x = b;
-        if (!launch.shared.empty()) std::memset(launch.shared.data(), 0xff, launch.shared.size());
+        poison_shared(launch);
         run_block(f);
     }
     for (Thread& t : f.threads) munmap(t.stack, t.stack_size);
@@ -274,7 +288,7 @@ void run(Launch& launch, Body& body, Policy, unsigned long long) {
     const unsigned n = launch.block.x;
     for (unsigned b = 0; b < launch.grid.x; ++b) {
         launch.block_idx.x = b;
-        if (!launch.shared.empty()) std::memset(launch.shared.data(), 0xff, launch.shared.size());
+        poison_shared(launch);
         Threads t;
         t.block = std::make_unique<std::barrier<>>(n);
         for (unsigned w = 0; w < (n + 31) / 32; ++w) {
