@@ -78,7 +78,6 @@ def runtime_library(sanitizer: str) -> str | None:
 
 def translation_unit(file: str, names: list[str]) -> str:
     """The engine's source for ``file`` after the host header, and one entry point per kernel."""
-    sys.path.insert(0, str(SRC))
     from softmaxkit.cuda._source import source
 
     entries = "".join(

@@ -193,9 +193,11 @@ def test_gpu_attributes_are_read_without_importing_a_backend():
     assert not _bridge.is_gpu_array(FakeTorchCuda())
 
 
-def test_cupy_engine_unavailable_without_cupy_names_the_alternatives():
-    if not _engines.get_engine("cupy").missing():
-        pytest.skip("cupy is installed")
+def test_cupy_engine_unavailable_without_cupy_names_the_alternatives(monkeypatch):
+    # The test extra installs CuPy (for NVRTC): without it is what a user without [cuda] sees.
+    importable = _engines._importable
+    monkeypatch.setattr(_engines, "_importable", lambda module: module != "cupy" and importable(module))
+    assert _engines.get_engine("cupy").missing() == ["cupy"]
     x = np.zeros(3)
     able = ", ".join(engines_for(x))
     with pytest.raises(ValueError, match=f"needs cupy installed.*engines that can: {able}$"):
@@ -246,3 +248,17 @@ def test_heavy_families_leave_the_warp_strategy_at_512():
         p = _plan.plan_launch(family, "float32", 4096, 513, aligned=True, **H100)
         assert p.strategy == "block" and p.config.elements == 16
     assert _plan.plan_launch("softmax", "float32", 4096, 1024, aligned=True, **H100).config.elements == 32
+
+
+def test_install_extras_bring_nvrtc_for_cuda_12_and_13():
+    # Review finding 5: `cuda` named cupy-cuda12x without NVRTC; GPU machines now run CUDA 13.
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    extras = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert extras["cuda12"] == ["cupy-cuda12x[ctk]>=14"]
+    assert extras["cuda13"] == extras["cuda"] == ["cupy-cuda13x[ctk]>=14"]
+    assert any(r.startswith("cuda-toolkit[nvrtc]") for r in extras["test"])  # the compile tests
+    readme = (root / "README.md").read_text()
+    assert 'softmaxkit[cuda13]"` for 13.x' in readme and 'softmaxkit[cuda12]"` for 12.x' in readme
