@@ -157,3 +157,49 @@ def test_disk_cache_returns_the_same_program_and_keys_on_the_source(tmp_path, mo
     assert _nvrtc.cached_program("softmax.cu", names, "-arch=sm_80") == first and not calls
     _nvrtc.cached_program("softmax.cu", names, "-arch=sm_90")  # another key: compiles
     assert calls == [("softmax.cu", names, "-arch=sm_90")]
+
+
+@needs_nvrtc
+def test_engine_loads_the_nvrtc_image_it_compiled_not_cupys_rawmodule(tmp_path, monkeypatch):
+    # The run-time path (_launch._function) with the driver calls faked: it compiles through
+    # _nvrtc (the options checked above), loads that image and opts in to the shared memory.
+    import sys
+    import types
+
+    from cupy_backends.cuda.api import driver
+
+    from softmaxkit.cuda import _launch
+
+    monkeypatch.setenv("SOFTMAXKIT_CACHE_DIR", str(tmp_path))
+    loaded, attributes = [], []
+
+    class Module:
+        def load(self, image):
+            loaded.append(image)
+
+        def get_function(self, symbol):
+            return types.SimpleNamespace(ptr=7, symbol=symbol)
+
+    class DeviceContext:
+        compute_capability, id = "80", 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+    fake = types.ModuleType("cupy")
+    fake.cuda = types.SimpleNamespace(Device=lambda i=None: DeviceContext(),
+                                      function=types.SimpleNamespace(Module=Module))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(_launch, "device_limits", lambda device_id: (108, 164 * 1024))
+    monkeypatch.setattr(driver, "funcSetAttribute", lambda *a: attributes.append(a))
+    _launch._function.cache_clear()
+    name = "sk_softmax_rows<float, 32, 128, 4, 8>"
+    _, function = _launch._function(0, "softmax.cu", name)
+    _launch._function.cache_clear()
+    program = _nvrtc.compile_program("softmax.cu", (name,), "-arch=sm_80")
+    assert function.symbol == program.lowered[name]
+    assert code_sections(loaded[0]) == code_sections(program.image)
+    assert attributes == [(7, driver.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, 164 * 1024 - 1024)]
