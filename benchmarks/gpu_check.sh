@@ -15,7 +15,8 @@
 #              table in bench-OP.log, figures in bench-OP.json)
 # The limits add up to 455 s: with start-up, under 8 minutes.
 # GPU_CHECK_DRY_RUN=1 prints the steps without running them (tests/test_gpu_check.py).
-# Exit status: 0 all steps passed, 1 a step failed (see summary.txt), 2 usage, 3 no GPU.
+# Exit status: 0 all steps passed, 1 a step failed (see summary.txt; env and prewarm only
+# inform), 2 usage, 3 no GPU.
 set -u -o pipefail
 
 if [ $# -ne 1 ]; then
@@ -50,7 +51,8 @@ step() {
     timeout --kill-after=15 "$limit" "$@" > "$OUT/$name.log" 2>&1
     local rc=$?
     log "$name: exit $rc after $((SECONDS - start))s$([ $rc = 124 ] && echo ' (time limit)')"
-    [ $rc = 0 ] || FAILED="$FAILED $name"
+    # env and prewarm only inform: the tests compile whatever prewarm did not reach
+    [ $rc = 0 ] || [ "$name" = env ] || [ "$name" = prewarm ] || FAILED="$FAILED $name"
     tail -n 3 "$OUT/$name.log" | sed 's/^/    /' | tee -a "$OUT/summary.txt"
 }
 
