@@ -44,18 +44,18 @@ def run(quick: bool = False) -> int:
     for rows, n in SHAPES[:3] if quick else SHAPES:
         x = rng.standard_normal((rows, n), dtype=cupy.float32) * 4
         where = rng.random((rows, n)) < 0.9
-        p = sk.softmax(x, engine="cupy")
+        p = sk.softmax(x, engine="cuda")
         results = [
             p,
-            sk.log_softmax(x, where=where, engine="cupy"),
-            sk.logsumexp(x, axis=-1, engine="cupy"),
-            sk.softmax_vjp(p, x, engine="cupy"),
-            sk.log_softmax_vjp(sk.log_softmax(x, engine="cupy"), x, engine="cupy"),
+            sk.log_softmax(x, where=where, engine="cuda"),
+            sk.logsumexp(x, axis=-1, engine="cuda"),
+            sk.softmax_vjp(p, x, engine="cuda"),
+            sk.log_softmax_vjp(sk.log_softmax(x, engine="cuda"), x, engine="cuda"),
         ]
         labels = rng.integers(0, n, rows)
-        results += list(sk.cross_entropy(x, labels, return_grad=True, engine="cupy"))
+        results += list(sk.cross_entropy(x, labels, return_grad=True, engine="cuda"))
         shifted = x.ravel()[1 : 1 + rows * (n - 1)].reshape(rows, n - 1)  # contiguous, 4 bytes off 16
-        results.append(sk.softmax(shifted, engine="cupy"))
+        results.append(sk.softmax(shifted, engine="cuda"))
         for i, r in enumerate(results):
             if not bool(cupy.isfinite(r).all()) and i != 1:  # the masked log_softmax has -inf
                 bad.append(f"{rows}x{n} result {i}")
