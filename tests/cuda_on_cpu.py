@@ -414,6 +414,8 @@ class Harness:
         return f"worker exited with {self.process_rc}:\n{text[-8000:]}"
 
     def call(self, request: dict[str, Any]) -> dict[str, Any]:
+        if self.process is not None and self.process.poll() is not None:
+            self._release()  # died between calls: close its pipes before starting another
         if self.process is None or self.process.poll() is not None:
             self.process = self._start()
         assert self.process.stdin is not None and self.process.stdout is not None
