@@ -116,9 +116,13 @@ def cached_program(file: str, names: tuple[str, ...], arch: str) -> Program:
     program = compile_program(file, names, arch)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as f:
-            pickle.dump(program, f)
-        os.replace(f.name, path)  # atomic: concurrent processes never read half a file
+        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:
+            try:
+                pickle.dump(program, tmp)
+            except BaseException:
+                os.unlink(tmp.name)  # a full disk must not leave a stray temporary behind
+                raise
+        os.replace(tmp.name, path)  # atomic: concurrent processes never read half a file
     except OSError:
         pass
     return program
