@@ -31,12 +31,21 @@ Rows that hold NaN raise ``ValueError``; rows with nothing included raise ``Valu
 from __future__ import annotations
 
 import importlib.util
+import math
 import sys
 from typing import Any
 
 import numpy as np
 
-from softmaxkit._arrays import Array, as_array, check_mask, namespace, result_dtype, single_axis
+from softmaxkit._arrays import (
+    Array,
+    as_array,
+    check_mask,
+    device_of,
+    namespace,
+    result_dtype,
+    single_axis,
+)
 from softmaxkit._engines import logger
 from softmaxkit.sampling._gumbel import gumbel_softmax
 from softmaxkit.sampling._params import (
@@ -103,29 +112,29 @@ def _host_rows(x: Any, a: int) -> np.ndarray:
     if x.dtype not in (np.float32, np.float64):
         x = x.astype(np.float32)  # float16 / bfloat16 computed in float32, as softmax does
     moved = np.moveaxis(x, a, -1)
-    return np.ascontiguousarray(moved.reshape(-1, moved.shape[-1]) if moved.ndim else moved.reshape(1, 1))
+    return np.ascontiguousarray(moved.reshape(math.prod(moved.shape[:-1]), moved.shape[-1]))
 
 
 def _host_mask(mask: Any, a: int) -> np.ndarray:
     m = mask.detach().cpu().numpy() if hasattr(mask, "detach") else np.asarray(mask)
     moved = np.moveaxis(m, a, -1)
-    return np.ascontiguousarray(moved.reshape(-1, moved.shape[-1]))
+    return np.ascontiguousarray(moved.reshape(math.prod(moved.shape[:-1]), moved.shape[-1]))
 
 
 def _device_rows(xp: Any, x: Array, a: int) -> Array:
     moved = xp.moveaxis(x, a, -1)
-    return xp.reshape(moved, (-1, moved.shape[-1]))
+    return xp.reshape(moved, (math.prod(moved.shape[:-1]), moved.shape[-1]))
 
 
 def _column(xp: Any, values: np.ndarray, like: Array) -> Array:
-    return xp.reshape(xp.asarray(values, device=like.device), (-1, 1))
+    return xp.reshape(xp.asarray(values, device=device_of(like)), (-1, 1))
 
 
 def _to_library(xp: Any, values: Any, like: Array) -> Array:
     """``values`` (NumPy, or an array of another library) as an array of ``like``'s library."""
     if namespace(values) is xp:
         return values
-    return xp.asarray(np.asarray(as_host(values)), device=like.device)
+    return xp.asarray(np.asarray(as_host(values)), device=device_of(like))
 
 
 def _shaped(xp: Any, flat: Array, batch: tuple[int, ...], a: int, last: int) -> Array:
@@ -328,4 +337,4 @@ def sample(
     picks, too_few = _generic.draw(weights, _to_library(xp, u, flat), bool(replacement))
     if not replacement:
         raise_for_status(np.where(too_few, TOO_FEW, 0), batch, "sample", count)
-    return _shaped(xp, xp.astype(picks, xp.int64), batch, a, count)
+    return _shaped(xp, xp.astype(picks, _generic.index_dtype(xp)), batch, a, count)

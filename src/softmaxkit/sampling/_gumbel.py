@@ -11,14 +11,22 @@ from typing import Any
 
 import numpy as np
 
-from softmaxkit._arrays import Array, as_array, check_temperature, namespace, result_dtype, single_axis
+from softmaxkit._arrays import (
+    Array,
+    as_array,
+    check_temperature,
+    device_of,
+    namespace,
+    result_dtype,
+    single_axis,
+)
 from softmaxkit.sampling._params import as_host, uniforms
 
 
 def _noise(xp: Any, rng: Any, x: Array) -> Array:
     u = uniforms(rng, tuple(int(s) for s in x.shape), x)
     if namespace(u) is not xp:
-        u = xp.asarray(as_host(u), device=x.device)
+        u = xp.asarray(as_host(u), device=device_of(x))
     u = xp.astype(u, x.dtype)
     if hasattr(u, "to"):  # a torch generator may live elsewhere than x
         u = u.to(x.device)
@@ -82,14 +90,14 @@ def gumbel_softmax(
     t = check_temperature(temperature)
     if x.dtype != dtype:
         x = xp.astype(x, dtype)
-    inf = xp.asarray(np.inf, dtype=x.dtype, device=x.device)
+    inf = xp.asarray(np.inf, dtype=x.dtype, device=device_of(x))
     # Gumbel-max in the limit: where a row holds +inf, only its +inf entries can win, at random.
     has_inf = xp.any(x == inf, axis=a, keepdims=True)
     x = xp.where(has_inf, xp.where(x == inf, xp.zeros_like(x), -inf), x)
     soft = softmax(x + _noise(xp, rng, x), axis=a, temperature=t)
     if not hard:
         return soft
-    positions = xp.arange(x.shape[a], device=x.device)
+    positions = xp.arange(x.shape[a], device=device_of(x))
     positions = xp.reshape(positions, tuple(-1 if d == a else 1 for d in range(x.ndim)))
     pick = xp.argmax(soft, axis=a, keepdims=True)
     one_hot = xp.astype(positions == pick, soft.dtype)

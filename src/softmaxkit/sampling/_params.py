@@ -28,9 +28,10 @@ class RowParams:
     min_p: np.ndarray
 
     def buffer_size(self, n: int) -> int:
-        """Slots of the kernels' top-k buffer: twice the largest active k, at most ``n``."""
-        k = int(self.top_k.max()) if self.top_k.size else n
-        return 1 if k >= n else max(1, min(2 * k, n))
+        """Slots of the kernels' top-k buffer: twice the largest k below ``n``, at most ``n``
+        (a row whose k reaches its count of entries gathers nothing)."""
+        active = self.top_k[self.top_k < n]
+        return 1 if not active.size else max(1, min(2 * int(active.max()), n))
 
 
 def _host_values(value: Any, name: str) -> np.ndarray:
