@@ -185,9 +185,10 @@ def test_per_row_parameters_equal_separate_calls():
             np.testing.assert_array_equal(k_masks[r], sk.top_k_mask(x[r], row["top_k"], engine=engine))
             np.testing.assert_array_equal(
                 p_masks[r], sk.top_p_mask(x[r], row["top_p"], temperature=row["temperature"], engine=engine))
+            t = row["temperature"]
             mask = sk.top_k_mask(x[r], row["top_k"], engine=engine)
-            mask = sk.top_p_mask(x[r], row["top_p"], temperature=row["temperature"], where=mask, engine=engine)
-            mask = sk.min_p_mask(x[r], row["min_p"], temperature=row["temperature"], where=mask, engine=engine)
+            mask = sk.top_p_mask(x[r], row["top_p"], temperature=t, where=mask, engine=engine)
+            mask = sk.min_p_mask(x[r], row["min_p"], temperature=t, where=mask, engine=engine)
             assert np.all(mask[draws[r]])
 
 
@@ -197,7 +198,8 @@ def test_result_shape_follows_axis():
     assert sk.sample(x[0, :, 0], num_samples=2, rng=0).shape == (2,)
     assert sk.sample(x, rng=0).dtype == np.int64
     moved = sk.sample(np.moveaxis(x, 1, 2), axis=2, num_samples=4, rng=0, top_k=3)
-    np.testing.assert_array_equal(moved, np.moveaxis(sk.sample(x, axis=1, num_samples=4, rng=0, top_k=3), 1, 2))
+    direct = sk.sample(x, axis=1, num_samples=4, rng=0, top_k=3)
+    np.testing.assert_array_equal(moved, np.moveaxis(direct, 1, 2))
 
 
 @pytest.mark.parametrize("engine", ["numba", "generic"])

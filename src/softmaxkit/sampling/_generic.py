@@ -89,7 +89,7 @@ def _host(a: Array) -> Any:
 def draw(weights: Array, u: Array, replacement: bool) -> tuple[Array, np.ndarray]:
     """Indices drawn by inverse CDF, one uniform in ``[0, 1)`` per draw: ``(indices, too_few)``."""
     xp = namespace(weights)
-    rows, n = weights.shape
+    n = weights.shape[1]
     positions = xp.reshape(xp.arange(n, device=device_of(weights)), (1, n))
     zero = xp.zeros_like(weights)
     too_few = np.asarray(_host(xp.sum(xp.astype(weights > zero, index_dtype(xp)), axis=1))) < u.shape[1]
