@@ -28,6 +28,7 @@ import numpy as np
 from numba import njit, prange
 
 from softmaxkit.numba._exp import EXACT_FLAGS, exp_small
+from softmaxkit.numba._sums import REDUCE_FLAGS, shifted
 from softmaxkit.sampling._params import EMPTY, HAS_NAN, OK, TOO_FEW
 
 BLOCK = 1024
@@ -78,38 +79,47 @@ def _sort_buffer(vals, idx, count):  # type: ignore[no-untyped-def]
 @njit(fastmath=EXACT_FLAGS, cache=True)
 def top_k_gather(x, mrow, has_mask, k, vals, idx):  # type: ignore[no-untyped-def]
     """The ``k`` best included entries (value, then lower index) into ``vals``/``idx``, sorted
-    by index; returns their number. ``vals``/``idx`` hold at least ``2 * k`` slots.
+    by index, with the row's statistics from the same pass: ``(kept, max, count, nan)``.
+    ``vals``/``idx`` hold more than ``k`` slots (``2 * k``, or the row length).
 
     Once the buffer has been cut to ``k`` entries, an entry equal to the k-th value cannot enter:
     its index is higher than those of the ``k`` entries already at or above that value.
     """
     cap = vals.size
-    count = 0
+    kept = 0
     cut = False
     threshold = x.dtype.type(-np.inf)
+    m = -np.inf
+    count = 0
+    nan = False
     for i in range(x.size):
         if has_mask and not mrow[i]:
             continue
         v = x[i]
-        if not v > -np.inf or (cut and not v > threshold):
+        if not v > -np.inf:
+            nan |= v != v
             continue
-        vals[count] = v
-        idx[count] = i
         count += 1
-        if count == cap:
-            _sort_buffer(vals, idx, count)
-            count = k
+        if cut and not v > threshold:
+            continue
+        m = max(m, v)
+        vals[kept] = v
+        idx[kept] = i
+        kept += 1
+        if kept == cap:
+            _sort_buffer(vals, idx, kept)
+            kept = k
             threshold = vals[k - 1]
             cut = True
-    if count > k:
-        _sort_buffer(vals, idx, count)
-        count = k
-    order = np.argsort(idx[:count])
-    v = vals[:count][order]
-    j = idx[:count][order]
-    vals[:count] = v
-    idx[:count] = j
-    return count
+    if kept > k:
+        _sort_buffer(vals, idx, kept)
+        kept = k
+    order = np.argsort(idx[:kept])
+    v = vals[:kept][order]
+    j = idx[:kept][order]
+    vals[:kept] = v
+    idx[:kept] = j
+    return kept, m, count, nan
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
@@ -167,19 +177,23 @@ def plan_row(x, mrow, has_mask, inv_t, k, p, min_p, cand_v, cand_i):  # type: ig
     ``cand_v``), min-p already applied. ``n_cand == -1``: the whole row, entries kept by the
     threshold ``(v, q)`` (``q == ALL``: every tie) and by ``weight >= min_p``.
     """
-    m, count, nan = row_stats(x, mrow, has_mask)
     neg = x.dtype.type(-np.inf)
+    listed = k < x.size  # gather a candidate list (it holds every entry if k >= count)
+    if listed:
+        n, m, count, nan = top_k_gather(x, mrow, has_mask, k, cand_v, cand_i)
+    else:
+        m, count, nan = row_stats(x, mrow, has_mask)
     if nan:
-        return HAS_NAN, m, False, 0, neg, ALL
+        return HAS_NAN, neg, False, 0, neg, ALL
     if count == 0:
-        return EMPTY, m, False, 0, neg, ALL
-    indicator = m == np.inf or inv_t == np.inf
-    if k < count:
-        n = top_k_gather(x, mrow, has_mask, k, cand_v, cand_i)
+        return EMPTY, neg, False, 0, neg, ALL
+    top = x.dtype.type(m)  # weights in the row's dtype: float32 rows use the 8-lane exp
+    indicator = top == np.inf or inv_t == np.inf
+    if listed:
         if p < 1.0:
             ws = np.empty(n, dtype=np.float64)
             for j in range(n):
-                ws[j] = weight(cand_v[j], m, inv_t, indicator)
+                ws[j] = weight(cand_v[j], top, inv_t, indicator)
             v, q = top_p_threshold(cand_v[:n].copy(), ws, n, p)
             kept, ties = 0, 0
             for j in range(n):
@@ -194,12 +208,12 @@ def plan_row(x, mrow, has_mask, inv_t, k, p, min_p, cand_v, cand_i):  # type: ig
         if min_p > 0.0:
             kept = 0
             for j in range(n):
-                if weight(cand_v[j], m, inv_t, indicator) >= min_p:
+                if weight(cand_v[j], top, inv_t, indicator) >= min_p:
                     cand_v[kept] = cand_v[j]
                     cand_i[kept] = cand_i[j]
                     kept += 1
             n = kept
-        return OK, m, indicator, n, neg, ALL
+        return OK, top, indicator, n, neg, ALL
     if p < 1.0:
         vals = np.empty(count, dtype=x.dtype)
         ws = np.empty(count, dtype=np.float64)
@@ -208,17 +222,32 @@ def plan_row(x, mrow, has_mask, inv_t, k, p, min_p, cand_v, cand_i):  # type: ig
             if (has_mask and not mrow[i]) or not x[i] > -np.inf:
                 continue
             vals[j] = x[i]
-            ws[j] = weight(x[i], m, inv_t, indicator)
+            ws[j] = weight(x[i], top, inv_t, indicator)
             j += 1
         v, q = top_p_threshold(vals, ws, count, p)
-        return OK, m, indicator, -1, v, q
-    return OK, m, indicator, -1, neg, ALL
+        return OK, top, indicator, -1, v, q
+    return OK, top, indicator, -1, neg, ALL
+
+
+@njit(fastmath=REDUCE_FLAGS, cache=True)
+def _plain_block_weights(x, start, m, inv_t, min_p, out):  # type: ignore[no-untyped-def]
+    # Branch-free, so LLVM vectorises exp and the sum (reassociated: a fixed order for the
+    # compiled code, the same on every thread). -inf entries get exp(-inf) = 0.
+    s = 0.0
+    for j in range(out.size):
+        w = np.float64(exp_small(shifted(x[start + j], m, inv_t)))
+        w = w if w >= min_p else 0.0
+        out[j] = w
+        s += w
+    return s
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
 def block_weights(x, mrow, has_mask, start, m, inv_t, indicator, v, q, ties, min_p, removed, out):  # type: ignore[no-untyped-def]
     """Kept weights of ``x[start:start + out.size]`` into ``out`` (0 where not kept); returns
     ``(sum, ties)`` with ``ties`` the count of kept entries equal to ``v`` so far."""
+    if not has_mask and not indicator and q == ALL and v == -np.inf and removed.size == 0:
+        return _plain_block_weights(x, start, m, inv_t, min_p, out), ties
     s = 0.0
     for j in range(out.size):
         i = start + j
