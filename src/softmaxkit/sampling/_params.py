@@ -145,22 +145,24 @@ def as_host(u: Any) -> np.ndarray:
 
 def raise_for_status(status: np.ndarray, batch: tuple[int, ...], name: str, num_samples: int) -> None:
     """A ValueError naming the rows that cannot be sampled (or filtered), if any."""
+    few = (f"fewer than num_samples={num_samples} classes with positive probability to draw "
+           "without replacement")
     for code, why in (
         (HAS_NAN, "hold NaN"),
         (EMPTY, "have no class to draw from (every entry is -inf or excluded by where)"),
-        (TOO_FEW, f"have fewer than num_samples={num_samples} classes with positive probability "
-                  "to draw without replacement"),
+        (TOO_FEW, f"have {few}"),
     ):
         bad = np.flatnonzero(status == code)
-        if bad.size:
-            named = [_row_name(int(r), batch) for r in bad[:8]]
-            more = f" and {bad.size - 8} more" if bad.size > 8 else ""
-            raise ValueError(f"{name}: rows {', '.join(named)}{more} {why}")
+        if not bad.size:
+            continue
+        if not batch:
+            raise ValueError(f"{name}: the logits {why}")
+        named = [_row_name(int(r), batch) for r in bad[:8]]
+        more = f" and {bad.size - 8} more" if bad.size > 8 else ""
+        raise ValueError(f"{name}: rows {', '.join(named)}{more} {why}")
 
 
 def _row_name(r: int, batch: tuple[int, ...]) -> str:
     if len(batch) == 1:
         return str(r)
-    if not batch:
-        return "(the only row)"
     return str(tuple(int(i) for i in np.unravel_index(r, batch)))
