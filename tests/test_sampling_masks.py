@@ -103,3 +103,28 @@ def test_masks_keep_the_array_library():
     mj = sk.top_p_mask(jnp.asarray(x.numpy()), 0.5)
     assert type(mj).__module__.startswith("jax")
     np.testing.assert_array_equal(np.asarray(mj), sk.top_p_mask(x.numpy(), 0.5))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_chained_masks_are_the_sampled_set_bit_for_bit(dtype):
+    """At top-p boundaries placed on prefix masses (where rounding decides), the chain of
+    masks still equals the set the kernel samples from: both sum the same numbers in order."""
+    pytest.importorskip("numba")
+    from softmaxkit.sampling import _kernels
+    from softmaxkit.sampling._params import row_params
+
+    rng = np.random.default_rng(8)
+    x = (rng.integers(-12, 4, size=(64, 700)) / 3).astype(dtype)
+    w = np.exp((np.sort(x, axis=1)[:, ::-1] - x.max(axis=1, keepdims=True)) / 0.7)
+    k = 40
+    prefix = np.cumsum(w[:, :k], axis=1) / w[:, :k].sum(axis=1, keepdims=True)
+    p = np.clip(prefix[np.arange(64), rng.integers(0, k - 1, 64)], 1e-6, 1.0)  # exactly on a prefix
+    params = row_params(0.7, k, p, 0.05, (64,), x.shape[1])
+    combined = np.empty(x.shape, dtype=bool)
+    status = np.empty(64, dtype=np.int8)
+    _kernels.filter_rows(x, np.ones((1, 1), dtype=bool), False, params.inv_t, params.top_k, params.top_p,
+                         params.min_p, params.buffer_size(x.shape[1]), combined, status)
+    chain = _chain(x, "numba", temperature=0.7, top_k=k, top_p=p, min_p=0.05)
+    np.testing.assert_array_equal(chain, combined)
+    draws = sk.sample(x, temperature=0.7, top_k=k, top_p=p, min_p=0.05, rng=0, num_samples=30)
+    assert np.all(np.take_along_axis(chain, draws, axis=1))
