@@ -1,21 +1,20 @@
-"""Draw docs/sampling_filters.png: how each sampling filter reshapes one distribution.
+"""How each sampling filter reshapes one distribution (docs/sampling_filters.png).
 
-Run from the repository root: ``python docs/sampling_filters.py`` (needs matplotlib).
+The docs build draws it (the plot directive); ``python docs/figures/sampling_filters.py``
+from the repository root writes the PNG that README.md shows (needs matplotlib).
 Each panel is the exact distribution ``sk.sample`` draws from — ``softmax(x, where=mask,
 temperature=T)`` with the masks of SPEC §6 — over the same 24 logits, sorted for reading.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-import softmaxkit as sk  # noqa: E402
+import softmaxkit as sk
 
 LOGITS = np.sort(np.random.default_rng(17).normal(0.0, 1.3, 24))[::-1] + np.linspace(0.8, 0, 24)
 
@@ -39,10 +38,11 @@ def panels(x: np.ndarray) -> list[tuple[str, np.ndarray, np.ndarray]]:
     ]
 
 
-def main() -> None:
+def draw() -> plt.Figure:
     base = sk.softmax(LOGITS)
     shown = panels(LOGITS)
-    fig, axes = plt.subplots(len(shown), 1, figsize=(8, 1.55 * len(shown)), sharex=True)
+    fig, axes = plt.subplots(len(shown), 1, figsize=(8, 1.55 * len(shown)), sharex=True,
+                             layout="constrained")
     positions = np.arange(LOGITS.size)
     for ax, (title, mask, probs) in zip(axes, shown, strict=True):
         ax.bar(positions, base, color="#d9d9d9", width=0.85, label="softmax(x), T = 1")
@@ -54,11 +54,11 @@ def main() -> None:
         ax.set_ylabel("p", fontsize=8)
     axes[0].legend(fontsize=7, loc="upper right")
     axes[-1].set_xlabel("class (logits sorted, largest first)", fontsize=8)
-    fig.tight_layout()
-    out = Path(__file__).with_suffix(".png")
-    fig.savefig(out, dpi=110)
+    return fig
+
+
+figure = draw()
+if __name__ == "__main__" and "sphinx" not in sys.modules:  # the plot directive runs it as main too
+    out = Path(__file__).resolve().parent.parent / "sampling_filters.png"
+    figure.savefig(out, dpi=110)
     print(out)
-
-
-if __name__ == "__main__":
-    main()
