@@ -11,7 +11,8 @@ import pytest
 
 from backends import Backend
 
-# (backend, engine): NumPy arrays and CPU tensors run on both engines; JAX on the generic one.
+# (backend, sampling engine): NumPy arrays and CPU tensors run on both engines; JAX on the generic
+# one. The argument is named `sampler`: the conftest parametrizes `engine` by the softmax registry.
 CASES = [
     (Backend.NUMPY, "numba"),
     (Backend.NUMPY, "generic"),
@@ -23,7 +24,7 @@ CASE_IDS = [f"{b.value}-{e}" for b, e in CASES]
 
 
 def case_params() -> Any:
-    return pytest.mark.parametrize(("backend", "engine"), CASES, ids=CASE_IDS)
+    return pytest.mark.parametrize(("backend", "sampler"), CASES, ids=CASE_IDS)
 
 
 def skip_missing(backend: Backend) -> None:

@@ -45,36 +45,36 @@ def _rows(backend: Backend, row: np.ndarray, copies: int) -> object:
 
 @case_params()
 @pytest.mark.parametrize("filters", FILTERS, ids=lambda f: "-".join(f"{k}={v}" for k, v in f.items()))
-def test_frequencies_match_the_filtered_softmax(backend, engine, filters):
+def test_frequencies_match_the_filtered_softmax(backend, sampler, filters):
     skip_missing(backend)
     x = _rows(backend, LOGITS, DRAWS)
-    draws = sk.sample(x, rng=rng_for(backend, 7), engine=engine, **filters)
+    draws = sk.sample(x, rng=rng_for(backend, 7), engine=sampler, **filters)
     assert same_library(draws, backend) and tuple(draws.shape) == (DRAWS, 1)
     _chi_square_passes(to_numpy(draws), distribution(LOGITS, **filters))
 
 
 @case_params()
-def test_masks_give_the_distribution_sample_draws_from(backend, engine):
+def test_masks_give_the_distribution_sample_draws_from(backend, sampler):
     skip_missing(backend)
     f = {"temperature": 0.7, "top_k": 5, "top_p": 0.8, "min_p": 0.1}
     x = _rows(backend, LOGITS, DRAWS)
-    mask = sk.top_k_mask(x, f["top_k"], engine=engine)
-    mask = sk.top_p_mask(x, f["top_p"], temperature=f["temperature"], where=mask, engine=engine)
-    mask = sk.min_p_mask(x, f["min_p"], temperature=f["temperature"], where=mask, engine=engine)
+    mask = sk.top_k_mask(x, f["top_k"], engine=sampler)
+    mask = sk.top_p_mask(x, f["top_p"], temperature=f["temperature"], where=mask, engine=sampler)
+    mask = sk.min_p_mask(x, f["min_p"], temperature=f["temperature"], where=mask, engine=sampler)
     expected = to_numpy(sk.softmax(x, where=mask, temperature=f["temperature"]))[0].astype(np.float64)
     np.testing.assert_allclose(expected, distribution(LOGITS, **f), rtol=1e-5, atol=1e-12)
-    draws = sk.sample(x, rng=rng_for(backend, 11), engine=engine, **f)
+    draws = sk.sample(x, rng=rng_for(backend, 11), engine=sampler, **f)
     _chi_square_passes(to_numpy(draws), expected / expected.sum())
 
 
 @case_params()
-def test_without_replacement_draws_the_sequential_pairs(backend, engine):
+def test_without_replacement_draws_the_sequential_pairs(backend, sampler):
     """Two draws without replacement: P(i, j) = p_i p_j / (1 - p_i), i != j."""
     skip_missing(backend)
     p = distribution(LOGITS, top_k=4)
     x = _rows(backend, LOGITS, DRAWS)
     draws = to_numpy(sk.sample(x, top_k=4, num_samples=2, replacement=False,
-                               rng=rng_for(backend, 3), engine=engine))
+                               rng=rng_for(backend, 3), engine=sampler))
     assert np.all(draws[:, 0] != draws[:, 1])
     n = LOGITS.size
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -83,7 +83,7 @@ def test_without_replacement_draws_the_sequential_pairs(backend, engine):
 
 
 @case_params()
-def test_long_rows_draw_across_blocks(backend, engine):
+def test_long_rows_draw_across_blocks(backend, sampler):
     """A row longer than the kernels' blocks, its mass spread over entries far apart."""
     skip_missing(backend)
     row = np.full(3000, -np.inf)
@@ -91,53 +91,53 @@ def test_long_rows_draw_across_blocks(backend, engine):
     row[picked] = [0.5, 1.0, 1.0, -0.5, 2.0]
     x = _rows(backend, row, DRAWS // 20)
     for filters in ({}, {"top_p": 0.7}, {"min_p": 0.3}):
-        draws = sk.sample(x, rng=rng_for(backend, 5), engine=engine, **filters)
+        draws = sk.sample(x, rng=rng_for(backend, 5), engine=sampler, **filters)
         _chi_square_passes(to_numpy(draws), distribution(row, **filters))
     draws = to_numpy(sk.sample(x, num_samples=5, replacement=False, rng=rng_for(backend, 1),
-                               engine=engine))
+                               engine=sampler))
     assert np.all(np.sort(draws, axis=1) == picked)
 
 
 @case_params()
-def test_plus_inf_entries_share_the_mass(backend, engine):
+def test_plus_inf_entries_share_the_mass(backend, sampler):
     skip_missing(backend)
     row = np.array([3.0, np.inf, 0.0, np.inf, 100.0])
-    draws = to_numpy(sk.sample(_rows(backend, row, DRAWS), rng=rng_for(backend, 2), engine=engine))
+    draws = to_numpy(sk.sample(_rows(backend, row, DRAWS), rng=rng_for(backend, 2), engine=sampler))
     _chi_square_passes(draws, np.array([0, 0.5, 0, 0.5, 0]))
 
 
 @case_params()
-def test_temperature_zero_is_the_argmax_and_tiny_temperatures_agree(backend, engine):
+def test_temperature_zero_is_the_argmax_and_tiny_temperatures_agree(backend, sampler):
     skip_missing(backend)
     row = np.array([0.3, 2.0, 1.999, -5.0])
     x = _rows(backend, row, 50)
     for t in (0.0, 1e-30):
-        draws = to_numpy(sk.sample(x, temperature=t, num_samples=3, rng=rng_for(backend, 0), engine=engine))
+        draws = to_numpy(sk.sample(x, temperature=t, num_samples=3, rng=rng_for(backend, 0), engine=sampler))
         assert np.all(draws == 1)
     # Tied maxima share the mass in the limit T -> 0.
     tied = to_numpy(sk.sample(_rows(backend, np.array([1.0, 4.0, 4.0]), DRAWS), temperature=0.0,
-                              rng=rng_for(backend, 4), engine=engine))
+                              rng=rng_for(backend, 4), engine=sampler))
     _chi_square_passes(tied, np.array([0.0, 0.5, 0.5]))
 
 
 @case_params()
-def test_top_p_one_and_large_top_k_keep_every_class(backend, engine):
+def test_top_p_one_and_large_top_k_keep_every_class(backend, sampler):
     skip_missing(backend)
     row = np.array([0.0, -12.0, 1.0, -3.0])  # -12: probability 4e-6, still kept
     x = _rows(backend, row, 4)
-    assert np.all(to_numpy(sk.top_p_mask(x, 1.0, engine=engine)))
-    assert np.all(to_numpy(sk.top_k_mask(x, 4, engine=engine)))
-    assert np.all(to_numpy(sk.top_k_mask(x, 100, engine=engine)))
+    assert np.all(to_numpy(sk.top_p_mask(x, 1.0, engine=sampler)))
+    assert np.all(to_numpy(sk.top_k_mask(x, 4, engine=sampler)))
+    assert np.all(to_numpy(sk.top_k_mask(x, 100, engine=sampler)))
     draws = to_numpy(sk.sample(x, top_p=1.0, top_k=10, num_samples=4, replacement=False,
-                               rng=rng_for(backend, 0), engine=engine))
+                               rng=rng_for(backend, 0), engine=sampler))
     assert np.all(np.sort(draws, axis=1) == [0, 1, 2, 3])
 
 
 @case_params()
-def test_fixed_seed_reproduces_the_draws(backend, engine):
+def test_fixed_seed_reproduces_the_draws(backend, sampler):
     skip_missing(backend)
     x = backend.asarray(np.random.default_rng(0).normal(size=(40, 300)).astype(np.float32))
-    kwargs = {"top_k": 30, "top_p": 0.9, "temperature": 0.8, "num_samples": 3, "engine": engine}
+    kwargs = {"top_k": 30, "top_p": 0.9, "temperature": 0.8, "num_samples": 3, "engine": sampler}
     first = to_numpy(sk.sample(x, rng=rng_for(backend, 9), **kwargs))
     again = to_numpy(sk.sample(x, rng=rng_for(backend, 9), **kwargs))
     other = to_numpy(sk.sample(x, rng=rng_for(backend, 10), **kwargs))
@@ -176,19 +176,19 @@ def test_per_row_parameters_equal_separate_calls():
     x = np.random.default_rng(3).normal(size=(4, 50))
     params = {"temperature": [0.5, 1.0, 2.0, 0.0], "top_k": [3, 50, 10, 1], "top_p": [0.5, 1.0, 0.9, 0.3],
               "min_p": [0.0, 0.2, 0.05, 0.5]}
-    for engine in ("numba", "generic"):
-        k_masks = sk.top_k_mask(x, params["top_k"], engine=engine)
-        p_masks = sk.top_p_mask(x, params["top_p"], temperature=params["temperature"], engine=engine)
-        draws = sk.sample(x, rng=4, num_samples=6, engine=engine, **params)
+    for sampler in ("numba", "generic"):
+        k_masks = sk.top_k_mask(x, params["top_k"], engine=sampler)
+        p_masks = sk.top_p_mask(x, params["top_p"], temperature=params["temperature"], engine=sampler)
+        draws = sk.sample(x, rng=4, num_samples=6, engine=sampler, **params)
         for r in range(4):
             row = {k: v[r] for k, v in params.items()}
-            np.testing.assert_array_equal(k_masks[r], sk.top_k_mask(x[r], row["top_k"], engine=engine))
+            np.testing.assert_array_equal(k_masks[r], sk.top_k_mask(x[r], row["top_k"], engine=sampler))
             np.testing.assert_array_equal(
-                p_masks[r], sk.top_p_mask(x[r], row["top_p"], temperature=row["temperature"], engine=engine))
+                p_masks[r], sk.top_p_mask(x[r], row["top_p"], temperature=row["temperature"], engine=sampler))
             t = row["temperature"]
-            mask = sk.top_k_mask(x[r], row["top_k"], engine=engine)
-            mask = sk.top_p_mask(x[r], row["top_p"], temperature=t, where=mask, engine=engine)
-            mask = sk.min_p_mask(x[r], row["min_p"], temperature=t, where=mask, engine=engine)
+            mask = sk.top_k_mask(x[r], row["top_k"], engine=sampler)
+            mask = sk.top_p_mask(x[r], row["top_p"], temperature=t, where=mask, engine=sampler)
+            mask = sk.min_p_mask(x[r], row["min_p"], temperature=t, where=mask, engine=sampler)
             assert np.all(mask[draws[r]])
 
 
@@ -202,41 +202,41 @@ def test_result_shape_follows_axis():
     np.testing.assert_array_equal(moved, np.moveaxis(direct, 1, 2))
 
 
-@pytest.mark.parametrize("engine", ["numba", "generic"])
-def test_where_excludes_classes(engine):
+@pytest.mark.parametrize("sampler", ["numba", "generic"])
+def test_where_excludes_classes(sampler):
     x = np.zeros((DRAWS, 4))
     where = np.array([True, False, True, False])
-    draws = sk.sample(x, where=where, rng=1, engine=engine)
+    draws = sk.sample(x, where=where, rng=1, engine=sampler)
     _chi_square_passes(draws, np.array([0.5, 0, 0.5, 0]))
 
 
-@pytest.mark.parametrize("engine", ["numba", "generic"])
-def test_rows_without_classes_or_with_nan_are_named(engine):
+@pytest.mark.parametrize("sampler", ["numba", "generic"])
+def test_rows_without_classes_or_with_nan_are_named(sampler):
     x = np.zeros((4, 3))
     x[1] = -np.inf
     with pytest.raises(ValueError, match=r"rows 1 have no class to draw from"):
-        sk.sample(x, rng=0, engine=engine)
+        sk.sample(x, rng=0, engine=sampler)
     where = np.ones((4, 3), dtype=bool)
     where[3] = False
     with pytest.raises(ValueError, match=r"rows 3 have no class"):
-        sk.sample(np.zeros((4, 3)), where=where, rng=0, engine=engine)
+        sk.sample(np.zeros((4, 3)), where=where, rng=0, engine=sampler)
     x = np.zeros((2, 2, 3))
     x[1, 0, 2] = np.nan
     with pytest.raises(ValueError, match=r"rows \(1, 0\) hold NaN"):
-        sk.sample(x, rng=0, engine=engine)
+        sk.sample(x, rng=0, engine=sampler)
     with pytest.raises(ValueError, match="hold NaN"):
-        sk.top_p_mask(x, 0.5, engine=engine)
-    assert not sk.top_k_mask(np.full((2, 3), -np.inf), 2, engine=engine).any()  # masks: all False
+        sk.top_p_mask(x, 0.5, engine=sampler)
+    assert not sk.top_k_mask(np.full((2, 3), -np.inf), 2, engine=sampler).any()  # masks: all False
 
 
-@pytest.mark.parametrize("engine", ["numba", "generic"])
-def test_too_many_draws_without_replacement(engine):
+@pytest.mark.parametrize("sampler", ["numba", "generic"])
+def test_too_many_draws_without_replacement(sampler):
     x = np.array([[0.0, 1.0, 2.0, -np.inf], [0.0, 1.0, 2.0, 3.0]])
     with pytest.raises(ValueError, match=r"rows 0 have fewer than num_samples=4 classes"):
-        sk.sample(x, num_samples=4, replacement=False, rng=0, engine=engine)
+        sk.sample(x, num_samples=4, replacement=False, rng=0, engine=sampler)
     with pytest.raises(ValueError, match="fewer than num_samples=3"):
-        sk.sample(x, top_k=2, num_samples=3, replacement=False, rng=0, engine=engine)
-    assert sk.sample(x, num_samples=4, replacement=True, rng=0, engine=engine).shape == (2, 4)
+        sk.sample(x, top_k=2, num_samples=3, replacement=False, rng=0, engine=sampler)
+    assert sk.sample(x, num_samples=4, replacement=True, rng=0, engine=sampler).shape == (2, 4)
 
 
 @pytest.mark.parametrize(("kwargs", "error", "message"), [

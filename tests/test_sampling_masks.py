@@ -24,52 +24,52 @@ def _reference_mask(x, where=None, **filters):
     return mask
 
 
-def _chain(x, engine, where=None, temperature=1.0, top_k=None, top_p=None, min_p=None):
+def _chain(x, sampler, where=None, temperature=1.0, top_k=None, top_p=None, min_p=None):
     mask = where
     if top_k is not None:
-        mask = sk.top_k_mask(x, top_k, where=mask, engine=engine)
+        mask = sk.top_k_mask(x, top_k, where=mask, engine=sampler)
     if top_p is not None:
-        mask = sk.top_p_mask(x, top_p, temperature=temperature, where=mask, engine=engine)
+        mask = sk.top_p_mask(x, top_p, temperature=temperature, where=mask, engine=sampler)
     if min_p is not None:
-        mask = sk.min_p_mask(x, min_p, temperature=temperature, where=mask, engine=engine)
+        mask = sk.min_p_mask(x, min_p, temperature=temperature, where=mask, engine=sampler)
     return mask
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("sampler", ENGINES)
 @settings(max_examples=150, deadline=None)
 @given(x=rows, k=st.integers(1, 30), data=st.data())
-def test_top_k_mask_matches_the_stable_sort(engine, x, k, data):
+def test_top_k_mask_matches_the_stable_sort(sampler, x, k, data):
     where = data.draw(st.none() | st.lists(st.booleans(), min_size=x.size, max_size=x.size).map(np.array))
-    got = sk.top_k_mask(x, k, where=where, engine=engine)
+    got = sk.top_k_mask(x, k, where=where, engine=sampler)
     np.testing.assert_array_equal(got, _reference_mask(x, where, top_k=k))
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("sampler", ENGINES)
 @settings(max_examples=150, deadline=None)
 @given(x=rows, t=temperatures, p=st.floats(0.01, 1.0), min_p=st.none() | st.floats(0.0, 1.0),
        k=st.none() | st.integers(1, 30))
-def test_filter_chain_matches_the_reference(engine, x, t, p, min_p, k):
+def test_filter_chain_matches_the_reference(sampler, x, t, p, min_p, k):
     filters = {"temperature": t, "top_k": k, "top_p": p, "min_p": min_p}
     assume(boundary_margin(x, None, **filters) > 1e-9)  # a crossing within rounding: float64 decides
-    got = _chain(x, engine, **filters)
+    got = _chain(x, sampler, **filters)
     np.testing.assert_array_equal(got, _reference_mask(x, **filters))
     if got.any():
-        draws = sk.sample(x, rng=0, num_samples=20, engine=engine, **filters)
+        draws = sk.sample(x, rng=0, num_samples=20, engine=sampler, **filters)
         assert np.all(got[draws])
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("sampler", ENGINES)
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), k=st.integers(1, 300), p=st.floats(0.05, 0.999))
-def test_long_rows_with_ties(engine, seed, k, p):
+def test_long_rows_with_ties(sampler, seed, k, p):
     """Rows longer than the top-k buffer refills and the kernels' blocks, with many ties."""
     rng = np.random.default_rng(seed)
     x = rng.integers(-40, 8, size=(3, 2500)).astype(np.float64) / 4
     x[rng.random(x.shape) < 0.05] = -np.inf
     for r in range(3):
         assume(boundary_margin(x[r], None, 0.7, k, p, None) > 1e-9)
-    got_k = sk.top_k_mask(x, k, engine=engine)
-    got = sk.top_p_mask(x, p, temperature=0.7, where=got_k, engine=engine)
+    got_k = sk.top_k_mask(x, k, engine=sampler)
+    got = sk.top_p_mask(x, p, temperature=0.7, where=got_k, engine=sampler)
     for r in range(3):
         np.testing.assert_array_equal(got_k[r], _reference_mask(x[r], top_k=k))
         np.testing.assert_array_equal(got[r], _reference_mask(x[r], temperature=0.7, top_k=k, top_p=p))
@@ -85,13 +85,13 @@ def test_engines_build_the_same_masks_on_float32_rows():
 
 def test_masks_of_plus_inf_rows_and_the_tie_rule():
     x = np.array([1.0, np.inf, 5.0, np.inf, np.inf])
-    for engine in ENGINES:
-        np.testing.assert_array_equal(sk.top_k_mask(x, 2, engine=engine), [0, 1, 0, 1, 0])
-        np.testing.assert_array_equal(sk.top_p_mask(x, 0.5, engine=engine), [0, 1, 0, 1, 0])
-        np.testing.assert_array_equal(sk.top_p_mask(x, 0.3, engine=engine), [0, 1, 0, 0, 0])
-        np.testing.assert_array_equal(sk.min_p_mask(x, 0.5, engine=engine), [0, 1, 0, 1, 1])
+    for sampler in ENGINES:
+        np.testing.assert_array_equal(sk.top_k_mask(x, 2, engine=sampler), [0, 1, 0, 1, 0])
+        np.testing.assert_array_equal(sk.top_p_mask(x, 0.5, engine=sampler), [0, 1, 0, 1, 0])
+        np.testing.assert_array_equal(sk.top_p_mask(x, 0.3, engine=sampler), [0, 1, 0, 0, 0])
+        np.testing.assert_array_equal(sk.min_p_mask(x, 0.5, engine=sampler), [0, 1, 0, 1, 1])
         # top-p crossing exactly at p: the crossing entry is kept, nothing after it.
-        np.testing.assert_array_equal(sk.top_p_mask(np.zeros(4), 0.5, engine=engine), [1, 1, 0, 0])
+        np.testing.assert_array_equal(sk.top_p_mask(np.zeros(4), 0.5, engine=sampler), [1, 1, 0, 0])
 
 
 def test_masks_keep_the_array_library():
