@@ -11,14 +11,15 @@ import pytest
 
 from backends import Backend
 
-# (backend, sampling engine): NumPy arrays and CPU tensors run on both engines; JAX on the generic
-# one. The argument is named `sampler`: the conftest parametrizes `engine` by the softmax registry.
+# (backend, sampling engine): NumPy arrays and CPU tensors run on both engines; JAX and
+# array-api-strict on the generic one. The argument is named `sampler`: the conftest parametrizes `engine` by the softmax registry.
 CASES = [
     (Backend.NUMPY, "numba"),
     (Backend.NUMPY, "generic"),
     (Backend.TORCH, "numba"),
     (Backend.TORCH, "generic"),
     (Backend.JAX, "generic"),
+    (Backend.ARRAY_API_STRICT, "generic"),
 ]
 CASE_IDS = [f"{b.value}-{e}" for b, e in CASES]
 

@@ -132,8 +132,8 @@ def _column(xp: Any, values: np.ndarray, like: Array) -> Array:
 
 def _to_library(xp: Any, values: Any, like: Array) -> Array:
     """``values`` (NumPy, or an array of another library) as an array of ``like``'s library."""
-    if namespace(values) is xp:
-        return values
+    if namespace(values) is xp:  # a torch generator's CPU uniforms for a CUDA tensor: move them
+        return values if device_of(values) == device_of(like) else xp.asarray(values, device=device_of(like))
     return xp.asarray(np.asarray(as_host(values)), device=device_of(like))
 
 
