@@ -46,7 +46,7 @@ from softmaxkit._arrays import (
     result_dtype,
     single_axis,
 )
-from softmaxkit._engines import logger
+from softmaxkit._engines import NUMBA_MIN_SIZE, logger
 from softmaxkit.sampling._gumbel import gumbel_softmax
 from softmaxkit.sampling._params import (
     EMPTY,
@@ -63,8 +63,9 @@ from softmaxkit.sampling._params import (
 __all__ = ["gumbel_softmax", "min_p_mask", "sample", "top_k_mask", "top_p_mask"]
 
 ENGINES = ("numba", "generic")
-"""Sampling engines in order of preference: ``numba`` (NumPy arrays and CPU torch tensors,
-through a zero-copy NumPy view) and ``generic`` (any array-API library; sorts each row)."""
+"""Sampling engines in order of preference: ``numba`` (NumPy arrays and CPU torch tensors of at
+least ``NUMBA_MIN_SIZE`` elements, through a zero-copy NumPy view) and ``generic`` (any
+array-API library; sorts each row)."""
 
 
 def _numba_runs(x: Any) -> bool:
@@ -77,7 +78,8 @@ def _numba_runs(x: Any) -> bool:
 def _choose(x: Any, engine: str | None, name: str) -> str:
     numba_ok = _numba_runs(x) and importlib.util.find_spec("numba") is not None
     if engine is None:
-        chosen = "numba" if numba_ok else "generic"
+        # Small arrays stay generic, as softmax's do: loading the kernels costs seconds.
+        chosen = "numba" if numba_ok and math.prod(x.shape) >= NUMBA_MIN_SIZE else "generic"
         logger.debug("%s: engine %r chosen for %s", name, chosen, type(x).__name__)
         return chosen
     if engine not in ENGINES:
@@ -278,7 +280,8 @@ def sample(
         not depend on the number of threads. None: fresh entropy (torch tensors: torch's
         global generator).
     engine : {"numba", "generic"}, optional
-        Force an engine; by default NumPy arrays and CPU tensors use the Numba kernels.
+        Force an engine; by default NumPy arrays and CPU tensors use the Numba kernels (small
+        ones the generic engine, as :func:`softmaxkit.softmax` does).
 
     Returns
     -------
