@@ -4,9 +4,10 @@ One row of logits ``x`` (float32 or float64), its ``where`` row, and the row's p
 become the kept set of :mod:`softmaxkit.sampling` (the module docstring defines it):
 
 1. one pass finds the row maximum over the included entries, counts them and spots NaN;
-2. top-k (``k`` below that count) gathers the ``k`` best entries in one pass with a small
-   buffer: an entry enters only if it beats the buffer's k-th value, and a full buffer is cut
-   back to its best ``k`` by a sort of the buffer alone (never of the row);
+2. top-k (``k`` below that count) gathers the ``k`` best entries in the same pass with a
+   buffer of ``2k``: an entry enters only if it beats the buffer's k-th value, and a full
+   buffer is cut back to its best ``k`` around its k-th value, found by a quickselect of the
+   buffer alone (nothing is ever sorted);
 3. top-p finds its crossing entry by a weighted quickselect (Hoare's FIND with a three-way
    partition; the mass above the active range is carried along), expected O(count) work.
    It runs on the included entries in index order whether they come from the whole row or
@@ -67,23 +68,38 @@ def weight(v, m, inv_t, indicator):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def _sort_buffer(vals, idx, count):  # type: ignore[no-untyped-def]
-    """Sort ``vals[:count]`` (and ``idx``) by value, largest first, then by index."""
-    order = np.argsort(-vals[:count], kind="mergesort")  # stable: equal values keep index order
-    v = vals[:count][order]
-    i = idx[:count][order]
-    vals[:count] = v
-    idx[:count] = i
+def _cut_buffer(vals, idx, count, k):  # type: ignore[no-untyped-def]
+    """Keep the ``k`` best of ``vals[:count]`` in place, in their order; return the k-th value.
+
+    The buffer is in index order, so among entries equal to the k-th value the first ones
+    are the lower indices: they are kept. A quickselect (``np.partition``) finds the value:
+    no sort of the buffer.
+    """
+    threshold = np.partition(vals[:count], count - k)[count - k]
+    quota = k
+    for j in range(count):
+        quota -= vals[j] > threshold
+    kept = 0
+    for j in range(count):
+        v = vals[j]
+        if v > threshold or (v == threshold and quota > 0):
+            if v == threshold:
+                quota -= 1
+            vals[kept] = v
+            idx[kept] = idx[j]
+            kept += 1
+    return threshold
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
 def top_k_gather(x, mrow, has_mask, k, vals, idx):  # type: ignore[no-untyped-def]
-    """The ``k`` best included entries (value, then lower index) into ``vals``/``idx``, sorted
-    by index, with the row's statistics from the same pass: ``(kept, max, count, nan)``.
+    """The ``k`` best included entries (value, then lower index) into ``vals``/``idx``, in
+    index order, with the row's statistics from the same pass: ``(kept, max, count, nan)``.
     ``vals``/``idx`` hold more than ``k`` slots (``2 * k``, or the row length).
 
-    Once the buffer has been cut to ``k`` entries, an entry equal to the k-th value cannot enter:
-    its index is higher than those of the ``k`` entries already at or above that value.
+    Entries are appended in index order; a full buffer is cut back to its best ``k``. After a
+    cut, an entry equal to the k-th value cannot enter: its index is higher than those of the
+    ``k`` entries already at or above that value.
     """
     cap = vals.size
     kept = 0
@@ -107,18 +123,12 @@ def top_k_gather(x, mrow, has_mask, k, vals, idx):  # type: ignore[no-untyped-de
         idx[kept] = i
         kept += 1
         if kept == cap:
-            _sort_buffer(vals, idx, kept)
+            threshold = _cut_buffer(vals, idx, kept, k)
             kept = k
-            threshold = vals[k - 1]
             cut = True
     if kept > k:
-        _sort_buffer(vals, idx, kept)
+        _cut_buffer(vals, idx, kept, k)
         kept = k
-    order = np.argsort(idx[:kept])
-    v = vals[:kept][order]
-    j = idx[:kept][order]
-    vals[:kept] = v
-    idx[:kept] = j
     return kept, m, count, nan
 
 
