@@ -12,7 +12,8 @@ import pytest
 from backends import Backend
 
 # (backend, sampling engine): NumPy arrays and CPU tensors run on both engines; JAX and
-# array-api-strict on the generic one. The argument is named `sampler`: the conftest parametrizes `engine` by the softmax registry.
+# array-api-strict on the generic one. The argument is named `sampler`: the conftest
+# parametrizes `engine` by the softmax registry.
 CASES = [
     (Backend.NUMPY, "numba"),
     (Backend.NUMPY, "generic"),

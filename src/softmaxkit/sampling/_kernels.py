@@ -9,7 +9,8 @@ become the kept set of :mod:`softmaxkit.sampling` (the module docstring defines 
    buffer is cut back to its best ``k`` around its k-th value, found by a quickselect of the
    buffer alone (nothing is ever sorted);
 3. top-p finds its crossing entry by a weighted quickselect (Hoare's FIND with a three-way
-   partition; the mass above the active range is carried along), expected O(count) work.
+   partition; the mass above the active range is carried along), expected O(count) work,
+   after dropping the entries too light to reach the nucleus.
    It runs on the included entries in index order whether they come from the whole row or
    from the top-k buffer, so ``top_p_mask(where=top_k_mask(...))`` reproduces the combined
    filter bit for bit: the same numbers are summed in the same order;
@@ -144,7 +145,17 @@ def top_p_threshold(vals, ws, count, p):  # type: ignore[no-untyped-def]
     for j in range(count):
         total += ws[j]
     target = p * total
-    lo, hi, acc = 0, count, 0.0
+    # Entries lighter than half of (1 - p) times the mean weight cannot reach the nucleus: the
+    # heavier ones alone hold more than p of the mass. Dropping them first (in order, so the
+    # result is the same whichever path called) leaves the quickselect a few entries.
+    floor = 0.5 * (1.0 - p) * total / count
+    heavy = 0
+    for j in range(count):
+        if ws[j] >= floor:
+            vals[heavy] = vals[j]
+            ws[heavy] = ws[j]
+            heavy += 1
+    lo, hi, acc = 0, heavy, 0.0
     while hi > lo:
         a, b, c = vals[lo], vals[(lo + hi) // 2], vals[hi - 1]
         pivot = max(min(a, b), min(max(a, b), c))  # median of three
