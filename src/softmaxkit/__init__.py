@@ -32,13 +32,18 @@ if typing.TYPE_CHECKING:  # the lazy names below, typed for mypy and pyright; im
 
 __version__ = "0.1.0"
 
-# Names whose modules need optional extras (scikit-learn, SciPy, matplotlib): each is imported
-# on first use, so ``import softmaxkit`` stays free of them.
+# Names whose modules need optional extras (scikit-learn, SciPy, matplotlib) or are rarely
+# needed (sampling): each is imported on first use, so ``import softmaxkit`` stays light.
 _LAZY = {
     "SoftmaxRegression": "softmaxkit.classify",
     "ece": "softmaxkit.calibrate",
     "fit_temperature": "softmaxkit.calibrate",
     "reliability_diagram": "softmaxkit.calibrate",
+    "gumbel_softmax": "softmaxkit.sampling",
+    "min_p_mask": "softmaxkit.sampling",
+    "sample": "softmaxkit.sampling",
+    "top_k_mask": "softmaxkit.sampling",
+    "top_p_mask": "softmaxkit.sampling",
 }
 
 __all__ = [
@@ -48,13 +53,16 @@ __all__ = [
     "ece",
     "engine_names",
     "fit_temperature",
+    "gumbel_softmax",
     "log_sigmoid",
     "log_softmax",
     "log_softmax_vjp",
     "logsumexp",
+    "min_p_mask",
     "one_hot",
     "predict",
     "reliability_diagram",
+    "sample",
     "sigmoid",
     "softmax",
     "softmax_jacobian",
@@ -62,6 +70,8 @@ __all__ = [
     "softmax_vjp",
     "softplus",
     "top_k",
+    "top_k_mask",
+    "top_p_mask",
 ]
 
 

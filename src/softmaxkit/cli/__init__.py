@@ -14,7 +14,7 @@ import re
 import sys
 from collections.abc import Sequence
 
-COMMANDS = ("probs", "apply", "plot", "bench", "info", "demo")
+COMMANDS = ("probs", "sample", "apply", "plot", "bench", "info", "demo")
 """Subcommand modules of this package, in the order ``--help`` lists them."""
 
 

@@ -1,0 +1,94 @@
+"""gumbel_softmax: exact Gumbel-max draws, relaxed samples, straight-through gradients."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import softmaxkit as sk
+from backends import Backend, same_library, to_numpy
+from sampling_reference import rng_for, skip_missing
+
+BACKENDS = [Backend.NUMPY, Backend.TORCH, Backend.JAX]
+LOGITS = np.array([0.5, 2.0, -1.0, 1.0, -np.inf])
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.value)
+def test_hard_samples_are_exact_draws_from_the_softmax(backend):
+    skip_missing(backend)
+    draws = 20_000
+    x = backend.asarray(np.tile(LOGITS.astype(np.float32), (draws, 1)))
+    hard = sk.gumbel_softmax(x, hard=True, rng=rng_for(backend, 1))
+    assert same_library(hard, backend)
+    h = to_numpy(hard)
+    assert np.all(h.sum(axis=1) == 1) and set(np.unique(h)) <= {0.0, 1.0}
+    counts = h.sum(axis=0)
+    expected = to_numpy(sk.softmax(LOGITS)) * draws
+    assert counts[4] == 0
+    assert stats.chisquare(counts[:4], expected[:4]).pvalue > 1e-4
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.value)
+def test_soft_samples_are_distributions_and_reproducible(backend):
+    skip_missing(backend)
+    x = backend.asarray(np.tile(LOGITS.astype(np.float32), (6, 1)))
+    a = to_numpy(sk.gumbel_softmax(x, temperature=0.5, rng=rng_for(backend, 3)))
+    b = to_numpy(sk.gumbel_softmax(x, temperature=0.5, rng=rng_for(backend, 3)))
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(a.sum(axis=1), 1.0, rtol=1e-5)
+    assert np.all(a[:, 4] == 0) and np.all(a >= 0)
+    assert not np.array_equal(a[0], a[1])  # each row has its own noise
+
+
+def test_edge_rows():
+    x = np.array([[-np.inf, -np.inf, -np.inf], [0.0, np.nan, 1.0], [np.inf, 3.0, np.inf]])
+    soft = sk.gumbel_softmax(x, rng=0)
+    hard = sk.gumbel_softmax(x, hard=True, rng=0)
+    np.testing.assert_array_equal(soft[0], 0.0)
+    np.testing.assert_array_equal(hard[0], 0.0)
+    assert np.all(np.isnan(soft[1])) and np.all(np.isnan(hard[1]))
+    assert soft[2, 1] == 0 and hard[2, 1] == 0 and hard[2].sum() == 1
+    # +inf rows draw among their +inf entries at random (the Gumbel-max limit).
+    many = sk.gumbel_softmax(np.tile(x[2], (2000, 1)), hard=True, rng=1)
+    assert 800 < many[:, 0].sum() < 1200 and many[:, 1].sum() == 0
+
+
+def test_arguments():
+    with pytest.raises(ValueError, match="temperature must be finite and > 0"):
+        sk.gumbel_softmax([1.0, 2.0], temperature=0.0)
+    with pytest.raises(TypeError, match="rng must be"):
+        sk.gumbel_softmax([1.0, 2.0], rng=1.5)
+    assert sk.gumbel_softmax(np.zeros((2, 3, 4)), axis=1, rng=0).sum(axis=1) == pytest.approx(np.ones((2, 4)))
+
+
+def test_straight_through_gradient_in_torch():
+    torch = pytest.importorskip("torch")
+    logits = torch.tensor([[0.3, 1.2, -0.5, 0.9]], requires_grad=True)
+    weights = torch.tensor([1.0, -2.0, 0.5, 3.0])
+    hard = sk.gumbel_softmax(logits, temperature=0.7, hard=True, rng=torch.Generator().manual_seed(4))
+    (hard * weights).sum().backward()
+    assert torch.equal(hard.detach().sum(-1), torch.ones(1))
+    straight = logits.grad.clone()
+    logits.grad = None
+    soft = sk.gumbel_softmax(logits, temperature=0.7, rng=torch.Generator().manual_seed(4))
+    (soft * weights).sum().backward()
+    torch.testing.assert_close(straight, logits.grad)
+    assert straight.abs().sum() > 0
+
+
+def test_straight_through_gradient_in_jax():
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    logits = jnp.array([[0.3, 1.2, -0.5, 0.9]])
+    weights = jnp.array([1.0, -2.0, 0.5, 3.0])
+    key = jax.random.key(4)
+
+    def loss(x, hard):
+        return (sk.gumbel_softmax(x, temperature=0.7, hard=hard, rng=key) * weights).sum()
+
+    straight = jax.grad(loss)(logits, True)
+    np.testing.assert_allclose(np.asarray(straight), np.asarray(jax.grad(loss)(logits, False)), rtol=1e-6)
+    assert float(jnp.abs(straight).sum()) > 0
+    hard = sk.gumbel_softmax(logits, hard=True, rng=key)
+    assert float(hard.sum()) == pytest.approx(1.0)
