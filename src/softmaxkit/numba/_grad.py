@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from softmaxkit.numba._exp import EXACT_FLAGS, exp_small
 from softmaxkit.numba._sums import REDUCE_FLAGS, span_dot
@@ -15,10 +15,11 @@ def _scale_difference(s, g, out, dot):  # type: ignore[no-untyped-def]
         out[i] = s[i] * (g[i] - dot)
 
 
-@njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def softmax_vjp_rows(s, g, out):  # type: ignore[no-untyped-def]
-    """``out = s * (g - sum(g * s))`` row by row; the sum in float64, blocked and compensated."""
-    for r in prange(s.shape[0]):
+@njit(nogil=True, fastmath=EXACT_FLAGS, cache=True)
+def softmax_vjp_rows(s, g, out, start, stop):  # type: ignore[no-untyped-def]
+    """``out = s * (g - sum(g * s))`` for rows ``start .. stop``; the sum in float64, blocked
+    and compensated."""
+    for r in range(start, stop):
         dot = s.dtype.type(span_dot(g[r], s[r]))
         _scale_difference(s[r], g[r], out[r], dot)
 
@@ -38,12 +39,12 @@ def _live_difference(lp, g, out, total):  # type: ignore[no-untyped-def]
         out[i] = zero if lp[i] == -np.inf else g[i] - exp_small(lp[i]) * total
 
 
-@njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def log_softmax_vjp_rows(lp, g, out):  # type: ignore[no-untyped-def]
+@njit(nogil=True, fastmath=EXACT_FLAGS, cache=True)
+def log_softmax_vjp_rows(lp, g, out, start, stop):  # type: ignore[no-untyped-def]
     """``out = g - exp(lp) * sum(g)`` over entries with ``lp > -inf`` (0 at the others).
 
     ``lp`` must be below 40 (log-probabilities are at most 0), the domain of ``exp_small``.
     """
-    for r in prange(lp.shape[0]):
+    for r in range(start, stop):
         total = lp.dtype.type(_live_sum(lp[r], g[r]))
         _live_difference(lp[r], g[r], out[r], total)

@@ -16,11 +16,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from softmaxkit.numba._exp import EXACT_FLAGS, exp_small, log_positive
 from softmaxkit.numba._rows import settled_row
-from softmaxkit.numba._small import SMALL, TILE, TILES_PER_TASK, load_tile
+from softmaxkit.numba._small import TILE, TILES_PER_TASK, load_tile
 from softmaxkit.numba._sums import REDUCE_FLAGS, store_exp, sum_exp
 
 
@@ -133,30 +133,34 @@ def _tile_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, w
             losses[r] = row_cross_entropy(x[r], grad[r], label, counted[r], w, smoothing, scale, want_grad)
 
 
-@njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def cross_entropy_rows(x, grad, labels, counted, w, smoothing, scale, want_grad):  # type: ignore[no-untyped-def]
-    """Per-row losses (float64) of class-index targets; gradients into ``grad`` if wanted.
+@njit(nogil=True, fastmath=EXACT_FLAGS, cache=True)
+def cross_entropy_small_rows(x, grad, losses, labels, counted, w, smoothing, scale, want_grad,  # type: ignore[no-untyped-def]
+                             start, stop):
+    """:func:`cross_entropy_rows` for rows of at most ``SMALL`` classes, tiled as in
+    :mod:`softmaxkit.numba._small`: tasks ``start .. stop`` (``_small.tasks``)."""
+    rows, n = x.shape
+    step = TILE * TILES_PER_TASK
+    for k in range(start, stop):
+        tile = np.empty((n, TILE), dtype=x.dtype)  # scratch per task: see _small
+        e = np.empty((n, TILE), dtype=x.dtype)
+        narrow = np.empty((4, TILE), dtype=x.dtype)
+        wide = np.empty((5, TILE), dtype=np.float64)
+        for r0 in range(k * step, min(rows, (k + 1) * step), TILE):
+            _tile_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, r0,
+                                min(TILE, rows - r0), tile, e, narrow, wide)
+
+
+@njit(nogil=True, fastmath=EXACT_FLAGS, cache=True)
+def cross_entropy_rows(x, grad, losses, labels, counted, w, smoothing, scale, want_grad,  # type: ignore[no-untyped-def]
+                       start, stop):
+    """Losses (float64, into ``losses``) of rows ``start .. stop`` with class-index targets;
+    gradients into ``grad`` if wanted.
 
     ``labels`` of rows that are not ``counted`` are never read (they may be out of range).
     """
-    if x.shape[1] <= SMALL:
-        rows, n = x.shape
-        losses = np.empty(rows, dtype=np.float64)
-        step = TILE * TILES_PER_TASK
-        for k in prange((rows + step - 1) // step):
-            tile = np.empty((n, TILE), dtype=x.dtype)  # scratch per task: see _small
-            e = np.empty((n, TILE), dtype=x.dtype)
-            narrow = np.empty((4, TILE), dtype=x.dtype)
-            wide = np.empty((5, TILE), dtype=np.float64)
-            for r0 in range(k * step, min(rows, (k + 1) * step), TILE):
-                _tile_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, r0,
-                                    min(TILE, rows - r0), tile, e, narrow, wide)
-        return losses
-    losses = np.empty(x.shape[0], dtype=np.float64)
-    for r in prange(x.shape[0]):
+    for r in range(start, stop):
         label = labels[r] if counted[r] else 0
         losses[r] = row_cross_entropy(x[r], grad[r], label, counted[r], w, smoothing, scale, want_grad)
-    return losses
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
@@ -183,19 +187,19 @@ def _chunk_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, 
                 gs[j] = gtile[j, i]
 
 
-@njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def cross_entropy_columns(x, grad, labels, counted, w, smoothing, scale, want_grad, width):  # type: ignore[no-untyped-def]
-    """:func:`cross_entropy_rows` with the classes on axis 1 of a C-contiguous 3-d array.
+@njit(nogil=True, fastmath=EXACT_FLAGS, cache=True)
+def cross_entropy_columns(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, width,  # type: ignore[no-untyped-def]
+                          start, stop):
+    """:func:`cross_entropy_rows` with the classes on axis 1 of a C-contiguous 3-d array:
+    chunks ``start .. stop`` of ``width`` columns, as in ``softmax_columns``.
 
-    Sample ``(o, j)`` is row ``o * inner + j`` of ``labels``, ``counted`` and the losses;
+    Sample ``(o, j)`` is row ``o * inner + j`` of ``labels``, ``counted`` and ``losses``;
     ``grad`` has ``x``'s shape (or any shape when ``want_grad`` is false: it is not touched).
     """
-    outer, _, inner = x.shape
-    losses = np.empty(outer * inner, dtype=np.float64)
+    inner = x.shape[2]
     chunks = (inner + width - 1) // width
-    for k in prange(outer * chunks):
+    for k in range(start, stop):
         o = k // chunks
         j0 = (k - o * chunks) * width
         _chunk_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, o, j0,
                              min(width, inner - j0))
-    return losses

@@ -10,7 +10,7 @@ whose maximum is ``+inf`` are redone by the row kernel, which knows their limit.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from softmaxkit.numba._exp import EXACT_FLAGS, exp_small, log_positive
 from softmaxkit.numba._rows import row_softmax
@@ -83,12 +83,19 @@ def _tile_softmax(x, out, r0, rows, inv_t, log, tile, narrow, wide):  # type: ig
             row_softmax(x[r0 + j], out[r0 + j], inv_t, log)
 
 
-@njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def softmax_small_rows(x, out, inv_t, log):  # type: ignore[no-untyped-def]
-    """softmax (or log_softmax) over axis 1 of a C-contiguous 2-d array with short rows."""
+def tasks(rows: int) -> int:
+    """Work items of the tiled kernels: groups of ``TILES_PER_TASK`` tiles."""
+    step = TILE * TILES_PER_TASK
+    return (rows + step - 1) // step
+
+
+@njit(nogil=True, fastmath=EXACT_FLAGS, cache=True)
+def softmax_small_rows(x, out, inv_t, log, start, stop):  # type: ignore[no-untyped-def]
+    """softmax (or log_softmax) over axis 1 of a C-contiguous 2-d array with short rows:
+    tasks ``start .. stop`` (:func:`tasks`)."""
     rows = x.shape[0]
     step = TILE * TILES_PER_TASK
-    for k in prange((rows + step - 1) // step):
+    for k in range(start, stop):
         # Scratch per task, not per tile: an allocation costs as much as a tile's arithmetic.
         tile = np.empty((x.shape[1], TILE), dtype=x.dtype)
         narrow = np.empty((3, TILE), dtype=x.dtype)
