@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 
-COMMANDS = ("probs", "apply", "plot", "bench", "info", "demo")
+COMMANDS = ("probs", "apply", "plot", "bench", "info", "compile", "demo")
 """Subcommand modules of this package, in the order ``--help`` lists them."""
 
 
@@ -32,9 +33,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def show_engine_notices() -> None:
+    """The numba engine's notices (a compile starting, no writable cache) as lines on stderr:
+    a command that pauses for seconds says why."""
+    engine_log = logging.getLogger("softmaxkit.numba")
+    if not any(isinstance(h, _StderrHandler) for h in engine_log.handlers):
+        engine_log.addHandler(_StderrHandler())
+        engine_log.setLevel(logging.INFO)
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes each record to the ``sys.stderr`` of the moment (tests and callers swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    @property  # type: ignore[override]
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    show_engine_notices()
     try:
         return int(args.run(args) or 0)
     except (UsageError, ValueError, TypeError, OSError) as exc:

@@ -8,9 +8,12 @@ passed to the generic engine, named in each function: complex or weighted (``b=`
 logsumexp, probability targets in cross_entropy, and vector-Jacobian products over other
 than the last axis.
 
-Kernels are compiled on first use and cached on disk (``cache=True``), so later processes
-load them instead of compiling. They release the GIL and run over fixed ranges of rows on a
-small thread pool (:mod:`softmaxkit.numba._threads`), not in Numba's threading layers.
+Kernels are compiled on first use (only those the call needs, with a notice on the
+``softmaxkit.numba`` logger) and cached on disk, so later processes load them instead of
+compiling; :func:`compile_all` (``softmaxkit compile``) compiles them all ahead of use, and
+without a writable cache directory they are compiled in each process (:mod:`._jit`). They
+release the GIL and run over fixed ranges of rows on a small thread pool
+(:mod:`softmaxkit.numba._threads`), not in Numba's threading layers.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from softmaxkit import generic
 from softmaxkit._arrays import is_half, reduced_shape
 from softmaxkit.numba import _half, _rows, _small
 from softmaxkit.numba._columns import softmax_columns
+from softmaxkit.numba._compile import cache_status, compile_all
 from softmaxkit.numba._grad import log_softmax_vjp_rows, softmax_vjp_rows
 from softmaxkit.numba._half import cross_entropy_half_rows, softmax_half_rows
 from softmaxkit.numba._layout import deliver, kernel_dtype, layout
@@ -36,8 +40,8 @@ from softmaxkit.numba._small import SMALL, softmax_small_rows
 from softmaxkit.numba._threads import get_num_threads, readonly, run, set_num_threads
 
 __all__ = [
-    "cross_entropy", "get_num_threads", "log_softmax_vjp", "logsumexp", "set_num_threads", "softmax",
-    "softmax_from_pairs", "softmax_jvp", "softmax_pairs", "softmax_vjp",
+    "cache_status", "compile_all", "cross_entropy", "get_num_threads", "log_softmax_vjp", "logsumexp",
+    "set_num_threads", "softmax", "softmax_from_pairs", "softmax_jvp", "softmax_pairs", "softmax_vjp",
 ]
 
 _CHUNK_BYTES = 128 * 1024

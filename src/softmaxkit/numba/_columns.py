@@ -11,13 +11,13 @@ number of threads.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from softmaxkit.numba._exp import EXACT_FLAGS
+from softmaxkit.numba._jit import helper, kernel
 from softmaxkit.numba._rows import row_softmax
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def _chunk_softmax(x, out, o, j0, w, inv_t, log):  # type: ignore[no-untyped-def]
     n = x.shape[1]
     # Padded rows: a tile row stride of a power of two (4 KiB for n = 1024 float32) maps the
@@ -36,7 +36,7 @@ def _chunk_softmax(x, out, o, j0, w, inv_t, log):  # type: ignore[no-untyped-def
             os[j] = tile[j, i]
 
 
-@njit(nogil=True, fastmath=EXACT_FLAGS, cache=True)
+@kernel(fastmath=EXACT_FLAGS)
 def softmax_columns(x, out, inv_t, log, width, start, stop):  # type: ignore[no-untyped-def]
     """softmax (or log_softmax) over axis 1 of a C-contiguous 3-d array into ``out``: chunks
     ``start .. stop`` of ``width`` columns (chunk ``k`` is ``k % chunks`` of outer index ``k // chunks``)."""

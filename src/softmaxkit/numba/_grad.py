@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from softmaxkit.numba._exp import EXACT_FLAGS, exp_small
+from softmaxkit.numba._jit import helper, kernel
 from softmaxkit.numba._sums import REDUCE_FLAGS, span_dot
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def _scale_difference(s, g, out, dot):  # type: ignore[no-untyped-def]
     for i in range(s.size):
         out[i] = s[i] * (g[i] - dot)
 
 
-@njit(nogil=True, fastmath=EXACT_FLAGS, cache=True)
+@kernel(fastmath=EXACT_FLAGS)
 def softmax_vjp_rows(s, g, out, start, stop):  # type: ignore[no-untyped-def]
     """``out = s * (g - sum(g * s))`` for rows ``start .. stop``; the sum in float64, blocked
     and compensated."""
@@ -24,7 +24,7 @@ def softmax_vjp_rows(s, g, out, start, stop):  # type: ignore[no-untyped-def]
         _scale_difference(s[r], g[r], out[r], dot)
 
 
-@njit(fastmath=REDUCE_FLAGS, cache=True)
+@helper(fastmath=REDUCE_FLAGS)
 def _live_sum(lp, g):  # type: ignore[no-untyped-def]
     total = 0.0
     for i in range(lp.size):
@@ -32,14 +32,14 @@ def _live_sum(lp, g):  # type: ignore[no-untyped-def]
     return total
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def _live_difference(lp, g, out, total):  # type: ignore[no-untyped-def]
     zero = lp.dtype.type(0.0)
     for i in range(lp.size):
         out[i] = zero if lp[i] == -np.inf else g[i] - exp_small(lp[i]) * total
 
 
-@njit(nogil=True, fastmath=EXACT_FLAGS, cache=True)
+@kernel(fastmath=EXACT_FLAGS)
 def log_softmax_vjp_rows(lp, g, out, start, stop):  # type: ignore[no-untyped-def]
     """``out = g - exp(lp) * sum(g)`` over entries with ``lp > -inf`` (0 at the others).
 

@@ -20,12 +20,13 @@ import math
 import numba
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.extending import intrinsic
 
 from softmaxkit._arrays import is_half
 from softmaxkit.numba import _threads as threads
 from softmaxkit.numba._exp import EXACT_FLAGS, _f32_bits, _f32_from_bits
+from softmaxkit.numba._jit import helper, kernel
 from softmaxkit.numba._loss import row_cross_entropy
 from softmaxkit.numba._rows import settled_row
 from softmaxkit.numba._sums import store_exp, sum_exp
@@ -72,7 +73,7 @@ _TWO_112 = np.float32(2.0**112)
 _HALF = np.float32(0.5)
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def half_to_float(h):  # type: ignore[no-untyped-def]
     """IEEE float16 bits to float32, exact (subnormals by one scaling multiply)."""
     em = np.int32(h) & np.int32(0x7FFF)
@@ -83,7 +84,7 @@ def half_to_float(h):  # type: ignore[no-untyped-def]
     return _f32_from_bits(np.int32(bits | sign))
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def float_to_half(f):  # type: ignore[no-untyped-def]
     """float32 to IEEE float16 bits, rounded to nearest even (F. Giesen's branch-free method)."""
     bits = _f32_bits(f)
@@ -99,12 +100,12 @@ def float_to_half(f):  # type: ignore[no-untyped-def]
     return np.uint16(o | sign)
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def bfloat_to_float(h):  # type: ignore[no-untyped-def]
     return _f32_from_bits(np.int32(np.int32(h) << np.int32(16)))
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def float_to_bfloat(f):  # type: ignore[no-untyped-def]
     """float32 to bfloat16 bits, rounded to nearest even; NaN stays a (quiet) NaN."""
     bits = _f32_bits(f)
@@ -114,19 +115,19 @@ def float_to_bfloat(f):  # type: ignore[no-untyped-def]
     return np.uint16(rounded & np.int32(0xFFFF))
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def half_in(h):  # type: ignore[no-untyped-def]
     """float16 bits to float32, exact: the instruction where there is one."""
     return _fpext_half(h) if HARDWARE_HALF else half_to_float(h)
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def half_out(f):  # type: ignore[no-untyped-def]
     """float32 to float16 bits, to nearest even: the instruction where there is one."""
     return _fptrunc_half(f) if HARDWARE_HALF else float_to_half(f)
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def _widen(h, f, bf16):  # type: ignore[no-untyped-def]
     if bf16:
         for i in range(h.size):
@@ -136,7 +137,7 @@ def _widen(h, f, bf16):  # type: ignore[no-untyped-def]
             f[i] = half_in(h[i])
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def _narrow(f, h, bf16):  # type: ignore[no-untyped-def]
     if bf16:
         for i in range(f.size):
@@ -146,7 +147,7 @@ def _narrow(f, h, bf16):  # type: ignore[no-untyped-def]
             h[i] = half_out(f[i])
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def _narrow_scaled(f, h, factor, bf16):  # type: ignore[no-untyped-def]
     if bf16:
         for i in range(f.size):
@@ -156,7 +157,7 @@ def _narrow_scaled(f, h, factor, bf16):  # type: ignore[no-untyped-def]
             h[i] = half_out(f[i] * factor)
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def _narrow_log(f, h, shift, inv_t, lse, bf16):  # type: ignore[no-untyped-def]
     if bf16:
         for i in range(f.size):
@@ -174,7 +175,7 @@ def tasks(rows: int) -> int:
     return (rows + _ROWS_PER_TASK - 1) // _ROWS_PER_TASK
 
 
-@njit(nogil=True, fastmath=EXACT_FLAGS, cache=True)
+@kernel(fastmath=EXACT_FLAGS)
 def softmax_half_rows(x, out, inv_t, log, bf16, start, stop):  # type: ignore[no-untyped-def]
     """softmax (or log_softmax) over axis 1 of half-precision bits (``uint16``) into ``out``.
 
@@ -201,14 +202,14 @@ def softmax_half_rows(x, out, inv_t, log, bf16, start, stop):  # type: ignore[no
 _CHUNK = 1 << 16
 
 
-@njit(nogil=True, fastmath=EXACT_FLAGS, cache=True)
+@kernel(fastmath=EXACT_FLAGS)
 def widen(h, f, bf16, start, stop):  # type: ignore[no-untyped-def]
     """1-d half bits ``h`` to float32 ``f`` (NumPy's ``astype(float32)``): chunks ``start .. stop``."""
     for k in range(start, stop):
         _widen(h[k * _CHUNK:(k + 1) * _CHUNK], f[k * _CHUNK:(k + 1) * _CHUNK], bf16)
 
 
-@njit(nogil=True, fastmath=EXACT_FLAGS, cache=True)
+@kernel(fastmath=EXACT_FLAGS)
 def narrow(f, h, bf16, start, stop):  # type: ignore[no-untyped-def]
     """1-d float32 ``f`` to half bits ``h``, to nearest even (NumPy's cast): chunks ``start .. stop``."""
     for k in range(start, stop):
@@ -235,7 +236,7 @@ def convert(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return result
 
 
-@njit(nogil=True, fastmath=EXACT_FLAGS, cache=True)
+@kernel(fastmath=EXACT_FLAGS)
 def cross_entropy_half_rows(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, bf16,  # type: ignore[no-untyped-def]
                             start, stop):
     """:func:`softmaxkit.numba._loss.cross_entropy_rows` on half-precision bits (``uint16``):

@@ -16,15 +16,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 from softmaxkit.numba._exp import EXACT_FLAGS, exp_small, log_positive
+from softmaxkit.numba._jit import helper, kernel
 from softmaxkit.numba._rows import settled_row
 from softmaxkit.numba._small import TILE, TILES_PER_TASK, load_tile
 from softmaxkit.numba._sums import REDUCE_FLAGS, store_exp, sum_exp
 
 
-@njit(fastmath=REDUCE_FLAGS, cache=True)
+@helper(fastmath=REDUCE_FLAGS)
 def _weighted_log_sum(x, w, shift, lse):  # type: ignore[no-untyped-def]
     """``sum_c w_c * (x_c - shift - lse)`` over classes with ``w_c != 0`` (0 * -inf adds 0)."""
     s = 0.0
@@ -34,7 +34,7 @@ def _weighted_log_sum(x, w, shift, lse):  # type: ignore[no-untyped-def]
     return s
 
 
-@njit(fastmath=REDUCE_FLAGS, cache=True)
+@helper(fastmath=REDUCE_FLAGS)
 def _weight_sum(w):  # type: ignore[no-untyped-def]
     s = 0.0
     for c in range(w.size):
@@ -42,7 +42,7 @@ def _weight_sum(w):  # type: ignore[no-untyped-def]
     return s
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def _grad_row(g, w, big_a_over_s, smooth, scale):  # type: ignore[no-untyped-def]
     t = g.dtype.type
     f, sm, sc = t(big_a_over_s), t(smooth), t(scale)
@@ -50,7 +50,7 @@ def _grad_row(g, w, big_a_over_s, smooth, scale):  # type: ignore[no-untyped-def
         g[c] = (f * g[c] - sm * w[c]) * sc
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def row_cross_entropy(x, g, label, counted, w, smoothing, scale, want_grad):  # type: ignore[no-untyped-def]
     """One row's loss (float64); writes its gradient into ``g`` when ``want_grad``."""
     n = x.size
@@ -72,7 +72,7 @@ def row_cross_entropy(x, g, label, counted, w, smoothing, scale, want_grad):  # 
     return loss
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def _tile_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, r0, rows,  # type: ignore[no-untyped-def]
                         tile, e, narrow, wide):
     # Short rows, as softmaxkit.numba._small: ``rows`` rows transposed into a tile so every
@@ -133,7 +133,7 @@ def _tile_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, w
             losses[r] = row_cross_entropy(x[r], grad[r], label, counted[r], w, smoothing, scale, want_grad)
 
 
-@njit(nogil=True, fastmath=EXACT_FLAGS, cache=True)
+@kernel(fastmath=EXACT_FLAGS)
 def cross_entropy_small_rows(x, grad, losses, labels, counted, w, smoothing, scale, want_grad,  # type: ignore[no-untyped-def]
                              start, stop):
     """:func:`cross_entropy_rows` for rows of at most ``SMALL`` classes, tiled as in
@@ -150,7 +150,7 @@ def cross_entropy_small_rows(x, grad, losses, labels, counted, w, smoothing, sca
                                 min(TILE, rows - r0), tile, e, narrow, wide)
 
 
-@njit(nogil=True, fastmath=EXACT_FLAGS, cache=True)
+@kernel(fastmath=EXACT_FLAGS)
 def cross_entropy_rows(x, grad, losses, labels, counted, w, smoothing, scale, want_grad,  # type: ignore[no-untyped-def]
                        start, stop):
     """Losses (float64, into ``losses``) of rows ``start .. stop`` with class-index targets;
@@ -163,7 +163,7 @@ def cross_entropy_rows(x, grad, losses, labels, counted, w, smoothing, scale, wa
         losses[r] = row_cross_entropy(x[r], grad[r], label, counted[r], w, smoothing, scale, want_grad)
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def _chunk_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, want_grad,  # type: ignore[no-untyped-def]
                          o, j0, width):
     # As softmax_columns: ``width`` columns transposed into a tile kept in cache, the row
@@ -187,7 +187,7 @@ def _chunk_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, 
                 gs[j] = gtile[j, i]
 
 
-@njit(nogil=True, fastmath=EXACT_FLAGS, cache=True)
+@kernel(fastmath=EXACT_FLAGS)
 def cross_entropy_columns(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, width,  # type: ignore[no-untyped-def]
                           start, stop):
     """:func:`cross_entropy_rows` with the classes on axis 1 of a C-contiguous 3-d array:

@@ -18,14 +18,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 from softmaxkit.numba._exp import EXACT_FLAGS
+from softmaxkit.numba._jit import kernel
 from softmaxkit.numba._rows import limit_row
 from softmaxkit.numba._sums import scale_span, span_max, store_exp, store_log, sum_exp
 
 
-@njit(nogil=True, fastmath=EXACT_FLAGS, cache=True)
+@kernel(fastmath=EXACT_FLAGS)
 def softmax_pair_rows(x, inv_t, row_max, total, start, stop):  # type: ignore[no-untyped-def]
     """Rows ``start .. stop``: each one's ``(max, sum of exp((x - shift) * inv_t))`` into
     ``row_max`` (x's dtype) and ``total`` (float64).
@@ -42,7 +42,7 @@ def softmax_pair_rows(x, inv_t, row_max, total, start, stop):  # type: ignore[no
         total[r] = s
 
 
-@njit(nogil=True, fastmath=EXACT_FLAGS, cache=True)
+@kernel(fastmath=EXACT_FLAGS)
 def softmax_from_pair_rows(x, out, row_max, total, inv_t, log, start, stop):  # type: ignore[no-untyped-def]
     """softmax (or log_softmax) of row pieces ``start .. stop`` of ``x`` into ``out``, from
     their rows' merged pairs."""

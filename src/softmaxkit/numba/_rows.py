@@ -20,9 +20,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 from softmaxkit.numba._exp import EXACT_FLAGS, exp_small
+from softmaxkit.numba._jit import helper, kernel
 from softmaxkit.numba._sums import (
     REDUCE_FLAGS,
     add_compensated,
@@ -39,7 +39,7 @@ SPLIT = 32768
 a block and its output stay in a core's L2 between the passes over it)."""
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def limit_row(x):  # type: ignore[no-untyped-def]
     """A row whose maximum is ``+inf``: 0 at the ``+inf`` entries, ``-inf`` elsewhere (NaN: all NaN)."""
     z = np.empty_like(x)
@@ -53,7 +53,7 @@ def limit_row(x):  # type: ignore[no-untyped-def]
     return z
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def settled_row(x):  # type: ignore[no-untyped-def]
     """``(row, shift)``: the row with a ``+inf`` maximum rewritten by :func:`limit_row`, and
     the amount to subtract before ``exp`` (its maximum, or 0 when that is not finite)."""
@@ -64,7 +64,7 @@ def settled_row(x):  # type: ignore[no-untyped-def]
     return x, m if m > -np.inf else x.dtype.type(0.0)
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def row_softmax(x, out, inv_t, log):  # type: ignore[no-untyped-def]
     """softmax (or log_softmax) of one row into ``out`` (which may be ``x``)."""
     x, shift = settled_row(x)
@@ -77,27 +77,27 @@ def row_softmax(x, out, inv_t, log):  # type: ignore[no-untyped-def]
         scale_span(out, x.dtype.type(1.0 / s if s != 0.0 else 1.0))
 
 
-@njit(nogil=True, fastmath=EXACT_FLAGS, cache=True)
+@kernel(fastmath=EXACT_FLAGS)
 def softmax_rows(x, out, inv_t, log, start, stop):  # type: ignore[no-untyped-def]
     """softmax over axis 1 of rows ``start .. stop`` of ``x`` (rows of at most ``SPLIT``)."""
     for r in range(start, stop):
         row_softmax(x[r], out[r], inv_t, log)
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def _mask_into(x, mask, out):  # type: ignore[no-untyped-def]
     for i in range(x.size):
         out[i] = x[i] if mask[i] else -np.inf
 
 
-@njit(nogil=True, fastmath=EXACT_FLAGS, cache=True)
+@kernel(fastmath=EXACT_FLAGS)
 def mask_rows(x, mask, out, start, stop):  # type: ignore[no-untyped-def]
     """``out = where(mask, x, -inf)`` over rows ``start .. stop`` of 2-d arrays (``out`` may be ``x``)."""
     for r in range(start, stop):
         _mask_into(x[r], mask[r], out[r])
 
 
-@njit(nogil=True, fastmath=EXACT_FLAGS, cache=True)
+@kernel(fastmath=EXACT_FLAGS)
 def softmax_masked_rows(x, mask, out, inv_t, log, start, stop):  # type: ignore[no-untyped-def]
     """softmax over axis 1 of ``x`` with the entries where ``mask`` is False excluded.
 
@@ -109,7 +109,7 @@ def softmax_masked_rows(x, mask, out, inv_t, log, start, stop):  # type: ignore[
         row_softmax(out[r], out[r], inv_t, log)
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def merge_blocks(block_max, block_sum, inv_t):  # type: ignore[no-untyped-def]
     """One row's ``(shift, sum of exp((x - shift) * inv_t))`` from its blocks' pairs, in order.
 
@@ -130,7 +130,7 @@ def merge_blocks(block_max, block_sum, inv_t):  # type: ignore[no-untyped-def]
     return m, shift, total + carry
 
 
-@njit(nogil=True, fastmath=EXACT_FLAGS, cache=True)
+@kernel(fastmath=EXACT_FLAGS)
 def long_row_blocks(x, out, inv_t, log, block_max, block_sum, start, stop):  # type: ignore[no-untyped-def]
     """Pass 1 of rows longer than ``SPLIT``, blocks ``start .. stop`` (block ``k`` is block
     ``k % nb`` of row ``k // nb``): its max, and exp(z - block max) summed (softmax: also
@@ -153,7 +153,7 @@ def long_row_blocks(x, out, inv_t, log, block_max, block_sum, start, stop):  # t
             block_sum[k] = store_exp(block, out[r][lo:hi], shift, inv_t)
 
 
-@njit(nogil=True, fastmath=EXACT_FLAGS, cache=True)
+@kernel(fastmath=EXACT_FLAGS)
 def long_row_merge(x, out, inv_t, log, block_max, block_sum, shifts, totals, special):  # type: ignore[no-untyped-def]
     """Each row's blocks merged in order (cheap: one pair per block); rows whose max is
     ``+inf`` are computed whole here and marked ``special``."""
@@ -167,7 +167,7 @@ def long_row_merge(x, out, inv_t, log, block_max, block_sum, shifts, totals, spe
             row_softmax(x[r], out[r], inv_t, log)
 
 
-@njit(nogil=True, fastmath=EXACT_FLAGS, cache=True)
+@kernel(fastmath=EXACT_FLAGS)
 def long_row_finish(x, out, inv_t, log, block_max, shifts, totals, special, start, stop):  # type: ignore[no-untyped-def]
     """Pass 2, blocks ``start .. stop``: log_softmax from x; softmax rescales each stored
     block by exp(m_b - M) / S."""
@@ -189,7 +189,7 @@ def long_row_finish(x, out, inv_t, log, block_max, shifts, totals, special, star
             scale_span(out[r][lo:hi], x.dtype.type(rescale / s if s != 0.0 else rescale))
 
 
-@njit(fastmath=REDUCE_FLAGS, cache=True)
+@helper(fastmath=REDUCE_FLAGS)
 def _count_rest(x, m):  # type: ignore[no-untyped-def]
     count = 0
     rest = x.dtype.type(0.0)
@@ -200,7 +200,7 @@ def _count_rest(x, m):  # type: ignore[no-untyped-def]
     return count, rest
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def has_nan(x):  # type: ignore[no-untyped-def]
     for i in range(x.size):
         if x[i] != x[i]:
@@ -208,7 +208,7 @@ def has_nan(x):  # type: ignore[no-untyped-def]
     return False
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def row_logsumexp(x):  # type: ignore[no-untyped-def]
     """``log(sum(exp(x)))`` of one row in float64, as ``max + log(k) + log1p(rest / k)``.
 
@@ -228,7 +228,7 @@ def row_logsumexp(x):  # type: ignore[no-untyped-def]
     return np.float64(m) + (math.log(count) + math.log1p(rest / count))
 
 
-@njit(nogil=True, fastmath=EXACT_FLAGS, cache=True)
+@kernel(fastmath=EXACT_FLAGS)
 def logsumexp_rows(x, out, start, stop):  # type: ignore[no-untyped-def]
     """:func:`row_logsumexp` of rows ``start .. stop`` of a 2-d array into ``out`` (float64)."""
     for r in range(start, stop):

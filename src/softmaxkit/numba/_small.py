@@ -10,9 +10,9 @@ whose maximum is ``+inf`` are redone by the row kernel, which knows their limit.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from softmaxkit.numba._exp import EXACT_FLAGS, exp_small, log_positive
+from softmaxkit.numba._jit import helper, kernel
 from softmaxkit.numba._rows import row_softmax
 from softmaxkit.numba._sums import shifted
 
@@ -22,7 +22,7 @@ TILE = 128
 TILES_PER_TASK = 8
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def load_tile(x, r0, rows, tile, m, shift):  # type: ignore[no-untyped-def]
     """Rows ``r0 .. r0 + rows`` of ``x`` transposed into ``tile``; each row's max into ``m`` and
     its shift (the max when finite, else 0) into ``shift``."""
@@ -41,7 +41,7 @@ def load_tile(x, r0, rows, tile, m, shift):  # type: ignore[no-untyped-def]
         shift[j] = m[j] if -np.inf < m[j] < np.inf else 0.0
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def _tile_softmax(x, out, r0, rows, inv_t, log, tile, narrow, wide):  # type: ignore[no-untyped-def]
     # tile: (n, TILE) scratch; narrow: (3, TILE) in x's dtype; wide: (2, TILE) float64.
     n = x.shape[1]
@@ -89,7 +89,7 @@ def tasks(rows: int) -> int:
     return (rows + step - 1) // step
 
 
-@njit(nogil=True, fastmath=EXACT_FLAGS, cache=True)
+@kernel(fastmath=EXACT_FLAGS)
 def softmax_small_rows(x, out, inv_t, log, start, stop):  # type: ignore[no-untyped-def]
     """softmax (or log_softmax) over axis 1 of a C-contiguous 2-d array with short rows:
     tasks ``start .. stop`` (:func:`tasks`)."""

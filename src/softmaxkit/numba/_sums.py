@@ -13,9 +13,9 @@ non-negative and emits no wraparound test, which would stop LLVM from vectorisin
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from softmaxkit.numba._exp import EXACT_FLAGS, exp_small, float_key, key_float
+from softmaxkit.numba._jit import helper
 
 REDUCE_FLAGS = {"reassoc", "contract", "nsz"}
 """Flags of the inner loops: reassociation lets LLVM vectorise the sums (and only the sums)."""
@@ -23,7 +23,7 @@ REDUCE_FLAGS = {"reassoc", "contract", "nsz"}
 BLOCK = 512
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def add_compensated(total, carry, value):  # type: ignore[no-untyped-def]
     """Neumaier's step: ``total + carry`` stays the exact sum to within one rounding."""
     t = total + value
@@ -34,13 +34,13 @@ def add_compensated(total, carry, value):  # type: ignore[no-untyped-def]
     return t, carry
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def shifted(v, shift, inv_t):  # type: ignore[no-untyped-def]
     """``(v - shift) * inv_t``, kept exact inside ``reassoc`` loops (no distribution over ``-``)."""
     return (v - shift) * inv_t
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def span_max(x):  # type: ignore[no-untyped-def]
     """The largest entry of ``x``; ``-inf`` when empty; a NaN may or may not win.
 
@@ -54,7 +54,7 @@ def span_max(x):  # type: ignore[no-untyped-def]
     return key_float(key)
 
 
-@njit(fastmath=REDUCE_FLAGS, cache=True)
+@helper(fastmath=REDUCE_FLAGS)
 def _block_sum_exp(x, shift, inv_t):  # type: ignore[no-untyped-def]
     s = x.dtype.type(0.0)
     for i in range(x.size):
@@ -62,7 +62,7 @@ def _block_sum_exp(x, shift, inv_t):  # type: ignore[no-untyped-def]
     return s
 
 
-@njit(fastmath=REDUCE_FLAGS, cache=True)
+@helper(fastmath=REDUCE_FLAGS)
 def _block_store_exp(x, out, shift, inv_t):  # type: ignore[no-untyped-def]
     s = x.dtype.type(0.0)
     for i in range(x.size):
@@ -72,7 +72,7 @@ def _block_store_exp(x, out, shift, inv_t):  # type: ignore[no-untyped-def]
     return s
 
 
-@njit(fastmath=REDUCE_FLAGS, cache=True)
+@helper(fastmath=REDUCE_FLAGS)
 def _block_exp_in_place(x, shift, inv_t):  # type: ignore[no-untyped-def]
     s = x.dtype.type(0.0)
     for i in range(x.size):
@@ -82,7 +82,7 @@ def _block_exp_in_place(x, shift, inv_t):  # type: ignore[no-untyped-def]
     return s
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def sum_exp(x, shift, inv_t):  # type: ignore[no-untyped-def]
     """``sum(exp((x - shift) * inv_t))`` in float64 (NaN if a term is NaN)."""
     total, carry = 0.0, 0.0
@@ -92,7 +92,7 @@ def sum_exp(x, shift, inv_t):  # type: ignore[no-untyped-def]
     return total + carry
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def store_exp(x, out, shift, inv_t):  # type: ignore[no-untyped-def]
     """Write ``exp((x - shift) * inv_t)`` into ``out``; return their float64 sum.
 
@@ -112,7 +112,7 @@ def store_exp(x, out, shift, inv_t):  # type: ignore[no-untyped-def]
     return total + carry
 
 
-@njit(fastmath=REDUCE_FLAGS, cache=True)
+@helper(fastmath=REDUCE_FLAGS)
 def _block_dot(x, y):  # type: ignore[no-untyped-def]
     s = x.dtype.type(0.0)
     for i in range(x.size):
@@ -120,7 +120,7 @@ def _block_dot(x, y):  # type: ignore[no-untyped-def]
     return s
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def span_dot(x, y):  # type: ignore[no-untyped-def]
     """``sum(x * y)`` in float64, blocked and compensated."""
     total, carry = 0.0, 0.0
@@ -129,14 +129,14 @@ def span_dot(x, y):  # type: ignore[no-untyped-def]
     return total + carry
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def scale_span(out, factor):  # type: ignore[no-untyped-def]
     """``out *= factor``."""
     for i in range(out.size):
         out[i] *= factor
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def store_log(x, out, shift, inv_t, lse):  # type: ignore[no-untyped-def]
     """``out = (x - shift) * inv_t - lse`` (log_softmax's last pass); ``out`` may be ``x``.
 
