@@ -128,7 +128,7 @@ def test_cli_compile_and_info(tmp_path: object) -> None:
                           capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "1 of" in done.stdout and str(tmp_path) in done.stdout
-    assert done.stderr.count("compiling") == 1  # the command's own line; no library notice
+    assert "compiling" not in done.stderr  # progress lines only on a terminal
     bad = subprocess.run([*command, "compile", "--jobs", "0"], capture_output=True, text=True, env=env,
                          timeout=600)
     assert bad.returncode == 2 and "--jobs" in bad.stderr
@@ -188,3 +188,44 @@ def test_an_exception_in_one_range_reaches_the_caller() -> None:
     finally:
         sknumba.set_num_threads(before)
     assert sorted(calls) == [(0, 5), (5, 10)]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs a pseudo-terminal")
+def test_cli_says_once_on_a_terminal_that_it_compiles(tmp_path: object) -> None:
+    """A command that compiles kernels on first use prints one status line on stderr (a
+    terminal), so a pause of seconds is explained; a warm cache prints none."""
+    import pty
+    import threading
+
+    path = f"{tmp_path}/logits.npy"
+    np.save(path, np.random.default_rng(0).standard_normal((1000, 10)))
+    env = {**os.environ, "NUMBA_CACHE_DIR": f"{tmp_path}/cache"}
+
+    def stderr_of_apply() -> str:
+        master, slave = pty.openpty()
+        chunks: list[bytes] = []
+
+        def drain() -> None:
+            while True:
+                try:
+                    data = os.read(master, 4096)
+                except OSError:  # EIO: the terminal's other end is closed
+                    return
+                if not data:
+                    return
+                chunks.append(data)
+
+        reader = threading.Thread(target=drain)
+        reader.start()
+        command = [sys.executable, "-m", "softmaxkit.cli", "apply", path, "-o", f"{tmp_path}/p.npy"]
+        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=slave, env=env, timeout=600)
+        os.close(slave)
+        reader.join(timeout=30)
+        os.close(master)
+        assert done.returncode == 0
+        return b"".join(chunks).decode(errors="replace")
+
+    cold = stderr_of_apply()
+    assert cold.count("compiling numba kernels") == 1, cold
+    assert "softmaxkit compile" in cold
+    assert "compiling" not in stderr_of_apply()

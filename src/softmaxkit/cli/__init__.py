@@ -34,9 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def show_engine_notices() -> None:
-    """The numba engine's notices (a compile starting, no writable cache) as lines on stderr:
-    a command that pauses for seconds says why."""
+    """The numba engine's notices (a compile starting) as lines on stderr when it is a terminal:
+    a command that pauses for seconds says why. Its warnings (no writable cache) reach stderr
+    in any case, through logging's last-resort handler."""
     engine_log = logging.getLogger("softmaxkit.numba")
+    if not sys.stderr.isatty():
+        return
     if not any(isinstance(h, _StderrHandler) for h in engine_log.handlers):
         engine_log.addHandler(_StderrHandler())
         engine_log.setLevel(logging.INFO)

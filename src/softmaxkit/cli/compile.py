@@ -33,8 +33,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"the numba engine needs {', '.join(missing)}: pip install 'softmaxkit[numba]'")
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
-    print("softmaxkit compile: compiling the numba kernels for this machine (seconds each)...",
-          file=sys.stderr, flush=True)
+    if sys.stderr.isatty():
+        print("softmaxkit compile: compiling the numba kernels for this machine (seconds each)...",
+              file=sys.stderr, flush=True)
     from softmaxkit.numba import cache_status, compile_all
 
     seconds = compile_all(args.functions, args.dtypes, jobs=args.jobs)
