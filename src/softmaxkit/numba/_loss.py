@@ -121,11 +121,10 @@ def _tile_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, w
             for j in range(rows):
                 ei[j] = (f[j] * ei[j] - sm[j] * wi) * sc
         for j in range(rows):
-            g = grad[r0 + j]
-            for i in range(n):
-                g[i] = e[i, j]
+            for i in range(n):  # 2-d indexing: a row view per row costs atomic reference counts
+                grad[r0 + j, i] = e[i, j]
             if counted[r0 + j]:
-                g[labels[r0 + j]] -= t(hot[j] * scale)
+                grad[r0 + j, labels[r0 + j]] -= t(hot[j] * scale)
     for j in range(rows):  # rows whose max is +inf: the row kernel knows their limit
         if m[j] == np.inf:
             r = r0 + j

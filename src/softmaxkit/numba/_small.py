@@ -28,9 +28,11 @@ def load_tile(x, r0, rows, tile, m, shift):  # type: ignore[no-untyped-def]
     its shift (the max when finite, else 0) into ``shift``."""
     n = x.shape[1]
     for j in range(rows):
-        row = x[r0 + j]
+        # 2-d indexing, not a view of each row: a view takes and drops a reference to the array
+        # (two atomic operations), which cost more than the row's arithmetic (1,000,000 x 10
+        # float32, one thread: 23 -> 13 ms).
         for i in range(n):
-            tile[i, j] = row[i]
+            tile[i, j] = x[r0 + j, i]
     for j in range(rows):
         m[j] = -np.inf
     for i in range(n):
@@ -75,9 +77,8 @@ def _tile_softmax(x, out, r0, rows, inv_t, log, tile, narrow, wide):  # type: ig
                 ti[j] *= factor[j]
     for j in range(rows):
         if m[j] != np.inf:
-            row = out[r0 + j]
             for i in range(n):
-                row[i] = tile[i, j]
+                out[r0 + j, i] = tile[i, j]
     for j in range(rows):  # after the others: with out = x, these rows are still unread input
         if m[j] == np.inf:
             row_softmax(x[r0 + j], out[r0 + j], inv_t, log)
