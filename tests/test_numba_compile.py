@@ -4,7 +4,6 @@ compiling (``softmaxkit compile``), notices, no writable cache, its thread pool.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -146,30 +145,32 @@ def test_set_num_threads() -> None:
         sknumba.set_num_threads(before)
 
 
-def _child_softmax(queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    x = np.ones((256, 1024), np.float32)
-    queue.put(float(sk.softmax(x, engine="numba").sum()))
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_pool_works_after_fork() -> None:
     """A child forked after the pool started has none of its threads: it builds its own
-    (the parent's pool object would wait forever for them)."""
-    before = sknumba.get_num_threads()
-    sknumba.set_num_threads(2)
-    try:
-        x = np.ones((256, 1024), np.float32)
-        sk.softmax(x, engine="numba")  # the pool is running
-        assert _threads.parts_for(256, x.size) == 2
-        context = multiprocessing.get_context("fork")
-        queue = context.Queue()
-        child = context.Process(target=_child_softmax, args=(queue,))
-        child.start()
-        child.join(timeout=120)
-        assert child.exitcode == 0
-        assert queue.get(timeout=5) == pytest.approx(256.0)
-    finally:
-        sknumba.set_num_threads(before)
+    (the parent's pool object would wait forever for them). In a fresh interpreter: forking
+    this one, which has imported JAX, warns."""
+    code = """
+import multiprocessing, numpy as np, softmaxkit as sk
+from softmaxkit import numba as engine
+from softmaxkit.numba import _threads
+engine.set_num_threads(2)
+x = np.ones((256, 1024), np.float32)
+sk.softmax(x, engine="numba")  # the pool is running
+assert _threads.parts_for(256, x.size) == 2
+def child(queue):
+    queue.put(float(sk.softmax(x, engine="numba").sum()))
+context = multiprocessing.get_context("fork")
+queue = context.Queue()
+process = context.Process(target=child, args=(queue,))
+process.start()
+process.join(timeout=300)
+assert process.exitcode == 0, process.exitcode
+print(queue.get(timeout=5))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) == pytest.approx(256.0)
 
 
 def test_an_exception_in_one_range_reaches_the_caller() -> None:
