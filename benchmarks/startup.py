@@ -41,8 +41,9 @@ t3 = now(); sk.softmax(x64)
 t4 = now(); sk.softmax(x)
 t5 = now()
 span = lambda a, b: [b[0] - a[0], b[1] - a[1]]
-print(json.dumps({"import": span(t0, t1), "softmax f32": span(t1, t2), "cross_entropy+grad f32": span(t2, t3),
-                  "softmax f64": span(t3, t4), "three first calls": span(t1, t4), "second softmax f32": span(t4, t5)}))
+print(json.dumps({"import": span(t0, t1), "softmax f32": span(t1, t2),
+                  "cross_entropy+grad f32": span(t2, t3), "softmax f64": span(t3, t4),
+                  "three first calls": span(t1, t4), "second softmax f32": span(t4, t5)}))
 """
 
 
@@ -90,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             runs = []
             for _ in range(args.repeats):
                 with tempfile.TemporaryDirectory() as cache:
-                    runs.append(_timed([sys.executable, "-m", "softmaxkit.cli", "compile", "--jobs", str(jobs)],
-                                       cache))
+                    command = [sys.executable, "-m", "softmaxkit.cli", "compile", "--jobs", str(jobs)]
+                    runs.append(_timed(command, cache))
             _report(f"--jobs {jobs}", runs)
     return 0
 

@@ -8,9 +8,6 @@ into blocks (longer than ``_rows.SPLIT``), non-last axes (the column kernels), t
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -19,11 +16,12 @@ numba = pytest.importorskip("numba")
 ml_dtypes = pytest.importorskip("ml_dtypes")
 
 import softmaxkit as sk  # noqa: E402
+from backends import forced  # noqa: E402
 from softmaxkit import generic  # noqa: E402
 from softmaxkit import numba as sknumba  # noqa: E402
 from softmaxkit._arrays import compute_dtype  # noqa: E402
-from softmaxkit._engines import NUMBA_MIN_SIZE, choose_engine  # noqa: E402
 from softmaxkit.numba import _rows  # noqa: E402
+from tolerance import arithmetic_eps, assert_spec_close  # noqa: E402
 
 DTYPES = [np.float32, np.float64, np.float16, ml_dtypes.bfloat16]
 LONG = _rows.SPLIT * 3 + 17  # split into blocks, with a ragged last block
@@ -41,12 +39,6 @@ LAYOUTS = [
 ]
 
 
-def _eps(dtype: object) -> float:
-    """Machine epsilon of the arithmetic: float32 for the half types (SPEC §2)."""
-    d = np.dtype(dtype)
-    return float(np.finfo(np.float64 if d == np.float64 else np.float32).eps)
-
-
 def _specials(x: np.ndarray, axis: object) -> np.ndarray:
     """``x`` with the SPEC §2 special rows planted along ``axis`` (if it has room for them)."""
     x = x.copy()
@@ -62,12 +54,16 @@ def _specials(x: np.ndarray, axis: object) -> np.ndarray:
 
 
 def _both(function: str, *args: object, **kwargs: object) -> tuple[object, object]:
+    """The Numba engine's result (or, for a gap the registry declares, the engine's that covers
+    it) and the generic engine's."""
     f = getattr(sk, function)
-    return f(*args, engine="numba", **kwargs), f(*args, engine="generic", **kwargs)
+    return forced(f, *args, engine="numba", **kwargs), f(*args, engine="generic", **kwargs)
 
 
 def _assert_same(a: object, b: object, dtype: object, *, log: bool = False, ulps: float = 8) -> None:
-    """Same shape, dtype and special values; finite values within the SPEC-sized tolerance."""
+    """Same shape, dtype and special values; finite values within ``ulps`` units of the
+    arithmetic's eps of the generic engine's. Not SPEC §2's bound (tests/tolerance.py): two
+    implementations of the same operations agree far more closely than either meets it."""
     if isinstance(a, tuple):
         for u, v in zip(a, b, strict=True):
             _assert_same(u, v, dtype, log=log, ulps=ulps)
@@ -79,7 +75,7 @@ def _assert_same(a: object, b: object, dtype: object, *, log: bool = False, ulps
     np.testing.assert_array_equal(np.isnan(a64), np.isnan(b64))
     np.testing.assert_array_equal(np.isinf(a64) * np.sign(a64), np.isinf(b64) * np.sign(b64))
     fin = np.isfinite(a64)
-    out_eps = max(_eps(dtype), float(np.finfo(a.dtype).eps) if a.dtype.kind == "f" else 0.0)
+    out_eps = max(arithmetic_eps(dtype), float(np.finfo(a.dtype).eps) if a.dtype.kind == "f" else 0.0)
     if str(a.dtype) == "bfloat16":
         out_eps = 2.0**-7
     tol = ulps * out_eps * (1 + np.abs(b64[fin])) if log else ulps * out_eps * (np.abs(b64[fin]) + 1e-30)
@@ -177,14 +173,6 @@ def test_cross_entropy_of_transposed_logits(axis: int) -> None:
     for reduction in ("none", "mean"):
         _assert_same(*_both("cross_entropy", x, labels, axis=axis, reduction=reduction, return_grad=True),
                      np.float32, log=True, ulps=64)
-
-
-def test_cross_entropy_probability_targets() -> None:
-    rng = np.random.default_rng(4)
-    x = rng.standard_normal((5, 6, 3)).astype(np.float32)
-    target = sk.softmax(rng.standard_normal(x.shape), axis=1)
-    _assert_same(*_both("cross_entropy", x, target, axis=1, label_smoothing=0.1, return_grad=True),
-                 np.float32, log=True, ulps=64)
 
 
 # --- pieces of rows (the blocks of a Dask array whose softmax axis is chunked) -----------------
@@ -317,17 +305,14 @@ def test_accuracy_within_spec_bounds(shape: tuple[int, ...], axis: int, dtype: o
     """
     rng = np.random.default_rng(7)
     x = (rng.standard_normal(shape) * 20).astype(dtype)
-    eps = _eps(dtype)
     ref_dtype = np.longdouble if dtype == np.float64 else np.float64
     z = x.astype(ref_dtype) - np.max(x, axis=axis, keepdims=True).astype(ref_dtype)
     lse = np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
-    p = sk.softmax(x, axis=axis, engine="numba").astype(ref_dtype)
     p_true = np.exp(z - lse)
-    normal = p_true >= np.finfo(dtype).tiny
-    spread = np.sum(p_true * np.abs(z), axis=axis, keepdims=True)
-    assert np.all((np.abs(p - p_true) <= 4 * eps * (1 + np.abs(z) + spread) * p_true)[normal])
-    y = sk.log_softmax(x, axis=axis, engine="numba").astype(ref_dtype)
-    assert np.all(np.abs(y - (z - lse)) <= 8 * eps * (1 + np.abs(z - lse)))
+    spread = np.abs(z) + np.sum(p_true * np.abs(z), axis=axis, keepdims=True)
+    p, y = sk.softmax(x, axis=axis, engine="numba"), sk.log_softmax(x, axis=axis, engine="numba")
+    assert_spec_close(p, p_true.astype(np.float64), dtype, spread=spread)
+    assert_spec_close(y, (z - lse).astype(np.float64), dtype, log=True)
 
 
 def test_float64_against_mpmath() -> None:
@@ -356,87 +341,6 @@ def test_exp_ulp_error() -> None:
 
 
 # --- determinism, threads, automatic choice --------------------------------------------------
-
-def test_bitwise_identical_for_any_thread_count() -> None:
-    rng = np.random.default_rng(9)
-    cases = [
-        (rng.standard_normal((3, LONG)).astype(np.float32), -1),
-        (rng.standard_normal((300, 500)).astype(np.float64), -1),
-        (rng.standard_normal((500, 300)).astype(np.float32), 0),
-    ]
-    before = sknumba.get_num_threads()
-    results = []
-    try:
-        for threads in (1, 2, 3):  # more threads than rows in the long-row case, too
-            sknumba.set_num_threads(threads)
-            results.append([
-                (sk.softmax(x, axis=axis, engine="numba"), sk.log_softmax(x, axis=axis, engine="numba"),
-                 sk.logsumexp(x, axis=axis, engine="numba"),
-                 sk.cross_entropy(np.moveaxis(x, axis, -1), np.zeros(x.shape[axis - 1], int),
-                                  return_grad=True, engine="numba")[1])
-                for x, axis in cases
-            ])
-    finally:
-        sknumba.set_num_threads(before)
-    for one, *others in zip(*results, strict=True):
-        for other in others:
-            for a, b in zip(one, other, strict=True):
-                assert np.array_equal(a, b, equal_nan=True)
-
-
-def test_concurrent_calls_from_threads() -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
-    x = np.random.default_rng(10).standard_normal((64, 4096)).astype(np.float32)
-    expected = sk.softmax(x, engine="numba")
-    with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda _: sk.softmax(x, engine="numba"), range(8)))
-    for r in results:
-        assert np.array_equal(r, expected)
-
-
-def test_threads_under_the_workqueue_layer() -> None:
-    """Regression (issue 13.8): with Numba's workqueue threading layer (its choice without TBB
-    or OpenMP), concurrent calls from threads aborted the process. The engine no longer enters
-    a Numba threading layer at all: its kernels release the GIL and run on its own pool."""
-    code = """
-import numpy as np, softmaxkit as sk
-from concurrent.futures import ThreadPoolExecutor
-from numba.np.ufunc import parallel
-rng = np.random.default_rng(0)
-x = rng.standard_normal((256, 1024)).astype(np.float32)
-labels = rng.integers(0, 1024, 256)
-def work(_):
-    return (sk.softmax(x, engine="numba"), sk.log_softmax(x, axis=0, engine="numba"),
-            sk.logsumexp(x, axis=1, engine="numba"),
-            sk.cross_entropy(x, labels, return_grad=True, engine="numba")[1])
-first = work(0)
-with ThreadPoolExecutor(8) as pool:
-    for result in pool.map(work, range(32)):
-        assert all(np.array_equal(a, b) for a, b in zip(first, result))
-print(parallel._is_initialized)
-"""
-    env = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue"}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "False"  # no Numba threading layer was started
-
-
-def test_automatic_choice() -> None:
-    torch = pytest.importorskip("torch")
-    big = np.zeros((64, NUMBA_MIN_SIZE // 64), np.float32)
-    assert choose_engine("softmax", big).__name__ == "softmaxkit.numba"
-    assert choose_engine("cross_entropy", big).__name__ == "softmaxkit.numba"
-    assert choose_engine("softmax", np.zeros(10)).__name__ == "softmaxkit.generic"
-    assert choose_engine("softmax", torch.zeros(100_000)).__name__ == "softmaxkit.generic"
-    with pytest.raises(ValueError, match="numba"):
-        sk.softmax(torch.zeros(3), engine="numba")
-
-
-def test_import_does_not_load_numba() -> None:
-    code = "import softmaxkit, sys; softmaxkit.softmax([1.0, 2.0]); print('numba' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "False"
 
 
 @pytest.mark.parametrize("function", ["softmax", "log_softmax"])

@@ -107,9 +107,9 @@ class CacheStatus:
 
 def kernels() -> list[Any]:
     """Every kernel of the engine (the dispatchers called from Python)."""
-    from softmaxkit.numba import _columns, _grad, _half, _jit, _loss, _pieces, _rows, _small
+    from softmaxkit.numba import _columns, _grad, _half, _jit, _loss, _pieces, _rows, _short_rows
 
-    modules: Iterable[ModuleType] = (_rows, _small, _columns, _loss, _grad, _pieces, _half)
+    modules: Iterable[ModuleType] = (_rows, _short_rows, _columns, _loss, _grad, _pieces, _half)
     return [v for m in modules for k, v in vars(m).items() if _jit.is_kernel(v) and v.py_func.__name__ == k]
 
 

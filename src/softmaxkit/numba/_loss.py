@@ -20,7 +20,7 @@ import numpy as np
 from softmaxkit.numba._exp import EXACT_FLAGS, exp_small, log_positive
 from softmaxkit.numba._jit import helper, kernel
 from softmaxkit.numba._rows import settled_row
-from softmaxkit.numba._small import TILE, TILES_PER_TASK, load_tile
+from softmaxkit.numba._short_rows import TILE, TILES_PER_TASK, load_tile
 from softmaxkit.numba._sums import REDUCE_FLAGS, store_exp, sum_exp
 
 
@@ -75,7 +75,7 @@ def row_cross_entropy(x, g, label, counted, w, smoothing, scale, want_grad):  # 
 @helper(fastmath=EXACT_FLAGS)
 def _tile_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, r0, rows,  # type: ignore[no-untyped-def]
                         tile, e, narrow, wide):
-    # Short rows, as softmaxkit.numba._small: ``rows`` rows transposed into a tile so every
+    # Short rows, as softmaxkit.numba._short_rows: ``rows`` rows transposed into a tile so every
     # loop runs across rows (SIMD lanes full), with row_cross_entropy's arithmetic per row.
     # Scratch: tile and e (n, TILE) and narrow (4, TILE) in x's dtype, wide (5, TILE) float64.
     n = x.shape[1]
@@ -133,14 +133,14 @@ def _tile_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, w
 
 
 @kernel(fastmath=EXACT_FLAGS)
-def cross_entropy_small_rows(x, grad, losses, labels, counted, w, smoothing, scale, want_grad,  # type: ignore[no-untyped-def]
+def cross_entropy_short_rows(x, grad, losses, labels, counted, w, smoothing, scale, want_grad,  # type: ignore[no-untyped-def]
                              start, stop):
-    """:func:`cross_entropy_rows` for rows of at most ``SMALL`` classes, tiled as in
-    :mod:`softmaxkit.numba._small`: tasks ``start .. stop`` (``_small.tasks``)."""
+    """:func:`cross_entropy_rows` for rows of at most ``SHORT_ROWS`` classes, tiled as in
+    :mod:`softmaxkit.numba._short_rows`: tasks ``start .. stop`` (``_short_rows.tasks``)."""
     rows, n = x.shape
     step = TILE * TILES_PER_TASK
     for k in range(start, stop):
-        tile = np.empty((n, TILE), dtype=x.dtype)  # scratch per task: see _small
+        tile = np.empty((n, TILE), dtype=x.dtype)  # scratch per task: see _short_rows
         e = np.empty((n, TILE), dtype=x.dtype)
         narrow = np.empty((4, TILE), dtype=x.dtype)
         wide = np.empty((5, TILE), dtype=np.float64)

@@ -23,9 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
-PARALLEL_MIN_SIZE = 1 << 17
-"""Below this many elements kernels run on the calling thread: handing work to the pool
-costs more (about 30 us) than it saves."""
+from softmaxkit._engines import PARALLEL_MIN_SIZE
 
 
 def _default_threads() -> int:

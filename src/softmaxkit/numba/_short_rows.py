@@ -16,7 +16,7 @@ from softmaxkit.numba._jit import helper, kernel
 from softmaxkit.numba._rows import row_softmax
 from softmaxkit.numba._sums import shifted
 
-SMALL = 16
+SHORT_ROWS = 16
 """Rows up to this length take the tiled kernel."""
 TILE = 128
 TILES_PER_TASK = 8
@@ -91,7 +91,7 @@ def tasks(rows: int) -> int:
 
 
 @kernel(fastmath=EXACT_FLAGS)
-def softmax_small_rows(x, out, inv_t, log, start, stop):  # type: ignore[no-untyped-def]
+def softmax_short_rows(x, out, inv_t, log, start, stop):  # type: ignore[no-untyped-def]
     """softmax (or log_softmax) over axis 1 of a C-contiguous 2-d array with short rows:
     tasks ``start .. stop`` (:func:`tasks`)."""
     rows = x.shape[0]
