@@ -5,8 +5,8 @@ items (rows, tiles of rows, column chunks, blocks of a long row). :func:`run` cu
 into contiguous ranges, hands all but the first to a persistent pool and runs the first on the
 calling thread. Three reasons, measured or reported:
 
-- compile time: ``parallel=True`` (parfors) lowering was most of a cold compile (8,192 x 1,024
-  float32 softmax: 7.5 s cold with parfors; see BENCHMARKS.md for the figure without);
+- compile time: ``parallel=True`` (parfors) lowering was most of a cold compile (the first
+  8,192 x 1,024 float32 softmax: 6.6 s of CPU with parfors, 3.1 s without; BENCHMARKS.md);
 - thread safety: Numba's ``workqueue`` layer (the one it picks without TBB or OpenMP) aborts
   the process when two threads enter a parallel region at once; Python threads have no such limit;
 - determinism: a result never depends on the cut, because each item is computed whole by one
