@@ -18,7 +18,7 @@ from softmaxkit.numba._rows import row_softmax
 
 
 @helper(fastmath=EXACT_FLAGS)
-def _chunk_softmax(x, out, o, j0, w, inv_t, log):  # type: ignore[no-untyped-def]
+def _chunk_softmax(x, out, o, j0, w, inv_t, log):
     n = x.shape[1]
     # Padded rows: a tile row stride of a power of two (4 KiB for n = 1024 float32) maps the
     # transposing stores onto one L1 set; 16 extra elements spread them.
@@ -37,7 +37,7 @@ def _chunk_softmax(x, out, o, j0, w, inv_t, log):  # type: ignore[no-untyped-def
 
 
 @kernel(fastmath=EXACT_FLAGS)
-def softmax_columns(x, out, inv_t, log, width, start, stop):  # type: ignore[no-untyped-def]
+def softmax_columns(x, out, inv_t, log, width, start, stop):
     """softmax (or log_softmax) over axis 1 of a C-contiguous 3-d array into ``out``: chunks
     ``start .. stop`` of ``width`` columns (chunk ``k`` is ``k % chunks`` of outer index ``k // chunks``)."""
     inner = x.shape[2]

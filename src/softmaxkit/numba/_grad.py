@@ -10,13 +10,13 @@ from softmaxkit.numba._sums import REDUCE_FLAGS, span_dot
 
 
 @helper(fastmath=EXACT_FLAGS)
-def _scale_difference(s, g, out, dot):  # type: ignore[no-untyped-def]
+def _scale_difference(s, g, out, dot):
     for i in range(s.size):
         out[i] = s[i] * (g[i] - dot)
 
 
 @kernel(fastmath=EXACT_FLAGS)
-def softmax_vjp_rows(s, g, out, start, stop):  # type: ignore[no-untyped-def]
+def softmax_vjp_rows(s, g, out, start, stop):
     """``out = s * (g - sum(g * s))`` for rows ``start .. stop``; the sum in float64, blocked
     and compensated."""
     for r in range(start, stop):
@@ -25,7 +25,7 @@ def softmax_vjp_rows(s, g, out, start, stop):  # type: ignore[no-untyped-def]
 
 
 @helper(fastmath=REDUCE_FLAGS)
-def _live_sum(lp, g):  # type: ignore[no-untyped-def]
+def _live_sum(lp, g):
     total = 0.0
     for i in range(lp.size):
         total += 0.0 if lp[i] == -np.inf else np.float64(g[i])
@@ -33,14 +33,14 @@ def _live_sum(lp, g):  # type: ignore[no-untyped-def]
 
 
 @helper(fastmath=EXACT_FLAGS)
-def _live_difference(lp, g, out, total):  # type: ignore[no-untyped-def]
+def _live_difference(lp, g, out, total):
     zero = lp.dtype.type(0.0)
     for i in range(lp.size):
         out[i] = zero if lp[i] == -np.inf else g[i] - exp_small(lp[i]) * total
 
 
 @kernel(fastmath=EXACT_FLAGS)
-def log_softmax_vjp_rows(lp, g, out, start, stop):  # type: ignore[no-untyped-def]
+def log_softmax_vjp_rows(lp, g, out, start, stop):
     """``out = g - exp(lp) * sum(g)`` over entries with ``lp > -inf`` (0 at the others).
 
     ``lp`` must be below 40 (log-probabilities are at most 0), the domain of ``exp_small``.

@@ -41,7 +41,7 @@ def _converts_half_in_hardware() -> bool:
     """
     from llvmlite import binding
 
-    if numba.config.CPU_NAME is not None:
+    if getattr(numba.config, "CPU_NAME", None) is not None:  # set from the environment at import
         return False
     triple = binding.get_process_triple()
     if triple.startswith(("aarch64", "arm64")):
@@ -54,16 +54,16 @@ HARDWARE_HALF = _converts_half_in_hardware()
 
 
 @intrinsic
-def _fpext_half(typingctx, h):  # type: ignore[no-untyped-def]
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+def _fpext_half(typingctx, h):
+    def codegen(context, builder, signature, args):
         return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
 
     return types.float32(types.uint16), codegen
 
 
 @intrinsic
-def _fptrunc_half(typingctx, f):  # type: ignore[no-untyped-def]
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+def _fptrunc_half(typingctx, f):
+    def codegen(context, builder, signature, args):
         return builder.bitcast(builder.fptrunc(args[0], ir.HalfType()), ir.IntType(16))
 
     return types.uint16(types.float32), codegen
@@ -74,7 +74,7 @@ _HALF = np.float32(0.5)
 
 
 @helper(fastmath=EXACT_FLAGS)
-def half_to_float(h):  # type: ignore[no-untyped-def]
+def half_to_float(h):
     """IEEE float16 bits to float32, exact (subnormals by one scaling multiply)."""
     em = np.int32(h) & np.int32(0x7FFF)
     sign = (np.int32(h) & np.int32(0x8000)) << np.int32(16)
@@ -85,7 +85,7 @@ def half_to_float(h):  # type: ignore[no-untyped-def]
 
 
 @helper(fastmath=EXACT_FLAGS)
-def float_to_half(f):  # type: ignore[no-untyped-def]
+def float_to_half(f):
     """float32 to IEEE float16 bits, rounded to nearest even (F. Giesen's branch-free method)."""
     bits = _f32_bits(f)
     a = bits & np.int32(0x7FFFFFFF)
@@ -101,12 +101,12 @@ def float_to_half(f):  # type: ignore[no-untyped-def]
 
 
 @helper(fastmath=EXACT_FLAGS)
-def bfloat_to_float(h):  # type: ignore[no-untyped-def]
+def bfloat_to_float(h):
     return _f32_from_bits(np.int32(np.int32(h) << np.int32(16)))
 
 
 @helper(fastmath=EXACT_FLAGS)
-def float_to_bfloat(f):  # type: ignore[no-untyped-def]
+def float_to_bfloat(f):
     """float32 to bfloat16 bits, rounded to nearest even; NaN stays a (quiet) NaN."""
     bits = _f32_bits(f)
     rounded = (bits + np.int32(0x7FFF) + ((bits >> np.int32(16)) & np.int32(1))) >> np.int32(16)
@@ -116,19 +116,19 @@ def float_to_bfloat(f):  # type: ignore[no-untyped-def]
 
 
 @helper(fastmath=EXACT_FLAGS)
-def half_in(h):  # type: ignore[no-untyped-def]
+def half_in(h):
     """float16 bits to float32, exact: the instruction where there is one."""
     return _fpext_half(h) if HARDWARE_HALF else half_to_float(h)
 
 
 @helper(fastmath=EXACT_FLAGS)
-def half_out(f):  # type: ignore[no-untyped-def]
+def half_out(f):
     """float32 to float16 bits, to nearest even: the instruction where there is one."""
     return _fptrunc_half(f) if HARDWARE_HALF else float_to_half(f)
 
 
 @helper(fastmath=EXACT_FLAGS)
-def _widen(h, f, bf16):  # type: ignore[no-untyped-def]
+def _widen(h, f, bf16):
     if bf16:
         for i in range(h.size):
             f[i] = bfloat_to_float(h[i])
@@ -138,7 +138,7 @@ def _widen(h, f, bf16):  # type: ignore[no-untyped-def]
 
 
 @helper(fastmath=EXACT_FLAGS)
-def _narrow(f, h, bf16):  # type: ignore[no-untyped-def]
+def _narrow(f, h, bf16):
     if bf16:
         for i in range(f.size):
             h[i] = float_to_bfloat(f[i])
@@ -148,7 +148,7 @@ def _narrow(f, h, bf16):  # type: ignore[no-untyped-def]
 
 
 @helper(fastmath=EXACT_FLAGS)
-def _narrow_scaled(f, h, factor, bf16):  # type: ignore[no-untyped-def]
+def _narrow_scaled(f, h, factor, bf16):
     if bf16:
         for i in range(f.size):
             h[i] = float_to_bfloat(f[i] * factor)
@@ -158,7 +158,7 @@ def _narrow_scaled(f, h, factor, bf16):  # type: ignore[no-untyped-def]
 
 
 @helper(fastmath=EXACT_FLAGS)
-def _narrow_log(f, h, shift, inv_t, lse, bf16):  # type: ignore[no-untyped-def]
+def _narrow_log(f, h, shift, inv_t, lse, bf16):
     if bf16:
         for i in range(f.size):
             h[i] = float_to_bfloat((f[i] - shift) * inv_t - lse)
@@ -176,7 +176,7 @@ def tasks(rows: int) -> int:
 
 
 @kernel(fastmath=EXACT_FLAGS)
-def softmax_half_rows(x, out, inv_t, log, bf16, start, stop):  # type: ignore[no-untyped-def]
+def softmax_half_rows(x, out, inv_t, log, bf16, start, stop):
     """softmax (or log_softmax) over axis 1 of half-precision bits (``uint16``) into ``out``.
 
     The float32 arithmetic of :func:`~softmaxkit.numba._rows.row_softmax`, with its last pass
@@ -203,14 +203,14 @@ _CHUNK = 1 << 16
 
 
 @kernel(fastmath=EXACT_FLAGS)
-def widen(h, f, bf16, start, stop):  # type: ignore[no-untyped-def]
+def widen(h, f, bf16, start, stop):
     """1-d half bits ``h`` to float32 ``f`` (NumPy's ``astype(float32)``): chunks ``start .. stop``."""
     for k in range(start, stop):
         _widen(h[k * _CHUNK:(k + 1) * _CHUNK], f[k * _CHUNK:(k + 1) * _CHUNK], bf16)
 
 
 @kernel(fastmath=EXACT_FLAGS)
-def narrow(f, h, bf16, start, stop):  # type: ignore[no-untyped-def]
+def narrow(f, h, bf16, start, stop):
     """1-d float32 ``f`` to half bits ``h``, to nearest even (NumPy's cast): chunks ``start .. stop``."""
     for k in range(start, stop):
         _narrow(f[k * _CHUNK:(k + 1) * _CHUNK], h[k * _CHUNK:(k + 1) * _CHUNK], bf16)
@@ -237,7 +237,7 @@ def convert(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 @kernel(fastmath=EXACT_FLAGS)
-def cross_entropy_half_rows(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, bf16,  # type: ignore[no-untyped-def]
+def cross_entropy_half_rows(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, bf16,
                             start, stop):
     """:func:`softmaxkit.numba._loss.cross_entropy_rows` on half-precision bits (``uint16``):
     each row widened into float32, its gradient rounded back, with no float32 copy of the arrays.

@@ -25,7 +25,7 @@ from softmaxkit.numba._sums import REDUCE_FLAGS, store_exp, sum_exp
 
 
 @helper(fastmath=REDUCE_FLAGS)
-def _weighted_log_sum(x, w, shift, lse):  # type: ignore[no-untyped-def]
+def _weighted_log_sum(x, w, shift, lse):
     """``sum_c w_c * (x_c - shift - lse)`` over classes with ``w_c != 0`` (0 * -inf adds 0)."""
     s = 0.0
     for c in range(x.size):
@@ -35,7 +35,7 @@ def _weighted_log_sum(x, w, shift, lse):  # type: ignore[no-untyped-def]
 
 
 @helper(fastmath=REDUCE_FLAGS)
-def _weight_sum(w):  # type: ignore[no-untyped-def]
+def _weight_sum(w):
     s = 0.0
     for c in range(w.size):
         s += np.float64(w[c])
@@ -43,7 +43,7 @@ def _weight_sum(w):  # type: ignore[no-untyped-def]
 
 
 @helper(fastmath=EXACT_FLAGS)
-def _grad_row(g, w, big_a_over_s, smooth, scale):  # type: ignore[no-untyped-def]
+def _grad_row(g, w, big_a_over_s, smooth, scale):
     t = g.dtype.type
     f, sm, sc = t(big_a_over_s), t(smooth), t(scale)
     for c in range(g.size):
@@ -51,7 +51,7 @@ def _grad_row(g, w, big_a_over_s, smooth, scale):  # type: ignore[no-untyped-def
 
 
 @helper(fastmath=EXACT_FLAGS)
-def row_cross_entropy(x, g, label, counted, w, smoothing, scale, want_grad):  # type: ignore[no-untyped-def]
+def row_cross_entropy(x, g, label, counted, w, smoothing, scale, want_grad):
     """One row's loss (float64); writes its gradient into ``g`` when ``want_grad``."""
     n = x.size
     x, shift = settled_row(x)
@@ -73,7 +73,7 @@ def row_cross_entropy(x, g, label, counted, w, smoothing, scale, want_grad):  # 
 
 
 @helper(fastmath=EXACT_FLAGS)
-def _tile_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, r0, rows,  # type: ignore[no-untyped-def]
+def _tile_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, r0, rows,
                         tile, e, narrow, wide):
     # Short rows, as softmaxkit.numba._short_rows: ``rows`` rows transposed into a tile so every
     # loop runs across rows (SIMD lanes full), with row_cross_entropy's arithmetic per row.
@@ -133,7 +133,7 @@ def _tile_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, w
 
 
 @kernel(fastmath=EXACT_FLAGS)
-def cross_entropy_short_rows(x, grad, losses, labels, counted, w, smoothing, scale, want_grad,  # type: ignore[no-untyped-def]
+def cross_entropy_short_rows(x, grad, losses, labels, counted, w, smoothing, scale, want_grad,
                              start, stop):
     """:func:`cross_entropy_rows` for rows of at most ``SHORT_ROWS`` classes, tiled as in
     :mod:`softmaxkit.numba._short_rows`: tasks ``start .. stop`` (``_short_rows.tasks``)."""
@@ -150,7 +150,7 @@ def cross_entropy_short_rows(x, grad, losses, labels, counted, w, smoothing, sca
 
 
 @kernel(fastmath=EXACT_FLAGS)
-def cross_entropy_rows(x, grad, losses, labels, counted, w, smoothing, scale, want_grad,  # type: ignore[no-untyped-def]
+def cross_entropy_rows(x, grad, losses, labels, counted, w, smoothing, scale, want_grad,
                        start, stop):
     """Losses (float64, into ``losses``) of rows ``start .. stop`` with class-index targets;
     gradients into ``grad`` if wanted.
@@ -163,7 +163,7 @@ def cross_entropy_rows(x, grad, losses, labels, counted, w, smoothing, scale, wa
 
 
 @helper(fastmath=EXACT_FLAGS)
-def _chunk_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, want_grad,  # type: ignore[no-untyped-def]
+def _chunk_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, want_grad,
                          o, j0, width):
     # As softmax_columns: ``width`` columns transposed into a tile kept in cache, the row
     # kernel on its rows, the gradient tile written back transposed.
@@ -187,7 +187,7 @@ def _chunk_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, 
 
 
 @kernel(fastmath=EXACT_FLAGS)
-def cross_entropy_columns(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, width,  # type: ignore[no-untyped-def]
+def cross_entropy_columns(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, width,
                           start, stop):
     """:func:`cross_entropy_rows` with the classes on axis 1 of a C-contiguous 3-d array:
     chunks ``start .. stop`` of ``width`` columns, as in ``softmax_columns``.

@@ -26,7 +26,7 @@ from softmaxkit.numba._sums import scale_span, span_max, store_exp, store_log, s
 
 
 @kernel(fastmath=EXACT_FLAGS)
-def softmax_pair_rows(x, inv_t, row_max, total, start, stop):  # type: ignore[no-untyped-def]
+def softmax_pair_rows(x, inv_t, row_max, total, start, stop):
     """Rows ``start .. stop``: each one's ``(max, sum of exp((x - shift) * inv_t))`` into
     ``row_max`` (x's dtype) and ``total`` (float64).
 
@@ -43,7 +43,7 @@ def softmax_pair_rows(x, inv_t, row_max, total, start, stop):  # type: ignore[no
 
 
 @kernel(fastmath=EXACT_FLAGS)
-def softmax_from_pair_rows(x, out, row_max, total, inv_t, log, start, stop):  # type: ignore[no-untyped-def]
+def softmax_from_pair_rows(x, out, row_max, total, inv_t, log, start, stop):
     """softmax (or log_softmax) of row pieces ``start .. stop`` of ``x`` into ``out``, from
     their rows' merged pairs."""
     zero = x.dtype.type(0.0)

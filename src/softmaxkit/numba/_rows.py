@@ -40,7 +40,7 @@ a block and its output stay in a core's L2 between the passes over it)."""
 
 
 @helper(fastmath=EXACT_FLAGS)
-def limit_row(x):  # type: ignore[no-untyped-def]
+def limit_row(x):
     """A row whose maximum is ``+inf``: 0 at the ``+inf`` entries, ``-inf`` elsewhere (NaN: all NaN)."""
     z = np.empty_like(x)
     nan = False
@@ -54,7 +54,7 @@ def limit_row(x):  # type: ignore[no-untyped-def]
 
 
 @helper(fastmath=EXACT_FLAGS)
-def settled_row(x):  # type: ignore[no-untyped-def]
+def settled_row(x):
     """``(row, shift)``: the row with a ``+inf`` maximum rewritten by :func:`limit_row`, and
     the amount to subtract before ``exp`` (its maximum, or 0 when that is not finite)."""
     m = span_max(x)
@@ -65,7 +65,7 @@ def settled_row(x):  # type: ignore[no-untyped-def]
 
 
 @helper(fastmath=EXACT_FLAGS)
-def row_softmax(x, out, inv_t, log):  # type: ignore[no-untyped-def]
+def row_softmax(x, out, inv_t, log):
     """softmax (or log_softmax) of one row into ``out`` (which may be ``x``)."""
     x, shift = settled_row(x)
     if log:
@@ -78,27 +78,27 @@ def row_softmax(x, out, inv_t, log):  # type: ignore[no-untyped-def]
 
 
 @kernel(fastmath=EXACT_FLAGS)
-def softmax_rows(x, out, inv_t, log, start, stop):  # type: ignore[no-untyped-def]
+def softmax_rows(x, out, inv_t, log, start, stop):
     """softmax over axis 1 of rows ``start .. stop`` of ``x`` (rows of at most ``SPLIT``)."""
     for r in range(start, stop):
         row_softmax(x[r], out[r], inv_t, log)
 
 
 @helper(fastmath=EXACT_FLAGS)
-def _mask_into(x, mask, out):  # type: ignore[no-untyped-def]
+def _mask_into(x, mask, out):
     for i in range(x.size):
         out[i] = x[i] if mask[i] else -np.inf
 
 
 @kernel(fastmath=EXACT_FLAGS)
-def mask_rows(x, mask, out, start, stop):  # type: ignore[no-untyped-def]
+def mask_rows(x, mask, out, start, stop):
     """``out = where(mask, x, -inf)`` over rows ``start .. stop`` of 2-d arrays (``out`` may be ``x``)."""
     for r in range(start, stop):
         _mask_into(x[r], mask[r], out[r])
 
 
 @kernel(fastmath=EXACT_FLAGS)
-def softmax_masked_rows(x, mask, out, inv_t, log, start, stop):  # type: ignore[no-untyped-def]
+def softmax_masked_rows(x, mask, out, inv_t, log, start, stop):
     """softmax over axis 1 of ``x`` with the entries where ``mask`` is False excluded.
 
     Each row is masked into its ``out`` row, which the row kernel then transforms in place
@@ -110,7 +110,7 @@ def softmax_masked_rows(x, mask, out, inv_t, log, start, stop):  # type: ignore[
 
 
 @helper(fastmath=EXACT_FLAGS)
-def merge_blocks(block_max, block_sum, inv_t):  # type: ignore[no-untyped-def]
+def merge_blocks(block_max, block_sum, inv_t):
     """One row's ``(shift, sum of exp((x - shift) * inv_t))`` from its blocks' pairs, in order.
 
     A block's sum is relative to its own shift (its max, or 0 when that is ``-inf``).
@@ -131,7 +131,7 @@ def merge_blocks(block_max, block_sum, inv_t):  # type: ignore[no-untyped-def]
 
 
 @kernel(fastmath=EXACT_FLAGS)
-def long_row_blocks(x, out, inv_t, log, block_max, block_sum, start, stop):  # type: ignore[no-untyped-def]
+def long_row_blocks(x, out, inv_t, log, block_max, block_sum, start, stop):
     """Pass 1 of rows longer than ``SPLIT``, blocks ``start .. stop`` (block ``k`` is block
     ``k % nb`` of row ``k // nb``): its max, and exp(z - block max) summed (softmax: also
     stored, so that pass 2 only rescales and exp runs once per element)."""
@@ -154,7 +154,7 @@ def long_row_blocks(x, out, inv_t, log, block_max, block_sum, start, stop):  # t
 
 
 @kernel(fastmath=EXACT_FLAGS)
-def long_row_merge(x, out, inv_t, log, block_max, block_sum, shifts, totals, special):  # type: ignore[no-untyped-def]
+def long_row_merge(x, out, inv_t, log, block_max, block_sum, shifts, totals, special):
     """Each row's blocks merged in order (cheap: one pair per block); rows whose max is
     ``+inf`` are computed whole here and marked ``special``."""
     rows, n = x.shape
@@ -168,7 +168,7 @@ def long_row_merge(x, out, inv_t, log, block_max, block_sum, shifts, totals, spe
 
 
 @kernel(fastmath=EXACT_FLAGS)
-def long_row_finish(x, out, inv_t, log, block_max, shifts, totals, special, start, stop):  # type: ignore[no-untyped-def]
+def long_row_finish(x, out, inv_t, log, block_max, shifts, totals, special, start, stop):
     """Pass 2, blocks ``start .. stop``: log_softmax from x; softmax rescales each stored
     block by exp(m_b - M) / S."""
     n = x.shape[1]
@@ -190,7 +190,7 @@ def long_row_finish(x, out, inv_t, log, block_max, shifts, totals, special, star
 
 
 @helper(fastmath=REDUCE_FLAGS)
-def _count_rest(x, m):  # type: ignore[no-untyped-def]
+def _count_rest(x, m):
     count = 0
     rest = x.dtype.type(0.0)
     for i in range(x.size):
@@ -201,7 +201,7 @@ def _count_rest(x, m):  # type: ignore[no-untyped-def]
 
 
 @helper(fastmath=EXACT_FLAGS)
-def has_nan(x):  # type: ignore[no-untyped-def]
+def has_nan(x):
     for i in range(x.size):
         if x[i] != x[i]:
             return True
@@ -209,7 +209,7 @@ def has_nan(x):  # type: ignore[no-untyped-def]
 
 
 @helper(fastmath=EXACT_FLAGS)
-def row_logsumexp(x):  # type: ignore[no-untyped-def]
+def row_logsumexp(x):
     """``log(sum(exp(x)))`` of one row in float64, as ``max + log(k) + log1p(rest / k)``.
 
     ``k`` counts the entries equal to the max and ``rest`` sums the others' exponentials, so
@@ -229,7 +229,7 @@ def row_logsumexp(x):  # type: ignore[no-untyped-def]
 
 
 @kernel(fastmath=EXACT_FLAGS)
-def logsumexp_rows(x, out, start, stop):  # type: ignore[no-untyped-def]
+def logsumexp_rows(x, out, start, stop):
     """:func:`row_logsumexp` of rows ``start .. stop`` of a 2-d array into ``out`` (float64)."""
     for r in range(start, stop):
         out[r] = row_logsumexp(x[r])
