@@ -48,14 +48,14 @@ def show_engine_notices() -> None:
         engine_log.setLevel(logging.INFO)
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler):
     """Writes each record to the ``sys.stderr`` of the moment (tests and callers swap it)."""
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
         self.setFormatter(logging.Formatter("%(message)s"))
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> object:
         return sys.stderr
 

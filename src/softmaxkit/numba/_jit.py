@@ -63,7 +63,7 @@ def is_kernel(dispatcher: Any) -> bool:
             and bool(getattr(dispatcher, "targetoptions", {}).get("nogil")))
 
 
-class _CompileNotice(event.Listener):  # type: ignore[misc]
+class _CompileNotice(event.Listener):
     """Logs the start of a kernel's compile: the first in the process at INFO, others at DEBUG."""
 
     def __init__(self) -> None:
@@ -93,9 +93,9 @@ event.register("numba:compile", notice)
 
 def kernel(**options: Any) -> Callable[[Callable[..., Any]], Any]:
     """``njit`` for a kernel: GIL released, cached on disk where a cache directory is writable."""
-    return njit(nogil=True, cache=CACHE, **options)  # type: ignore[no-any-return]
+    return njit(nogil=True, cache=CACHE, **options)
 
 
 def helper(**options: Any) -> Callable[[Callable[..., Any]], Any]:
     """``njit`` for a function called from jitted code only: no wrappers, no cache entry."""
-    return njit(no_cpython_wrapper=True, no_cfunc_wrapper=True, **options)  # type: ignore[no-any-return]
+    return njit(no_cpython_wrapper=True, no_cfunc_wrapper=True, **options)
