@@ -12,20 +12,18 @@ import sys
 import time
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from softmaxkit.numba._exp import _f32_bits, _f32_from_bits, exp32, exp64
+from softmaxkit.numba._threads import run
 
 F32_START = 0x80000000  # -0.0
 F32_STOP = 0xC2D00000 + 1  # -104.0, the lower clamp: below it everything rounds to 0
 
 
-@njit(parallel=True, cache=True)
-def _max_ulp_f32(start, stop, step, chunks):  # type: ignore[no-untyped-def]
-    worst = np.zeros(chunks)
-    where = np.zeros(chunks, dtype=np.int64)
-    span = (stop - start + step * chunks - 1) // (step * chunks) * step
-    for c in prange(chunks):
+@njit(nogil=True, cache=True)
+def _max_ulp_f32(start, stop, step, span, worst, where, c0, c1):  # type: ignore[no-untyped-def]
+    for c in range(c0, c1):  # chunks c0 .. c1 of span bit patterns, on softmaxkit's thread pool
         lo = start + c * span
         hi = min(lo + span, stop)
         for bits in range(lo, hi, step):
@@ -37,12 +35,14 @@ def _max_ulp_f32(start, stop, step, chunks):  # type: ignore[no-untyped-def]
             if err > worst[c]:
                 worst[c] = err
                 where[c] = bits
-    return worst, where
 
 
 def max_ulp_float32(step: int = 1) -> tuple[float, float]:
     """Largest error of ``exp32`` in ulps over every ``step``-th float32 in ``[-104, 0]``, and where."""
-    worst, where = _max_ulp_f32(F32_START, F32_STOP, step, 256)
+    chunks = 256
+    worst, where = np.zeros(chunks), np.zeros(chunks, dtype=np.int64)
+    span = (F32_STOP - F32_START + step * chunks - 1) // (step * chunks) * step
+    run(_max_ulp_f32, chunks, (F32_STOP - F32_START) // step, F32_START, F32_STOP, step, span, worst, where)
     i = int(np.argmax(worst))
     at = np.array([where[i]], dtype=np.uint32).view(np.float32)[0]
     return float(worst[i]), float(at)

@@ -1,39 +1,99 @@
-"""First-call and cached-call latency of the numba engine, each in a fresh process.
+"""First-use latency of the numba engine, each figure from a fresh process.
 
-``python -m benchmarks.startup`` runs three child processes on one empty Numba cache
-directory: the first compiles every kernel a float32 softmax needs and writes them to the
-cache, the next two load them. Each child reports its import time, its first
-``softmax`` call on 8,192 x 1,024 float32 and its second call.
+``python -m benchmarks.startup [--repeats N] [--compile-all]`` measures, in child processes on
+an empty Numba cache directory (``NUMBA_CACHE_DIR``) made for each repeat:
+
+1. *cold*: the first ``softmax`` of 8,192 x 1,024 float32 (compiles its kernel), then in the
+   same process the first ``cross_entropy`` with gradient and the first float64 ``softmax``
+   (the three calls together: issue 14's goal of 8 s);
+2. *warm*: a new process on the cache the first one wrote: the same three first calls, and
+   the first call alone (its figure includes importing Numba and loading the kernel);
+3. with ``--compile-all``: ``softmaxkit compile`` on an empty cache, one job and two.
+
+Each figure is the median over the repeats, wall time and the child's CPU time (on a shared
+machine the CPU time is the steadier one), with the load average beside it.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 CHILD = """
-import time
-t0 = time.perf_counter()
+import json, time
+def now():
+    return time.perf_counter(), time.process_time()
+t0 = now()
 import numpy as np, softmaxkit as sk
-x = np.random.default_rng(0).standard_normal((8192, 1024), dtype=np.float32)
-t1 = time.perf_counter()
-sk.softmax(x)
-t2 = time.perf_counter()
-sk.softmax(x)
-t3 = time.perf_counter()
-print(f"import {t1 - t0:.2f} s, first softmax call {t2 - t1:.2f} s, second {1e3 * (t3 - t2):.0f} ms")
+rng = np.random.default_rng(0)
+x = rng.standard_normal((8192, 1024), dtype=np.float32)
+labels = rng.integers(0, 1024, 8192)
+x64 = x.astype(np.float64)
+t1 = now(); sk.softmax(x)
+t2 = now(); sk.cross_entropy(x, labels, return_grad=True)
+t3 = now(); sk.softmax(x64)
+t4 = now(); sk.softmax(x)
+t5 = now()
+span = lambda a, b: [b[0] - a[0], b[1] - a[1]]
+print(json.dumps({"import": span(t0, t1), "softmax f32": span(t1, t2),
+                  "cross_entropy+grad f32": span(t2, t3), "softmax f64": span(t3, t4),
+                  "three first calls": span(t1, t4), "second softmax f32": span(t4, t5)}))
 """
 
 
-def main() -> int:
-    with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
-        for label in ("empty cache (compiles)", "cached", "cached"):
-            done = subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True, text=True,
-                                  check=True)
-            print(f"{label}: {done.stdout.strip()}")
+def _child(code: str, cache: str) -> dict[str, list[float]]:
+    env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _timed(command: list[str], cache: str) -> list[float]:
+    env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+    start, before = time.perf_counter(), os.times()
+    subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    after = os.times()
+    return [time.perf_counter() - start, (after.children_user - before.children_user)
+            + (after.children_system - before.children_system)]
+
+
+def _report(label: str, runs: list[list[float]]) -> None:
+    wall = statistics.median(r[0] for r in runs)
+    cpu = statistics.median(r[1] for r in runs)
+    print(f"  {label:<28} {wall:6.2f} s wall  {cpu:6.2f} s CPU")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--compile-all", action="store_true", help="also time `softmaxkit compile`")
+    args = parser.parse_args(argv)
+    cold: list[dict[str, list[float]]] = []
+    warm: list[dict[str, list[float]]] = []
+    for _ in range(args.repeats):
+        with tempfile.TemporaryDirectory() as cache:
+            cold.append(_child(CHILD, cache))
+            warm.append(_child(CHILD, cache))
+    print(f"# numba engine first use, median of {args.repeats} fresh processes; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    for name, runs in (("empty cache", cold), ("warm cache", warm)):
+        print(f"{name}:")
+        for key in runs[0]:
+            _report(key, [r[key] for r in runs])
+    if args.compile_all:
+        print("softmaxkit compile, empty cache:")
+        for jobs in (1, 2):
+            runs = []
+            for _ in range(args.repeats):
+                with tempfile.TemporaryDirectory() as cache:
+                    command = [sys.executable, "-m", "softmaxkit.cli", "compile", "--jobs", str(jobs)]
+                    runs.append(_timed(command, cache))
+            _report(f"--jobs {jobs}", runs)
     return 0
 
 

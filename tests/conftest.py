@@ -5,11 +5,14 @@ that takes ``backend`` and ``engine`` runs once per pair of a library and an eng
 registry that runs its arrays, with ids such as ``numpy-numba`` or ``dask-generic``, so that a
 failure names its engine and ``-k numba`` selects the Numba engine's cases. A test that takes
 ``engine`` alone runs on NumPy arrays, once per engine that runs them (ids ``numpy-<engine>``).
+The numba kernels are compiled (or loaded from the cache) once per session, before the first test.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
+import os
 
 import numpy as np
 import pytest
@@ -60,3 +63,17 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     if not b.installed:
         pytest.skip(f"{b.module} is not installed")
     return b
+
+
+@pytest.fixture(scope="session", autouse=True)
+def numba_kernels(request: pytest.FixtureRequest) -> None:
+    """Every numba kernel compiled once, up front and in parallel (one process per core, two
+    at most), when the session runs numba tests: tests then never wait for a compile, and
+    command-line tests load the kernels from the cache. A warm cache makes this a load."""
+    if importlib.util.find_spec("numba") is None:
+        return
+    if not any("numba" in item.nodeid for item in request.session.items):
+        return
+    from softmaxkit.numba import compile_all
+
+    compile_all(jobs=max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)))

@@ -3,6 +3,9 @@ and calls from many threads at once are correct."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -23,7 +26,7 @@ def test_deterministic_and_thread_safe():
 
 
 def test_bitwise_identical_for_any_thread_count() -> None:
-    numba = pytest.importorskip("numba")
+    engine = pytest.importorskip("softmaxkit.numba")
     long = pytest.importorskip("softmaxkit.numba._rows").SPLIT * 3 + 17  # rows cut into blocks
     rng = np.random.default_rng(9)
     cases = [
@@ -31,11 +34,11 @@ def test_bitwise_identical_for_any_thread_count() -> None:
         (rng.standard_normal((300, 500)).astype(np.float64), -1),
         (rng.standard_normal((500, 300)).astype(np.float32), 0),
     ]
-    before = numba.get_num_threads()
+    before = engine.get_num_threads()
     results = []
     try:
-        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
-            numba.set_num_threads(threads)
+        for threads in (1, 2, 3):  # more threads than rows in the long-row case, too
+            engine.set_num_threads(threads)
             results.append([
                 (sk.softmax(x, axis=axis, engine="numba"), sk.log_softmax(x, axis=axis, engine="numba"),
                  sk.logsumexp(x, axis=axis, engine="numba"),
@@ -44,10 +47,11 @@ def test_bitwise_identical_for_any_thread_count() -> None:
                 for x, axis in cases
             ])
     finally:
-        numba.set_num_threads(before)
-    for one, two in zip(*results, strict=True):
-        for a, b in zip(one, two, strict=True):
-            assert np.array_equal(a, b, equal_nan=True)
+        engine.set_num_threads(before)
+    for one, *others in zip(*results, strict=True):
+        for other in others:
+            for a, b in zip(one, other, strict=True):
+                assert np.array_equal(a, b, equal_nan=True)
 
 
 def test_concurrent_calls_from_threads() -> None:
@@ -58,3 +62,31 @@ def test_concurrent_calls_from_threads() -> None:
         results = list(pool.map(lambda _: sk.softmax(x, engine="numba"), range(8)))
     for r in results:
         assert np.array_equal(r, expected)
+
+
+def test_threads_under_the_workqueue_layer() -> None:
+    """Regression (issue 13.8): with Numba's workqueue threading layer (its choice without TBB
+    or OpenMP), concurrent calls from threads aborted the process. The engine no longer enters
+    a Numba threading layer at all: its kernels release the GIL and run on its own pool."""
+    pytest.importorskip("numba")
+    code = """
+import numpy as np, softmaxkit as sk
+from concurrent.futures import ThreadPoolExecutor
+from numba.np.ufunc import parallel
+rng = np.random.default_rng(0)
+x = rng.standard_normal((256, 1024)).astype(np.float32)
+labels = rng.integers(0, 1024, 256)
+def work(_):
+    return (sk.softmax(x, engine="numba"), sk.log_softmax(x, axis=0, engine="numba"),
+            sk.logsumexp(x, axis=1, engine="numba"),
+            sk.cross_entropy(x, labels, return_grad=True, engine="numba")[1])
+first = work(0)
+with ThreadPoolExecutor(8) as pool:
+    for result in pool.map(work, range(32)):
+        assert all(np.array_equal(a, b) for a, b in zip(first, result))
+print(parallel._is_initialized)
+"""
+    env = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"  # no Numba threading layer was started

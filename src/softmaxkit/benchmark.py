@@ -180,10 +180,13 @@ class Record:
 
 def set_threads(threads: int) -> None:
     """The same thread count for every contender that threads."""
-    for name in ("torch", "numba"):
-        module = _optional(name)
-        if module is not None:
-            module.set_num_threads(threads)
+    torch = _optional("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+    if _optional("numba") is not None:  # the numba engine's own pool, not numba's threading layer
+        from softmaxkit.numba import set_num_threads
+
+        set_num_threads(threads)
 
 
 def run(

@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import logging
 import os
 import re
 import sys
 from collections.abc import Sequence
 
-COMMANDS = ("probs", "sample", "apply", "plot", "bench", "info", "demo")
+COMMANDS = ("probs", "sample", "apply", "plot", "bench", "info", "compile", "demo")
 """Subcommand modules of this package, in the order ``--help`` lists them."""
 
 
@@ -35,6 +36,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def show_engine_notices() -> None:
+    """The numba engine's notices (a compile starting) as lines on stderr when it is a terminal:
+    a command that pauses for seconds says why. Its warnings (no writable cache) reach stderr
+    in any case, through logging's last-resort handler."""
+    engine_log = logging.getLogger("softmaxkit.numba")
+    if not sys.stderr.isatty():
+        return
+    if not any(isinstance(h, _StderrHandler) for h in engine_log.handlers):
+        engine_log.addHandler(_StderrHandler())
+        engine_log.setLevel(logging.INFO)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes each record to the ``sys.stderr`` of the moment (tests and callers swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    @property
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
@@ -45,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if hint:
             print(hint, file=sys.stderr)
         raise
+    show_engine_notices()
     from softmaxkit.cli._signals import handled_signals
 
     with handled_signals():

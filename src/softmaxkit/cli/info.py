@@ -1,4 +1,5 @@
-"""``softmaxkit info``: version, engines (and why one is unavailable), threads, CPU, GPU."""
+"""``softmaxkit info``: version, engines (and why one is unavailable), the numba kernel cache,
+threads, CPU, GPU."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import numpy as np
 
 import softmaxkit as sk
 from softmaxkit._engines import ENGINES
+
+ENGINES_BY_NAME = {spec.name: spec for spec in ENGINES}
 
 SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_bf16", "amx_tile")
 
@@ -72,6 +75,21 @@ def engine_lines() -> list[str]:
     return lines
 
 
+def numba_cache_line() -> str | None:
+    """Where the numba kernels are cached and whether every one is there (None: no numba)."""
+    if ENGINES_BY_NAME["numba"].missing():
+        return None
+    from softmaxkit.numba import cache_status
+
+    status = cache_status()
+    if status.directory is None:
+        return ("numba kernels: no writable cache directory, compiled in every process "
+                "(set NUMBA_CACHE_DIR to a writable directory)")
+    state = "warm" if status.warm else "cold: `softmaxkit compile` compiles the rest ahead of use"
+    return (f"numba kernels: {status.cached} of {status.expected} compiled for this CPU ({state}); "
+            f"cache: {status.directory}")
+
+
 def _version(module: str) -> str:
     try:
         return importlib.metadata.version(module)
@@ -83,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"softmaxkit {sk.__version__} (Python {platform.python_version()}, NumPy {np.__version__})")
     print("engines:")
     print("\n".join(engine_lines()))
+    cache_line = numba_cache_line()
+    if cache_line is not None:
+        print(cache_line)
     print(f"threads: {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()}"
           f" usable of {os.cpu_count()}")
     print(f"cpu: {cpu_name()}; SIMD: {', '.join(cpu_features()) or 'unknown'}")

@@ -8,65 +8,84 @@ and float64; float16 and bfloat16 go through float32. What the kernels do not co
 over other than the trailing axes) is declared in the registry
 (:data:`softmaxkit._engines.NUMBA_GAPS`): such calls never reach this module.
 
-Kernels are compiled on first use and cached on disk (``cache=True``), so later processes
-load them instead of compiling.
+Kernels are compiled on first use (only those the call needs, with a notice on the
+``softmaxkit.numba`` logger) and cached on disk, so later processes load them instead of
+compiling; :func:`compile_all` (``softmaxkit compile``) compiles them all ahead of use, and
+without a writable cache directory they are compiled in each process (:mod:`._jit`). They
+release the GIL and run over fixed ranges of rows on a small thread pool
+(:mod:`softmaxkit.numba._threads`), not in Numba's threading layers.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import numba
 import numpy as np
 
 from softmaxkit._arrays import is_half, reduced_shape
-from softmaxkit._engines import PARALLEL_MIN_SIZE
 from softmaxkit._rules import mean, mean_denominator, mean_gradient_scale
+from softmaxkit.numba import _half, _rows, _short_rows
 from softmaxkit.numba._columns import softmax_columns
+from softmaxkit.numba._compile import cache_status, compile_all
 from softmaxkit.numba._grad import log_softmax_vjp_rows, softmax_vjp_rows
 from softmaxkit.numba._half import cross_entropy_half_rows, softmax_half_rows
 from softmaxkit.numba._layout import deliver, kernel_dtype, layout
-from softmaxkit.numba._loss import cross_entropy_columns, cross_entropy_rows
+from softmaxkit.numba._loss import cross_entropy_columns, cross_entropy_rows, cross_entropy_short_rows
 from softmaxkit.numba._pieces import softmax_from_pair_rows, softmax_pair_rows
 from softmaxkit.numba._rows import SPLIT, logsumexp_rows, mask_rows, softmax_masked_rows, softmax_rows
 from softmaxkit.numba._short_rows import SHORT_ROWS, softmax_short_rows
+from softmaxkit.numba._threads import get_num_threads, readonly, run, set_num_threads
 
 __all__ = [
-    "cross_entropy", "log_softmax_vjp", "logsumexp", "softmax", "softmax_from_pairs", "softmax_jvp",
-    "softmax_pairs", "softmax_vjp",
+    "cache_status", "compile_all", "cross_entropy", "get_num_threads", "log_softmax_vjp", "logsumexp",
+    "set_num_threads", "softmax", "softmax_from_pairs", "softmax_jvp", "softmax_pairs", "softmax_vjp",
 ]
 
 _CHUNK_BYTES = 128 * 1024
 """Bytes of one column chunk (``n`` rows of ``width`` columns) kept in L2 between passes."""
 
 
-@contextlib.contextmanager
-def _threads_for(size: int) -> Iterator[None]:
-    threads = numba.get_num_threads()
-    if size >= PARALLEL_MIN_SIZE or threads == 1:
-        yield
-        return
-    numba.set_num_threads(1)  # per calling thread: other threads keep their setting
-    try:
-        yield
-    finally:
-        numba.set_num_threads(threads)
-
-
 def _engine_call(function: Callable[..., Any]) -> Callable[..., Any]:
-    """NumPy's floating-point warnings off (every case is settled explicitly, as in generic),
-    and small inputs kept on the calling thread."""
+    """NumPy's floating-point warnings off: every case is settled explicitly, as in generic."""
 
     @functools.wraps(function)
     def call(x: np.ndarray, *args: Any, **kwargs: Any) -> Any:
-        with np.errstate(all="ignore"), _threads_for(int(np.size(x))):
+        with np.errstate(all="ignore"):
             return function(x, *args, **kwargs)
 
     return call
+
+
+def rows_softmax(x: np.ndarray, out: np.ndarray, inv_t: Any, log: bool) -> None:
+    """softmax (or log_softmax) over axis 1 of a C-contiguous 2-d ``x`` into ``out`` (may be
+    ``x``): the kernel for the row length, run over fixed ranges of rows."""
+    rows, n = x.shape
+    x = readonly(x)
+    if n <= SHORT_ROWS:
+        run(softmax_short_rows, _short_rows.tasks(rows), x.size, x, out, inv_t, log)
+    elif n <= SPLIT:
+        run(softmax_rows, rows, x.size, x, out, inv_t, log)
+    else:
+        _long_rows_softmax(x, out, inv_t, log)
+
+
+def _long_rows_softmax(x: np.ndarray, out: np.ndarray, inv_t: Any, log: bool) -> None:
+    """Rows longer than ``SPLIT``: blocks of a fixed ``SPLIT`` (see :mod:`._rows`), so that a
+    few huge rows use every thread and the result does not depend on their number."""
+    rows, n = x.shape
+    blocks = rows * ((n + SPLIT - 1) // SPLIT)
+    block_max = np.empty(blocks, dtype=x.dtype)
+    block_sum = np.empty(blocks, dtype=np.float64)
+    run(_rows.long_row_blocks, blocks, x.size, x, out, inv_t, log, block_max, block_sum)
+    shifts, totals = np.empty(rows, dtype=np.float64), np.empty(rows, dtype=np.float64)
+    special = np.zeros(rows, dtype=np.bool_)
+    _rows.long_row_merge(x, out, inv_t, log, readonly(block_max), readonly(block_sum), shifts, totals,
+                         special)
+    run(_rows.long_row_finish, blocks, x.size, x, out, inv_t, log, readonly(block_max), readonly(shifts),
+        readonly(totals), readonly(special))
 
 
 def _covered_dtype(dtype: Any) -> np.dtype:
@@ -109,11 +128,11 @@ def softmax(
     result = direct if direct is not None else np.empty(lay.data.shape, dtype=cdt)
     inv_t = cdt.type(1.0 / temperature)
     if inner == 1:
-        rows_kernel = softmax_short_rows if n <= SHORT_ROWS else softmax_rows
-        rows_kernel(lay.data.reshape(outer, n), result.reshape(outer, n), inv_t, log)
+        rows_softmax(lay.data.reshape(outer, n), result.reshape(outer, n), inv_t, log)
     else:
-        softmax_columns(lay.view3(lay.data), lay.view3(result), inv_t, log,
-                        _column_width(n, cdt.itemsize))
+        width = _column_width(n, cdt.itemsize)
+        run(softmax_columns, outer * -(-inner // width), lay.data.size, readonly(lay.view3(lay.data)),
+            lay.view3(result), inv_t, log, width)
     if out is not None and direct is not None:  # direct is a view of out: the result is out itself
         return out
     return deliver(lay.restore(result), np.dtype(dtype), out)
@@ -151,11 +170,12 @@ def _softmax_masked(x: np.ndarray, where: np.ndarray, n_axes: int, temperature: 
     rows, result = x.reshape(-1, n), target.reshape(-1, n)
     mask = np.ascontiguousarray(where).reshape(-1, n)
     inv_t = x.dtype.type(1.0 / temperature)
+    rows, mask = readonly(rows), readonly(mask)
     if SHORT_ROWS < n <= SPLIT:
-        softmax_masked_rows(rows, mask, result, inv_t, log)
+        run(softmax_masked_rows, rows.shape[0], rows.size, rows, mask, result, inv_t, log)
     else:  # short rows go to the tiled kernel, long ones to the split kernel: mask first
-        mask_rows(rows, mask, result)
-        (softmax_short_rows if n <= SHORT_ROWS else softmax_rows)(result, result, inv_t, log)
+        run(mask_rows, rows.shape[0], rows.size, rows, mask, result)
+        rows_softmax(result, result, inv_t, log)
     return target
 
 
@@ -163,8 +183,9 @@ def _softmax_half(x: np.ndarray, n_axes: int, temperature: float, dtype: Any, ou
                   log: bool) -> np.ndarray:
     n = math.prod(x.shape[x.ndim - n_axes:])
     target = np.empty(x.shape, dtype=dtype) if out is None else out
-    softmax_half_rows(x.view(np.uint16).reshape(-1, n), target.view(np.uint16).reshape(-1, n),
-                      np.float32(1.0 / temperature), log, str(np.dtype(dtype)) == "bfloat16")
+    bits = readonly(x.view(np.uint16).reshape(-1, n))
+    run(softmax_half_rows, _half.tasks(bits.shape[0]), bits.size, bits, target.view(np.uint16).reshape(-1, n),
+        np.float32(1.0 / temperature), log, str(np.dtype(dtype)) == "bfloat16")
     return target
 
 
@@ -176,7 +197,9 @@ def softmax_pairs(
     cdt = _covered_dtype(x.dtype)
     lay = layout(x, axes, cdt, last=True)
     outer, n, _ = lay.shape3
-    row_max, total = softmax_pair_rows(lay.data.reshape(outer, n), cdt.type(1.0 / temperature))
+    row_max, total = np.empty(outer, dtype=cdt), np.empty(outer, dtype=np.float64)
+    run(softmax_pair_rows, outer, lay.data.size, readonly(lay.data.reshape(outer, n)),
+        cdt.type(1.0 / temperature), row_max, total)
     kept = tuple(1 if p in axes else size for p, size in zip(lay.perm, lay.data.shape, strict=True))
     return lay.restore(row_max.reshape(kept)), lay.restore(total.astype(cdt).reshape(kept))
 
@@ -194,8 +217,8 @@ def softmax_from_pairs(
     max_rows, total_rows = (np.ascontiguousarray(np.asarray(a).transpose(lay.perm), dtype=cdt).reshape(outer)
                             for a in (row_max, total))
     result = np.empty(lay.data.shape, dtype=cdt)
-    softmax_from_pair_rows(lay.data.reshape(outer, n), result.reshape(outer, n), max_rows, total_rows,
-                           cdt.type(1.0 / temperature), log)
+    run(softmax_from_pair_rows, outer, lay.data.size, readonly(lay.data.reshape(outer, n)),
+        result.reshape(outer, n), readonly(max_rows), readonly(total_rows), cdt.type(1.0 / temperature), log)
     return deliver(lay.restore(result), np.dtype(dtype), None)
 
 
@@ -209,7 +232,8 @@ def logsumexp(
     source = x if where is None else _masked(x, where, cdt)
     lay = layout(source, axes, cdt, last=True)
     outer, n, _ = lay.shape3
-    values = logsumexp_rows(lay.data.reshape(outer, n))
+    values = np.empty(outer, dtype=np.float64)
+    run(logsumexp_rows, outer, lay.data.size, readonly(lay.data.reshape(outer, n)), values)
     # The rows come in the layout's order of the kept axes (memory order), not the user's.
     kept = [p for p in lay.perm if p not in axes]
     values = values.reshape([x.shape[p] for p in kept]).transpose(np.argsort(kept))
@@ -245,22 +269,30 @@ def cross_entropy(
         denominator = float(mean_denominator(np, labels, None if weight is None else w, ignore_index, rows,
                                              np.float64, None))
         scale = mean_gradient_scale(denominator)
-    options = (labels, counted, w, float(label_smoothing), scale, bool(return_grad))
+    options = (readonly(labels), readonly(counted), readonly(w), float(label_smoothing), scale,
+               bool(return_grad))
     grad_n = n if return_grad else 0  # explicit: reshape(0, -1) cannot infer it for an empty batch
+    losses = np.empty(rows, dtype=np.float64)
     if lay is None:
         # float16 / bfloat16 rows widened one at a time inside the kernel: no float32 copies.
         grad = np.empty(logits.shape if return_grad else (rows, 0), dtype=dtype)
-        losses = cross_entropy_half_rows(logits.view(np.uint16).reshape(rows, n),
-                                         grad.view(np.uint16).reshape(rows, grad_n), *options,
-                                         str(np.dtype(dtype)) == "bfloat16")
+        bits = readonly(logits.view(np.uint16).reshape(rows, n))
+        run(cross_entropy_half_rows, _half.tasks(rows), bits.size, bits,
+            grad.view(np.uint16).reshape(rows, grad_n), losses, *options, str(np.dtype(dtype)) == "bfloat16")
     elif inner > 1:
         # Classes on a non-last axis: transposed tiles in cache, no transposed copy of the logits.
         grad = np.empty(lay.data.shape if return_grad else (0, 0, 0), dtype=cdt)
-        losses = cross_entropy_columns(lay.view3(lay.data), lay.view3(grad) if return_grad else grad,
-                                       *options, _column_width(n, cdt.itemsize))
+        width = _column_width(n, cdt.itemsize)
+        run(cross_entropy_columns, outer * -(-inner // width), lay.data.size, readonly(lay.view3(lay.data)),
+            lay.view3(grad) if return_grad else grad, losses, *options, width)
     else:
         grad = np.empty(lay.data.shape if return_grad else (rows, 0), dtype=cdt)
-        losses = cross_entropy_rows(lay.data.reshape(rows, n), grad.reshape(rows, grad_n), *options)
+        x2 = readonly(lay.data.reshape(rows, n))
+        if n <= SHORT_ROWS:
+            run(cross_entropy_short_rows, _short_rows.tasks(rows), x2.size, x2, grad.reshape(rows, grad_n),
+                losses, *options)
+        else:
+            run(cross_entropy_rows, rows, x2.size, x2, grad.reshape(rows, grad_n), losses, *options)
     if reduction == "none":
         lead = tuple(target.shape[a] for a in sample_axes)
         loss = losses.reshape(lead).transpose(np.argsort(sample_axes)).astype(dtype)
@@ -283,7 +315,8 @@ def _vjp_rows(kernel: Any, first: np.ndarray, g: np.ndarray, axes: tuple[int, ..
     outer, n, _ = lay.shape3
     g_rows = np.ascontiguousarray(g.transpose(lay.perm), dtype=cdt).reshape(outer, n)
     result = np.empty(lay.data.shape, dtype=cdt)
-    kernel(lay.data.reshape(outer, n), g_rows, result.reshape(outer, n))
+    run(kernel, outer, lay.data.size, readonly(lay.data.reshape(outer, n)), readonly(g_rows),
+        result.reshape(outer, n))
     return deliver(lay.restore(result), np.dtype(dtype), None)
 
 

@@ -11,13 +11,13 @@ number of threads.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
 
 from softmaxkit.numba._exp import EXACT_FLAGS
+from softmaxkit.numba._jit import helper, kernel
 from softmaxkit.numba._rows import row_softmax
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def _chunk_softmax(x, out, o, j0, w, inv_t, log):
     n = x.shape[1]
     # Padded rows: a tile row stride of a power of two (4 KiB for n = 1024 float32) maps the
@@ -36,12 +36,13 @@ def _chunk_softmax(x, out, o, j0, w, inv_t, log):
             os[j] = tile[j, i]
 
 
-@njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def softmax_columns(x, out, inv_t, log, width):
-    """softmax (or log_softmax) over axis 1 of a C-contiguous 3-d array into ``out``."""
-    outer, _, inner = x.shape
+@kernel(fastmath=EXACT_FLAGS)
+def softmax_columns(x, out, inv_t, log, width, start, stop):
+    """softmax (or log_softmax) over axis 1 of a C-contiguous 3-d array into ``out``: chunks
+    ``start .. stop`` of ``width`` columns (chunk ``k`` is ``k % chunks`` of outer index ``k // chunks``)."""
+    inner = x.shape[2]
     chunks = (inner + width - 1) // width
-    for k in prange(outer * chunks):
+    for k in range(start, stop):
         o = k // chunks
         j0 = (k - o * chunks) * width
         _chunk_softmax(x, out, o, j0, min(width, inner - j0), inv_t, log)

@@ -33,8 +33,10 @@ import math
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.extending import intrinsic, overload
+
+from softmaxkit.numba._jit import helper
 
 EXACT_FLAGS = {"contract"}
 """Fast-math flags of exact code: only fused multiply-adds (one rounding instead of two)."""
@@ -104,7 +106,7 @@ _BIAS64 = np.int64(1023 + 64)
 _SHIFT64 = np.int64(52)
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def exp32(z):
     """``exp(z)`` for float32 ``z < 40`` (see the module docstring)."""
     z = _LO32 if z < _LO32 else z  # NaN fails the test and stays NaN
@@ -123,7 +125,7 @@ def exp32(z):
     return p * scale * _TWO_M64_32
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def exp64(z):
     """``exp(z)`` for float64 ``z < 40`` (see the module docstring)."""
     z = _LO64 if z < _LO64 else z
@@ -165,7 +167,7 @@ _TWO_52_PLUS_BIAS = 2.0**52 + 1023.0
 
 # error_model="numpy": Python's ZeroDivisionError test on the division would stop LLVM from
 # vectorising (the divisor is at least 2 - 0.3 here).
-@njit(fastmath=EXACT_FLAGS, cache=True, error_model="numpy")
+@helper(fastmath=EXACT_FLAGS, error_model="numpy")
 def log_normal(v):
     """``log(v)`` for a positive normal finite float64, in operations LLVM vectorises.
 
@@ -192,7 +194,7 @@ def log_normal(v):
     return k * _LN2_HI - ((hfsq - (s * (hfsq + r) + k * _LN2_LO)) - f)
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def log_positive(values, out):
     """``out = log(values)`` for float64 sums ``>= 0``, with ``log(0)`` taken as 0 (an empty
     or all-excluded row); a vectorised loop, then the rare other inputs by libm."""

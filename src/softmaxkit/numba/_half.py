@@ -20,14 +20,17 @@ import math
 import numba
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import types
 from numba.extending import intrinsic
 
 from softmaxkit._arrays import is_half
+from softmaxkit.numba import _threads as threads
 from softmaxkit.numba._exp import EXACT_FLAGS, _f32_bits, _f32_from_bits
+from softmaxkit.numba._jit import helper, kernel
 from softmaxkit.numba._loss import row_cross_entropy
 from softmaxkit.numba._rows import settled_row
 from softmaxkit.numba._sums import store_exp, sum_exp
+from softmaxkit.numba._threads import readonly
 
 
 def _converts_half_in_hardware() -> bool:
@@ -70,7 +73,7 @@ _TWO_112 = np.float32(2.0**112)
 _HALF = np.float32(0.5)
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def half_to_float(h):
     """IEEE float16 bits to float32, exact (subnormals by one scaling multiply)."""
     em = np.int32(h) & np.int32(0x7FFF)
@@ -81,7 +84,7 @@ def half_to_float(h):
     return _f32_from_bits(np.int32(bits | sign))
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def float_to_half(f):
     """float32 to IEEE float16 bits, rounded to nearest even (F. Giesen's branch-free method)."""
     bits = _f32_bits(f)
@@ -97,12 +100,12 @@ def float_to_half(f):
     return np.uint16(o | sign)
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def bfloat_to_float(h):
     return _f32_from_bits(np.int32(np.int32(h) << np.int32(16)))
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def float_to_bfloat(f):
     """float32 to bfloat16 bits, rounded to nearest even; NaN stays a (quiet) NaN."""
     bits = _f32_bits(f)
@@ -112,19 +115,19 @@ def float_to_bfloat(f):
     return np.uint16(rounded & np.int32(0xFFFF))
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def half_in(h):
     """float16 bits to float32, exact: the instruction where there is one."""
     return _fpext_half(h) if HARDWARE_HALF else half_to_float(h)
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def half_out(f):
     """float32 to float16 bits, to nearest even: the instruction where there is one."""
     return _fptrunc_half(f) if HARDWARE_HALF else float_to_half(f)
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def _widen(h, f, bf16):
     if bf16:
         for i in range(h.size):
@@ -134,7 +137,7 @@ def _widen(h, f, bf16):
             f[i] = half_in(h[i])
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def _narrow(f, h, bf16):
     if bf16:
         for i in range(f.size):
@@ -144,7 +147,7 @@ def _narrow(f, h, bf16):
             h[i] = half_out(f[i])
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def _narrow_scaled(f, h, factor, bf16):
     if bf16:
         for i in range(f.size):
@@ -154,7 +157,7 @@ def _narrow_scaled(f, h, factor, bf16):
             h[i] = half_out(f[i] * factor)
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def _narrow_log(f, h, shift, inv_t, lse, bf16):
     if bf16:
         for i in range(f.size):
@@ -167,16 +170,22 @@ def _narrow_log(f, h, shift, inv_t, lse, bf16):
 _ROWS_PER_TASK = 16
 
 
-@njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def softmax_half_rows(x, out, inv_t, log, bf16):
+def tasks(rows: int) -> int:
+    """Work items of the half-precision row kernels: groups of ``_ROWS_PER_TASK`` rows."""
+    return (rows + _ROWS_PER_TASK - 1) // _ROWS_PER_TASK
+
+
+@kernel(fastmath=EXACT_FLAGS)
+def softmax_half_rows(x, out, inv_t, log, bf16, start, stop):
     """softmax (or log_softmax) over axis 1 of half-precision bits (``uint16``) into ``out``.
 
     The float32 arithmetic of :func:`~softmaxkit.numba._rows.row_softmax`, with its last pass
     (scale, or subtract the log of the sum) fused into the rounding to half precision: one
     pass over the row fewer (float16 log_softmax on 8,192 x 1,024: 6.5 ms -> see BENCHMARKS.md).
+    Tasks ``start .. stop`` (:func:`tasks`).
     """
     rows, n = x.shape
-    for c in prange((rows + _ROWS_PER_TASK - 1) // _ROWS_PER_TASK):
+    for c in range(start, stop):
         scratch = np.empty(n, dtype=np.float32)  # one per task: an allocation per row costs more
         for r in range(c * _ROWS_PER_TASK, min(rows, (c + 1) * _ROWS_PER_TASK)):
             _widen(x[r], scratch, bf16)
@@ -193,17 +202,17 @@ def softmax_half_rows(x, out, inv_t, log, bf16):
 _CHUNK = 1 << 16
 
 
-@njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def widen(h, f, bf16):
-    """1-d half bits ``h`` to float32 ``f`` (NumPy's ``astype(float32)``, in parallel)."""
-    for k in prange((h.size + _CHUNK - 1) // _CHUNK):
+@kernel(fastmath=EXACT_FLAGS)
+def widen(h, f, bf16, start, stop):
+    """1-d half bits ``h`` to float32 ``f`` (NumPy's ``astype(float32)``): chunks ``start .. stop``."""
+    for k in range(start, stop):
         _widen(h[k * _CHUNK:(k + 1) * _CHUNK], f[k * _CHUNK:(k + 1) * _CHUNK], bf16)
 
 
-@njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def narrow(f, h, bf16):
-    """1-d float32 ``f`` to half bits ``h``, to nearest even (NumPy's cast, in parallel)."""
-    for k in prange((f.size + _CHUNK - 1) // _CHUNK):
+@kernel(fastmath=EXACT_FLAGS)
+def narrow(f, h, bf16, start, stop):
+    """1-d float32 ``f`` to half bits ``h``, to nearest even (NumPy's cast): chunks ``start .. stop``."""
+    for k in range(start, stop):
         _narrow(f[k * _CHUNK:(k + 1) * _CHUNK], h[k * _CHUNK:(k + 1) * _CHUNK], bf16)
 
 
@@ -219,20 +228,22 @@ def convert(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
         return a.astype(dtype, order="C", copy=False)
     result = np.empty(a.shape, dtype=dtype)
     bf16 = (a.dtype if half_in else dtype).type.__name__ == "bfloat16"
+    chunks = (a.size + _CHUNK - 1) // _CHUNK
     if a.dtype == np.float32:
-        narrow(a.reshape(-1), result.view(np.uint16).reshape(-1), bf16)
+        threads.run(narrow, chunks, a.size, readonly(a.reshape(-1)), result.view(np.uint16).reshape(-1), bf16)
     else:
-        widen(a.view(np.uint16).reshape(-1), result.reshape(-1), bf16)
+        threads.run(widen, chunks, a.size, readonly(a.view(np.uint16).reshape(-1)), result.reshape(-1), bf16)
     return result
 
 
-@njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def cross_entropy_half_rows(x, grad, labels, counted, w, smoothing, scale, want_grad, bf16):
+@kernel(fastmath=EXACT_FLAGS)
+def cross_entropy_half_rows(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, bf16,
+                            start, stop):
     """:func:`softmaxkit.numba._loss.cross_entropy_rows` on half-precision bits (``uint16``):
-    each row widened into float32, its gradient rounded back, with no float32 copy of the arrays."""
+    each row widened into float32, its gradient rounded back, with no float32 copy of the arrays.
+    Tasks ``start .. stop`` (:func:`tasks`)."""
     rows, n = x.shape
-    losses = np.empty(rows, dtype=np.float64)
-    for c in prange((rows + _ROWS_PER_TASK - 1) // _ROWS_PER_TASK):
+    for c in range(start, stop):
         row = np.empty(n, dtype=np.float32)  # scratch per task, as in softmax_half_rows
         g = np.empty(n if want_grad else 0, dtype=np.float32)
         for r in range(c * _ROWS_PER_TASK, min(rows, (c + 1) * _ROWS_PER_TASK)):
@@ -241,4 +252,3 @@ def cross_entropy_half_rows(x, grad, labels, counted, w, smoothing, scale, want_
             losses[r] = row_cross_entropy(row, g, label, counted[r], w, smoothing, scale, want_grad)
             if want_grad:
                 _narrow(g, grad[r], bf16)
-    return losses

@@ -16,15 +16,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
 
 from softmaxkit.numba._exp import EXACT_FLAGS, exp_small, log_positive
+from softmaxkit.numba._jit import helper, kernel
 from softmaxkit.numba._rows import settled_row
-from softmaxkit.numba._short_rows import SHORT_ROWS, TILE, TILES_PER_TASK, load_tile
+from softmaxkit.numba._short_rows import TILE, TILES_PER_TASK, load_tile
 from softmaxkit.numba._sums import REDUCE_FLAGS, store_exp, sum_exp
 
 
-@njit(fastmath=REDUCE_FLAGS, cache=True)
+@helper(fastmath=REDUCE_FLAGS)
 def _weighted_log_sum(x, w, shift, lse):
     """``sum_c w_c * (x_c - shift - lse)`` over classes with ``w_c != 0`` (0 * -inf adds 0)."""
     s = 0.0
@@ -34,7 +34,7 @@ def _weighted_log_sum(x, w, shift, lse):
     return s
 
 
-@njit(fastmath=REDUCE_FLAGS, cache=True)
+@helper(fastmath=REDUCE_FLAGS)
 def _weight_sum(w):
     s = 0.0
     for c in range(w.size):
@@ -42,7 +42,7 @@ def _weight_sum(w):
     return s
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def _grad_row(g, w, big_a_over_s, smooth, scale):
     t = g.dtype.type
     f, sm, sc = t(big_a_over_s), t(smooth), t(scale)
@@ -50,7 +50,7 @@ def _grad_row(g, w, big_a_over_s, smooth, scale):
         g[c] = (f * g[c] - sm * w[c]) * sc
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def row_cross_entropy(x, g, label, counted, w, smoothing, scale, want_grad):
     """One row's loss (float64); writes its gradient into ``g`` when ``want_grad``."""
     n = x.size
@@ -72,7 +72,7 @@ def row_cross_entropy(x, g, label, counted, w, smoothing, scale, want_grad):
     return loss
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def _tile_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, r0, rows,
                         tile, e, narrow, wide):
     # Short rows, as softmaxkit.numba._short_rows: ``rows`` rows transposed into a tile so every
@@ -121,11 +121,10 @@ def _tile_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, w
             for j in range(rows):
                 ei[j] = (f[j] * ei[j] - sm[j] * wi) * sc
         for j in range(rows):
-            g = grad[r0 + j]
-            for i in range(n):
-                g[i] = e[i, j]
+            for i in range(n):  # 2-d indexing: a row view per row costs atomic reference counts
+                grad[r0 + j, i] = e[i, j]
             if counted[r0 + j]:
-                g[labels[r0 + j]] -= t(hot[j] * scale)
+                grad[r0 + j, labels[r0 + j]] -= t(hot[j] * scale)
     for j in range(rows):  # rows whose max is +inf: the row kernel knows their limit
         if m[j] == np.inf:
             r = r0 + j
@@ -133,33 +132,37 @@ def _tile_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, w
             losses[r] = row_cross_entropy(x[r], grad[r], label, counted[r], w, smoothing, scale, want_grad)
 
 
-@njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def cross_entropy_rows(x, grad, labels, counted, w, smoothing, scale, want_grad):
-    """Per-row losses (float64) of class-index targets; gradients into ``grad`` if wanted.
+@kernel(fastmath=EXACT_FLAGS)
+def cross_entropy_short_rows(x, grad, losses, labels, counted, w, smoothing, scale, want_grad,
+                             start, stop):
+    """:func:`cross_entropy_rows` for rows of at most ``SHORT_ROWS`` classes, tiled as in
+    :mod:`softmaxkit.numba._short_rows`: tasks ``start .. stop`` (``_short_rows.tasks``)."""
+    rows, n = x.shape
+    step = TILE * TILES_PER_TASK
+    for k in range(start, stop):
+        tile = np.empty((n, TILE), dtype=x.dtype)  # scratch per task: see _short_rows
+        e = np.empty((n, TILE), dtype=x.dtype)
+        narrow = np.empty((4, TILE), dtype=x.dtype)
+        wide = np.empty((5, TILE), dtype=np.float64)
+        for r0 in range(k * step, min(rows, (k + 1) * step), TILE):
+            _tile_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, r0,
+                                min(TILE, rows - r0), tile, e, narrow, wide)
+
+
+@kernel(fastmath=EXACT_FLAGS)
+def cross_entropy_rows(x, grad, losses, labels, counted, w, smoothing, scale, want_grad,
+                       start, stop):
+    """Losses (float64, into ``losses``) of rows ``start .. stop`` with class-index targets;
+    gradients into ``grad`` if wanted.
 
     ``labels`` of rows that are not ``counted`` are never read (they may be out of range).
     """
-    if x.shape[1] <= SHORT_ROWS:
-        rows, n = x.shape
-        losses = np.empty(rows, dtype=np.float64)
-        step = TILE * TILES_PER_TASK
-        for k in prange((rows + step - 1) // step):
-            tile = np.empty((n, TILE), dtype=x.dtype)  # scratch per task: see _short_rows
-            e = np.empty((n, TILE), dtype=x.dtype)
-            narrow = np.empty((4, TILE), dtype=x.dtype)
-            wide = np.empty((5, TILE), dtype=np.float64)
-            for r0 in range(k * step, min(rows, (k + 1) * step), TILE):
-                _tile_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, r0,
-                                    min(TILE, rows - r0), tile, e, narrow, wide)
-        return losses
-    losses = np.empty(x.shape[0], dtype=np.float64)
-    for r in prange(x.shape[0]):
+    for r in range(start, stop):
         label = labels[r] if counted[r] else 0
         losses[r] = row_cross_entropy(x[r], grad[r], label, counted[r], w, smoothing, scale, want_grad)
-    return losses
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def _chunk_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, want_grad,
                          o, j0, width):
     # As softmax_columns: ``width`` columns transposed into a tile kept in cache, the row
@@ -183,19 +186,19 @@ def _chunk_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, 
                 gs[j] = gtile[j, i]
 
 
-@njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def cross_entropy_columns(x, grad, labels, counted, w, smoothing, scale, want_grad, width):
-    """:func:`cross_entropy_rows` with the classes on axis 1 of a C-contiguous 3-d array.
+@kernel(fastmath=EXACT_FLAGS)
+def cross_entropy_columns(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, width,
+                          start, stop):
+    """:func:`cross_entropy_rows` with the classes on axis 1 of a C-contiguous 3-d array:
+    chunks ``start .. stop`` of ``width`` columns, as in ``softmax_columns``.
 
-    Sample ``(o, j)`` is row ``o * inner + j`` of ``labels``, ``counted`` and the losses;
+    Sample ``(o, j)`` is row ``o * inner + j`` of ``labels``, ``counted`` and ``losses``;
     ``grad`` has ``x``'s shape (or any shape when ``want_grad`` is false: it is not touched).
     """
-    outer, _, inner = x.shape
-    losses = np.empty(outer * inner, dtype=np.float64)
+    inner = x.shape[2]
     chunks = (inner + width - 1) // width
-    for k in prange(outer * chunks):
+    for k in range(start, stop):
         o = k // chunks
         j0 = (k - o * chunks) * width
         _chunk_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, o, j0,
                              min(width, inner - j0))
-    return losses

@@ -18,23 +18,21 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
 
 from softmaxkit.numba._exp import EXACT_FLAGS
+from softmaxkit.numba._jit import kernel
 from softmaxkit.numba._rows import limit_row
 from softmaxkit.numba._sums import scale_span, span_max, store_exp, store_log, sum_exp
 
 
-@njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def softmax_pair_rows(x, inv_t):
-    """Each row's ``(max, sum of exp((x - shift) * inv_t))``, the sum in float64.
+@kernel(fastmath=EXACT_FLAGS)
+def softmax_pair_rows(x, inv_t, row_max, total, start, stop):
+    """Rows ``start .. stop``: each one's ``(max, sum of exp((x - shift) * inv_t))`` into
+    ``row_max`` (x's dtype) and ``total`` (float64).
 
     The shift is the max when finite, else 0 (a ``-inf`` max: every term is 0).
     """
-    rows = x.shape[0]
-    row_max = np.empty(rows, dtype=x.dtype)
-    total = np.empty(rows, dtype=np.float64)
-    for r in prange(rows):
+    for r in range(start, stop):
         m = span_max(x[r])
         if m == np.inf:
             s = sum_exp(limit_row(x[r]), x.dtype.type(0.0), inv_t)  # exp(0) per +inf entry
@@ -42,14 +40,14 @@ def softmax_pair_rows(x, inv_t):
             s = sum_exp(x[r], m if m > -np.inf else x.dtype.type(0.0), inv_t)
         row_max[r] = m if s == s else np.nan
         total[r] = s
-    return row_max, total
 
 
-@njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def softmax_from_pair_rows(x, out, row_max, total, inv_t, log):
-    """softmax (or log_softmax) of each row piece of ``x`` into ``out``, from its row's merged pair."""
+@kernel(fastmath=EXACT_FLAGS)
+def softmax_from_pair_rows(x, out, row_max, total, inv_t, log, start, stop):
+    """softmax (or log_softmax) of row pieces ``start .. stop`` of ``x`` into ``out``, from
+    their rows' merged pairs."""
     zero = x.dtype.type(0.0)
-    for r in prange(x.shape[0]):
+    for r in range(start, stop):
         m, s = row_max[r], np.float64(total[r])
         if s != s:  # NaN somewhere in the row: all NaN (the kernels' exp is not defined above 40)
             out[r][:] = np.nan

@@ -20,9 +20,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
 
 from softmaxkit.numba._exp import EXACT_FLAGS, exp_small
+from softmaxkit.numba._jit import helper, kernel
 from softmaxkit.numba._sums import (
     REDUCE_FLAGS,
     add_compensated,
@@ -39,7 +39,7 @@ SPLIT = 32768
 a block and its output stay in a core's L2 between the passes over it)."""
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def limit_row(x):
     """A row whose maximum is ``+inf``: 0 at the ``+inf`` entries, ``-inf`` elsewhere (NaN: all NaN)."""
     z = np.empty_like(x)
@@ -53,7 +53,7 @@ def limit_row(x):
     return z
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def settled_row(x):
     """``(row, shift)``: the row with a ``+inf`` maximum rewritten by :func:`limit_row`, and
     the amount to subtract before ``exp`` (its maximum, or 0 when that is not finite)."""
@@ -64,7 +64,7 @@ def settled_row(x):
     return x, m if m > -np.inf else x.dtype.type(0.0)
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def row_softmax(x, out, inv_t, log):
     """softmax (or log_softmax) of one row into ``out`` (which may be ``x``)."""
     x, shift = settled_row(x)
@@ -77,42 +77,39 @@ def row_softmax(x, out, inv_t, log):
         scale_span(out, x.dtype.type(1.0 / s if s != 0.0 else 1.0))
 
 
-@njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def softmax_rows(x, out, inv_t, log):
-    """softmax over axis 1 of ``x`` (rows of any length; long ones go to the split kernel)."""
-    if x.shape[1] > SPLIT:
-        _softmax_long_rows(x, out, inv_t, log)
-        return
-    for r in prange(x.shape[0]):
+@kernel(fastmath=EXACT_FLAGS)
+def softmax_rows(x, out, inv_t, log, start, stop):
+    """softmax over axis 1 of rows ``start .. stop`` of ``x`` (rows of at most ``SPLIT``)."""
+    for r in range(start, stop):
         row_softmax(x[r], out[r], inv_t, log)
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def _mask_into(x, mask, out):
     for i in range(x.size):
         out[i] = x[i] if mask[i] else -np.inf
 
 
-@njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def mask_rows(x, mask, out):
-    """``out = where(mask, x, -inf)`` over 2-d arrays (``out`` may be ``x``)."""
-    for r in prange(x.shape[0]):
+@kernel(fastmath=EXACT_FLAGS)
+def mask_rows(x, mask, out, start, stop):
+    """``out = where(mask, x, -inf)`` over rows ``start .. stop`` of 2-d arrays (``out`` may be ``x``)."""
+    for r in range(start, stop):
         _mask_into(x[r], mask[r], out[r])
 
 
-@njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def softmax_masked_rows(x, mask, out, inv_t, log):
+@kernel(fastmath=EXACT_FLAGS)
+def softmax_masked_rows(x, mask, out, inv_t, log, start, stop):
     """softmax over axis 1 of ``x`` with the entries where ``mask`` is False excluded.
 
     Each row is masked into its ``out`` row, which the row kernel then transforms in place
     while it is in cache: no temporary the size of ``x`` and no extra pass over memory.
     """
-    for r in prange(x.shape[0]):
+    for r in range(start, stop):
         _mask_into(x[r], mask[r], out[r])
         row_softmax(out[r], out[r], inv_t, log)
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def merge_blocks(block_max, block_sum, inv_t):
     """One row's ``(shift, sum of exp((x - shift) * inv_t))`` from its blocks' pairs, in order.
 
@@ -133,15 +130,14 @@ def merge_blocks(block_max, block_sum, inv_t):
     return m, shift, total + carry
 
 
-@njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def _softmax_long_rows(x, out, inv_t, log):
-    rows, n = x.shape
+@kernel(fastmath=EXACT_FLAGS)
+def long_row_blocks(x, out, inv_t, log, block_max, block_sum, start, stop):
+    """Pass 1 of rows longer than ``SPLIT``, blocks ``start .. stop`` (block ``k`` is block
+    ``k % nb`` of row ``k // nb``): its max, and exp(z - block max) summed (softmax: also
+    stored, so that pass 2 only rescales and exp runs once per element)."""
+    n = x.shape[1]
     nb = (n + SPLIT - 1) // SPLIT
-    block_max = np.empty(rows * nb, dtype=x.dtype)
-    block_sum = np.empty(rows * nb, dtype=np.float64)
-    # Pass 1, per block: its max, and exp(z - block max) summed (softmax: also stored, so
-    # that pass 2 only rescales and exp runs once per element).
-    for k in prange(rows * nb):
+    for k in range(start, stop):
         r = k // nb
         lo = (k - r * nb) * SPLIT
         hi = min(lo + SPLIT, n)
@@ -155,18 +151,29 @@ def _softmax_long_rows(x, out, inv_t, log):
             block_sum[k] = sum_exp(block, shift, inv_t)
         else:
             block_sum[k] = store_exp(block, out[r][lo:hi], shift, inv_t)
-    # Merge each row's blocks in order (cheap: one pair per block).
-    shifts = np.empty(rows, dtype=np.float64)
-    totals = np.empty(rows, dtype=np.float64)
-    special = np.zeros(rows, dtype=np.bool_)
+
+
+@kernel(fastmath=EXACT_FLAGS)
+def long_row_merge(x, out, inv_t, log, block_max, block_sum, shifts, totals, special):
+    """Each row's blocks merged in order (cheap: one pair per block); rows whose max is
+    ``+inf`` are computed whole here and marked ``special``."""
+    rows, n = x.shape
+    nb = (n + SPLIT - 1) // SPLIT
     for r in range(rows):
         m, shifts[r], totals[r] = merge_blocks(block_max[r * nb:(r + 1) * nb],
                                                block_sum[r * nb:(r + 1) * nb], np.float64(inv_t))
-        if m == np.inf:
-            special[r] = True
+        special[r] = m == np.inf
+        if special[r]:
             row_softmax(x[r], out[r], inv_t, log)
-    # Pass 2: log_softmax from x; softmax rescales each stored block by exp(m_b - M) / S.
-    for k in prange(rows * nb):
+
+
+@kernel(fastmath=EXACT_FLAGS)
+def long_row_finish(x, out, inv_t, log, block_max, shifts, totals, special, start, stop):
+    """Pass 2, blocks ``start .. stop``: log_softmax from x; softmax rescales each stored
+    block by exp(m_b - M) / S."""
+    n = x.shape[1]
+    nb = (n + SPLIT - 1) // SPLIT
+    for k in range(start, stop):
         r = k // nb
         if special[r]:
             continue
@@ -182,7 +189,7 @@ def _softmax_long_rows(x, out, inv_t, log):
             scale_span(out[r][lo:hi], x.dtype.type(rescale / s if s != 0.0 else rescale))
 
 
-@njit(fastmath=REDUCE_FLAGS, cache=True)
+@helper(fastmath=REDUCE_FLAGS)
 def _count_rest(x, m):
     count = 0
     rest = x.dtype.type(0.0)
@@ -193,7 +200,7 @@ def _count_rest(x, m):
     return count, rest
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def has_nan(x):
     for i in range(x.size):
         if x[i] != x[i]:
@@ -201,7 +208,7 @@ def has_nan(x):
     return False
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def row_logsumexp(x):
     """``log(sum(exp(x)))`` of one row in float64, as ``max + log(k) + log1p(rest / k)``.
 
@@ -221,10 +228,8 @@ def row_logsumexp(x):
     return np.float64(m) + (math.log(count) + math.log1p(rest / count))
 
 
-@njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def logsumexp_rows(x):
-    """:func:`row_logsumexp` of every row of a 2-d array, in float64."""
-    out = np.empty(x.shape[0], dtype=np.float64)
-    for r in prange(x.shape[0]):
+@kernel(fastmath=EXACT_FLAGS)
+def logsumexp_rows(x, out, start, stop):
+    """:func:`row_logsumexp` of rows ``start .. stop`` of a 2-d array into ``out`` (float64)."""
+    for r in range(start, stop):
         out[r] = row_logsumexp(x[r])
-    return out

@@ -13,9 +13,9 @@ non-negative and emits no wraparound test, which would stop LLVM from vectorisin
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from softmaxkit.numba._exp import EXACT_FLAGS, exp_small, float_key, key_float
+from softmaxkit.numba._jit import helper
 
 REDUCE_FLAGS = {"reassoc", "contract", "nsz"}
 """Flags of the inner loops: reassociation lets LLVM vectorise the sums (and only the sums)."""
@@ -23,7 +23,7 @@ REDUCE_FLAGS = {"reassoc", "contract", "nsz"}
 BLOCK = 512
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def add_compensated(total, carry, value):
     """Neumaier's step: ``total + carry`` stays the exact sum to within one rounding."""
     t = total + value
@@ -34,13 +34,13 @@ def add_compensated(total, carry, value):
     return t, carry
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def shifted(v, shift, inv_t):
     """``(v - shift) * inv_t``, kept exact inside ``reassoc`` loops (no distribution over ``-``)."""
     return (v - shift) * inv_t
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def span_max(x):
     """The largest entry of ``x``; ``-inf`` when empty; a NaN may or may not win.
 
@@ -54,7 +54,7 @@ def span_max(x):
     return key_float(key)
 
 
-@njit(fastmath=REDUCE_FLAGS, cache=True)
+@helper(fastmath=REDUCE_FLAGS)
 def _block_sum_exp(x, shift, inv_t):
     s = x.dtype.type(0.0)
     for i in range(x.size):
@@ -62,7 +62,7 @@ def _block_sum_exp(x, shift, inv_t):
     return s
 
 
-@njit(fastmath=REDUCE_FLAGS, cache=True)
+@helper(fastmath=REDUCE_FLAGS)
 def _block_store_exp(x, out, shift, inv_t):
     s = x.dtype.type(0.0)
     for i in range(x.size):
@@ -72,7 +72,7 @@ def _block_store_exp(x, out, shift, inv_t):
     return s
 
 
-@njit(fastmath=REDUCE_FLAGS, cache=True)
+@helper(fastmath=REDUCE_FLAGS)
 def _block_exp_in_place(x, shift, inv_t):
     s = x.dtype.type(0.0)
     for i in range(x.size):
@@ -82,7 +82,7 @@ def _block_exp_in_place(x, shift, inv_t):
     return s
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def sum_exp(x, shift, inv_t):
     """``sum(exp((x - shift) * inv_t))`` in float64 (NaN if a term is NaN)."""
     total, carry = 0.0, 0.0
@@ -92,7 +92,7 @@ def sum_exp(x, shift, inv_t):
     return total + carry
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def store_exp(x, out, shift, inv_t):
     """Write ``exp((x - shift) * inv_t)`` into ``out``; return their float64 sum.
 
@@ -112,7 +112,7 @@ def store_exp(x, out, shift, inv_t):
     return total + carry
 
 
-@njit(fastmath=REDUCE_FLAGS, cache=True)
+@helper(fastmath=REDUCE_FLAGS)
 def _block_dot(x, y):
     s = x.dtype.type(0.0)
     for i in range(x.size):
@@ -120,7 +120,7 @@ def _block_dot(x, y):
     return s
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def span_dot(x, y):
     """``sum(x * y)`` in float64, blocked and compensated."""
     total, carry = 0.0, 0.0
@@ -129,7 +129,7 @@ def span_dot(x, y):
     return total + carry
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def scale_span(out, factor):
     """``out *= factor``."""
     for i in range(out.size):
@@ -141,7 +141,7 @@ HUGE_SHIFT = 2.0**64
 nor in float64."""
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def halves_needed(shift, inv_t):
     """Whether ``x - shift`` may overflow to ``-inf`` where ``(x - shift) * inv_t`` is finite:
     a huge row maximum and ``T > 1``. Then ``(x/2 - shift/2) * (2 inv_t)`` is computed instead
@@ -149,7 +149,7 @@ def halves_needed(shift, inv_t):
     return inv_t < 1.0 and shift > HUGE_SHIFT
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def store_log(x, out, shift, inv_t, lse):
     """``out = (x - shift) * inv_t - lse`` (log_softmax's last pass); ``out`` may be ``x``.
 

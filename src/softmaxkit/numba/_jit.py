@@ -1,0 +1,101 @@
+"""How the engine is compiled: the kernel and helper decorators, the disk cache, compile notices.
+
+Kernels (:func:`kernel`) are the functions called from Python: they release the GIL (the
+pool of :mod:`._threads` runs them at once) and are cached on disk. Helpers (:func:`helper`)
+are only called from jitted code and compiled into each kernel that uses them, so they get
+neither a Python nor a C wrapper and no cache entry of their own: each of those costs a
+compile, and the helpers are most of the functions (8,192 x 1,024 float32 softmax compiled
+in 2.6 s of CPU with them, 2.1 s without; BENCHMARKS.md).
+
+Numba compiles a kernel the first time a call needs it (seconds) and, with ``cache=True``,
+writes it to a cache directory that later processes load in milliseconds. Numba picks the
+first writable of: ``NUMBA_CACHE_DIR``, the ``__pycache__`` beside these sources, the user's
+cache directory. When none is writable (a read-only install without a writable home, a
+read-only ``NUMBA_CACHE_DIR``), ``cache=True`` makes Numba raise at import; this module finds
+that out first, and the kernels are then compiled without a cache (:data:`CACHE` is False),
+with one warning.
+
+A compile of a kernel (the functions called from Python, compiled with ``nogil=True``) takes
+seconds: the first one in a process is announced with one ``INFO`` record on the
+``softmaxkit.numba`` logger (the command line shows it on stderr), the later ones at ``DEBUG``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from numba import njit
+from numba.core import event
+
+log = logging.getLogger("softmaxkit.numba")
+
+
+def _probe() -> None:
+    """A function of this directory: Numba places its cache as it places the kernels'."""
+
+
+def _find_cache_dir() -> str | None:
+    try:
+        dispatcher = njit(cache=True)(_probe)
+    except RuntimeError:  # Numba's "cannot cache function ...: no locator available"
+        return None
+    return str(getattr(getattr(dispatcher, "_cache", None), "_cache_path", "") or "") or None
+
+
+CACHE_DIR = _find_cache_dir()
+"""The directory the kernels are cached in, or None when no candidate is writable."""
+CACHE = CACHE_DIR is not None
+"""The ``cache=`` option of every kernel."""
+
+if not CACHE:
+    log.warning(
+        "softmaxkit: no writable cache directory for the numba kernels (NUMBA_CACHE_DIR, the package's "
+        "__pycache__ and the user cache directory are read-only or missing): each process compiles the "
+        "kernels it uses, seconds per kernel. Set NUMBA_CACHE_DIR to a writable directory to keep them.")
+
+
+def is_kernel(dispatcher: Any) -> bool:
+    """Whether ``dispatcher`` is one of the engine's kernels (called from Python, not inlined)."""
+    py_func = getattr(dispatcher, "py_func", None)
+    return (getattr(py_func, "__module__", "").startswith("softmaxkit.numba.")
+            and bool(getattr(dispatcher, "targetoptions", {}).get("nogil")))
+
+
+class _CompileNotice(event.Listener):
+    """Logs the start of a kernel's compile: the first in the process at INFO, others at DEBUG."""
+
+    def __init__(self) -> None:
+        self.announced = False
+
+    def on_start(self, ev: event.Event) -> None:
+        dispatcher = ev.data.get("dispatcher")
+        if not is_kernel(dispatcher):
+            return
+        name = dispatcher.py_func.__name__
+        dtypes = ", ".join(sorted({str(getattr(a, "dtype", "")) for a in ev.data.get("args", ())} - {""}))
+        where = f"cached in {CACHE_DIR}" if CACHE else "not cached: no writable cache directory"
+        if self.announced:
+            log.debug("compiling numba kernel %s (%s)", name, dtypes)
+            return
+        self.announced = True
+        log.info("softmaxkit: compiling numba kernels on first use (%s for %s; seconds each, %s; "
+                 "`softmaxkit compile` compiles them all ahead of time)", name, dtypes, where)
+
+    def on_end(self, ev: event.Event) -> None:
+        pass
+
+
+notice = _CompileNotice()
+event.register("numba:compile", notice)
+
+
+def kernel(**options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """``njit`` for a kernel: GIL released, cached on disk where a cache directory is writable."""
+    return njit(nogil=True, cache=CACHE, **options)
+
+
+def helper(**options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """``njit`` for a function called from jitted code only: no wrappers, no cache entry."""
+    return njit(no_cpython_wrapper=True, no_cfunc_wrapper=True, **options)

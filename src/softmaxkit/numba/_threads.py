@@ -1,0 +1,106 @@
+"""The engine's threads: fixed ranges of work items run by a small pool, no Numba threading layer.
+
+Every kernel is compiled with ``nogil=True`` and takes a range ``start, stop`` of its work
+items (rows, tiles of rows, column chunks, blocks of a long row). :func:`run` cuts the items
+into contiguous ranges, hands all but the first to a persistent pool and runs the first on the
+calling thread. Three reasons, measured or reported:
+
+- compile time: ``parallel=True`` (parfors) lowering was most of a cold compile (the first
+  8,192 x 1,024 float32 softmax: 6.6 s of CPU with parfors, 3.1 s without; BENCHMARKS.md);
+- thread safety: Numba's ``workqueue`` layer (the one it picks without TBB or OpenMP) aborts
+  the process when two threads enter a parallel region at once; Python threads have no such limit;
+- determinism: a result never depends on the cut, because each item is computed whole by one
+  thread in a fixed order (a long row's blocks are a fixed ``SPLIT``, merged in order).
+
+The pool is rebuilt in a child process after ``fork`` (the parent's threads do not exist there).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any
+
+from softmaxkit._engines import PARALLEL_MIN_SIZE
+
+
+def _default_threads() -> int:
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    limit = os.environ.get("NUMBA_NUM_THREADS", "")  # the variable numba users already set
+    return max(1, min(usable, int(limit))) if limit.isdigit() and int(limit) > 0 else max(1, usable)
+
+
+_lock = threading.Lock()
+_threads = _default_threads()
+_pool: ThreadPoolExecutor | None = None
+
+
+def get_num_threads() -> int:
+    """Threads the numba engine uses for one call (default: the CPUs this process may use,
+    at most ``NUMBA_NUM_THREADS`` when that is set)."""
+    return _threads
+
+
+def set_num_threads(threads: int) -> None:
+    """Use ``threads`` threads per call from now on (any count gives bitwise the same results)."""
+    global _threads, _pool
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive int, got {threads!r}")
+    with _lock:
+        _threads = threads
+        old, _pool = _pool, None
+    if old is not None:
+        old.shutdown(wait=False)
+
+
+def _get_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=max(1, _threads - 1), thread_name_prefix="softmaxkit")
+        return _pool
+
+
+def _forget_pool() -> None:
+    global _pool, _lock
+    _pool, _lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def parts_for(items: int, elements: int) -> int:
+    """How many ranges ``items`` work items holding ``elements`` array elements are cut into."""
+    if elements < PARALLEL_MIN_SIZE:
+        return 1
+    return max(1, min(_threads, items))
+
+
+def run(kernel: Callable[..., Any], items: int, elements: int, *args: Any) -> None:
+    """``kernel(*args, start, stop)`` over ``range(items)``, cut into contiguous ranges run at once."""
+    parts = parts_for(items, elements)
+    if parts == 1:
+        if items > 0:
+            kernel(*args, 0, items)
+        return
+    bounds = [items * k // parts for k in range(parts + 1)]
+    pool = _get_pool()
+    futures: list[Future[Any]] = [pool.submit(kernel, *args, bounds[k], bounds[k + 1])
+                                  for k in range(1, parts)]
+    try:
+        kernel(*args, bounds[0], bounds[1])
+    finally:
+        wait(futures)  # every range writes into the caller's arrays: none may outlive the call
+    for f in futures:
+        f.result()  # re-raises a range's exception
+
+
+def readonly(a: Any) -> Any:
+    """A read-only view of the array ``a``: kernels are compiled for read-only inputs only, so a
+    writeable and a read-only input share one compiled specialisation instead of two."""
+    view = a.view()
+    view.flags.writeable = False
+    return view

@@ -1,0 +1,232 @@
+"""The numba engine's compile driver: one specialisation per kernel and dtype, ahead-of-use
+compiling (``softmaxkit compile``), notices, no writable cache, its thread pool."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+numba = pytest.importorskip("numba")
+ml_dtypes = pytest.importorskip("ml_dtypes")
+
+import softmaxkit as sk  # noqa: E402
+from softmaxkit import numba as sknumba  # noqa: E402
+from softmaxkit.numba import _compile, _jit, _rows, _threads  # noqa: E402
+
+DTYPES = [np.float32, np.float64, np.float16, ml_dtypes.bfloat16]
+
+
+def _every_kind_of_call(dtype: object) -> None:
+    """Calls as users make them: layouts, read-only and strided inputs, out=, in place,
+    masks, temperature, every function with a kernel."""
+    rng = np.random.default_rng(0)
+    for shape, axis in [((40, 12), -1), ((40, 300), -1), ((3, _rows.SPLIT + 5), -1), ((300, 40), 0),
+                        ((6, 7, 50), 1), ((6, 7, 50), (1, 2))]:
+        x = rng.standard_normal(shape).astype(dtype)
+        frozen = x.copy()
+        frozen.flags.writeable = False
+        for a in (x, frozen, x[::-1]):
+            sk.softmax(a, axis=axis, engine="numba")
+            sk.log_softmax(a, axis=axis, temperature=0.5, engine="numba")
+            sk.logsumexp(a, axis=axis, engine="numba")
+            sk.softmax(a, axis=axis, where=a > 0, engine="numba")
+        sk.softmax(x, axis=axis, out=x.copy(), engine="numba")
+        sk.softmax(x.copy(), axis=axis, out=None, engine="numba")
+        y = x.copy()
+        sk.log_softmax(y, axis=axis, out=y, engine="numba")
+    for n in (12, 300):
+        logits = rng.standard_normal((50, n)).astype(dtype)
+        labels = rng.integers(0, n, 50)
+        sk.cross_entropy(logits, labels, return_grad=True, engine="numba")
+        sk.cross_entropy(logits, labels, weight=np.ones(n), ignore_index=1, label_smoothing=0.1,
+                         reduction="none", engine="numba")
+        sk.cross_entropy(np.ascontiguousarray(logits.T), labels, axis=0, return_grad=True, engine="numba")
+        s = sk.softmax(logits, engine="numba")
+        sk.softmax_vjp(s, s, engine="numba")
+        sk.log_softmax_vjp(np.log(s), s, engine="numba")
+
+
+def test_compile_all_covers_every_kernel_with_one_specialisation_per_dtype() -> None:
+    """After compile_all, no call compiles anything new: every kernel holds exactly the
+    specialisations compile_all made (read-only and writeable inputs share one)."""
+    sknumba.compile_all()
+    for dtype in DTYPES:
+        _every_kind_of_call(dtype)
+    for kernel in _compile.kernels():
+        signatures = kernel.signatures
+        assert len(signatures) == _compile.specialisations(kernel), (kernel.py_func.__name__, signatures)
+
+
+def test_compile_all_rejects_unknown_names() -> None:
+    with pytest.raises(ValueError, match="families"):
+        sknumba.compile_all(["softmaxx"])
+    with pytest.raises(ValueError, match="dtypes"):
+        sknumba.compile_all(["softmax"], ["int8"])
+    with pytest.raises(ValueError, match="jobs"):
+        sknumba.compile_all(["softmax"], ["float32"], jobs=0)
+
+
+def test_compile_notice_once(caplog: pytest.LogCaptureFixture) -> None:
+    """The first kernel compile of a process is announced at INFO, later ones at DEBUG only;
+    compiles of jitted code other than the engine's kernels are not announced."""
+    from numba.core import event
+
+    notice = _jit._CompileNotice()
+    kernel = _rows.softmax_rows
+    start = event.Event("numba:compile", event.EventStatus.START,
+                        data={"dispatcher": kernel, "args": (numba.typeof(np.zeros((2, 2), np.float32)),)})
+    other = event.Event("numba:compile", event.EventStatus.START,
+                        data={"dispatcher": numba.njit(lambda v: v), "args": ()})
+    with caplog.at_level(logging.DEBUG, logger="softmaxkit.numba"):
+        notice.on_start(other)
+        notice.on_start(start)
+        notice.on_start(start)
+    records = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert [level for level, _ in records] == [logging.INFO, logging.DEBUG]
+    assert "softmax_rows" in records[0][1] and "float32" in records[0][1]
+    assert "softmaxkit compile" in records[0][1]
+
+
+def test_no_writable_cache_compiles_without_one() -> None:
+    """Regression (issue 13.7): with no writable cache directory anywhere Numba looks, the
+    first large call raised ``RuntimeError: cannot cache function 'exp32'``. Now the kernels
+    compile without a cache, one warning says so, and ``softmaxkit info`` tells."""
+    code = """
+import numba.core.caching as caching, numpy as np
+def read_only(self):
+    raise PermissionError(13, "Read-only file system")
+caching._CacheLocator.ensure_cache_path = read_only
+import softmaxkit as sk
+from softmaxkit.cli import info
+x = np.random.default_rng(0).standard_normal((64, 128)).astype(np.float64)
+np.testing.assert_allclose(sk.logsumexp(x, axis=1, engine="numba"), sk.logsumexp(x, axis=1, engine="generic"))
+sk.logsumexp(x, axis=1, engine="numba")
+print(info.numba_cache_line())
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("no writable cache directory") == 1, done.stderr
+    assert "NUMBA_CACHE_DIR" in done.stderr
+    assert "no writable cache directory" in done.stdout
+
+
+def test_cli_compile_and_info(tmp_path: object) -> None:
+    """``softmaxkit compile`` fills an empty cache; ``softmaxkit info`` counts what is there."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    command = [sys.executable, "-m", "softmaxkit.cli"]
+    before = subprocess.run([*command, "info"], capture_output=True, text=True, env=env, timeout=600)
+    assert before.returncode == 0, before.stderr
+    assert f"numba kernels: 0 of {sum(map(_compile.specialisations, _compile.kernels()))}" in before.stdout
+    assert str(tmp_path) in before.stdout
+    done = subprocess.run([*command, "compile", "--functions", "logsumexp", "--dtypes", "float64"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "1 of" in done.stdout and str(tmp_path) in done.stdout
+    assert "compiling" not in done.stderr  # progress lines only on a terminal
+    bad = subprocess.run([*command, "compile", "--jobs", "0"], capture_output=True, text=True, env=env,
+                         timeout=600)
+    assert bad.returncode == 2 and "--jobs" in bad.stderr
+
+
+def test_set_num_threads() -> None:
+    before = sknumba.get_num_threads()
+    try:
+        sknumba.set_num_threads(3)
+        assert sknumba.get_num_threads() == 3
+        for bad in (0, -1, 1.5, True, "2"):
+            with pytest.raises(ValueError, match="threads"):
+                sknumba.set_num_threads(bad)  # type: ignore[arg-type]
+    finally:
+        sknumba.set_num_threads(before)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_pool_works_after_fork() -> None:
+    """A child forked after the pool started has none of its threads: it builds its own
+    (the parent's pool object would wait forever for them). In a fresh interpreter: forking
+    this one, which has imported JAX, warns."""
+    code = """
+import multiprocessing, numpy as np, softmaxkit as sk
+from softmaxkit import numba as engine
+from softmaxkit.numba import _threads
+engine.set_num_threads(2)
+x = np.ones((256, 1024), np.float32)
+sk.softmax(x, engine="numba")  # the pool is running
+assert _threads.parts_for(256, x.size) == 2
+def child(queue):
+    queue.put(float(sk.softmax(x, engine="numba").sum()))
+context = multiprocessing.get_context("fork")
+queue = context.Queue()
+process = context.Process(target=child, args=(queue,))
+process.start()
+process.join(timeout=300)
+assert process.exitcode == 0, process.exitcode
+print(queue.get(timeout=5))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) == pytest.approx(256.0)
+
+
+def test_an_exception_in_one_range_reaches_the_caller() -> None:
+    calls = []
+
+    def kernel(start: int, stop: int) -> None:
+        calls.append((start, stop))
+        if start > 0:
+            raise RuntimeError("range failed")
+
+    before = sknumba.get_num_threads()
+    sknumba.set_num_threads(2)
+    try:
+        with pytest.raises(RuntimeError, match="range failed"):
+            _threads.run(kernel, 10, _threads.PARALLEL_MIN_SIZE)
+    finally:
+        sknumba.set_num_threads(before)
+    assert sorted(calls) == [(0, 5), (5, 10)]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs a pseudo-terminal")
+def test_cli_says_once_on_a_terminal_that_it_compiles(tmp_path: object) -> None:
+    """A command that compiles kernels on first use prints one status line on stderr (a
+    terminal), so a pause of seconds is explained; a warm cache prints none."""
+    import pty
+    import threading
+
+    path = f"{tmp_path}/logits.npy"
+    np.save(path, np.random.default_rng(0).standard_normal((1000, 10)))
+    env = {**os.environ, "NUMBA_CACHE_DIR": f"{tmp_path}/cache"}
+
+    def stderr_of_apply() -> str:
+        master, slave = pty.openpty()
+        chunks: list[bytes] = []
+
+        def drain() -> None:
+            while True:
+                try:
+                    data = os.read(master, 4096)
+                except OSError:  # EIO: the terminal's other end is closed
+                    return
+                if not data:
+                    return
+                chunks.append(data)
+
+        reader = threading.Thread(target=drain)
+        reader.start()
+        command = [sys.executable, "-m", "softmaxkit.cli", "apply", path, "-o", f"{tmp_path}/p.npy"]
+        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=slave, env=env, timeout=600)
+        os.close(slave)
+        reader.join(timeout=30)
+        os.close(master)
+        assert done.returncode == 0
+        return b"".join(chunks).decode(errors="replace")
+
+    cold = stderr_of_apply()
+    assert cold.count("compiling numba kernels") == 1, cold
+    assert "softmaxkit compile" in cold
+    assert "compiling" not in stderr_of_apply()
