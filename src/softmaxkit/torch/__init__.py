@@ -1,0 +1,1 @@
+from softmaxkit.torch import _ops  # noqa: F401
