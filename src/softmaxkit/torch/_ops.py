@@ -12,22 +12,18 @@ int? ignore_index, float label_smoothing, str reduction, bool want_grad)
 -> (Tensor loss, Tensor grad)``
 =====================================================================================  ======
 
-Each has a fake implementation (shapes for ``torch.compile`` and meta tensors), an autograd
-formula, and a vmap rule, so that autograd, ``torch.compile(fullgraph=True)``,
-``torch.func.grad`` / ``vmap`` and ``torch.library.opcheck`` work. Results are contiguous.
-``dims`` are sorted non-negative dims; the callers (the engine, the ``softmaxkit.torch``
-face) have checked every argument.
-
-The backward of softmax and log_softmax is the package's own fused vjp kernels, which give
-exactly 0 at excluded entries (masked, ``-inf``) and for fully excluded rows (SPEC §2), where
-``torch.softmax``'s backward gives NaN.
+Each has a fake implementation (shapes for ``torch.compile`` and meta tensors) and a vmap
+rule here, and an autograd formula in :mod:`softmaxkit.torch._autograd`, so that autograd,
+``torch.compile(fullgraph=True)``, ``torch.func`` and ``torch.library.opcheck`` work.
+Results are contiguous. ``dims`` are sorted non-negative dims; the callers (the engine, the
+``softmaxkit.torch`` face) have checked every argument.
 
 cross_entropy computes its gradient in the forward pass when ``want_grad`` (as Liger-Kernel's
 fused loss does) and saves only that, so the loss holds one logits-sized buffer from
-forward to backward, against the
-saved log-probabilities plus a new gradient of ``F.cross_entropy``. The second output is
-that buffer. On ``loss.backward()`` of a reduced loss (incoming gradient 1, checked in eager
-CPU runs only) the backward hands the buffer on as the gradient; otherwise it scales a copy.
+forward to backward, against the saved log-probabilities plus a new gradient of
+``F.cross_entropy``. The second output is that buffer. On ``loss.backward()`` of a reduced
+loss (incoming gradient 1, checked in eager CPU runs only) the backward hands the buffer on
+as the gradient; otherwise it scales a copy.
 """
 
 from __future__ import annotations
@@ -67,19 +63,6 @@ def _(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, temperature: 
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
-def _softmax_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
-    _, ctx.dims, _, ctx.temperature, ctx.log = inputs
-    ctx.save_for_backward(output)
-
-
-def _softmax_backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:
-    (y,) = ctx.saved_tensors
-    dx = (log_softmax_vjp if ctx.log else softmax_vjp)(y, g, ctx.dims)
-    if ctx.temperature != 1.0:
-        dx = dx / ctx.temperature
-    return dx, None, None, None, None
-
-
 # --- logsumexp ----------------------------------------------------------------------------------
 
 @custom_op("softmaxkit::logsumexp", mutates_args=(),
@@ -92,20 +75,6 @@ def logsumexp(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, keepd
 def _(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, keepdim: bool) -> torch.Tensor:
     shape = [1 if d in dims else s for d, s in enumerate(x.shape) if keepdim or d not in dims]
     return x.new_empty(shape)
-
-
-def _logsumexp_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
-    x, ctx.dims, mask, ctx.keepdim = inputs
-    ctx.save_for_backward(x, mask)
-
-
-def _logsumexp_backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:
-    # d logsumexp / dx = softmax(x): its kernels settle the -inf, +inf and masked rows.
-    x, mask = ctx.saved_tensors
-    if not ctx.keepdim:
-        for d in ctx.dims:
-            g = g.unsqueeze(d)
-    return softmax(x, ctx.dims, mask, 1.0, False) * g, None, None, None
 
 
 # --- the vector-Jacobian products ---------------------------------------------------------------
@@ -131,31 +100,6 @@ def _(logp: torch.Tensor, g: torch.Tensor, dims: list[int]) -> torch.Tensor:
     return torch.empty_like(logp, memory_format=torch.contiguous_format)
 
 
-def _vjp_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
-    first, g, ctx.dims = inputs
-    ctx.save_for_backward(first, g)
-
-
-def _softmax_vjp_backward(ctx: Any, d: torch.Tensor) -> tuple[Any, ...]:
-    # out = s * (g - <g, s>): d/dg is the vjp itself (J is symmetric); d/ds by the product rule.
-    s, g = ctx.saved_tensors
-    dot = (g * s).sum(ctx.dims, keepdim=True)
-    ds = d * (g - dot) - g * (d * s).sum(ctx.dims, keepdim=True)
-    return ds, softmax_vjp(s, d, ctx.dims), None
-
-
-def _log_softmax_vjp_backward(ctx: Any, d: torch.Tensor) -> tuple[Any, ...]:
-    # out = live * (g - p * G) with p = exp(logp), G = sum(live * g); live = logp > -inf.
-    logp, g = ctx.saved_tensors
-    live = logp != float("-inf")
-    zero = torch.zeros((), dtype=logp.dtype, device=logp.device)
-    p = torch.where(live, logp.exp(), zero)
-    total = torch.where(live, g, zero).sum(ctx.dims, keepdim=True)
-    d_live = torch.where(live, d, zero)
-    dg = torch.where(live, d_live - (d_live * p).sum(ctx.dims, keepdim=True), zero)
-    return -d_live * p * total, dg, None
-
-
 # --- cross_entropy ------------------------------------------------------------------------------
 
 @custom_op("softmaxkit::cross_entropy", mutates_args=(),
@@ -175,34 +119,6 @@ def _(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, d
     shape = [s for d, s in enumerate(logits.shape) if d != dim] if reduction == "none" else []
     grad_shape = logits.shape if want_grad else (0,)
     return logits.new_empty(shape), logits.new_empty(grad_shape)
-
-
-def _cross_entropy_setup(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, torch.Tensor]) -> None:
-    _, _, _, ctx.dim, _, _, ctx.reduction, ctx.want_grad = inputs
-    ctx.mark_non_differentiable(output[1])
-    ctx.save_for_backward(output[1])
-
-
-def _cross_entropy_backward(ctx: Any, g_loss: torch.Tensor, _: Any) -> tuple[Any, ...]:
-    if not ctx.want_grad:
-        raise RuntimeError("softmaxkit::cross_entropy was called with want_grad=False: "
-                           "its gradient was not computed in the forward pass")
-    (grad,) = ctx.saved_tensors
-    if ctx.reduction == "none":
-        g_loss = g_loss.unsqueeze(ctx.dim)
-    if ctx.reduction != "none" and _plain(grad) and not grad.is_cuda and float(g_loss) == 1.0:
-        # loss.backward(): the saved buffer is the gradient. The reference kept on ctx stops
-        # AccumulateGrad from adopting it as a leaf's .grad (it would then add into it in
-        # place, under a graph retained for another backward that reads it).
-        ctx.handed_out = grad
-        return grad, None, None, None, None, None, None, None
-    return grad * g_loss, None, None, None, None, None, None, None
-
-
-def _plain(t: torch.Tensor) -> bool:
-    """An eager tensor: no tracing subclass (fake, functional) and no torch.func wrapper, so
-    reading its value is no data-dependent branch in a traced graph."""
-    return type(t) is torch.Tensor and not torch._C._functorch.is_functorch_wrapped_tensor(t)
 
 
 # --- vmap: batched calls --------------------------------------------------------------------------
@@ -241,7 +157,8 @@ def _vjp_vmap(op: Any) -> Any:
 
 
 def _cross_entropy_vmap(info: Any, in_dims: tuple[Any, ...], logits: torch.Tensor, target: torch.Tensor,
-                        weight: torch.Tensor | None, *options: Any) -> tuple[tuple[torch.Tensor, ...], tuple[int, int]]:
+                        weight: torch.Tensor | None,
+                        *options: Any) -> tuple[tuple[torch.Tensor, ...], tuple[int, int]]:
     # Each batch member has its own reduction (a mean over its own samples): one call each.
     def member(t: torch.Tensor | None, bdim: int | None, i: int) -> torch.Tensor | None:
         return t if t is None or bdim is None else t.select(bdim, i)
@@ -251,11 +168,6 @@ def _cross_entropy_vmap(info: Any, in_dims: tuple[Any, ...], logits: torch.Tenso
     return (torch.stack([r[0] for r in results]), torch.stack([r[1] for r in results])), (0, 0)
 
 
-softmax.register_autograd(_softmax_backward, setup_context=_softmax_setup)
-logsumexp.register_autograd(_logsumexp_backward, setup_context=_logsumexp_setup)
-softmax_vjp.register_autograd(_softmax_vjp_backward, setup_context=_vjp_setup)
-log_softmax_vjp.register_autograd(_log_softmax_vjp_backward, setup_context=_vjp_setup)
-cross_entropy.register_autograd(_cross_entropy_backward, setup_context=_cross_entropy_setup)
 torch.library.register_vmap(softmax, _softmax_vmap)
 torch.library.register_vmap(logsumexp, _logsumexp_vmap)
 torch.library.register_vmap(softmax_vjp, _vjp_vmap(softmax_vjp))
