@@ -63,6 +63,17 @@ def _is_dask_array(x: Any) -> bool:
     return bool(array_api_compat.is_dask_array(x))
 
 
+def _is_torch_tensor(x: Any) -> bool:
+    """A PyTorch tensor on a device whose kernels are installed (CPU: Numba; CUDA: CuPy)."""
+    import array_api_compat
+
+    if not array_api_compat.is_torch_array(x):
+        return False
+    device = getattr(getattr(x, "device", None), "type", None)
+    needs = {"cpu": "numba", "cuda": "cupy"}.get(device)
+    return needs is not None and _importable(needs)
+
+
 def _always(x: Any) -> bool:
     return True
 
@@ -111,6 +122,15 @@ class EngineSpec:
 
 
 ENGINES: tuple[EngineSpec, ...] = (
+    EngineSpec(
+        name="torch",
+        module="softmaxkit.torch._engine",
+        summary="PyTorch tensors through the operators torch.ops.softmaxkit.* (Numba kernels on CPU, "
+                "CUDA kernels on GPUs): autograd, torch.compile, torch.func",
+        functions=ENGINE_FUNCTIONS - ROW_PIECE_FUNCTIONS,
+        runs=_is_torch_tensor,
+        requires=("torch",),
+    ),
     EngineSpec(
         name="cupy",
         module="softmaxkit.cuda",

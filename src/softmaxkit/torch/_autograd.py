@@ -25,15 +25,23 @@ import torch
 from softmaxkit.torch import _ops
 
 
-def _wants_grad(*tensors: torch.Tensor | None) -> bool:
-    """Whether autograd (or a torch.func transform, whose wrapped tensors may not say that
-    they require grad, as inside ``grad(vmap(f))``) may differentiate through the call."""
+def _needs_grad(*tensors: torch.Tensor | None) -> bool:
+    """Whether autograd, or a torch.func transform (whose wrapped tensors may not say that
+    they require grad, as inside ``grad(vmap(f))``), may differentiate the call."""
     if not torch.is_grad_enabled():
         return False
     if any(t is not None and t.requires_grad for t in tensors):
         return True
     return not torch.compiler.is_compiling() and any(
         t is not None and torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors)
+
+
+def _wants_grad(*tensors: torch.Tensor | None) -> bool:
+    """Whether to call through the autograd.Function: in eager mode, when a gradient may be
+    asked for. A compiled graph holds the operator itself, differentiated by its registered
+    formula (Dynamo's tracing of a Function instantiates it, which PyTorch 2.13 deprecates
+    with a warning)."""
+    return not torch.compiler.is_compiling() and _needs_grad(*tensors)
 
 
 # --- softmax / log_softmax ---------------------------------------------------------------------
@@ -253,7 +261,7 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tens
     """``(loss, grad)``; ``grad`` is computed (and kept for the backward) when ``want_grad``,
     by default when autograd will ask for it."""
     if want_grad is None:
-        want_grad = _wants_grad(logits)
+        want_grad = _needs_grad(logits)
     if _wants_grad(logits, target):
         return _CrossEntropy.apply(logits, target, weight, dim, ignore_index, label_smoothing, reduction,
                                    want_grad)
