@@ -143,14 +143,25 @@ def test_cross_entropy_saves_only_the_gradient():
     assert [tuple(t.shape) for t in saved if t is not None] == [(4, 6)]
 
 
+def test_cross_entropy_gradient_buffer_becomes_the_leafs_grad():
+    x = _f64(4, 6)
+    loss, grad = _autograd.cross_entropy(x, torch.tensor([0, 1, 2, 3]), None, 1, -100, 0.0, "mean")
+    buffer, expected = grad.data_ptr(), grad.clone()
+    del grad
+    loss.backward()
+    assert x.grad.data_ptr() == buffer  # no copy between the forward's gradient and x.grad
+    torch.testing.assert_close(x.grad, expected)
+
+
 def test_cross_entropy_backward_twice_with_retained_graph():
     x = _f64(4, 6)
     loss = skt.cross_entropy(x, torch.tensor([0, 1, 2, 3]))
     loss.backward(retain_graph=True)
     first = x.grad.clone()
+    x.grad.mul_(2)  # in place on .grad (clipping does so) must not reach the saved buffer
     loss.backward(retain_graph=True)
     loss.backward()
-    torch.testing.assert_close(x.grad, 3 * first)
+    torch.testing.assert_close(x.grad, 4 * first)
 
 
 def test_cross_entropy_backward_scaled_by_incoming_gradient():

@@ -145,7 +145,7 @@ def cross_entropy(input: torch.Tensor, target: torch.Tensor, weight: torch.Tenso
     >>> skt.cross_entropy(logits, torch.tensor([0, 1]))
     tensor(0.3192)
     >>> skt.cross_entropy(logits, torch.tensor([0, -100]), reduction="none")
-    tensor([0.2549, 0.0000])
+    tensor([0.2547, 0.0000])
     """
     if size_average is not None or reduce is not None:
         reduction = _reduction.legacy_get_string(size_average, reduce)

@@ -189,6 +189,8 @@ def _cross_entropy_setup(ctx: Any, inputs: tuple[Any, ...],
                          output: tuple[torch.Tensor, torch.Tensor]) -> None:
     logits, _, weight, ctx.dim, _, ctx.smoothing, ctx.reduction, ctx.want_grad = inputs
     ctx.mark_non_differentiable(output[1])
+    # Else autograd would fill a logits-sized tensor of zeros as the gradient of that output.
+    ctx.set_materialize_grads(False)
     # Probability targets may require grad too (PyTorch differentiates them): their gradient
     # needs the log-probabilities, recomputed in the backward from the logits.
     ctx.target_grad = ctx.needs_input_grad[1]
@@ -198,6 +200,8 @@ def _cross_entropy_setup(ctx: Any, inputs: tuple[Any, ...],
 
 def _cross_entropy_backward(ctx: Any, g_loss: torch.Tensor, _: Any) -> tuple[Any, ...]:
     grad, logits, weight = ctx.saved_tensors
+    if g_loss is None:  # the loss took no part in what is differentiated
+        return (None,) * 8
     d_target = _target_grad(ctx, logits, weight, g_loss) if ctx.target_grad else None
     rest = (None,) * 6
     if not ctx.needs_input_grad[0]:
@@ -208,10 +212,9 @@ def _cross_entropy_backward(ctx: Any, g_loss: torch.Tensor, _: Any) -> tuple[Any
     if ctx.reduction == "none":
         g_loss = g_loss.unsqueeze(ctx.dim)
     elif _plain(grad) and not grad.is_cuda and float(g_loss) == 1.0:
-        # loss.backward(): the saved buffer is the gradient. The reference kept on ctx stops
-        # AccumulateGrad from adopting it as a leaf's .grad (it would then add into it in
-        # place, under a graph retained for another backward that reads it).
-        ctx.handed_out = grad
+        # loss.backward(): the saved buffer is the gradient, handed on without a copy. A leaf's
+        # AccumulateGrad adopts it only once the graph has released it (no retain_graph);
+        # under a retained graph it copies, so a later backward still reads it intact.
         return grad, d_target, *rest
     return grad * g_loss, d_target, *rest
 

@@ -6,8 +6,8 @@ bfloat16 has no NumPy dtype: its memory is viewed as ``int16`` and then as ml_dt
 bfloat16, the type the Numba engine's half-precision kernels recognise.
 
 Contiguous float32/float64 rows without a mask call the row kernels directly: the engine's
-argument plumbing (``errstate``, the layout, thread settings) costs about 8 µs, more than the
-whole kernel on a 64 x 10 tensor.
+argument plumbing (``errstate``, the layout) costs about 8 µs, more than the whole kernel on
+a 64 x 10 tensor.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import torch
 
 from softmaxkit import generic
 from softmaxkit import numba as engine
+from softmaxkit.numba import _threads_for as threads_for
 from softmaxkit.numba._grad import log_softmax_vjp_rows, softmax_vjp_rows
 from softmaxkit.numba._rows import softmax_rows
 from softmaxkit.numba._small import SMALL, softmax_small_rows
@@ -67,7 +68,8 @@ def softmax(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, tempera
             and _trailing(dims, x.dim())):
         rows, out = _rows(x, len(dims)), _rows(y, len(dims))
         inv_t = rows.dtype.type(1.0 / temperature)
-        (softmax_small_rows if rows.shape[1] <= SMALL else softmax_rows)(rows, out, inv_t, log)
+        with threads_for(rows.size):  # small tensors on the calling thread, as in the engine
+            (softmax_small_rows if rows.shape[1] <= SMALL else softmax_rows)(rows, out, inv_t, log)
         return y
     xn = as_numpy(x)
     engine.softmax(xn, tuple(dims), where=None if mask is None else as_numpy(mask),
@@ -94,7 +96,8 @@ def _vjp(kernel: Any, first: torch.Tensor, g: torch.Tensor, dims: list[int], log
     if first.dtype in _ROW_KERNEL_DTYPES and first.is_contiguous() and not (log and _beyond_exp(first)):
         g = g.to(first.dtype).contiguous()
         out = torch.empty(first.shape, dtype=first.dtype)
-        kernel(_rows(first, len(dims)), _rows(g, len(dims)), _rows(out, len(dims)))
+        with threads_for(first.numel()):
+            kernel(_rows(first, len(dims)), _rows(g, len(dims)), _rows(out, len(dims)))
         return out
     fn, gn = as_numpy(first), as_numpy(g.to(first.dtype))
     if log and _beyond_exp(first):
