@@ -8,9 +8,9 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("numba")
 
-from benchmarks import cpu, torch_memory  # noqa: E402
+from benchmarks import cpu, torch_memory
 
-from softmaxkit import benchmark as suite  # noqa: E402
+from softmaxkit import benchmark as suite
 
 
 def test_tensor_suite_is_the_cpu_suite_plus_the_per_call_shape() -> None:

@@ -157,7 +157,11 @@ def _options(options: dict, n: int) -> dict:
     return {k: (w if v == "w" else v) for k, v in options.items()}
 
 
-@pytest.mark.parametrize("options", CE_OPTIONS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()) or "default")
+def _option_id(options: dict) -> str:
+    return "-".join(f"{k}={v}" for k, v in options.items()) or "default"
+
+
+@pytest.mark.parametrize("options", CE_OPTIONS, ids=_option_id)
 @pytest.mark.parametrize("shape", [(6,), (8, 6), (4, 6, 3), (2, 6, 3, 2)], ids=str)
 def test_cross_entropy_class_indices_against_torch(options, shape):
     n = shape[1] if len(shape) > 1 else shape[0]
@@ -171,12 +175,13 @@ def test_cross_entropy_class_indices_against_torch(options, shape):
 
 
 @pytest.mark.parametrize("options", [o for o in CE_OPTIONS if "ignore_index" not in o],
-                         ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()) or "default")
+                         ids=_option_id)
 @pytest.mark.parametrize("shape", [(6,), (8, 6), (4, 6, 3)], ids=str)
 def test_cross_entropy_probabilities_against_torch(options, shape):
     n = shape[1] if len(shape) > 1 else shape[0]
     dim = 1 if len(shape) > 1 else 0
-    q0 = torch.softmax(torch.randn(shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64), dim)
+    raw = torch.randn(shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    q0 = torch.softmax(raw, dim)
     qa, qb = q0.clone().requires_grad_(), q0.clone().requires_grad_()
     kwargs = _options(options, n)
     a, b = _pair(*shape)
@@ -185,7 +190,8 @@ def test_cross_entropy_probabilities_against_torch(options, shape):
     torch.testing.assert_close(qa.grad, qb.grad)  # torch differentiates the target too
 
 
-@pytest.mark.parametrize(("size_average", "reduce"), [(True, None), (False, None), (None, False), (False, True)])
+@pytest.mark.parametrize(("size_average", "reduce"),
+                         [(True, None), (False, None), (None, False), (False, True)])
 def test_legacy_reduction_flags(size_average, reduce):
     a, b = _pair(5, 4)
     labels = _labels((5,), 4)
@@ -208,7 +214,8 @@ def test_cross_entropy_float32_and_positional_arguments():
 
 def test_cross_entropy_keyword_names():
     x, labels = torch.randn(3, 4), torch.tensor([0, 1, 2])
-    torch.testing.assert_close(skt.cross_entropy(input=x, target=labels), F.cross_entropy(input=x, target=labels))
+    torch.testing.assert_close(skt.cross_entropy(input=x, target=labels),
+                               F.cross_entropy(input=x, target=labels))
 
 
 def test_cross_entropy_all_ignored_is_nan_as_torch():

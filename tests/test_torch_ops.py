@@ -190,8 +190,8 @@ def test_vmap_of_every_function():
     torch.testing.assert_close(vmap(lambda x: sk.logsumexp(x, axis=1))(xs), torch.logsumexp(xs, 2))
     for reduction in ("mean", "none"):
         torch.testing.assert_close(
-            vmap(lambda x, t: skt.cross_entropy(x, t, reduction=reduction))(xs, labels),
-            vmap(lambda x, t: F.cross_entropy(x, t, reduction=reduction))(xs, labels))
+            vmap(lambda x, t, r=reduction: skt.cross_entropy(x, t, reduction=r))(xs, labels),
+            vmap(lambda x, t, r=reduction: F.cross_entropy(x, t, reduction=r))(xs, labels))
     s = torch.softmax(xs, 2)
     torch.testing.assert_close(vmap(lambda a, b: _ops.softmax_vjp(a, b, [1]))(s, xs),
                                sk.softmax_vjp(s, xs, axis=2))
