@@ -1,7 +1,7 @@
 """softmax, log_softmax and logsumexp of Dask arrays whose reduced axes may span many chunks.
 
 Rows that one chunk holds whole need no reduction: each block is computed by the local engine
-of its chunk type (:func:`softmaxkit._engines.choose_engine` on the block, so NumPy blocks run
+of its chunk type (:func:`softmaxkit._engines.call_engine` on the block, so NumPy blocks run
 on the Numba engine when it is installed). A row split across chunks takes two steps. Each
 chunk yields per-row partial results, Dask's tree reduction merges them, and one blockwise
 pass turns each block into its part of the result. For softmax the partial result is the
@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 
-from softmaxkit import generic
 from softmaxkit._arrays import (
     Array,
     compute_dtype,
@@ -39,11 +38,10 @@ from softmaxkit._arrays import (
     quiet_floating_point,
     reduced_shape,
     rows_view,
-    store,
 )
-from softmaxkit._engines import choose_engine
+from softmaxkit._engines import call_engine
+from softmaxkit._rules import logsumexp_from_parts, split_at_max, store
 from softmaxkit.dask._blocks import field, gather, meta, rows_whole
-from softmaxkit.generic._softmax import logsumexp_from_parts
 
 
 def softmax(
@@ -90,8 +88,8 @@ def softmax(
 def _softmax_block(
     block: Array, mask: Array | None, *, axes: tuple[int, ...], temperature: float, dtype: Any, log: bool
 ) -> Array:
-    return choose_engine("softmax", block).softmax(
-        block, axes, where=mask, temperature=temperature, dtype=dtype, out=None, log=log
+    return call_engine(
+        "softmax", None, block, axes, where=mask, temperature=temperature, dtype=dtype, out=None, log=log
     )
 
 
@@ -102,7 +100,7 @@ def _pair_of_chunk(
     """``(max, sum of exp((x - max) / T))`` of each row's piece in this chunk."""
     if computing_meta:  # Dask probing the result's type with an empty array
         return block
-    row_max, total = choose_engine("softmax_pairs", block).softmax_pairs(block, axis, temperature=temperature)
+    row_max, total = call_engine("softmax_pairs", None, block, axis, temperature=temperature)
     return {"max": row_max, "sumexp": total}
 
 
@@ -123,8 +121,9 @@ def _normalised_block(
     log: bool,
 ) -> Array:
     """This block's part of softmax, from its rows' merged ``(max, sum of exp)``."""
-    return choose_engine("softmax_from_pairs", block).softmax_from_pairs(
-        block, axes, pairs["max"], pairs["sumexp"], temperature=temperature, dtype=dtype, log=log
+    return call_engine(
+        "softmax_from_pairs", None, block, axes, pairs["max"], pairs["sumexp"], temperature=temperature,
+        dtype=dtype, log=log,
     )
 
 
@@ -140,15 +139,12 @@ def logsumexp(
 ) -> Array | tuple[Array, Array]:
     """``log(sum(b * exp(x)))`` of a Dask array over ``axes``, lazily, with SciPy's semantics.
 
-    Complex and 0-d input are left to the generic engine, which is lazy on Dask arrays too.
+    Complex and 0-d input are not covered (the registry gives them to the generic engine,
+    which is lazy on Dask arrays too).
     """
     import dask.array as da
 
     xp = namespace(x)
-    if x.ndim == 0 or xp.isdtype(dtype, "complex floating") or xp.isdtype(x.dtype, "complex floating"):
-        return generic.logsumexp(
-            x, axes, b=b, keepdims=keepdims, return_sign=return_sign, where=where, dtype=dtype
-        )
     if math.prod(x.shape) == 0:  # an empty sum is 0 (log: -inf, sign 0); or there are no sums
         value = da.full(reduced_shape(tuple(x.shape), axes, keepdims), -np.inf, dtype=dtype)
         return (value, da.zeros_like(value)) if return_sign else value
@@ -188,8 +184,8 @@ def _logsumexp_block(
     block: Array, b: Array | None, mask: Array | None, *, axes: tuple[int, ...], return_sign: bool,
     dtype: Any,
 ) -> dict[str, Array]:
-    result = choose_engine("logsumexp", block).logsumexp(
-        block, axes, b=b, keepdims=True, return_sign=return_sign, where=mask, dtype=dtype
+    result = call_engine(
+        "logsumexp", None, block, axes, b=b, keepdims=True, return_sign=return_sign, where=mask, dtype=dtype
     )
     value, sign = result if return_sign else (result, None)
     return {"value": value, "sign": sign}
@@ -200,11 +196,8 @@ def _logsumexp_parts_of_chunk(
     block: Array, weights: Array | None = None, axis: tuple[int, ...] = (), keepdims: bool = True,
     computing_meta: bool = False,
 ) -> Any:
-    """``(max, m, rest)`` per row piece with ``sum(b * e^x) = e^max * (m + rest)``.
-
-    ``m`` sums the weights of the maximal entries, ``rest`` the other terms scaled by
-    ``e^-max`` (so a ``+inf`` max leaves ``rest = 0``). Excluded entries are already ``-inf``.
-    """
+    """``(max, m, rest)`` per row piece (:func:`softmaxkit._rules.split_at_max`); excluded
+    entries are already ``-inf``."""
     if computing_meta:
         return block
     xp = namespace(block)
@@ -213,12 +206,8 @@ def _logsumexp_parts_of_chunk(
     if rows.shape[1] == 0:
         nothing = xp.full(shape, -np.inf, dtype=block.dtype, device=device_of(block))
         return {"max": nothing, "m": xp.zeros_like(nothing), "rest": xp.zeros_like(nothing)}
-    b = xp.ones_like(rows) if weights is None else rows_view(xp, weights, axis)[0]
-    zero = constant(xp, 0.0, rows)
-    row_max = xp.max(rows, axis=1, keepdims=True)
-    at_max = rows == row_max
-    m = xp.sum(xp.where(at_max, b, zero), axis=1)
-    rest = xp.sum(xp.where(at_max, zero, b * xp.exp(rows - row_max)), axis=1)
+    b = None if weights is None else rows_view(xp, weights, axis)[0]
+    row_max, m, rest = split_at_max(xp, rows, b)
     return {"max": xp.reshape(row_max, shape), "m": xp.reshape(m, shape), "rest": xp.reshape(rest, shape)}
 
 

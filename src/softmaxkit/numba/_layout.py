@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from softmaxkit._arrays import is_half
+from softmaxkit._rules import store
 from softmaxkit.numba._half import convert
 
 
@@ -22,7 +23,8 @@ def kernel_dtype(dtype: object) -> np.dtype | None:
     """The kernels' dtype for a result dtype, or None where they do not apply."""
     if is_half(dtype):
         return np.dtype(np.float32)
-    d = np.dtype(dtype)  # type: ignore[call-overload]
+    d = np.dtype(dtype).newbyteorder("=")  # type: ignore[call-overload]
+    # Byte-swapped data is copied into the native dtype by ``layout`` and swapped back by ``deliver``.
     return d if d in (np.float32, np.float64) else None
 
 
@@ -86,10 +88,6 @@ def layout(x: np.ndarray, axes: tuple[int, ...], dtype: np.dtype, *, last: bool 
 
 
 def deliver(result: np.ndarray, dtype: np.dtype, out: np.ndarray | None) -> np.ndarray:
-    """``result`` in ``dtype``, stored into ``out`` (cast to its dtype) when given, as the generic
-    engine's :func:`softmaxkit._arrays.store` does."""
-    result = convert(result, dtype)
-    if out is None:
-        return result
-    out[...] = convert(result, out.dtype)
-    return out
+    """``result`` in ``dtype``, stored into ``out`` (cast to its dtype) when given: the rule of
+    :func:`softmaxkit._rules.store`, with half types converted by the kernels of ``_half``."""
+    return store(np, convert(result, dtype), out, cast=convert)

@@ -22,7 +22,7 @@ from softmaxkit import numba as engine
 from softmaxkit.numba import _threads_for as threads_for
 from softmaxkit.numba._grad import log_softmax_vjp_rows, softmax_vjp_rows
 from softmaxkit.numba._rows import softmax_rows
-from softmaxkit.numba._small import SMALL, softmax_small_rows
+from softmaxkit.numba._short_rows import SHORT_ROWS, softmax_short_rows
 
 _ROW_KERNEL_DTYPES = (torch.float32, torch.float64)
 
@@ -69,7 +69,7 @@ def softmax(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, tempera
         rows, out = _rows(x, len(dims)), _rows(y, len(dims))
         inv_t = rows.dtype.type(1.0 / temperature)
         with threads_for(rows.size):  # small tensors on the calling thread, as in the engine
-            (softmax_small_rows if rows.shape[1] <= SMALL else softmax_rows)(rows, out, inv_t, log)
+            (softmax_short_rows if rows.shape[1] <= SHORT_ROWS else softmax_rows)(rows, out, inv_t, log)
         return y
     xn = as_numpy(x)
     engine.softmax(xn, tuple(dims), where=None if mask is None else as_numpy(mask),

@@ -61,13 +61,6 @@ def logsumexp(
     where: torch.Tensor | None, dtype: Any,
 ) -> torch.Tensor:
     """``log(sum(exp(x)))`` over ``axes`` (the registry sends ``b=`` and ``return_sign`` elsewhere)."""
-    if b is not None or return_sign or x.is_complex() or dtype.is_complex:
-        # TRANSITIONAL: until the registry's coverage predicates (the `arch` branch) can say
-        # that this engine does not cover these options, they are passed on here.
-        from softmaxkit import generic
-
-        return generic.logsumexp(x, axes, b=b, keepdims=keepdims, return_sign=return_sign, where=where,
-                                 dtype=dtype)
     xc, rounding = _staged(x, dtype)
     return _finish(_autograd.logsumexp(xc, list(axes), where, keepdims), rounding)
 
