@@ -332,3 +332,36 @@ def test_numpy_view_of_bfloat16_is_zero_copy():
     view = as_numpy(x)
     assert view.__array_interface__["data"][0] == x.data_ptr()
     np.testing.assert_array_equal(view.astype(np.float32), x.float().numpy())
+
+
+# --- the main API on tensors: the torch engine -----------------------------------------------------
+
+def test_main_api_on_tensors_is_differentiable():
+    x = _f64(4, 7)
+    x_t = x.detach().requires_grad_()
+    (sk.log_softmax(x, axis=0, temperature=2.0) * torch.arange(7.0, dtype=torch.float64)).sum().backward()
+    (torch.log_softmax(x_t / 2.0, 0) * torch.arange(7.0, dtype=torch.float64)).sum().backward()
+    torch.testing.assert_close(x.grad, x_t.grad)
+    labels = torch.tensor([0, 6, 3, 2])
+    loss, grad = sk.cross_entropy(x.detach(), labels, return_grad=True)
+    torch.testing.assert_close(loss, F.cross_entropy(x.detach(), labels))
+    x_t.grad = None
+    F.cross_entropy(x_t, labels).backward()
+    torch.testing.assert_close(grad, x_t.grad)
+
+
+def test_main_api_result_dtype_on_tensors():
+    x = torch.randn(3, 5)
+    assert sk.softmax(x, dtype=torch.float64).dtype == torch.float64
+    torch.testing.assert_close(sk.softmax(x, dtype=torch.float64), torch.softmax(x.double(), 1))
+    assert sk.softmax(x, dtype=torch.bfloat16).dtype == torch.bfloat16  # rounded once, at the end
+    torch.testing.assert_close(sk.softmax(x, dtype=torch.bfloat16), torch.softmax(x, 1).bfloat16())
+    assert sk.softmax(torch.tensor([[1, 2]])).dtype == torch.float32
+
+
+def test_logsumexp_options_the_operators_do_not_cover_go_to_generic():
+    x = torch.randn(3, 4, dtype=torch.float64)
+    b = torch.rand(3, 4, dtype=torch.float64)
+    torch.testing.assert_close(sk.logsumexp(x, axis=1, b=b), torch.log((b * x.exp()).sum(1)))
+    with pytest.raises(ValueError, match="does not cover logsumexp with weights"):
+        sk.logsumexp(x, b=b, engine="torch")
