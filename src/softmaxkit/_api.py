@@ -2,25 +2,30 @@
 
 Every function accepts an array of any library that implements the Python array API
 standard (NumPy, CuPy, PyTorch, JAX, Dask, array-api-strict, ...) and returns one of the same
-library; lists and Python numbers are taken as NumPy arrays.
+library; lists and Python numbers are taken as NumPy arrays. The ``@overload`` stubs above a
+function say the same to type checkers: NumPy input first, then any other array type
+(``ArrayT``), and the ``Literal`` flags that turn the result into a pair (softmaxkit._typing).
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, get_args, overload
 
 import numpy as np
+from numpy.typing import NDArray
 
 from softmaxkit import generic
 from softmaxkit._arrays import (
     Array,
     as_array,
+    check_flag,
+    check_index,
     check_labels,
     check_mask,
     check_out,
+    check_real,
     check_temperature,
     device_of,
     namespace,
@@ -32,9 +37,8 @@ from softmaxkit._arrays import (
 )
 from softmaxkit._engines import NUMBA_MIN_SIZE, call_engine, logger
 from softmaxkit._rules import store
+from softmaxkit._typing import ArrayT, Axis, ClassNames, EngineName, NumPyInput, NumPyValue, Reduction
 from softmaxkit.generic._tiny import tiny_softmax
-
-Axis = int | Sequence[int] | None
 
 
 def _softmax_family(
@@ -64,10 +68,20 @@ def _softmax_family(
     )
 
 
+@overload
+def softmax(
+    x: NumPyInput, /, axis: Axis = ..., *, where: Any = ..., temperature: float = ...,
+    dtype: Any = ..., out: Any = ..., engine: EngineName | None = ...,
+) -> NDArray[Any]: ...
+@overload
+def softmax(
+    x: ArrayT, /, axis: Axis = ..., *, where: Any = ..., temperature: float = ...,
+    dtype: Any = ..., out: Any = ..., engine: EngineName | None = ...,
+) -> ArrayT: ...
 def softmax(
     x: Any, /, axis: Axis = -1, *, where: Any = None, temperature: float = 1.0,
-    dtype: Any = None, out: Any = None, engine: str | None = None,
-) -> Array:
+    dtype: Any = None, out: Any = None, engine: EngineName | None = None,
+) -> Any:
     """Softmax along ``axis``: ``exp(x / T) / sum(exp(x / T))``, computed without overflow.
 
     Parameters
@@ -112,10 +126,20 @@ def softmax(
     return _softmax_family("softmax", x, axis, where, temperature, dtype, out, engine, log=False)
 
 
+@overload
+def log_softmax(
+    x: NumPyInput, /, axis: Axis = ..., *, where: Any = ..., temperature: float = ...,
+    dtype: Any = ..., out: Any = ..., engine: EngineName | None = ...,
+) -> NDArray[Any]: ...
+@overload
+def log_softmax(
+    x: ArrayT, /, axis: Axis = ..., *, where: Any = ..., temperature: float = ...,
+    dtype: Any = ..., out: Any = ..., engine: EngineName | None = ...,
+) -> ArrayT: ...
 def log_softmax(
     x: Any, /, axis: Axis = -1, *, where: Any = None, temperature: float = 1.0,
-    dtype: Any = None, out: Any = None, engine: str | None = None,
-) -> Array:
+    dtype: Any = None, out: Any = None, engine: EngineName | None = None,
+) -> Any:
     """Logarithm of :func:`softmax`, computed directly: ``z - log(sum(exp(z)))``, ``z = (x - max) / T``.
 
     Takes the same arguments as :func:`softmax`. Excluded and ``-inf`` entries give ``-inf``;
@@ -134,10 +158,35 @@ def log_softmax(
     return _softmax_family("log_softmax", x, axis, where, temperature, dtype, out, engine, log=True)
 
 
+@overload
+def logsumexp(
+    x: NumPyInput, /, axis: Axis = ..., *, b: Any = ..., keepdims: bool = ...,
+    return_sign: Literal[False] = ..., where: Any = ..., dtype: Any = ..., engine: EngineName | None = ...,
+) -> NumPyValue: ...
+@overload
+def logsumexp(
+    x: ArrayT, /, axis: Axis = ..., *, b: Any = ..., keepdims: bool = ...,
+    return_sign: Literal[False] = ..., where: Any = ..., dtype: Any = ..., engine: EngineName | None = ...,
+) -> ArrayT: ...
+@overload
+def logsumexp(
+    x: NumPyInput, /, axis: Axis = ..., *, b: Any = ..., keepdims: bool = ...,
+    return_sign: Literal[True], where: Any = ..., dtype: Any = ..., engine: EngineName | None = ...,
+) -> tuple[NumPyValue, NumPyValue]: ...
+@overload
+def logsumexp(
+    x: ArrayT, /, axis: Axis = ..., *, b: Any = ..., keepdims: bool = ...,
+    return_sign: Literal[True], where: Any = ..., dtype: Any = ..., engine: EngineName | None = ...,
+) -> tuple[ArrayT, ArrayT]: ...
+@overload
+def logsumexp(
+    x: Any, /, axis: Axis = ..., *, b: Any = ..., keepdims: bool = ...,
+    return_sign: bool, where: Any = ..., dtype: Any = ..., engine: EngineName | None = ...,
+) -> Any: ...
 def logsumexp(
     x: Any, /, axis: Axis = None, *, b: Any = None, keepdims: bool = False,
-    return_sign: bool = False, where: Any = None, dtype: Any = None, engine: str | None = None,
-) -> Array | tuple[Array, Array]:
+    return_sign: bool = False, where: Any = None, dtype: Any = None, engine: EngineName | None = None,
+) -> Any:
     """``log(sum(b * exp(x)))`` over ``axis``, with SciPy's semantics.
 
     Parameters
@@ -195,7 +244,8 @@ def logsumexp(
         out_dtype = xp.result_type(out_dtype, b.dtype)
     mask = check_mask(xp, where, tuple(x.shape))
     return call_engine(
-        "logsumexp", engine, x, axes, b=b, keepdims=bool(keepdims), return_sign=bool(return_sign), where=mask,
+        "logsumexp", engine, x, axes, b=b, keepdims=check_flag(keepdims, "keepdims"),
+        return_sign=check_flag(return_sign, "return_sign"), where=mask,
         dtype=out_dtype,
     )
 
@@ -208,7 +258,11 @@ def _elementwise(function: Any, name: str, x: Any, dtype: Any, out: Any) -> Arra
     return store(xp, function(x, dtype=out_dtype), out)
 
 
-def sigmoid(x: Any, /, *, dtype: Any = None, out: Any = None) -> Array:
+@overload
+def sigmoid(x: NumPyInput, /, *, dtype: Any = ..., out: Any = ...) -> NDArray[Any]: ...
+@overload
+def sigmoid(x: ArrayT, /, *, dtype: Any = ..., out: Any = ...) -> ArrayT: ...
+def sigmoid(x: Any, /, *, dtype: Any = None, out: Any = None) -> Any:
     """The logistic function ``1 / (1 + exp(-x))``: softmax of ``[x, 0]``, the two-class case.
 
     Never overflows; ``sigmoid(-inf) = 0``, ``sigmoid(inf) = 1``.
@@ -224,7 +278,11 @@ def sigmoid(x: Any, /, *, dtype: Any = None, out: Any = None) -> Array:
     return _elementwise(generic.sigmoid, "sigmoid", x, dtype, out)
 
 
-def log_sigmoid(x: Any, /, *, dtype: Any = None, out: Any = None) -> Array:
+@overload
+def log_sigmoid(x: NumPyInput, /, *, dtype: Any = ..., out: Any = ...) -> NDArray[Any]: ...
+@overload
+def log_sigmoid(x: ArrayT, /, *, dtype: Any = ..., out: Any = ...) -> ArrayT: ...
+def log_sigmoid(x: Any, /, *, dtype: Any = None, out: Any = None) -> Any:
     """``log(sigmoid(x))``, accurate for large negative ``x`` (where it is about ``x``).
 
     Examples
@@ -236,7 +294,11 @@ def log_sigmoid(x: Any, /, *, dtype: Any = None, out: Any = None) -> Array:
     return _elementwise(generic.log_sigmoid, "log_sigmoid", x, dtype, out)
 
 
-def softplus(x: Any, /, *, dtype: Any = None, out: Any = None) -> Array:
+@overload
+def softplus(x: NumPyInput, /, *, dtype: Any = ..., out: Any = ...) -> NDArray[Any]: ...
+@overload
+def softplus(x: ArrayT, /, *, dtype: Any = ..., out: Any = ...) -> ArrayT: ...
+def softplus(x: Any, /, *, dtype: Any = None, out: Any = None) -> Any:
     """``log(1 + exp(x))``, the smooth ReLU; ``softplus(x) - softplus(-x) = x``.
 
     Examples
@@ -248,7 +310,11 @@ def softplus(x: Any, /, *, dtype: Any = None, out: Any = None) -> Array:
     return _elementwise(generic.softplus, "softplus", x, dtype, out)
 
 
-def softmax_jacobian(x: Any, /, axis: int = -1, *, temperature: float = 1.0) -> Array:
+@overload
+def softmax_jacobian(x: NumPyInput, /, axis: int = ..., *, temperature: float = ...) -> NDArray[Any]: ...
+@overload
+def softmax_jacobian(x: ArrayT, /, axis: int = ..., *, temperature: float = ...) -> ArrayT: ...
+def softmax_jacobian(x: Any, /, axis: int = -1, *, temperature: float = 1.0) -> Any:
     """The Jacobian of ``softmax(x, axis)``: ``(diag(s) - s s^T) / T``, shape ``(..., n, n)``.
 
     The leading dimensions are those of ``x`` without ``axis``. Costs O(n²) memory per row;
@@ -271,7 +337,7 @@ def softmax_jacobian(x: Any, /, axis: int = -1, *, temperature: float = 1.0) -> 
     return generic.softmax_jacobian(x, a, temperature=t, dtype=out_dtype)
 
 
-def _product(function: str, first: Any, g: Any, axis: Axis, engine: str | None) -> Array:
+def _product(function: str, first: Any, g: Any, axis: Axis, engine: EngineName | None) -> Array:
     first = as_array(first, "s")
     xp = namespace(first)
     g = as_array(g, "g")
@@ -284,7 +350,13 @@ def _product(function: str, first: Any, g: Any, axis: Axis, engine: str | None) 
     return call_engine(function, engine, first, g, axes, dtype=out_dtype)
 
 
-def softmax_vjp(s: Any, g: Any, /, axis: Axis = -1, *, engine: str | None = None) -> Array:
+@overload
+def softmax_vjp(
+    s: NumPyInput, g: Any, /, axis: Axis = ..., *, engine: EngineName | None = ...
+) -> NDArray[Any]: ...
+@overload
+def softmax_vjp(s: ArrayT, g: Any, /, axis: Axis = ..., *, engine: EngineName | None = ...) -> ArrayT: ...
+def softmax_vjp(s: Any, g: Any, /, axis: Axis = -1, *, engine: EngineName | None = None) -> Any:
     """Vector-Jacobian product of softmax: ``s * (g - sum(g * s))`` with ``s = softmax(x)``.
 
     O(n) per row; the Jacobian is never built. This is the backward pass of softmax.
@@ -299,7 +371,13 @@ def softmax_vjp(s: Any, g: Any, /, axis: Axis = -1, *, engine: str | None = None
     return _product("softmax_vjp", s, g, axis, engine)
 
 
-def softmax_jvp(s: Any, v: Any, /, axis: Axis = -1, *, engine: str | None = None) -> Array:
+@overload
+def softmax_jvp(
+    s: NumPyInput, v: Any, /, axis: Axis = ..., *, engine: EngineName | None = ...
+) -> NDArray[Any]: ...
+@overload
+def softmax_jvp(s: ArrayT, v: Any, /, axis: Axis = ..., *, engine: EngineName | None = ...) -> ArrayT: ...
+def softmax_jvp(s: Any, v: Any, /, axis: Axis = -1, *, engine: EngineName | None = None) -> Any:
     """Jacobian-vector product of softmax, ``J v``; equals the vjp since ``J`` is symmetric.
 
     Examples
@@ -312,7 +390,15 @@ def softmax_jvp(s: Any, v: Any, /, axis: Axis = -1, *, engine: str | None = None
     return _product("softmax_jvp", s, v, axis, engine)
 
 
-def log_softmax_vjp(logp: Any, g: Any, /, axis: Axis = -1, *, engine: str | None = None) -> Array:
+@overload
+def log_softmax_vjp(
+    logp: NumPyInput, g: Any, /, axis: Axis = ..., *, engine: EngineName | None = ...
+) -> NDArray[Any]: ...
+@overload
+def log_softmax_vjp(
+    logp: ArrayT, g: Any, /, axis: Axis = ..., *, engine: EngineName | None = ...
+) -> ArrayT: ...
+def log_softmax_vjp(logp: Any, g: Any, /, axis: Axis = -1, *, engine: EngineName | None = None) -> Any:
     """Vector-Jacobian product of log_softmax: ``g - exp(logp) * sum(g)``.
 
     Entries with ``logp == -inf`` (excluded inputs) get 0 and their ``g`` takes no part.
@@ -327,14 +413,44 @@ def log_softmax_vjp(logp: Any, g: Any, /, axis: Axis = -1, *, engine: str | None
     return _product("log_softmax_vjp", logp, g, axis, engine)
 
 
-_REDUCTIONS = ("mean", "sum", "none")
+_REDUCTIONS: tuple[Reduction, ...] = get_args(Reduction)
 
 
+@overload
+def cross_entropy(
+    logits: NumPyInput, target: Any, /, axis: int = ..., *, weight: Any = ...,
+    ignore_index: int | None = ..., label_smoothing: float = ..., reduction: Reduction = ...,
+    return_grad: Literal[False] = ..., engine: EngineName | None = ...,
+) -> NumPyValue: ...
+@overload
+def cross_entropy(
+    logits: ArrayT, target: Any, /, axis: int = ..., *, weight: Any = ...,
+    ignore_index: int | None = ..., label_smoothing: float = ..., reduction: Reduction = ...,
+    return_grad: Literal[False] = ..., engine: EngineName | None = ...,
+) -> ArrayT: ...
+@overload
+def cross_entropy(
+    logits: NumPyInput, target: Any, /, axis: int = ..., *, weight: Any = ...,
+    ignore_index: int | None = ..., label_smoothing: float = ..., reduction: Reduction = ...,
+    return_grad: Literal[True], engine: EngineName | None = ...,
+) -> tuple[NumPyValue, NDArray[Any]]: ...
+@overload
+def cross_entropy(
+    logits: ArrayT, target: Any, /, axis: int = ..., *, weight: Any = ...,
+    ignore_index: int | None = ..., label_smoothing: float = ..., reduction: Reduction = ...,
+    return_grad: Literal[True], engine: EngineName | None = ...,
+) -> tuple[ArrayT, ArrayT]: ...
+@overload
+def cross_entropy(
+    logits: Any, target: Any, /, axis: int = ..., *, weight: Any = ...,
+    ignore_index: int | None = ..., label_smoothing: float = ..., reduction: Reduction = ...,
+    return_grad: bool, engine: EngineName | None = ...,
+) -> Any: ...
 def cross_entropy(
     logits: Any, target: Any, /, axis: int = -1, *, weight: Any = None,
-    ignore_index: int | None = None, label_smoothing: float = 0.0, reduction: str = "mean",
-    return_grad: bool = False, engine: str | None = None,
-) -> Array | tuple[Array, Array]:
+    ignore_index: int | None = None, label_smoothing: float = 0.0, reduction: Reduction = "mean",
+    return_grad: bool = False, engine: EngineName | None = None,
+) -> Any:
     """Cross-entropy between ``softmax(logits)`` and a target, as PyTorch's ``F.cross_entropy``.
 
     Parameters
@@ -381,6 +497,12 @@ def cross_entropy(
     """
     logits = as_array(logits, "logits")
     xp = namespace(logits)
+    if ignore_index is not None:
+        ignore_index = check_index(ignore_index, "cross_entropy: ignore_index")
+    smoothing = check_real(label_smoothing, "cross_entropy: label_smoothing")
+    want_grad = check_flag(return_grad, "cross_entropy: return_grad")
+    if not isinstance(reduction, str):
+        raise TypeError(f"cross_entropy: reduction must be a string, got {reduction!r}")
     given = as_array(target, "target")
     target = given if namespace(given) is xp else xp.asarray(given)
     a = single_axis(axis, logits.ndim, "cross_entropy")
@@ -411,18 +533,21 @@ def cross_entropy(
         if tuple(weight.shape) != (n_classes,):
             raise ValueError(f"cross_entropy: weight must have shape ({n_classes},), "
                              f"got {tuple(weight.shape)}")
-    smoothing = float(label_smoothing)
     if not 0.0 <= smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing!r}")
     if reduction not in _REDUCTIONS:
         raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     return call_engine(
         "cross_entropy", engine, logits, target, a, weight=weight, ignore_index=ignore_index,
-        label_smoothing=smoothing, reduction=reduction, return_grad=bool(return_grad), dtype=out_dtype,
+        label_smoothing=smoothing, reduction=reduction, return_grad=want_grad, dtype=out_dtype,
     )
 
 
-def one_hot(labels: Any, num_classes: int | None = None, *, dtype: Any = float) -> Array:
+@overload
+def one_hot(labels: NumPyInput, num_classes: int | None = ..., *, dtype: Any = ...) -> NDArray[Any]: ...
+@overload
+def one_hot(labels: ArrayT, num_classes: int | None = ..., *, dtype: Any = ...) -> ArrayT: ...
+def one_hot(labels: Any, num_classes: int | None = None, *, dtype: Any = float) -> Any:
     """Class indices as one-hot rows along a new last axis.
 
     Parameters
@@ -449,7 +574,8 @@ def one_hot(labels: Any, num_classes: int | None = None, *, dtype: Any = float) 
         raise TypeError(f"one_hot: labels must be integers, got {labels.dtype}")
     if num_classes is None:
         num_classes = int(xp.max(labels)) + 1 if math.prod(labels.shape) else 0
-    if not isinstance(num_classes, numbers.Integral) or num_classes < 0:
+    num_classes = check_index(num_classes, "one_hot: num_classes")
+    if num_classes < 0:
         raise ValueError(f"one_hot: num_classes must be a non-negative int, got {num_classes!r}")
     labels = check_labels(labels, int(num_classes), None, "one_hot")
     info = xp.__array_namespace_info__().default_dtypes(device=device_of(labels))
@@ -457,7 +583,7 @@ def one_hot(labels: Any, num_classes: int | None = None, *, dtype: Any = float) 
     return generic.one_hot(labels, int(num_classes), dtype=resolved or resolve_dtype(xp, dtype))
 
 
-def _as_names(indices: Array, labels: Sequence[Any] | None, n_classes: int) -> Any:
+def _as_names(indices: Array, labels: ClassNames | None, n_classes: int) -> Any:
     if labels is None:
         return indices
     if len(labels) != n_classes:
@@ -465,7 +591,13 @@ def _as_names(indices: Array, labels: Sequence[Any] | None, n_classes: int) -> A
     return generic.names_of(indices, labels)
 
 
-def predict(x: Any, /, axis: int = -1, *, labels: Sequence[Any] | None = None) -> Any:
+@overload
+def predict(x: NumPyInput, /, axis: int = ..., *, labels: None = ...) -> NumPyValue: ...
+@overload
+def predict(x: ArrayT, /, axis: int = ..., *, labels: None = ...) -> ArrayT: ...
+@overload
+def predict(x: Any, /, axis: int = ..., *, labels: ClassNames) -> NumPyValue: ...
+def predict(x: Any, /, axis: int = -1, *, labels: ClassNames | None = None) -> Any:
     """The predicted class along ``axis``: the index of the largest logit or probability.
 
     With ``labels`` (one name per class) the names are returned, as a NumPy array.
@@ -485,9 +617,15 @@ def predict(x: Any, /, axis: int = -1, *, labels: Sequence[Any] | None = None) -
     return _as_names(generic.predict(x, a), labels, x.shape[a])
 
 
+@overload
 def top_k(
-    x: Any, /, k: int, axis: int = -1, *, labels: Sequence[Any] | None = None
-) -> tuple[Array, Any]:
+    x: NumPyInput, /, k: int, axis: int = ..., *, labels: ClassNames | None = ...
+) -> tuple[NDArray[Any], NDArray[Any]]: ...
+@overload
+def top_k(x: ArrayT, /, k: int, axis: int = ..., *, labels: None = ...) -> tuple[ArrayT, ArrayT]: ...
+@overload
+def top_k(x: ArrayT, /, k: int, axis: int = ..., *, labels: ClassNames) -> tuple[ArrayT, NDArray[Any]]: ...
+def top_k(x: Any, /, k: int, axis: int = -1, *, labels: ClassNames | None = None) -> tuple[Any, Any]:
     """The ``k`` largest entries along ``axis``, largest first: ``(values, indices)``.
 
     Ties keep index order. With ``labels`` the indices are replaced by names.

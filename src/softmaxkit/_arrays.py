@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -107,29 +107,29 @@ def compute_dtype(xp: Any, dtype: Any) -> Any:
     return xp.float32 if is_half(dtype) else dtype
 
 
-def normalize_axes(axis: int | Sequence[int] | None, ndim: int, name: str = "axis") -> tuple[int, ...]:
+def normalize_axes(axis: Any, ndim: int, name: str = "axis") -> tuple[int, ...]:
     """``axis`` (int, tuple of ints, or None for all) as sorted non-negative ints.
 
     A 0-d array has no axes: ``-1``, ``0`` and ``None`` all mean "the one element".
     """
     if axis is None:
         return tuple(range(ndim))
-    items = (axis,) if isinstance(axis, numbers.Integral) else axis
     try:
-        items = tuple(items)
+        items: tuple[Any, ...] = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
     except TypeError:
         raise TypeError(f"{name} must be an int, a tuple of ints or None, got {axis!r}") from None
     if ndim == 0:
         if all(isinstance(a, numbers.Integral) and a in (0, -1) for a in items):
             return ()
         raise ValueError(f"{name} {axis!r} is out of bounds for a 0-d array")
-    axes = []
-    for a in items:
-        if not isinstance(a, numbers.Integral) or isinstance(a, bool):
+    axes: list[int] = []
+    for item in items:
+        if not isinstance(item, numbers.Integral) or isinstance(item, bool):
             raise TypeError(f"{name} must be an int, a tuple of ints or None, got {axis!r}")
+        a = int(item)
         if not -ndim <= a < ndim:
             raise ValueError(f"{name} {a} is out of bounds for an array of dimension {ndim}")
-        axes.append(int(a) % ndim)
+        axes.append(a % ndim)
     if len(set(axes)) != len(axes):
         raise ValueError(f"repeated axis in {name} {axis!r}")
     return tuple(sorted(axes))
@@ -166,11 +166,35 @@ def check_mask(xp: Any, where: Any, shape: tuple[int, ...]) -> Array | None:
     return xp.broadcast_to(mask, shape)
 
 
+def check_real(value: Any, name: str) -> float:
+    """``value`` as a float if it is a real number (a Python or NumPy number, or a 0-d real
+    array); strings and booleans raise TypeError rather than being converted."""
+    is_real = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+    if not is_real and getattr(value, "ndim", None) == 0 and hasattr(value, "dtype"):
+        # A 0-d array of any library (a NumPy, torch or JAX scalar array): its dtype's name.
+        is_real = str(value.dtype).rsplit(".", 1)[-1].startswith(("float", "int", "uint", "bfloat"))
+    if not is_real:
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    return float(value)
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """A boolean option: ``True``/``False`` (or NumPy's booleans) only, so that a string such
+    as ``"no"`` is not silently true."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_index(value: Any, name: str) -> int:
+    """An integer option (booleans are not integers here)."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    return int(value)
+
+
 def check_temperature(temperature: Any) -> float:
-    try:
-        t = float(temperature)
-    except (TypeError, ValueError):
-        raise TypeError(f"temperature must be a real number, got {temperature!r}") from None
+    t = check_real(temperature, "temperature")
     if not (math.isfinite(t) and t > 0):
         raise ValueError(f"temperature must be finite and > 0, got {temperature!r}")
     return t
@@ -187,6 +211,9 @@ def check_out(xp: Any, out: Any, shape: tuple[int, ...], name: str) -> None:
         raise TypeError(f"{name}: out must be an array of the same library as x, got {type(out)}")
     if tuple(out.shape) != shape:
         raise ValueError(f"{name}: out has shape {tuple(out.shape)}, the result has shape {shape}")
+    if isinstance(out, np.ndarray) and not out.flags.writeable:
+        # Checked here so that every engine refuses it alike, before any work.
+        raise ValueError(f"{name}: out is read-only")
     if not is_real_float(xp, out.dtype):
         raise TypeError(f"{name}: out must have a floating dtype, got {out.dtype}")
 

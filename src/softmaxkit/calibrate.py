@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from softmaxkit._api import cross_entropy
+from softmaxkit._arrays import check_real
 
 _ROW_SUM_TOLERANCE = 1e-3  # loose enough for float16/float32 probabilities
 
@@ -56,7 +57,13 @@ def fit_temperature(logits: Any, labels: Any, *, bounds: tuple[float, float] = (
     >>> round(t, 3), softmax(logits[0] / t).round(3)
     (3.641, array([0.75, 0.25]))
     """
-    from scipy.optimize import minimize_scalar
+    try:
+        from scipy.optimize import minimize_scalar
+    except ImportError as exc:  # say which extra brings it
+        raise ModuleNotFoundError(
+            f'fit_temperature needs SciPy, in the classify extra: pip install "softmaxkit[classify]" ({exc})',
+            name=exc.name,
+        ) from exc
 
     logits = np.asarray(logits, dtype=np.float64)
     labels = np.asarray(labels)
@@ -68,7 +75,9 @@ def fit_temperature(logits: Any, labels: Any, *, bounds: tuple[float, float] = (
         raise ValueError("fit_temperature: there are no samples")
     if not np.all(np.isfinite(logits)):
         raise ValueError("fit_temperature: logits must be finite")
-    low, high = (float(b) for b in bounds)
+    if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+        raise TypeError(f"fit_temperature: bounds must be a pair (low, high), got {bounds!r}")
+    low, high = (check_real(b, "fit_temperature: bounds") for b in bounds)
     if not 0 < low < high < math.inf:
         raise ValueError(f"fit_temperature: bounds must satisfy 0 < low < high < inf, got {bounds!r}")
 

@@ -114,8 +114,8 @@ def softmax(
     else:
         softmax_columns(lay.view3(lay.data), lay.view3(result), inv_t, log,
                         _column_width(n, cdt.itemsize))
-    if direct is not None:
-        return out  # type: ignore[return-value]
+    if out is not None and direct is not None:  # direct is a view of out: the result is out itself
+        return out
     return deliver(lay.restore(result), np.dtype(dtype), out)
 
 
@@ -210,6 +210,9 @@ def logsumexp(
     lay = layout(source, axes, cdt, last=True)
     outer, n, _ = lay.shape3
     values = logsumexp_rows(lay.data.reshape(outer, n))
+    # The rows come in the layout's order of the kept axes (memory order), not the user's.
+    kept = [p for p in lay.perm if p not in axes]
+    values = values.reshape([x.shape[p] for p in kept]).transpose(np.argsort(kept))
     result = values.astype(dtype).reshape(reduced_shape(tuple(x.shape), axes, keepdims))
     return result[()] if result.ndim == 0 else result
 
@@ -223,13 +226,14 @@ def cross_entropy(
     """Cross-entropy (and its gradient) of class-index targets (probability targets: a gap)."""
     cdt = _covered_dtype(dtype)
     half = _half_rows(logits, (axis,), dtype, None)
-    lay = None if half else layout(logits, (axis,), cdt)
+    lay = None if half else layout(logits, (axis,), cdt)  # None exactly when half
     if lay is not None and lay.shape3[2] > 1 and not SHORT_ROWS < lay.shape3[1] <= SPLIT:
         # Column tiles would not fit in cache, or there are so few classes that the row kernel
         # for short rows on a transposed copy is faster (15,000 x 10 in Fortran order: 2.8 ms
         # on column tiles).
         lay = layout(logits, (axis,), cdt, last=True)
-    outer, n, inner = (logits.size // logits.shape[axis], logits.shape[axis], 1) if half else lay.shape3
+    n_classes = logits.shape[axis]
+    outer, n, inner = lay.shape3 if lay is not None else (logits.size // n_classes, n_classes, 1)
     rows = outer * inner
     # The kernels see the samples in the layout's axis order, which may not be the user's.
     sample_axes = [p if p < axis else p - 1 for p in (lay.perm if lay else range(logits.ndim)) if p != axis]
@@ -242,11 +246,12 @@ def cross_entropy(
                                              np.float64, None))
         scale = mean_gradient_scale(denominator)
     options = (labels, counted, w, float(label_smoothing), scale, bool(return_grad))
-    if half:
+    grad_n = n if return_grad else 0  # explicit: reshape(0, -1) cannot infer it for an empty batch
+    if lay is None:
         # float16 / bfloat16 rows widened one at a time inside the kernel: no float32 copies.
         grad = np.empty(logits.shape if return_grad else (rows, 0), dtype=dtype)
         losses = cross_entropy_half_rows(logits.view(np.uint16).reshape(rows, n),
-                                         grad.view(np.uint16).reshape(rows, -1), *options,
+                                         grad.view(np.uint16).reshape(rows, grad_n), *options,
                                          str(np.dtype(dtype)) == "bfloat16")
     elif inner > 1:
         # Classes on a non-last axis: transposed tiles in cache, no transposed copy of the logits.
@@ -255,7 +260,7 @@ def cross_entropy(
                                        *options, _column_width(n, cdt.itemsize))
     else:
         grad = np.empty(lay.data.shape if return_grad else (rows, 0), dtype=cdt)
-        losses = cross_entropy_rows(lay.data.reshape(rows, n), grad.reshape(rows, -1), *options)
+        losses = cross_entropy_rows(lay.data.reshape(rows, n), grad.reshape(rows, grad_n), *options)
     if reduction == "none":
         lead = tuple(target.shape[a] for a in sample_axes)
         loss = losses.reshape(lead).transpose(np.argsort(sample_axes)).astype(dtype)
@@ -267,7 +272,7 @@ def cross_entropy(
         return loss
     if reduction == "mean" and scale == 0.0:
         grad[...] = 0.0  # the kernels' 0 * inf or 0 * NaN: _rules.mean_gradient's zero, exactly
-    if half:
+    if lay is None:
         return loss, grad
     return loss, deliver(lay.restore(grad), np.dtype(dtype), None)
 
