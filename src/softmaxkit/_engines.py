@@ -108,7 +108,7 @@ def _is_torch_tensor(x: Any) -> bool:
 
     if not array_api_compat.is_torch_array(x):
         return False
-    device = getattr(getattr(x, "device", None), "type", None)
+    device = str(getattr(getattr(x, "device", None), "type", ""))
     needs = {"cpu": "numba", "cuda": "cupy"}.get(device)
     return needs is not None and _importable(needs)
 

@@ -147,7 +147,8 @@ def tensor_contenders(operation: str, x: np.ndarray, axis: int) -> dict[str, Cal
             found[key] = _with_backward(f, logits, None) if backward else functools.partial(f, logits)
     else:
         log = name == "log_softmax"
-        cotangent = torch.from_numpy(make_input(Shape(*x.shape, "", dtype=str(x.dtype)), seed=2)) \
+        rows, cols = x.shape
+        cotangent = torch.from_numpy(make_input(Shape(rows, cols, "", dtype=str(x.dtype)), seed=2)) \
             if backward else None
         peers = {BASELINE: lambda z: (skt.log_softmax if log else skt.softmax)(z, dim),
                  "sk api": lambda z: getattr(sk, name)(z, axis=dim),

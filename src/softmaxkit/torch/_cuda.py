@@ -51,6 +51,7 @@ def logsumexp(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, keepd
     compute = generic.logsumexp if x.numel() == 0 or not dims else engine.logsumexp
     with _torch_stream(x):
         y = compute(x, tuple(dims), b=None, keepdims=keepdim, return_sign=False, where=mask, dtype=x.dtype)
+    assert isinstance(y, torch.Tensor)  # without return_sign: one array
     return y.contiguous()
 
 
