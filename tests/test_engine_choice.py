@@ -130,7 +130,8 @@ def test_automatic_choice_by_array_type_and_size() -> None:
     assert choose_engine("softmax", big).__name__ == "softmaxkit.numba"
     assert choose_engine("cross_entropy", big).__name__ == "softmaxkit.numba"
     assert choose_engine("softmax", np.zeros(10)).__name__ == "softmaxkit.generic"
-    assert choose_engine("softmax", torch.zeros(100_000)).__name__ == "softmaxkit.generic"
+    assert choose_engine("softmax", torch.zeros(100_000)).__name__ == "softmaxkit.torch._engine"
+    assert choose_engine("softmax", torch.zeros(10)).__name__ == "softmaxkit.torch._engine"
     with pytest.raises(ValueError, match="numba"):
         sk.softmax(torch.zeros(3), engine="numba")
 

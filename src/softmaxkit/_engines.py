@@ -102,6 +102,17 @@ def _is_dask_array(x: Any) -> bool:
     return bool(array_api_compat.is_dask_array(x))
 
 
+def _is_torch_tensor(x: Any) -> bool:
+    """A PyTorch tensor on a device whose kernels are installed (CPU: Numba; CUDA: CuPy)."""
+    import array_api_compat
+
+    if not array_api_compat.is_torch_array(x):
+        return False
+    device = str(getattr(getattr(x, "device", None), "type", ""))
+    needs = {"cpu": "numba", "cuda": "cupy"}.get(device)
+    return needs is not None and _importable(needs)
+
+
 def _always(x: Any) -> bool:
     return True
 
@@ -292,6 +303,16 @@ CUDA_GAPS = (
 )
 
 
+def _torch_logsumexp_gap(call: Call) -> bool:
+    return call["b"] is not None or bool(call["return_sign"]) or call["x"].is_complex() \
+        or call["dtype"].is_complex
+
+
+TORCH_GAPS = (
+    Gap(frozenset({"logsumexp"}), "weights (b=), return_sign=True or complex input", _torch_logsumexp_gap),
+)
+
+
 def _complex_or_0d(call: Call) -> bool:
     x = call["x"]
     return x.ndim == 0 or np.dtype(call["dtype"]).kind == "c" or np.dtype(x.dtype).kind == "c"
@@ -310,6 +331,16 @@ DASK_GAPS = (
 
 
 ENGINES: tuple[EngineSpec, ...] = (
+    EngineSpec(
+        name="torch",
+        module="softmaxkit.torch._engine",
+        summary="PyTorch tensors through the operators torch.ops.softmaxkit.* (Numba kernels on CPU, "
+                "CUDA kernels on GPUs): autograd, torch.compile, torch.func",
+        functions=ENGINE_FUNCTIONS - ROW_PIECE_FUNCTIONS,
+        runs=_is_torch_tensor,
+        requires=("torch",),
+        gaps=TORCH_GAPS,
+    ),
     EngineSpec(
         name="cuda",
         module="softmaxkit.cuda",

@@ -59,4 +59,4 @@ Axis = int | Sequence[int] | None
 Reduction = Literal["mean", "sum", "none"]
 
 # The registry's names (engine_names()) and the aliases it accepts; a test keeps them equal.
-EngineName = Literal["generic", "numba", "cuda", "cupy", "dask"]
+EngineName = Literal["generic", "numba", "torch", "cuda", "cupy", "dask"]

@@ -8,6 +8,7 @@ Peers that are not installed (PyTorch, SciPy) are left out of the comparison.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import statistics
 import time
@@ -67,6 +68,15 @@ SHAPES: tuple[Shape, ...] = (
 
 OPERATIONS = ("softmax", "log_softmax", "cross_entropy")
 
+TENSOR_SHAPES: tuple[Shape, ...] = (*SHAPES, Shape(64, 10, "per-call cost"))
+"""SPEC §4's tensor suite: the CPU suite on torch tensors, plus 64 x 10 for the per-call cost."""
+
+TENSOR_OPERATIONS = (
+    "softmax", "log_softmax", "cross_entropy",
+    "softmax+backward", "log_softmax+backward", "cross_entropy+backward",
+)
+"""On CPU tensors: forward, and forward + backward through autograd."""
+
 BASELINE = "softmaxkit"
 CEILING = "copy"
 
@@ -110,6 +120,53 @@ def contenders(operation: str, x: np.ndarray, axis: int) -> dict[str, Callable[[
         raise ValueError(f"unknown operation {operation!r}; operations: {', '.join(OPERATIONS)}")
     found[CEILING] = lambda: np.copyto(sink, x)
     return found
+
+
+def tensor_contenders(operation: str, x: np.ndarray, axis: int) -> dict[str, Callable[[], Any]]:
+    """The functions timed for ``operation`` on a CPU tensor holding ``x``: the drop-in face
+    ``softmaxkit.torch`` (the baseline), the main API on the tensor (``sk api``), torch's own
+    ops, and a tensor copy (the ceiling). ``+backward`` adds the backward pass through autograd
+    (a fixed cotangent; for cross_entropy ``loss.backward()``)."""
+    import torch
+
+    import softmaxkit.torch as skt
+
+    tx = torch.from_numpy(x)
+    dim = _torch_dim(x, axis)
+    name, backward = operation.removesuffix("+backward"), operation.endswith("+backward")
+    if name not in OPERATIONS or operation not in TENSOR_OPERATIONS:
+        raise ValueError(f"unknown operation {operation!r}; operations: {', '.join(TENSOR_OPERATIONS)}")
+    found: dict[str, Callable[[], Any]] = {}
+    if name == "cross_entropy":
+        labels = torch.from_numpy(np.random.default_rng(1).integers(0, x.shape[dim], x.shape[1 - dim]))
+        logits = tx if dim == 1 else tx.T  # the classes on dim 1, as torch wants them
+        peers = {BASELINE: lambda z: skt.cross_entropy(z, labels),
+                 "sk api": lambda z: sk.cross_entropy(z, labels, axis=1),
+                 "torch": lambda z: torch.nn.functional.cross_entropy(z, labels)}
+        for key, f in peers.items():
+            found[key] = _with_backward(f, logits, None) if backward else functools.partial(f, logits)
+    else:
+        log = name == "log_softmax"
+        rows, cols = x.shape
+        cotangent = torch.from_numpy(make_input(Shape(rows, cols, "", dtype=str(x.dtype)), seed=2)) \
+            if backward else None
+        peers = {BASELINE: lambda z: (skt.log_softmax if log else skt.softmax)(z, dim),
+                 "sk api": lambda z: getattr(sk, name)(z, axis=dim),
+                 "torch": lambda z: (torch.log_softmax if log else torch.softmax)(z, dim)}
+        for key, f in peers.items():
+            found[key] = _with_backward(f, tx, cotangent) if backward else functools.partial(f, tx)
+    sink = torch.empty_like(tx)
+    found[CEILING] = lambda: sink.copy_(tx)
+    return found
+
+
+def _with_backward(f: Callable[[Any], Any], x: Any, cotangent: Any) -> Callable[[], Any]:
+    def forward_backward() -> Any:
+        leaf = x.detach().requires_grad_(True)
+        f(leaf).backward(cotangent)
+        return leaf.grad
+
+    return forward_backward
 
 
 def _optional(module: str) -> Any:
@@ -192,10 +249,14 @@ def set_threads(threads: int) -> None:
 def run(
     operations: Iterable[str] = OPERATIONS, shapes: Iterable[Shape] = SHAPES, *, threads: int = 2,
     repeats: int = 7, warmup: int = 1, quick_elements: int | None = None,
-    progress: Callable[[Record], None] | None = None,
+    progress: Callable[[Record], None] | None = None, tensors: bool = False,
 ) -> list[Record]:
-    """Time every contender of every operation on every shape; ``quick_elements`` shrinks shapes."""
+    """Time every contender of every operation on every shape; ``quick_elements`` shrinks shapes.
+
+    ``tensors=True`` times the tensor contenders (:func:`tensor_contenders`) instead.
+    """
     set_threads(threads)
+    find = tensor_contenders if tensors else contenders
     records = []
     for shape in shapes:
         if quick_elements is not None:
@@ -203,7 +264,7 @@ def run(
         x = make_input(shape)
         for operation in operations:
             record = Record(operation, shape, x.nbytes)
-            record.seconds = time_interleaved(contenders(operation, x, shape.axis), repeats, warmup)
+            record.seconds = time_interleaved(find(operation, x, shape.axis), repeats, warmup)
             records.append(record)
             if progress is not None:
                 progress(record)

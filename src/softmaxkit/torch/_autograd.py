@@ -1,0 +1,291 @@
+"""Autograd of the softmaxkit operators, and the functions the package calls them through.
+
+The backward formulas are registered on the operators (``register_autograd``: autograd of
+``torch.ops.softmaxkit.*`` called directly, ``torch.compile``, ``opcheck``) and serve the
+``torch.autograd.Function`` classes below as well. The package calls the operators through
+:func:`softmax`, :func:`logsumexp`, :func:`softmax_vjp`, :func:`log_softmax_vjp` and
+:func:`cross_entropy` here, which take the Function when a gradient is wanted: in PyTorch
+2.13 an operator's registered autograd does not work under ``torch.func`` transforms
+(``grad``, ``jacrev``, ``vmap`` of ``grad``: "must override the setup_context staticmethod",
+pytorch/pytorch#168393), while a Function with ``setup_context`` does. The Function's
+forward is the operator itself, so compiled graphs still hold the operator; it is also
+cheaper per call than the operator's generated autograd wrapper (64 x 10 softmax forward and
+backward, see BENCHMARKS.md).
+
+The formulas give SPEC §2's gradients: exactly 0 at excluded entries (masked, ``-inf``) and
+for fully excluded rows, where ``torch.softmax``'s backward gives NaN.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from softmaxkit.torch import _ops
+
+
+def _needs_grad(*tensors: torch.Tensor | None) -> bool:
+    """Whether autograd, or a torch.func transform (whose wrapped tensors may not say that
+    they require grad, as inside ``grad(vmap(f))``), may differentiate the call."""
+    if not torch.is_grad_enabled():
+        return False
+    if any(t is not None and t.requires_grad for t in tensors):
+        return True
+    return not torch.compiler.is_compiling() and any(
+        t is not None and torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors)
+
+
+def _wants_grad(*tensors: torch.Tensor | None) -> bool:
+    """Whether to call through the autograd.Function: in eager mode, when a gradient may be
+    asked for. A compiled graph holds the operator itself, differentiated by its registered
+    formula (Dynamo's tracing of a Function instantiates it, which PyTorch 2.13 deprecates
+    with a warning)."""
+    return not torch.compiler.is_compiling() and _needs_grad(*tensors)
+
+
+def _run(name: str, *args: Any) -> Any:
+    """The operator ``name`` on ``args``; in eager mode on plain tensors, the kernel it would run,
+    called directly: the dispatcher's round trip costs about 7 µs, as much as the whole kernel
+    on a 64 x 10 tensor. Traced, fake, meta or torch.func-wrapped tensors go through the operator."""
+    tensors = [a for a in args if isinstance(a, torch.Tensor)]
+    if args[0].device.type in ("cpu", "cuda") and not torch.compiler.is_compiling() and all(
+            type(t) is torch.Tensor and not torch._C._functorch.is_functorch_wrapped_tensor(t)
+            for t in tensors):
+        return getattr(_ops._kernels(args[0]), name)(*args)
+    return getattr(_ops, name)(*args)
+
+
+# --- softmax / log_softmax ---------------------------------------------------------------------
+
+def _softmax_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+    _, ctx.dims, _, ctx.temperature, ctx.log = inputs
+    ctx.save_for_backward(output)
+
+
+def _softmax_backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:
+    (y,) = ctx.saved_tensors
+    dx = (log_softmax_vjp if ctx.log else softmax_vjp)(y, g, ctx.dims)
+    if ctx.temperature != 1.0:
+        dx = dx / ctx.temperature
+    return dx, None, None, None, None
+
+
+
+
+class _Softmax(torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, temperature: float,
+                log: bool) -> torch.Tensor:
+        return _run("softmax", x, dims, mask, temperature, log)
+
+    setup_context = staticmethod(_softmax_setup)
+    backward = staticmethod(_softmax_backward)
+
+
+def softmax(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None = None, temperature: float = 1.0,
+            log: bool = False) -> torch.Tensor:
+    """softmax (or log_softmax) of ``x`` over ``dims`` (sorted, non-negative), differentiable."""
+    if _wants_grad(x):
+        return _Softmax.apply(x, dims, mask, temperature, log)
+    return _run("softmax", x, dims, mask, temperature, log)
+
+
+# --- logsumexp ----------------------------------------------------------------------------------
+
+def _logsumexp_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+    x, ctx.dims, mask, ctx.keepdim = inputs
+    ctx.save_for_backward(x, mask)
+
+
+def _logsumexp_backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:
+    # d logsumexp / dx = softmax(x): its kernels settle the -inf, +inf and masked rows.
+    x, mask = ctx.saved_tensors
+    if not ctx.keepdim:
+        for d in ctx.dims:
+            g = g.unsqueeze(d)
+    return softmax(x, ctx.dims, mask, 1.0, False) * g, None, None, None
+
+
+
+
+class _LogSumExp(torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, keepdim: bool) -> torch.Tensor:
+        return _run("logsumexp", x, dims, mask, keepdim)
+
+    setup_context = staticmethod(_logsumexp_setup)
+    backward = staticmethod(_logsumexp_backward)
+
+
+def logsumexp(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None = None,
+              keepdim: bool = False) -> torch.Tensor:
+    """``log(sum(exp(x)))`` over ``dims``, differentiable (its gradient is ``softmax(x)``)."""
+    if _wants_grad(x):
+        return _LogSumExp.apply(x, dims, mask, keepdim)
+    return _run("logsumexp", x, dims, mask, keepdim)
+
+
+# --- the vector-Jacobian products ---------------------------------------------------------------
+
+def _vjp_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+    first, g, ctx.dims = inputs
+    ctx.save_for_backward(first, g)
+
+
+def _softmax_vjp_backward(ctx: Any, d: torch.Tensor) -> tuple[Any, ...]:
+    # out = s * (g - <g, s>): d/dg is the vjp itself (J is symmetric); d/ds by the product rule.
+    s, g = ctx.saved_tensors
+    dot = (g * s).sum(ctx.dims, keepdim=True)
+    ds = d * (g - dot) - g * (d * s).sum(ctx.dims, keepdim=True)
+    return ds, softmax_vjp(s, d, ctx.dims), None
+
+
+def _log_softmax_vjp_backward(ctx: Any, d: torch.Tensor) -> tuple[Any, ...]:
+    # out = live * (g - p * G) with p = exp(logp), G = sum(live * g); live = logp > -inf.
+    logp, g = ctx.saved_tensors
+    live = logp != float("-inf")
+    zero = torch.zeros((), dtype=logp.dtype, device=logp.device)
+    p = torch.where(live, logp.exp(), zero)
+    total = torch.where(live, g, zero).sum(ctx.dims, keepdim=True)
+    d_live = torch.where(live, d, zero)
+    dg = torch.where(live, d_live - (d_live * p).sum(ctx.dims, keepdim=True), zero)
+    return -d_live * p * total, dg, None
+
+
+
+
+class _SoftmaxVjp(torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(s: torch.Tensor, g: torch.Tensor, dims: list[int]) -> torch.Tensor:
+        return _run("softmax_vjp", s, g, dims)
+
+    setup_context = staticmethod(_vjp_setup)
+    backward = staticmethod(_softmax_vjp_backward)
+
+
+class _LogSoftmaxVjp(torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(logp: torch.Tensor, g: torch.Tensor, dims: list[int]) -> torch.Tensor:
+        return _run("log_softmax_vjp", logp, g, dims)
+
+    setup_context = staticmethod(_vjp_setup)
+    backward = staticmethod(_log_softmax_vjp_backward)
+
+
+def softmax_vjp(s: torch.Tensor, g: torch.Tensor, dims: list[int]) -> torch.Tensor:
+    """``s * (g - sum(g * s))`` over ``dims``, differentiable (second derivatives of softmax)."""
+    if _wants_grad(s, g):
+        return _SoftmaxVjp.apply(s, g, dims)
+    return _run("softmax_vjp", s, g, dims)
+
+
+def log_softmax_vjp(logp: torch.Tensor, g: torch.Tensor, dims: list[int]) -> torch.Tensor:
+    """``g - exp(logp) * sum(g)`` over the live entries of ``dims``, differentiable."""
+    if _wants_grad(logp, g):
+        return _LogSoftmaxVjp.apply(logp, g, dims)
+    return _run("log_softmax_vjp", logp, g, dims)
+
+
+# --- cross_entropy ------------------------------------------------------------------------------
+
+def _cross_entropy_setup(ctx: Any, inputs: tuple[Any, ...],
+                         output: tuple[torch.Tensor, torch.Tensor]) -> None:
+    logits, _, weight, ctx.dim, _, ctx.smoothing, ctx.reduction, ctx.want_grad = inputs
+    ctx.mark_non_differentiable(output[1])
+    # Else autograd would fill a logits-sized tensor of zeros as the gradient of that output.
+    ctx.set_materialize_grads(False)
+    # Probability targets may require grad too (PyTorch differentiates them): their gradient
+    # needs the log-probabilities, recomputed in the backward from the logits.
+    ctx.target_grad = ctx.needs_input_grad[1]
+    kept = (logits, weight) if ctx.target_grad else (None, None)
+    ctx.save_for_backward(output[1], *kept)
+
+
+def _cross_entropy_backward(ctx: Any, g_loss: torch.Tensor, _: Any) -> tuple[Any, ...]:
+    grad, logits, weight = ctx.saved_tensors
+    if g_loss is None:  # the loss took no part in what is differentiated
+        return (None,) * 8
+    d_target = _target_grad(ctx, logits, weight, g_loss) if ctx.target_grad else None
+    rest = (None,) * 6
+    if not ctx.needs_input_grad[0]:
+        return None, d_target, *rest
+    if not ctx.want_grad:
+        raise RuntimeError("softmaxkit::cross_entropy was called with want_grad=False: "
+                           "its gradient was not computed in the forward pass")
+    if ctx.reduction == "none":
+        g_loss = g_loss.unsqueeze(ctx.dim)
+    elif _plain(grad) and not grad.is_cuda and float(g_loss) == 1.0:
+        # loss.backward(): the saved buffer is the gradient, handed on without a copy. A leaf's
+        # AccumulateGrad adopts it only once the graph has released it (no retain_graph);
+        # under a retained graph it copies, so a later backward still reads it intact.
+        return grad, d_target, *rest
+    return grad * g_loss, d_target, *rest
+
+
+def _target_grad(ctx: Any, logits: torch.Tensor, weight: torch.Tensor | None,
+                 g_loss: torch.Tensor) -> torch.Tensor:
+    """d loss / d target for probability targets: ``-(1 - smoothing) * weight * logp``, scaled."""
+    shape = [1] * logits.dim()
+    shape[ctx.dim] = logits.shape[ctx.dim]
+    d = softmax(logits, [ctx.dim], None, 1.0, True) * -(1.0 - ctx.smoothing)
+    if weight is not None:
+        d = d * weight.reshape(shape)
+    if ctx.reduction == "none":
+        return d * g_loss.unsqueeze(ctx.dim)
+    if ctx.reduction == "mean":
+        g_loss = g_loss / (logits.numel() // max(1, logits.shape[ctx.dim]))
+    return d * g_loss
+
+
+def _plain(t: torch.Tensor) -> bool:
+    """An eager tensor: not being compiled, no tracing subclass (fake, functional) and no
+    torch.func wrapper, so reading its value is no data-dependent branch of a traced graph."""
+    if torch.compiler.is_compiling():
+        return False
+    return type(t) is torch.Tensor and not torch._C._functorch.is_functorch_wrapped_tensor(t)
+
+
+
+
+class _CrossEntropy(torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, dim: int,
+                ignore_index: int | None, label_smoothing: float, reduction: str,
+                want_grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        return _run("cross_entropy", logits, target, weight, dim, ignore_index, label_smoothing, reduction,
+                                  want_grad)
+
+    setup_context = staticmethod(_cross_entropy_setup)
+    backward = staticmethod(_cross_entropy_backward)
+
+
+def cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, dim: int,
+                  ignore_index: int | None, label_smoothing: float, reduction: str,
+                  want_grad: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(loss, grad)``; ``grad`` is computed (and kept for the backward) when ``want_grad``,
+    by default when autograd will ask for it."""
+    if want_grad is None:
+        want_grad = _needs_grad(logits)
+    if _wants_grad(logits, target):
+        return _CrossEntropy.apply(logits, target, weight, dim, ignore_index, label_smoothing, reduction,
+                                   want_grad)
+    return _run("cross_entropy", logits, target, weight, dim, ignore_index, label_smoothing, reduction,
+                              want_grad)
+
+
+_ops.softmax.register_autograd(_softmax_backward, setup_context=_softmax_setup)
+_ops.logsumexp.register_autograd(_logsumexp_backward, setup_context=_logsumexp_setup)
+_ops.softmax_vjp.register_autograd(_softmax_vjp_backward, setup_context=_vjp_setup)
+_ops.log_softmax_vjp.register_autograd(_log_softmax_vjp_backward, setup_context=_vjp_setup)
+_ops.cross_entropy.register_autograd(_cross_entropy_backward, setup_context=_cross_entropy_setup)

@@ -1,0 +1,292 @@
+"""softmaxkit.torch, the drop-in face: every argument of F.softmax / log_softmax / cross_entropy and
+of nn.Softmax / LogSoftmax / CrossEntropyLoss against PyTorch, values and gradients."""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("numba")
+
+import torch.nn.functional as F  # noqa: E402
+
+import softmaxkit.torch as skt  # noqa: E402
+
+INF = float("inf")
+
+
+def _pair(*shape: int, seed: int = 0, dtype=torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype) * 3
+    return x.clone().requires_grad_(), x.clone().requires_grad_()
+
+
+def _same_values_and_grads(ours, theirs, x_ours, x_theirs, **tolerance) -> None:
+    torch.testing.assert_close(ours, theirs, **tolerance)
+    cotangent = torch.randn(ours.shape, generator=torch.Generator().manual_seed(9), dtype=ours.dtype)
+    ours.backward(cotangent)
+    theirs.backward(cotangent)
+    torch.testing.assert_close(x_ours.grad, x_theirs.grad, **tolerance)
+
+
+@pytest.mark.parametrize(("ours", "theirs"), [(skt.softmax, F.softmax), (skt.log_softmax, F.log_softmax),
+                                              (skt.cross_entropy, F.cross_entropy)],
+                         ids=["softmax", "log_softmax", "cross_entropy"])
+def test_signatures_are_torchs(ours, theirs):
+    assert inspect.signature(ours).parameters.keys() == inspect.signature(theirs).parameters.keys()
+    for name, p in inspect.signature(theirs).parameters.items():
+        assert inspect.signature(ours).parameters[name].default == p.default, name
+
+
+@pytest.mark.parametrize(("ours", "theirs"), [(skt.Softmax, torch.nn.Softmax),
+                                              (skt.LogSoftmax, torch.nn.LogSoftmax),
+                                              (skt.CrossEntropyLoss, torch.nn.CrossEntropyLoss)],
+                         ids=["Softmax", "LogSoftmax", "CrossEntropyLoss"])
+def test_modules_are_torchs(ours, theirs):
+    assert issubclass(ours, theirs)
+    assert inspect.signature(ours.__init__) == inspect.signature(theirs.__init__)
+
+
+# --- softmax / log_softmax -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+@pytest.mark.parametrize(("shape", "dim"), [((7,), 0), ((7,), -1), ((4, 6), 0), ((4, 6), 1), ((4, 6), -1),
+                                            ((3, 4, 5), 1), ((3, 4, 5), -3), ((2, 3, 4, 5), 2)])
+def test_softmax_dims_against_torch(log, shape, dim):
+    ours_f, theirs_f = (skt.log_softmax, F.log_softmax) if log else (skt.softmax, F.softmax)
+    a, b = _pair(*shape)
+    _same_values_and_grads(ours_f(a, dim), theirs_f(b, dim=dim), a, b)
+
+
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+@pytest.mark.parametrize("ndim", [0, 1, 2, 3, 4])
+def test_implicit_dim_warns_and_chooses_as_torch(log, ndim):
+    ours_f, theirs_f = (skt.log_softmax, F.log_softmax) if log else (skt.softmax, F.softmax)
+    x = torch.randn([3] * ndim, dtype=torch.float64)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ours = ours_f(x)
+        theirs = theirs_f(x)
+    assert [str(w.message) for w in caught[:1]] == [str(w.message) for w in caught[1:]]
+    assert caught[0].filename == __file__  # _stacklevel=3 points at the caller, as in PyTorch
+    torch.testing.assert_close(ours, theirs)
+
+
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16], ids=str)
+def test_dtype_argument_casts_first(log, dtype):
+    ours_f, theirs_f = (skt.log_softmax, F.log_softmax) if log else (skt.softmax, F.softmax)
+    x = torch.randn(5, 9, dtype=torch.float32)
+    ours = ours_f(x, 1, dtype=dtype)
+    assert ours.dtype == dtype
+    theirs = theirs_f(x.to(dtype).float(), 1).to(dtype)  # torch's CPU half kernels also use float32
+    torch.testing.assert_close(ours, theirs)
+
+
+def test_zero_dim_input():
+    x = torch.tensor(2.5, dtype=torch.float64, requires_grad=True)
+    assert skt.softmax(x, 0).item() == F.softmax(x, 0).item() == 1.0
+    assert skt.log_softmax(x, -1).item() == F.log_softmax(x, -1).item() == 0.0
+    skt.log_softmax(x, 0).backward()
+    assert x.grad.item() == 0.0
+
+
+@pytest.mark.parametrize("dim", [2, -3, 5])
+def test_dim_out_of_range_raises_index_error_as_torch(dim):
+    x = torch.randn(2, 3)
+    with pytest.raises(IndexError):
+        F.softmax(x, dim)
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        skt.softmax(x, dim)
+
+
+def test_non_int_dim_is_refused():
+    with pytest.raises(TypeError, match="dim"):
+        skt.softmax(torch.randn(2, 3), 1.0)
+
+
+def test_where_torch_gives_nan_softmaxkit_keeps_the_spec():
+    x = torch.tensor([[-INF, -INF], [INF, INF], [INF, 0.0]])
+    assert torch.isnan(F.softmax(x, 1)).all()
+    torch.testing.assert_close(skt.softmax(x, 1), torch.tensor([[0.0, 0.0], [0.5, 0.5], [1.0, 0.0]]))
+
+
+def test_integer_input_gives_default_float():
+    # torch.softmax refuses integer tensors; softmaxkit takes them as the default float (SPEC §2).
+    x = torch.tensor([[1, 2, 3]])
+    torch.testing.assert_close(skt.softmax(x, 1), F.softmax(x.float(), 1))
+
+
+def test_modules_forward_and_repr():
+    x = torch.randn(3, 4)
+    for ours, theirs in [(skt.Softmax(dim=0), torch.nn.Softmax(dim=0)),
+                         (skt.LogSoftmax(dim=1), torch.nn.LogSoftmax(dim=1))]:
+        torch.testing.assert_close(ours(x), theirs(x))
+        assert repr(ours) == repr(theirs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.testing.assert_close(skt.Softmax()(x), torch.nn.Softmax()(x))
+    assert len(caught) == 2
+
+
+# --- cross_entropy -------------------------------------------------------------------------------
+
+def _labels(shape: tuple[int, ...], n: int, seed: int = 1) -> torch.Tensor:
+    return torch.randint(0, n, shape, generator=torch.Generator().manual_seed(seed))
+
+
+CE_OPTIONS = [
+    {},
+    {"reduction": "sum"},
+    {"reduction": "none"},
+    {"label_smoothing": 0.15},
+    {"label_smoothing": 1.0},
+    {"weight": "w"},
+    {"weight": "w", "label_smoothing": 0.3, "reduction": "mean"},
+    {"weight": "w", "reduction": "none", "label_smoothing": 0.1},
+    {"ignore_index": 2},
+    {"ignore_index": 2, "weight": "w", "label_smoothing": 0.2},
+    {"ignore_index": -100, "reduction": "sum"},
+]
+
+
+def _options(options: dict, n: int) -> dict:
+    w = torch.rand(n, generator=torch.Generator().manual_seed(3), dtype=torch.float64) + 0.1
+    return {k: (w if v == "w" else v) for k, v in options.items()}
+
+
+def _option_id(options: dict) -> str:
+    return "-".join(f"{k}={v}" for k, v in options.items()) or "default"
+
+
+@pytest.mark.parametrize("options", CE_OPTIONS, ids=_option_id)
+@pytest.mark.parametrize("shape", [(6,), (8, 6), (4, 6, 3), (2, 6, 3, 2)], ids=str)
+def test_cross_entropy_class_indices_against_torch(options, shape):
+    n = shape[1] if len(shape) > 1 else shape[0]
+    label_shape = shape[:1] + shape[2:] if len(shape) > 1 else ()
+    labels = _labels(label_shape, n)
+    if len(shape) > 1 and options.get("ignore_index", -100) == -100:
+        labels.view(-1)[0] = -100  # the default ignore_index
+    kwargs = _options(options, n)
+    a, b = _pair(*shape)
+    _same_values_and_grads(skt.cross_entropy(a, labels, **kwargs), F.cross_entropy(b, labels, **kwargs), a, b)
+
+
+@pytest.mark.parametrize("options", [o for o in CE_OPTIONS if "ignore_index" not in o],
+                         ids=_option_id)
+@pytest.mark.parametrize("shape", [(6,), (8, 6), (4, 6, 3)], ids=str)
+def test_cross_entropy_probabilities_against_torch(options, shape):
+    n = shape[1] if len(shape) > 1 else shape[0]
+    dim = 1 if len(shape) > 1 else 0
+    raw = torch.randn(shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    q0 = torch.softmax(raw, dim)
+    qa, qb = q0.clone().requires_grad_(), q0.clone().requires_grad_()
+    kwargs = _options(options, n)
+    a, b = _pair(*shape)
+    ours, theirs = skt.cross_entropy(a, qa, **kwargs), F.cross_entropy(b, qb, **kwargs)
+    _same_values_and_grads(ours, theirs, a, b)
+    torch.testing.assert_close(qa.grad, qb.grad)  # torch differentiates the target too
+
+
+@pytest.mark.parametrize(("size_average", "reduce"),
+                         [(True, None), (False, None), (None, False), (False, True)])
+def test_legacy_reduction_flags(size_average, reduce):
+    a, b = _pair(5, 4)
+    labels = _labels((5,), 4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ours = skt.cross_entropy(a, labels, size_average=size_average, reduce=reduce)
+        theirs = F.cross_entropy(b, labels, size_average=size_average, reduce=reduce)
+    assert len(caught) == 2 and str(caught[0].message) == str(caught[1].message)
+    _same_values_and_grads(ours, theirs, a, b)
+
+
+def test_cross_entropy_float32_and_positional_arguments():
+    a, b = _pair(16, 10, dtype=torch.float32)
+    labels = _labels((16,), 10)
+    w = torch.rand(10)
+    # weight third, then size_average, ignore_index, reduce, reduction, label_smoothing: positionally
+    _same_values_and_grads(skt.cross_entropy(a, labels, w, None, 3, None, "sum", 0.05),
+                           F.cross_entropy(b, labels, w, None, 3, None, "sum", 0.05), a, b)
+
+
+def test_cross_entropy_keyword_names():
+    x, labels = torch.randn(3, 4), torch.tensor([0, 1, 2])
+    torch.testing.assert_close(skt.cross_entropy(input=x, target=labels),
+                               F.cross_entropy(input=x, target=labels))
+
+
+def test_cross_entropy_all_ignored_is_nan_as_torch():
+    x, labels = torch.randn(3, 4), torch.full((3,), -100)
+    assert torch.isnan(skt.cross_entropy(x, labels)) and torch.isnan(F.cross_entropy(x, labels))
+
+
+def test_cross_entropy_module_and_state_dict():
+    w = torch.rand(5)
+    ours = skt.CrossEntropyLoss(weight=w, ignore_index=1, reduction="sum", label_smoothing=0.1)
+    theirs = torch.nn.CrossEntropyLoss(weight=w, ignore_index=1, reduction="sum", label_smoothing=0.1)
+    assert repr(ours) == repr(theirs)
+    assert ours.state_dict().keys() == theirs.state_dict().keys()
+    a, b = _pair(7, 5, dtype=torch.float32)
+    labels = _labels((7,), 5)
+    _same_values_and_grads(ours(a, labels), theirs(b, labels), a, b)
+
+
+@pytest.mark.parametrize(("kwargs", "error"), [
+    ({"reduction": "avg"}, ValueError),
+    ({"label_smoothing": 1.5}, ValueError),
+    ({"weight": torch.ones(3)}, ValueError),
+    ({"target": torch.zeros(4, 2, dtype=torch.long)}, ValueError),
+    ({"target": torch.tensor([0, 1, 2, 5])}, ValueError),
+    ({"target": torch.tensor([0, 1, 2, -1])}, ValueError),
+    ({"target": torch.zeros(4, 6)}, ValueError),
+    ({"target": torch.zeros(4, dtype=torch.bool)}, ValueError),
+])
+def test_cross_entropy_bad_arguments_raise(kwargs, error):
+    call = {"input": torch.randn(4, 5), "target": torch.tensor([0, 1, 2, 3]), **kwargs}
+    with pytest.raises(error):
+        skt.cross_entropy(**call)
+    with pytest.raises((ValueError, RuntimeError, IndexError)):  # torch raises too
+        F.cross_entropy(**call)
+
+
+def test_negative_label_smoothing_is_refused():
+    # PyTorch 2.13 accepts it (a target with negative mass); SPEC §1 says [0, 1].
+    with pytest.raises(ValueError, match="label_smoothing"):
+        skt.cross_entropy(torch.randn(2, 3), torch.tensor([0, 1]), label_smoothing=-0.1)
+
+
+def test_cross_entropy_zero_dim_input_is_refused():
+    with pytest.raises(ValueError, match="at least one dim"):
+        skt.cross_entropy(torch.tensor(1.0), torch.tensor(0))
+
+
+# --- a training run: the same losses as F.cross_entropy -------------------------------------------
+
+def _train(loss_fn, epochs: int = 5) -> list[float]:
+    load_digits = pytest.importorskip("sklearn.datasets").load_digits
+    X, y = load_digits(return_X_y=True)
+    X = torch.tensor(X / 16.0, dtype=torch.float32)
+    y = torch.tensor(y)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    losses = []
+    for _ in range(epochs):
+        for start in range(0, len(X), 128):
+            opt.zero_grad()
+            loss = loss_fn(model(X[start:start + 128]), y[start:start + 128])
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+    return losses
+
+
+def test_digits_mlp_trains_as_with_torch():
+    ours = _train(lambda z, t: skt.cross_entropy(z, t, label_smoothing=0.05))
+    theirs = _train(lambda z, t: F.cross_entropy(z, t, label_smoothing=0.05))
+    assert len(ours) == len(theirs) == 5 * 15
+    assert max(abs(a - b) for a, b in zip(ours, theirs, strict=True)) < 1e-6
+    assert ours[-1] < ours[0] / 4  # it learns

@@ -1,0 +1,367 @@
+"""The registered operators torch.ops.softmaxkit.*: opcheck, gradcheck, SPEC gradients, torch.func,
+torch.compile without graph breaks, layouts and dtypes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("numba")
+
+import torch.nn.functional as F  # noqa: E402
+
+import softmaxkit as sk  # noqa: E402
+import softmaxkit.torch as skt  # noqa: E402
+from softmaxkit.torch import _autograd, _ops  # noqa: E402
+
+INF = float("inf")
+
+
+def _f64(*shape: int, seed: int = 0, requires_grad: bool = True) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=g, dtype=torch.float64).requires_grad_(requires_grad)
+
+
+def _samples() -> list[tuple[str, object, tuple]]:
+    """(id, operator, arguments): every operator with its options, float64 for gradcheck."""
+    mask = torch.rand(3, 5, generator=torch.Generator().manual_seed(1)) > 0.3
+    labels = torch.tensor([0, 4, 2])
+    probs = torch.softmax(_f64(3, 5, seed=2, requires_grad=False), 1).requires_grad_()
+    return [
+        ("softmax", _ops.softmax, (_f64(3, 5), [1], None, 1.0, False)),
+        ("softmax-dim0-temperature", _ops.softmax, (_f64(3, 5), [0], None, 2.5, False)),
+        ("softmax-mask", _ops.softmax, (_f64(3, 5), [1], mask, 1.0, False)),
+        ("softmax-dims", _ops.softmax, (_f64(2, 3, 4), [0, 2], None, 1.0, False)),
+        ("log_softmax", _ops.softmax, (_f64(3, 5), [1], None, 1.0, True)),
+        ("log_softmax-mask-temperature", _ops.softmax, (_f64(3, 5), [1], mask, 0.5, True)),
+        ("logsumexp", _ops.logsumexp, (_f64(3, 5), [1], None, False)),
+        ("logsumexp-keepdim-mask", _ops.logsumexp, (_f64(3, 5), [0], mask, True)),
+        ("logsumexp-all", _ops.logsumexp, (_f64(2, 3, 4), [0, 1, 2], None, False)),
+        ("softmax_vjp", _ops.softmax_vjp, (torch.rand(3, 5, dtype=torch.float64, requires_grad=True),
+                                           _f64(3, 5, seed=3), [1])),
+        ("softmax_vjp-dim0", _ops.softmax_vjp, (torch.rand(3, 5, dtype=torch.float64, requires_grad=True),
+                                                _f64(3, 5, seed=3), [0])),
+        ("log_softmax_vjp", _ops.log_softmax_vjp, (_f64(3, 5), _f64(3, 5, seed=4), [1])),
+        ("cross_entropy", _ops.cross_entropy, (_f64(3, 5), labels, None, 1, -100, 0.0, "mean", True)),
+        ("cross_entropy-weight-smoothing-sum", _ops.cross_entropy,
+         (_f64(3, 5), labels, torch.rand(5, dtype=torch.float64), 1, None, 0.2, "sum", True)),
+        ("cross_entropy-none-ignore", _ops.cross_entropy,
+         (_f64(3, 5), torch.tensor([0, -100, 2]), None, 1, -100, 0.1, "none", True)),
+        ("cross_entropy-kdim", _ops.cross_entropy,
+         (_f64(2, 5, 3), torch.tensor([[0, 1, 4], [2, 3, 3]]), None, 1, -100, 0.0, "mean", True)),
+        ("cross_entropy-probabilities", _ops.cross_entropy,
+         (_f64(3, 5), probs, None, 1, None, 0.1, "mean", True)),
+    ]
+
+
+SAMPLES = _samples()
+
+
+@pytest.mark.parametrize(("op", "args"), [s[1:] for s in SAMPLES], ids=[s[0] for s in SAMPLES])
+def test_opcheck(op, args):
+    torch.library.opcheck(op, args)
+
+
+def _first_output(op):
+    if op is _ops.cross_entropy:
+        return lambda *a: op(*a)[0]
+    # -inf outputs (masked log_softmax) have no finite differences: they count as 0.
+    return lambda *a: torch.nan_to_num(op(*a), neginf=0.0)
+
+
+@pytest.mark.parametrize(("op", "args"), [s[1:] for s in SAMPLES], ids=[s[0] for s in SAMPLES])
+def test_gradcheck_float64(op, args):
+    assert torch.autograd.gradcheck(_first_output(op), args)
+
+
+def test_every_operator_has_a_sample():
+    assert {s[1] for s in SAMPLES} == set(_ops.OPERATORS)
+
+
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+def test_second_derivatives(log):
+    x = _f64(3, 5)
+    assert torch.autograd.gradgradcheck(lambda t: _autograd.softmax(t, [1], None, 1.5, log), (x,))
+
+
+# --- SPEC §2 gradients: 0 where excluded, never NaN -----------------------------------------------
+
+def _edge_rows(dtype=torch.float64) -> torch.Tensor:
+    return torch.tensor([[1.0, 2.0, 3.0], [-INF, -INF, -INF], [INF, 1.0, INF], [-INF, 0.0, 1.0]],
+                        dtype=dtype, requires_grad=True)
+
+
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+def test_gradient_of_excluded_rows_is_zero(log):
+    x = _edge_rows()
+    y = (skt.log_softmax if log else skt.softmax)(x, dim=1)
+    finite = torch.where(torch.isfinite(y), y, 0.0)
+    (finite * torch.arange(1.0, 4.0, dtype=torch.float64)).sum().backward()
+    assert torch.isfinite(x.grad).all()
+    assert (x.grad[1] == 0).all()  # all -inf
+    assert x.grad[3, 0] == 0  # a -inf entry
+    # ordinary rows: torch's gradient
+    x_t = x.detach()[[0]].requires_grad_()
+    y_t = (torch.log_softmax if log else torch.softmax)(x_t, 1)
+    (y_t * torch.arange(1.0, 4.0, dtype=torch.float64)).sum().backward()
+    torch.testing.assert_close(x.grad[[0]], x_t.grad)
+
+
+def test_masked_rows_get_zero_gradient():
+    x = _f64(2, 4)
+    mask = torch.tensor([[True, False, True, False], [False, False, False, False]])
+    for log in (False, True):
+        x.grad = None
+        y = sk.log_softmax(x, where=mask) if log else sk.softmax(x, where=mask)
+        torch.where(mask, y, 0.0).sum().backward() if log else y.sum().backward()
+        assert torch.isfinite(x.grad).all()
+        assert (x.grad[~mask] == 0).all()
+
+
+def test_logsumexp_gradient_is_softmax_for_special_rows():
+    x = _edge_rows()
+    _autograd.logsumexp(x, [1], None, False).backward(torch.ones(4, dtype=torch.float64))
+    torch.testing.assert_close(x.grad, skt.softmax(x.detach(), dim=1))
+    assert (x.grad[1] == 0).all()
+
+
+def test_cross_entropy_all_ignored_gives_nan_mean_and_zero_gradient():
+    x = _f64(3, 4)
+    loss = skt.cross_entropy(x, torch.full((3,), -100))
+    assert torch.isnan(loss)
+    loss.backward()
+    assert (x.grad == 0).all()
+
+
+# --- the fused loss keeps only its gradient -----------------------------------------------------
+
+def test_cross_entropy_saves_only_the_gradient():
+    x = _f64(4, 6)
+    loss = skt.cross_entropy(x, torch.tensor([0, 1, 2, 3]))
+    saved = loss.grad_fn.saved_tensors
+    assert [tuple(t.shape) for t in saved if t is not None] == [(4, 6)]
+
+
+def test_cross_entropy_gradient_buffer_becomes_the_leafs_grad():
+    x = _f64(4, 6)
+    loss, grad = _autograd.cross_entropy(x, torch.tensor([0, 1, 2, 3]), None, 1, -100, 0.0, "mean")
+    buffer, expected = grad.data_ptr(), grad.clone()
+    del grad
+    loss.backward()
+    assert x.grad.data_ptr() == buffer  # no copy between the forward's gradient and x.grad
+    torch.testing.assert_close(x.grad, expected)
+
+
+def test_cross_entropy_backward_twice_with_retained_graph():
+    x = _f64(4, 6)
+    loss = skt.cross_entropy(x, torch.tensor([0, 1, 2, 3]))
+    loss.backward(retain_graph=True)
+    first = x.grad.clone()
+    x.grad.mul_(2)  # in place on .grad (clipping does so) must not reach the saved buffer
+    loss.backward(retain_graph=True)
+    loss.backward()
+    torch.testing.assert_close(x.grad, 4 * first)
+
+
+def test_cross_entropy_backward_scaled_by_incoming_gradient():
+    x = _f64(4, 6)
+    (3.0 * skt.cross_entropy(x, torch.tensor([0, 1, 2, 3]))).backward()
+    x_t = x.detach().requires_grad_()
+    (3.0 * F.cross_entropy(x_t, torch.tensor([0, 1, 2, 3]))).backward()
+    torch.testing.assert_close(x.grad, x_t.grad)
+
+
+def test_cross_entropy_without_forward_gradient_refuses_backward():
+    x = _f64(2, 3)
+    loss, _ = _ops.cross_entropy(x, torch.tensor([0, 1]), None, 1, None, 0.0, "mean", False)
+    with pytest.raises(RuntimeError, match="want_grad=False"):
+        loss.backward()
+
+
+# --- torch.func ----------------------------------------------------------------------------------
+
+def test_vmap_of_every_function():
+    xs = torch.randn(3, 4, 5)
+    labels = torch.randint(0, 5, (3, 4))
+    vmap = torch.func.vmap
+    torch.testing.assert_close(vmap(lambda x: skt.softmax(x, 1))(xs), torch.softmax(xs, 2))
+    torch.testing.assert_close(vmap(lambda x: skt.log_softmax(x, 0))(xs), torch.log_softmax(xs, 1))
+    torch.testing.assert_close(vmap(lambda x: sk.logsumexp(x, axis=1))(xs), torch.logsumexp(xs, 2))
+    for reduction in ("mean", "none"):
+        torch.testing.assert_close(
+            vmap(lambda x, t, r=reduction: skt.cross_entropy(x, t, reduction=r))(xs, labels),
+            vmap(lambda x, t, r=reduction: F.cross_entropy(x, t, reduction=r))(xs, labels))
+    s = torch.softmax(xs, 2)
+    torch.testing.assert_close(vmap(lambda a, b: _ops.softmax_vjp(a, b, [1]))(s, xs),
+                               sk.softmax_vjp(s, xs, axis=2))
+
+
+def test_grad_and_vmap_of_grad():
+    xs = torch.randn(3, 4, 5)
+    labels = torch.randint(0, 5, (3, 4))
+    func = torch.func
+    torch.testing.assert_close(func.vmap(func.grad(lambda x: sk.logsumexp(x)))(xs[:, 0]),
+                               torch.softmax(xs[:, 0], 1))
+    torch.testing.assert_close(
+        func.vmap(func.grad(lambda x, t: skt.cross_entropy(x, t, label_smoothing=0.1)))(xs, labels),
+        func.vmap(func.grad(lambda x, t: F.cross_entropy(x, t, label_smoothing=0.1)))(xs, labels))
+    torch.testing.assert_close(
+        func.grad(lambda x: func.vmap(lambda r: skt.cross_entropy(r, labels[0]))(x).sum())(xs),
+        func.grad(lambda x: func.vmap(lambda r: F.cross_entropy(r, labels[0]))(x).sum())(xs))
+    torch.testing.assert_close(func.jacrev(lambda x: skt.softmax(x, 0))(xs[0, 0]),
+                               func.jacrev(lambda x: torch.softmax(x, 0))(xs[0, 0]))
+
+
+# --- torch.compile -------------------------------------------------------------------------------
+
+class _Head(torch.nn.Module):
+    """A classifier head that uses every face function, the main API on tensors, and every operator."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 5)
+        self.loss = skt.CrossEntropyLoss(label_smoothing=0.1)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        z = self.linear(x)
+        p = skt.softmax(z, dim=1)
+        logp = skt.log_softmax(z, dim=-1)
+        terms = [
+            self.loss(z, labels),
+            skt.cross_entropy(z, p.detach(), reduction="sum") * 1e-3,
+            (p * logp).sum() * 1e-3,
+            skt.Softmax(dim=1)(z)[:, 0].sum() * 1e-3,
+            _autograd.logsumexp(z, [1], None, False).sum() * 1e-3,
+            _ops.softmax_vjp(p, logp, [1]).sum() + _ops.log_softmax_vjp(logp, p, [1]).sum(),
+        ]
+        return torch.stack(terms).sum()
+
+
+def test_compile_fullgraph_has_no_graph_break():
+    torch.manual_seed(0)
+    model = _Head()
+    x, labels = torch.randn(16, 8), torch.randint(0, 5, (16,))
+    eager = model(x, labels)
+    eager.backward()
+    expected = model.linear.weight.grad.clone()
+    model.zero_grad()
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    loss = compiled(x, labels)
+    loss.backward()
+    torch.testing.assert_close(loss, eager)
+    torch.testing.assert_close(model.linear.weight.grad, expected)
+    # The label check runs inside the compiled graph, on the real labels.
+    with pytest.raises(ValueError, match="label 9 is out of range for 5 classes"):
+        compiled(x, torch.full((16,), 9))
+
+
+# --- dtypes and layouts --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64],
+                         ids=str)
+def test_dtypes_within_the_spec_bound(dtype):
+    """SPEC §2's bounds (eps of float32 for the half types, which compute in float32), plus the
+    final rounding to the dtype."""
+    x = (torch.randn(37, 300, generator=torch.Generator().manual_seed(5)) * 4).to(dtype)
+    xd = x.double()
+    eps_out = float(torch.finfo(dtype).eps)
+    eps = float(torch.finfo(torch.float32 if dtype.itemsize == 2 else dtype).eps)
+    reference = torch.softmax(xd, 1)
+    spread = 1 + (xd - xd.amax(1, keepdim=True)).abs()
+    p = _ops.softmax(x, [1], None, 1.0, False)
+    assert p.dtype == dtype
+    tiny = float(torch.finfo(dtype).smallest_normal)
+    assert ((p.double() - reference).abs() <= (4 * eps * spread + eps_out) * reference + tiny).all()
+    logp = _ops.softmax(x, [1], None, 1.0, True)
+    ref_log = torch.log_softmax(xd, 1)
+    assert ((logp.double() - ref_log).abs() <= (8 * eps + eps_out) * (1 + ref_log.abs())).all()
+    labels = torch.randint(0, 300, (37,), generator=torch.Generator().manual_seed(6))
+    loss, grad = _ops.cross_entropy(x, labels, None, 1, None, 0.0, "mean", True)
+    assert loss.dtype == grad.dtype == dtype
+    xg = xd.clone().requires_grad_()
+    expected_loss = F.cross_entropy(xg, labels)
+    expected_loss.backward()
+    expected = float(expected_loss.detach())
+    assert abs(float(loss) - expected) <= (8 * eps + eps_out) * (1 + expected)
+    assert ((grad.double() - xg.grad).abs() <= (4 * eps * spread + eps_out) * xg.grad.abs() + tiny).all()
+
+
+def test_non_contiguous_inputs():
+    base = torch.randn(6, 10, 4)
+    for x, dim in [(base.transpose(0, 2), 1), (base[:, ::2, :], 2), (base.permute(2, 0, 1), 0),
+                   (torch.randn(1, 5).expand(3, 5), 1)]:
+        torch.testing.assert_close(skt.softmax(x, dim), torch.softmax(x, dim))
+        torch.testing.assert_close(skt.log_softmax(x, dim), torch.log_softmax(x, dim))
+        xg = x.clone().requires_grad_()
+        xt = x.clone().requires_grad_()
+        g = torch.randn(x.shape).transpose(0, 1).contiguous().transpose(0, 1)  # strided cotangent
+        skt.softmax(xg, dim).backward(g)
+        torch.softmax(xt, dim).backward(g)
+        torch.testing.assert_close(xg.grad, xt.grad)
+
+
+def test_results_do_not_alias_the_input():
+    x = torch.randn(4, 5)
+    before = x.clone()
+    y = _ops.softmax(x, [1], None, 1.0, False)
+    assert y.data_ptr() != x.data_ptr()
+    torch.testing.assert_close(x, before, rtol=0, atol=0)
+
+
+def test_empty_tensors():
+    x = torch.zeros(0, 5)
+    assert _ops.softmax(x, [1], None, 1.0, False).shape == (0, 5)
+    assert _ops.logsumexp(torch.zeros(3, 0), [1], None, False).tolist() == [-INF] * 3
+    loss = skt.cross_entropy(torch.zeros(0, 5), torch.zeros(0, dtype=torch.long))
+    assert torch.isnan(loss)
+
+
+def test_unsupported_device_is_refused():
+    x = torch.zeros(2, 3, device="meta")
+    y = _ops.softmax(x, [1], None, 1.0, False)  # meta tensors take the fake implementation
+    assert y.shape == (2, 3) and y.device.type == "meta"
+    with pytest.raises(NotImplementedError, match="CPU and CUDA"):
+        _ops._kernels(x)
+
+
+def test_numpy_view_of_bfloat16_is_zero_copy():
+    from softmaxkit.torch._cpu import as_numpy
+
+    x = torch.randn(3, 4).to(torch.bfloat16)
+    view = as_numpy(x)
+    assert view.__array_interface__["data"][0] == x.data_ptr()
+    np.testing.assert_array_equal(view.astype(np.float32), x.float().numpy())
+
+
+# --- the main API on tensors: the torch engine -----------------------------------------------------
+
+def test_main_api_on_tensors_is_differentiable():
+    x = _f64(4, 7)
+    x_t = x.detach().requires_grad_()
+    (sk.log_softmax(x, axis=0, temperature=2.0) * torch.arange(7.0, dtype=torch.float64)).sum().backward()
+    (torch.log_softmax(x_t / 2.0, 0) * torch.arange(7.0, dtype=torch.float64)).sum().backward()
+    torch.testing.assert_close(x.grad, x_t.grad)
+    labels = torch.tensor([0, 6, 3, 2])
+    loss, grad = sk.cross_entropy(x.detach(), labels, return_grad=True)
+    torch.testing.assert_close(loss, F.cross_entropy(x.detach(), labels))
+    x_t.grad = None
+    F.cross_entropy(x_t, labels).backward()
+    torch.testing.assert_close(grad, x_t.grad)
+
+
+def test_main_api_result_dtype_on_tensors():
+    x = torch.randn(3, 5)
+    assert sk.softmax(x, dtype=torch.float64).dtype == torch.float64
+    torch.testing.assert_close(sk.softmax(x, dtype=torch.float64), torch.softmax(x.double(), 1))
+    assert sk.softmax(x, dtype=torch.bfloat16).dtype == torch.bfloat16  # rounded once, at the end
+    torch.testing.assert_close(sk.softmax(x, dtype=torch.bfloat16), torch.softmax(x, 1).bfloat16())
+    assert sk.softmax(torch.tensor([[1, 2]])).dtype == torch.float32
+
+
+def test_logsumexp_options_the_operators_do_not_cover_go_to_generic():
+    x = torch.randn(3, 4, dtype=torch.float64)
+    b = torch.rand(3, 4, dtype=torch.float64)
+    torch.testing.assert_close(sk.logsumexp(x, axis=1, b=b), torch.log((b * x.exp()).sum(1)))
+    with pytest.raises(ValueError, match="does not cover logsumexp with weights"):
+        sk.logsumexp(x, b=b, engine="torch")
