@@ -29,6 +29,7 @@ from softmaxkit.labels import LabelIndex
 if typing.TYPE_CHECKING:  # the lazy names below, typed for mypy and pyright; imported on first use
     from softmaxkit.calibrate import ece, fit_temperature, reliability_diagram
     from softmaxkit.classify import SoftmaxRegression
+    from softmaxkit.sampling import gumbel_softmax, min_p_mask, sample, top_k_mask, top_p_mask
 
 __version__ = "0.1.0"
 

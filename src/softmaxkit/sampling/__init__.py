@@ -149,6 +149,7 @@ def _filtered(name: str, x: Array, xp: Any, a: int, mask: Array | None, params: 
     batch, n = _batch(x, a), int(x.shape[a])
     chosen = _choose(x, engine, name)
     if chosen == "numba":
+        from softmaxkit.numba._threads import run
         from softmaxkit.sampling import _kernels
 
         rows = _host_rows(x, a)
@@ -157,8 +158,9 @@ def _filtered(name: str, x: Array, xp: Any, a: int, mask: Array | None, params: 
         status = np.empty(rows.shape[0], dtype=np.int8)
         if rows.size:
             with np.errstate(all="ignore"):
-                _kernels.filter_rows(rows, m, mask is not None, params.inv_t, params.top_k,
-                                     params.top_p, params.min_p, params.buffer_size(n), out, status)
+                run(_kernels.filter_rows, rows.shape[0], rows.size, rows, m, mask is not None,
+                    params.inv_t, params.top_k, params.top_p, params.min_p, params.buffer_size(n),
+                    out, status)
         raise_for_status(np.where(status == EMPTY, OK, status), batch, name, 1)
         result = _shaped(np, out, batch, a, n)
         return result if isinstance(x, np.ndarray) else _to_torch(result, x)
@@ -313,6 +315,7 @@ def sample(
     u = uniforms(rng, (rows, count), x)
     chosen = _choose(x, engine, "sample")
     if chosen == "numba":
+        from softmaxkit.numba._threads import run
         from softmaxkit.sampling import _kernels
 
         host = _host_rows(x, a)
@@ -321,9 +324,9 @@ def sample(
         status = np.zeros(rows, dtype=np.int8)
         if rows and n:
             with np.errstate(all="ignore"):
-                _kernels.sample_rows(host, m, mask is not None, params.inv_t, params.top_k,
-                                     params.top_p, params.min_p, params.buffer_size(n), as_host(u),
-                                     bool(replacement), out, status)
+                run(_kernels.sample_rows, rows, host.size, host, m, mask is not None, params.inv_t,
+                    params.top_k, params.top_p, params.min_p, params.buffer_size(n), as_host(u),
+                    bool(replacement), out, status)
         elif rows:
             status[:] = EMPTY
         raise_for_status(status, batch, "sample", count)

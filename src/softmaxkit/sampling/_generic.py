@@ -24,7 +24,7 @@ def _jax_narrow(xp: Any) -> bool:
         return False
     import jax
 
-    return not jax.config.jax_enable_x64
+    return not jax.config.read("jax_enable_x64")
 
 
 def wide_float(xp: Any, like: Array) -> Any:

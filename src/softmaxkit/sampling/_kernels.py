@@ -27,7 +27,7 @@ draw locates its block from the block sums and recomputes that block only.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from softmaxkit.numba._exp import EXACT_FLAGS, exp_small
 from softmaxkit.numba._sums import REDUCE_FLAGS, shifted
@@ -369,13 +369,14 @@ def _draw_row(x, mrow, has_mask, m, inv_t, indicator, v, q, min_p, u, replacemen
     return OK
 
 
-@njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def sample_rows(x, mask, has_mask, inv_t, top_k, top_p, min_p, cap, u, replacement, out, status):  # type: ignore[no-untyped-def]
-    """Draw ``u.shape[1]`` indices per row of ``x`` into ``out``; per-row parameters are arrays
-    of length ``rows``, ``cap`` the top-k buffer size. A row's draws depend only on its own
-    uniforms: any thread count gives the same result."""
-    rows = x.shape[0]
-    for r in prange(rows):
+@njit(nogil=True, fastmath=EXACT_FLAGS, cache=True)
+def sample_rows(x, mask, has_mask, inv_t, top_k, top_p, min_p, cap, u, replacement, out, status,  # type: ignore[no-untyped-def]
+                start, stop):
+    """Draw ``u.shape[1]`` indices per row of ``x`` into ``out`` for rows ``start:stop`` (the
+    numba engine's thread pool runs the ranges); per-row parameters are arrays of length
+    ``rows``, ``cap`` the top-k buffer size. A row's draws depend only on its own uniforms:
+    any thread count gives the same result."""
+    for r in range(start, stop):
         mrow = mask[r] if has_mask else mask[0]
         cand_v = np.empty(cap, dtype=x.dtype)
         cand_i = np.empty(cap, dtype=np.int64)
@@ -391,11 +392,12 @@ def sample_rows(x, mask, has_mask, inv_t, top_k, top_p, min_p, cap, u, replaceme
         status[r] = st
 
 
-@njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def filter_rows(x, mask, has_mask, inv_t, top_k, top_p, min_p, cap, out, status):  # type: ignore[no-untyped-def]
-    """The kept set of each row as booleans in ``out`` (what :func:`sample_rows` draws from)."""
-    rows, n = x.shape
-    for r in prange(rows):
+@njit(nogil=True, fastmath=EXACT_FLAGS, cache=True)
+def filter_rows(x, mask, has_mask, inv_t, top_k, top_p, min_p, cap, out, status, start, stop):  # type: ignore[no-untyped-def]
+    """The kept set of rows ``start:stop`` as booleans in ``out`` (what :func:`sample_rows`
+    draws from)."""
+    n = x.shape[1]
+    for r in range(start, stop):
         mrow = mask[r] if has_mask else mask[0]
         cand_v = np.empty(cap, dtype=x.dtype)
         cand_i = np.empty(cap, dtype=np.int64)

@@ -120,7 +120,7 @@ def uniforms(rng: Any, shape: tuple[int, ...], like: Array) -> Any:
             return torch.rand(shape, dtype=torch.float64)
         if rng is not None and rng < 0:
             raise ValueError(f"rng seed must be >= 0, got {rng!r}")
-        return np.random.default_rng(rng).random(shape)
+        return np.random.default_rng(int(rng) if rng is not None else None).random(shape)
     if _is_torch_generator(rng):
         import torch
 
@@ -128,7 +128,7 @@ def uniforms(rng: Any, shape: tuple[int, ...], like: Array) -> Any:
     if _is_jax_key(rng):
         import jax
 
-        wide = jax.numpy.float64 if jax.config.jax_enable_x64 else jax.numpy.float32
+        wide = jax.numpy.float64 if jax.config.read("jax_enable_x64") else jax.numpy.float32
         return jax.random.uniform(rng, shape, dtype=wide)
     raise TypeError(
         "rng must be a numpy.random.Generator, an int seed, None, a torch.Generator or a JAX "

@@ -19,10 +19,9 @@ import torch
 
 from softmaxkit import generic
 from softmaxkit import numba as engine
-from softmaxkit.numba import _threads_for as threads_for
+from softmaxkit.numba import rows_softmax
 from softmaxkit.numba._grad import log_softmax_vjp_rows, softmax_vjp_rows
-from softmaxkit.numba._rows import softmax_rows
-from softmaxkit.numba._short_rows import SHORT_ROWS, softmax_short_rows
+from softmaxkit.numba._threads import readonly, run
 
 _ROW_KERNEL_DTYPES = (torch.float32, torch.float64)
 
@@ -67,9 +66,9 @@ def softmax(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, tempera
     if (mask is None and x.dtype in _ROW_KERNEL_DTYPES and x.is_contiguous()
             and _trailing(dims, x.dim())):
         rows, out = _rows(x, len(dims)), _rows(y, len(dims))
-        inv_t = rows.dtype.type(1.0 / temperature)
-        with threads_for(rows.size):  # small tensors on the calling thread, as in the engine
-            (softmax_short_rows if rows.shape[1] <= SHORT_ROWS else softmax_rows)(rows, out, inv_t, log)
+        # The engine's row driver: small tensors on the calling thread, large ones over fixed
+        # ranges of rows on its pool (the same bits for any thread count).
+        rows_softmax(rows, out, rows.dtype.type(1.0 / temperature), log)
         return y
     xn = as_numpy(x)
     engine.softmax(xn, tuple(dims), where=None if mask is None else as_numpy(mask),
@@ -96,8 +95,9 @@ def _vjp(kernel: Any, first: torch.Tensor, g: torch.Tensor, dims: list[int], log
     if first.dtype in _ROW_KERNEL_DTYPES and first.is_contiguous() and not (log and _beyond_exp(first)):
         g = g.to(first.dtype).contiguous()
         out = torch.empty(first.shape, dtype=first.dtype)
-        with threads_for(first.numel()):
-            kernel(_rows(first, len(dims)), _rows(g, len(dims)), _rows(out, len(dims)))
+        first_rows = _rows(first, len(dims))
+        run(kernel, first_rows.shape[0], first_rows.size, readonly(first_rows),
+            readonly(_rows(g, len(dims))), _rows(out, len(dims)))
         return out
     fn, gn = as_numpy(first), as_numpy(g.to(first.dtype))
     if log and _beyond_exp(first):
