@@ -21,6 +21,7 @@ import os
 import re
 import struct
 import sys
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -117,7 +118,10 @@ def units() -> list[tuple[str, str, str]]:
 def compile_all(full: bool = False) -> dict[tuple[str, str, str], tuple[tuple[str, ...], list[KernelReport]]]:
     """Every (file, dtype, arch) unit compiled, in parallel processes: its instances and reports."""
     todo = units()
-    with ProcessPoolExecutor(min(len(todo), os.cpu_count() or 1)) as pool:
+    # spawn, not fork: the test process has threads (JAX, the numba engine's pool), and a
+    # forked copy of a threaded process may deadlock (JAX warns, an error under -W error).
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(len(todo), os.cpu_count() or 1), mp_context=context) as pool:
         jobs = {u: pool.submit(compile_unit, *u, full) for u in todo}
         return {u: job.result() for u, job in jobs.items()}
 
