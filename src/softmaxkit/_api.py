@@ -24,12 +24,22 @@ from softmaxkit._arrays import (
     device_of,
     namespace,
     normalize_axes,
+    promoted_dtype,
     reduced_shape,
     resolve_dtype,
     result_dtype,
     single_axis,
 )
 from softmaxkit._engines import choose_engine, logger
+from softmaxkit._jax import (
+    compiled,
+    generic_engine_serves,
+    in_jax_if_traced,
+    is_concrete_jax_array,
+    is_traced,
+    traced_fraction,
+    traced_temperature,
+)
 from softmaxkit.generic._small import small_softmax
 
 Axis = int | Sequence[int] | None
@@ -49,16 +59,46 @@ def _softmax_family(
         if result is not None:
             logger.debug("%s: engine 'generic' (small-array path) chosen for ndarray", name)
             return result
-    x = as_array(x)
+    if out is None and engine is None and is_concrete_jax_array(x):
+        result = _eager_jax_softmax(name, x, axis, where, temperature, dtype, log)
+        if result is not None:
+            return result
+    x = in_jax_if_traced(as_array(x), temperature)
     xp = namespace(x)
     axes = normalize_axes(axis, x.ndim)
     out_dtype = result_dtype(xp, x, dtype, allow_complex=False, name=name)
     mask = check_mask(xp, where, tuple(x.shape))
-    t = check_temperature(temperature)
+    t = _temperature(temperature)
     check_out(xp, out, tuple(x.shape), name)
     return choose_engine("softmax", x, engine).softmax(
         x, axes, where=mask, temperature=t, dtype=out_dtype, out=out, log=log
     )
+
+
+def _temperature(temperature: Any) -> Any:
+    """A checked Python float; a traced temperature cannot be checked and becomes NaN if out of range."""
+    if is_traced(temperature):
+        return traced_temperature(temperature)
+    return check_temperature(temperature)
+
+
+def _eager_jax_softmax(
+    name: str, x: Any, axis: Axis, where: Any, temperature: Any, dtype: Any, log: bool
+) -> Array | None:
+    """softmax of an eager JAX array as one compiled call (softmaxkit._jax); None if it does not apply."""
+    if not (where is None or is_concrete_jax_array(where)) or not generic_engine_serves("softmax", x):
+        return None
+    t = check_temperature(temperature)
+    # T = 1 stays a constant (no division is traced); any other T is an argument, so that a
+    # sweep over temperatures reuses one compiled function.
+    static = (("axis", axis), ("dtype", dtype), ("temperature", 1.0)) if t == 1.0 else (
+        ("axis", axis), ("dtype", dtype))
+    try:
+        call = compiled(log_softmax if log else softmax, static)
+    except TypeError:  # an unhashable axis (a list) or dtype: the ordinary path takes it
+        return None
+    logger.debug("%s: engine 'generic' (compiled by jax.jit) chosen for %s", name, type(x).__name__)
+    return call(x, where=where) if t == 1.0 else call(x, where=where, temperature=t)
 
 
 def softmax(
@@ -185,11 +225,11 @@ def logsumexp(
             raise ValueError(f"b of shape {tuple(b.shape)} does not broadcast with x of shape "
                              f"{tuple(x.shape)}") from exc
     axes = normalize_axes(axis, x.ndim)
+    if dtype is None and b is not None:
+        for numbers_only in (x, b):
+            result_dtype(xp, numbers_only, None, allow_complex=True, name="logsumexp")
+        dtype = promoted_dtype(xp, x, b)  # SciPy's rule: x and b promoted together
     out_dtype = result_dtype(xp, x, dtype, allow_complex=True, name="logsumexp")
-    if b is not None and xp.isdtype(b.dtype, "complex floating") and not xp.isdtype(
-        out_dtype, "complex floating"
-    ):
-        out_dtype = xp.result_type(out_dtype, b.dtype)
     mask = check_mask(xp, where, tuple(x.shape))
     return choose_engine("logsumexp", x, engine).logsumexp(
         x, axes, b=b, keepdims=bool(keepdims), return_sign=bool(return_sign), where=mask,
@@ -264,11 +304,11 @@ def softmax_jacobian(x: Any, /, axis: int = -1, *, temperature: float = 1.0) -> 
     >>> sk.softmax_jacobian([[1.0, 2.0, 3.0]] * 4).shape
     (4, 3, 3)
     """
-    x = as_array(x)
+    x = in_jax_if_traced(as_array(x), temperature)
     xp = namespace(x)
     a = single_axis(axis, x.ndim, "softmax_jacobian")
     out_dtype = result_dtype(xp, x, None, allow_complex=False, name="softmax_jacobian")
-    t = check_temperature(temperature)
+    t = _temperature(temperature)
     return generic.softmax_jacobian(x, a, temperature=t, dtype=out_dtype)
 
 
@@ -380,7 +420,7 @@ def cross_entropy(
     array([[-0.1124,  0.058 ,  0.0193,  0.0352],
            [ 0.051 , -0.1593,  0.0622,  0.0461]])
     """
-    logits = as_array(logits, "logits")
+    logits = in_jax_if_traced(as_array(logits, "logits"), target, weight, label_smoothing)
     xp = namespace(logits)
     given = as_array(target, "target")
     target = given if namespace(given) is xp else xp.asarray(given)
@@ -412,9 +452,12 @@ def cross_entropy(
         if tuple(weight.shape) != (n_classes,):
             raise ValueError(f"cross_entropy: weight must have shape ({n_classes},), "
                              f"got {tuple(weight.shape)}")
-    smoothing = float(label_smoothing)
-    if not 0.0 <= smoothing <= 1.0:
-        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    if is_traced(label_smoothing):
+        smoothing = traced_fraction(label_smoothing, "label_smoothing")
+    else:
+        smoothing = float(label_smoothing)
+        if not 0.0 <= smoothing <= 1.0:
+            raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing!r}")
     if reduction not in _REDUCTIONS:
         raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     return choose_engine("cross_entropy", logits, engine).cross_entropy(
@@ -428,6 +471,8 @@ def _check_labels(xp: Any, labels: Array, n_classes: int, ignore_index: int | No
 
     Returns the labels. Reading a Dask array's labels would compute them, so for a Dask array
     the returned labels are checked block by block when computed: ``compute()`` raises.
+    Traced JAX labels (inside ``jax.jit``, ``jax.vmap``, ...) have no values to check: they
+    are returned unchecked, and the engines give NaN for an out-of-range label instead.
     """
     import array_api_compat
 
@@ -437,6 +482,8 @@ def _check_labels(xp: Any, labels: Array, n_classes: int, ignore_index: int | No
         from softmaxkit.dask import labels_checked_when_computed
 
         return labels_checked_when_computed(labels, n_classes, ignore_index, name)
+    if is_traced(labels):
+        return labels
     bad = (labels < 0) | (labels >= n_classes)
     if ignore_index is not None:
         bad = bad & (labels != ignore_index)
@@ -473,6 +520,9 @@ def one_hot(labels: Any, num_classes: int | None = None, *, dtype: Any = float) 
     if not xp.isdtype(labels.dtype, "integral"):
         raise TypeError(f"one_hot: labels must be integers, got {labels.dtype}")
     if num_classes is None:
+        if is_traced(labels):
+            raise TypeError("one_hot: num_classes must be given for traced labels (inside jax.jit, "
+                            "jax.vmap, ...): the result's shape cannot depend on their values")
         num_classes = int(xp.max(labels)) + 1 if math.prod(labels.shape) else 0
     if not isinstance(num_classes, numbers.Integral) or num_classes < 0:
         raise ValueError(f"one_hot: num_classes must be a non-negative int, got {num_classes!r}")
@@ -485,6 +535,9 @@ def one_hot(labels: Any, num_classes: int | None = None, *, dtype: Any = float) 
 def _as_names(indices: Array, labels: Sequence[Any] | None, n_classes: int) -> Any:
     if labels is None:
         return indices
+    if is_traced(indices):
+        raise TypeError("labels= gives a NumPy array of names, which cannot be built inside a JAX "
+                        "transformation; map the indices to names outside it")
     if len(labels) != n_classes:
         raise ValueError(f"labels has {len(labels)} names for {n_classes} classes")
     return generic.names_of(indices, labels)

@@ -102,6 +102,21 @@ def result_dtype(xp: Any, x: Array, dtype: Any, *, allow_complex: bool, name: st
     raise TypeError(f"{name} needs numbers, got dtype {x.dtype}")
 
 
+def promoted_dtype(xp: Any, x: Array, b: Array) -> Any:
+    """The dtype of ``x`` and ``b`` promoted together, never integral: ``logsumexp(x, b=b)``'s.
+
+    SciPy's rule: the library's own promotion with a Python float (integers give the default
+    float); where the library refuses to mix integers and floats (array-api-strict), the
+    floats present promoted with the default float.
+    """
+    try:
+        return xp.result_type(x.dtype, b.dtype, 1.0)
+    except TypeError:
+        kinds = ("real floating", "complex floating")
+        floats = [d for d in (x.dtype, b.dtype) if is_half(d) or _isdtype(xp, d, kinds)]
+        return xp.result_type(*floats, default_float(xp, x))
+
+
 def compute_dtype(xp: Any, dtype: Any) -> Any:
     """Half types accumulate in float32 (SPEC §2); every other float computes in itself."""
     return xp.float32 if is_half(dtype) else dtype

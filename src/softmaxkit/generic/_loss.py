@@ -47,24 +47,34 @@ def cross_entropy(
     rows, restore = rows_view(xp, logits, (axis,))
     n_classes = rows.shape[1]
     logp = softmax_rows(xp, xp.astype(rows, ct), None, 1.0, log=True)
-    zero = constant(xp, 0.0, logp)
+    zero, one, nan = constant(xp, 0.0, logp), constant(xp, 1.0, logp), constant(xp, float("nan"), logp)
     classes = xp.arange(n_classes, device=device_of(logp))
+    # Labels were checked by the caller, except traced JAX labels (no values to check): an
+    # out-of-range one makes its sample's loss and gradient NaN rather than silently 0.
+    unchecked_bad = None
     if target.ndim == logits.ndim - 1:
         labels = xp.reshape(target, (-1,))
         counted = xp.ones(labels.shape, dtype=xp.bool, device=device_of(logp))
         if ignore_index is not None:
             counted = labels != ignore_index
+        unchecked_bad = counted & ((labels < 0) | (labels >= n_classes))
+        counted = counted & ~unchecked_bad
         q = xp.astype((labels[:, None] == classes[None, :]) & counted[:, None], ct)
         counted_f = xp.astype(counted, ct)[:, None]
     else:
         q = xp.astype(rows_view(xp, target, (axis,))[0], ct)
         counted_f = xp.ones((q.shape[0], 1), dtype=ct, device=device_of(logp))
-    if label_smoothing:
+    if not is_unit_zero(label_smoothing):
         q = (1.0 - label_smoothing) * q + (label_smoothing / n_classes) * counted_f
     a = q if weight is None else q * xp.astype(weight, ct)[None, :]
 
-    # 0 * log(0) = 0: a class with no target mass adds nothing even where logp is -inf.
-    per_sample = -xp.sum(xp.where(a == 0, zero, a * logp), axis=1)
+    # 0 * log(0) = 0: a class with no target mass adds nothing even where logp is -inf. Both
+    # factors are guarded, so that automatic differentiation sees no 0 * inf either.
+    no_mass = a == 0
+    per_sample = -xp.sum(xp.where(no_mass, zero, xp.where(no_mass, one, a) * xp.where(no_mass, zero, logp)),
+                         axis=1)
+    if unchecked_bad is not None:
+        per_sample = xp.where(unchecked_bad, nan, per_sample)
     lead_shape = tuple(d for i, d in enumerate(logits.shape) if i != axis)
     if reduction == "none":
         loss, scale = xp.reshape(per_sample, lead_shape), None
@@ -86,7 +96,14 @@ def cross_entropy(
     if scale is not None:
         # With nothing counted the mean is 0/0 = NaN, but no logit moves it: gradient 0.
         grad = xp.where(scale > 0, grad / scale, zero)
+    if unchecked_bad is not None:
+        grad = xp.where(unchecked_bad[:, None], nan, grad)
     return loss, restore(xp.astype(grad, dtype))
+
+
+def is_unit_zero(value: Any) -> bool:
+    """Whether ``value`` is the Python number 0 (nothing to mix in); a traced JAX scalar is not."""
+    return isinstance(value, float | int) and value == 0.0
 
 
 def _summed_target_weight(xp: Any, labels: Array, counted: Array, weight: Array, ct: Any) -> Array:

@@ -46,7 +46,12 @@ def shifted_rows(
     x = xp.where(pos_inf_row, xp.where(x == np.inf, zero, neg_inf), x)
     shift = xp.where(xp.isfinite(row_max), row_max, zero)
     z = x - shift
-    return z if temperature == 1.0 else z / temperature
+    return z if is_unit(temperature) else z / temperature
+
+
+def is_unit(temperature: Any) -> bool:
+    """Whether ``temperature`` is the Python number 1 (no division); a traced JAX scalar is not."""
+    return isinstance(temperature, float | int) and temperature == 1.0
 
 
 def softmax_rows(xp: Any, rows: Array, mask: Array | None, temperature: float, log: bool) -> Array:
@@ -61,7 +66,9 @@ def _normalised(xp: Any, z: Array, e: Array | None, total: Array, log: bool) -> 
     # total == 0 only for rows with every entry excluded: softmax 0, log_softmax -inf (z is -inf).
     total = xp.where(total == 0, constant(xp, 1.0, total), total)
     if log:
-        return z - xp.log(total)
+        # Excluded entries are the constant -inf, not z - log(total): under automatic
+        # differentiation (JAX, PyTorch) they then pass no gradient back, as SPEC §2 asks.
+        return xp.where(z == -np.inf, constant(xp, -np.inf, z), z - xp.log(total))
     return (xp.exp(z) if e is None else e) / total
 
 
