@@ -68,7 +68,10 @@ def _normalised(xp: Any, z: Array, e: Array | None, total: Array, log: bool) -> 
     if log:
         # Excluded entries are the constant -inf, not z - log(total): under automatic
         # differentiation (JAX, PyTorch) they then pass no gradient back, as SPEC §2 asks.
-        return xp.where(z == -np.inf, constant(xp, -np.inf, z), z - xp.log(total))
+        # (A row holding NaN stays all NaN: its log(total) is NaN.)
+        log_total = xp.log(total)
+        excluded = (z == -np.inf) & ~xp.isnan(log_total)
+        return xp.where(excluded, constant(xp, -np.inf, z), z - log_total)
     return (xp.exp(z) if e is None else e) / total
 
 
