@@ -86,7 +86,10 @@ def _eager_jax_softmax(
     name: str, x: Any, axis: Axis, where: Any, temperature: Any, dtype: Any, log: bool
 ) -> Array | None:
     """softmax of an eager JAX array as one compiled call (softmaxkit._jax); None if it does not apply."""
-    if not (where is None or is_concrete_jax_array(where)) or not generic_engine_serves("softmax", x):
+    if (
+        is_traced(temperature) or not (where is None or is_concrete_jax_array(where))
+        or not generic_engine_serves("softmax", x)
+    ):
         return None
     t = check_temperature(temperature)
     # T = 1 stays a constant (no division is traced); any other T is an argument, so that a
@@ -483,6 +486,11 @@ def _check_labels(xp: Any, labels: Array, n_classes: int, ignore_index: int | No
 
         return labels_checked_when_computed(labels, n_classes, ignore_index, name)
     if is_traced(labels):
+        return labels
+    if is_concrete_jax_array(labels):
+        # Checked on the host: inside a JAX trace, operations on a closed-over concrete array
+        # are traced too, and their result could not be read.
+        _check_labels(np, np.asarray(labels), n_classes, ignore_index, name)
         return labels
     bad = (labels < 0) | (labels >= n_classes)
     if ignore_index is not None:
