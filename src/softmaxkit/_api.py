@@ -120,7 +120,9 @@ def softmax(
         Entries that take part, broadcastable to ``x``. Excluded entries get probability 0;
         a row with nothing included is all 0.
     temperature : float
-        ``T > 0``: larger flattens the distribution, smaller sharpens it.
+        ``T > 0``: larger flattens the distribution, smaller sharpens it. It may be a traced
+        JAX scalar (and differentiated); a traced value that is not finite and > 0 cannot be
+        checked and makes the result NaN.
     dtype : dtype, optional
         The result's dtype (float16 and bfloat16 are computed in float32).
     out : array, optional
@@ -216,6 +218,17 @@ def logsumexp(
     >>> float(sk.logsumexp([0.0, -40.0]))  # log1p(e**-40), not rounded to 0
     4.248354255291589e-18
     """
+    if engine is None and is_concrete_jax_array(x) and all(
+        a is None or is_concrete_jax_array(a) for a in (b, where)
+    ) and generic_engine_serves("logsumexp", x):
+        static = (("axis", axis), ("keepdims", keepdims), ("return_sign", return_sign), ("dtype", dtype))
+        try:
+            call = compiled(logsumexp, static)
+        except TypeError:  # an unhashable argument: the ordinary path takes it
+            pass
+        else:
+            logger.debug("logsumexp: engine 'generic' (compiled by jax.jit) chosen for %s", type(x).__name__)
+            return call(x, b=b, where=where)
     x = as_array(x)
     xp = namespace(x)
     if b is not None:
@@ -233,6 +246,10 @@ def logsumexp(
             result_dtype(xp, numbers_only, None, allow_complex=True, name="logsumexp")
         dtype = promoted_dtype(xp, x, b)  # SciPy's rule: x and b promoted together
     out_dtype = result_dtype(xp, x, dtype, allow_complex=True, name="logsumexp")
+    if b is not None and xp.isdtype(b.dtype, "complex floating") and not xp.isdtype(
+        out_dtype, "complex floating"
+    ):  # a real dtype= does not discard the imaginary parts of complex weights
+        out_dtype = xp.result_type(out_dtype, b.dtype)
     mask = check_mask(xp, where, tuple(x.shape))
     return choose_engine("logsumexp", x, engine).logsumexp(
         x, axes, b=b, keepdims=bool(keepdims), return_sign=bool(return_sign), where=mask,
@@ -412,6 +429,14 @@ def cross_entropy(
     array or (array, array)
         The loss, and ``dloss/dlogits`` if asked.
 
+    Notes
+    -----
+    Labels out of range raise ``ValueError``. Inside a JAX transformation (``jax.jit``,
+    ``jax.vmap``, ``jax.grad``, ...) traced labels have no values to check: an out-of-range
+    one gives NaN as its sample's loss and gradient (and so a NaN mean or sum). A traced
+    ``label_smoothing`` outside [0, 1] gives NaN. ``weight`` and ``label_smoothing`` may be
+    traced and differentiated.
+
     Examples
     --------
     >>> import softmaxkit as sk
@@ -514,6 +539,12 @@ def one_hot(labels: Any, num_classes: int | None = None, *, dtype: Any = float) 
     dtype : dtype
         ``float`` (the default) means the array library's default float, ``int`` its default
         integer, ``bool`` booleans.
+
+    Notes
+    -----
+    Labels out of range raise ``ValueError``. Traced JAX labels (inside ``jax.jit``, ...) are
+    not checked: ``num_classes`` must be given, and an out-of-range label gives an all-zero
+    row, as ``jax.nn.one_hot`` does.
 
     Examples
     --------

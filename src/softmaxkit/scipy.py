@@ -73,8 +73,8 @@ def softmax(x: Any, axis: Axis = None) -> Any:
     --------
     >>> from softmaxkit.scipy import softmax
     >>> softmax([[1.0, 2.0], [3.0, 3.0]])          # axis=None: one distribution over all four
-    array([[0.0508507 , 0.13822743],
-           [0.40546093, 0.40546093]])
+    array([[0.05406459, 0.1469628 ],
+           [0.3994863 , 0.3994863 ]])
     >>> softmax([[1.0, 2.0], [3.0, 3.0]], axis=1)
     array([[0.26894142, 0.73105858],
            [0.5       , 0.5       ]])
