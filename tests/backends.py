@@ -109,3 +109,15 @@ def engines_for(x: Any) -> list[str]:
     from softmaxkit._engines import ENGINES
 
     return [e.name for e in ENGINES if e.runs(x) and not e.missing()]
+
+
+def forced(function: Any, *args: Any, engine: str, **kwargs: Any) -> Any:
+    """``function(*args, engine=engine, **kwargs)``; where the registry declares the call a gap
+    of ``engine`` (forcing it raises ValueError naming the engines that can), the result of the
+    engine the automatic choice gives the call instead."""
+    try:
+        return function(*args, engine=engine, **kwargs)
+    except ValueError as exc:
+        if f"engine {engine!r} does not cover" not in str(exc) or "engines that can: " not in str(exc):
+            raise
+    return function(*args, **kwargs)

@@ -223,7 +223,12 @@ def test_kernel_dtype_follows_the_generic_engines_compute_dtype():
     assert _kernel_dtype(xp, np.dtype("float64"), f32) == "float64"
     assert _kernel_dtype(xp, np.dtype("float64"), np.zeros(2, dtype=np.int32)) == "float64"
     assert _kernel_dtype(xp, np.dtype("float32"), f32, None, f64) == "float32"  # e.g. float64 weights
-    assert _kernel_dtype(xp, np.dtype("complex128"), f64) is None
+    # Other dtypes are a gap the registry declares: such calls never reach the engine.
+    call = {"x": f64, "axes": (0,), "b": None, "keepdims": False, "return_sign": False, "where": None,
+            "dtype": np.dtype("complex128")}
+    assert "dtype" in _engines.get_engine("cupy").gap("logsumexp", call).what
+    with pytest.raises(TypeError, match="complex128"):
+        _kernel_dtype(xp, np.dtype("complex128"), f64)
 
 
 def test_library_dtypes_for_torch_and_jax():

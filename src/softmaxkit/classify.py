@@ -68,7 +68,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         L-BFGS iterations of the last fit.
     n_features_in_ : int
         Number of features seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Column names, when ``X`` was a DataFrame with string column names.
 
     Notes

@@ -8,9 +8,11 @@ CuPy copies when they were not last already), launches the kernels that
 back. A strided kernel for non-last axes would save that transpose; the copy is the simple,
 always-correct choice, and a non-last softmax axis is the rare case.
 
-Options the kernels do not cover go to the generic engine, which runs on the same GPU
-arrays through the array API: ``logsumexp`` with ``b=`` or ``return_sign=True`` or complex
-input, and empty or 0-d arrays. Casts to and from bfloat16 happen in the array's own
+Options the kernels do not cover are declared in the registry
+(:data:`softmaxkit._engines.CUDA_GAPS`), which gives them to the generic engine running on the
+same GPU arrays through the array API: ``logsumexp`` with ``b=`` or ``return_sign=True``,
+dtypes other than the four above (complex ones included), empty arrays and reductions over
+no axis. Such calls never reach this module. Casts to and from bfloat16 happen in the array's own
 library (CuPy has no bfloat16).
 
 CuPy is imported inside the functions: importing this module imports no GPU library.
@@ -22,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from softmaxkit import generic
 from softmaxkit._arrays import (
     Array,
     compute_dtype,
@@ -38,16 +39,16 @@ from softmaxkit.cuda._plan import DTYPES
 __all__ = ["cross_entropy", "log_softmax_vjp", "logsumexp", "softmax", "softmax_jvp", "softmax_vjp"]
 
 
-def _kernel_dtype(xp: Any, dtype: Any, *inputs: Any) -> str | None:
-    """The dtype the kernels compute in, or None when they do not apply.
+def _kernel_dtype(xp: Any, dtype: Any, *inputs: Any) -> str:
+    """The dtype the kernels compute in, for a result dtype in ``DTYPES`` (the registry's gap).
 
     The result's dtype when every input has it (half types then accumulate in float32 inside
     the kernels); otherwise the inputs are cast to the result's compute dtype first, which is
     what the generic engine computes in.
     """
     want = _bridge.dtype_name(dtype)
-    if want not in DTYPES:
-        return None
+    if want not in DTYPES:  # only a call that bypassed the registry gets here
+        raise TypeError(f"the cupy engine does not compute in {want}")
     if {_bridge.dtype_name(a.dtype) for a in inputs if a is not None} == {want}:
         return want
     return _bridge.dtype_name(compute_dtype(xp, dtype))
@@ -96,8 +97,6 @@ def softmax(
     """softmax (``log=False``) or log_softmax (``log=True``) of ``x`` over ``axes``."""
     xp = namespace(x)
     kd = _kernel_dtype(xp, dtype, x)
-    if kd is None or 0 in tuple(x.shape) or not axes:
-        return generic.softmax(x, axes, where=where, temperature=temperature, dtype=dtype, out=out, log=log)
     rows, restore = _rows(x, axes, kd)
     with _launch.on_device(rows):
         y = _empty(rows.shape, kd)
@@ -109,12 +108,9 @@ def logsumexp(
     x: Array, axes: tuple[int, ...], *, b: Array | None, keepdims: bool, return_sign: bool,
     where: Array | None, dtype: Any,
 ) -> Array | tuple[Array, Array]:
-    """``log(sum(exp(x)))`` over ``axes``; weights, signs and complex input go to the generic engine."""
+    """``log(sum(exp(x)))`` over ``axes`` (weights and signs are the registry's gaps)."""
     xp = namespace(x)
     kd = _kernel_dtype(xp, dtype, x)
-    if kd is None or b is not None or return_sign or 0 in tuple(x.shape) or not axes:
-        return generic.logsumexp(x, axes, b=b, keepdims=keepdims, return_sign=return_sign, where=where,
-                                 dtype=dtype)
     rows, _ = _rows(x, axes, kd)
     with _launch.on_device(rows):
         value = _empty((rows.shape[0],), kd)
@@ -125,9 +121,6 @@ def logsumexp(
 def _vjp(first: Array, g: Array, axes: tuple[int, ...], dtype: Any, log: bool) -> Array:
     xp = namespace(first)
     kd = _kernel_dtype(xp, dtype, first, g)
-    if kd is None or 0 in tuple(first.shape) or not axes:
-        fallback = generic.log_softmax_vjp if log else generic.softmax_vjp
-        return fallback(first, g, axes, dtype=dtype)
     first_rows, restore = _rows(first, axes, kd)
     g_rows, _ = _rows(g, axes, kd)
     with _launch.on_device(first_rows):
@@ -162,10 +155,6 @@ def cross_entropy(
     xp = namespace(logits)
     labels_given = target.ndim == logits.ndim - 1
     kd = _kernel_dtype(xp, dtype, logits, None if labels_given else target, weight)
-    if kd is None or 0 in tuple(logits.shape):
-        return generic.cross_entropy(
-            logits, target, axis, weight=weight, ignore_index=ignore_index,
-            label_smoothing=label_smoothing, reduction=reduction, return_grad=return_grad, dtype=dtype)
     rows, restore = _rows(logits, (axis,), kd)
     acc = _launch.acc_dtype(kd)
     with _launch.on_device(rows):

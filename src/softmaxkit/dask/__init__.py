@@ -4,7 +4,7 @@ softmax, log_softmax, logsumexp, cross_entropy and the Jacobian products, with t
 contract's signatures (:mod:`softmaxkit._engines`).
 
 Results are lazy Dask arrays; nothing is computed while the graph is built. Each block's own
-work runs on the fastest local engine for its chunk type (:func:`softmaxkit._engines.choose_engine`
+work runs on the fastest local engine for its chunk type (:func:`softmaxkit._engines.call_engine`
 on the chunk: NumPy chunks go to the Numba engine when it is installed, else to the generic one).
 When the softmax axis is split across chunks, each chunk contributes a ``(max, sum of exp)``
 pair; the pairs merge in Dask's tree reduction and one blockwise pass normalises.
@@ -15,13 +15,12 @@ out of core, on the local machine or a ``dask.distributed`` cluster.
 
 from softmaxkit.dask._files import apply_chunked
 from softmaxkit.dask._grad import log_softmax_vjp, softmax_jvp, softmax_vjp
-from softmaxkit.dask._loss import cross_entropy, labels_checked_when_computed
+from softmaxkit.dask._loss import cross_entropy
 from softmaxkit.dask._softmax import logsumexp, softmax
 
 __all__ = [
     "apply_chunked",
     "cross_entropy",
-    "labels_checked_when_computed",
     "log_softmax_vjp",
     "logsumexp",
     "softmax",

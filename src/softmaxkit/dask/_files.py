@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from softmaxkit._api import log_softmax, logsumexp, softmax
+
 FUNCTIONS = ("softmax", "logsumexp")
 BLOCK_BYTES = 64 * 2**20
 """Block size for ``.npy`` sources: a block's task holds a few temporaries of this size."""
@@ -82,8 +84,6 @@ def apply_chunked(
     array([[0.5   , 0.5   ],
            [0.1192, 0.8808]])
     """
-    import softmaxkit as sk
-
     if function not in FUNCTIONS:
         raise ValueError(f"function must be one of {FUNCTIONS}, got {function!r}")
     if function == "logsumexp" and (log or temperature != 1.0):
@@ -92,9 +92,9 @@ def apply_chunked(
     target_format = _format_of(target, "target")
     x = _open_source(source, axis, chunks)
     if function == "softmax":
-        result = (sk.log_softmax if log else sk.softmax)(x, axis=axis, temperature=temperature)
+        result = (log_softmax if log else softmax)(x, axis=axis, temperature=temperature)
     else:
-        result = sk.logsumexp(x, axis=axis)
+        result = logsumexp(x, axis=axis)
     temporary = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.tmp"
     try:
         writes = _block_writes(result, temporary, target_format)

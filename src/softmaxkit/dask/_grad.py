@@ -1,8 +1,8 @@
 """Products with the Jacobians of softmax and log_softmax, of Dask arrays, lazily.
 
 Each is elementwise work around one row sum. Whole rows: each block on its local engine.
-Rows split across chunks: the generic engine's formula on the Dask arrays themselves, where
-Dask's own tree sum does the row sums.
+Rows split across chunks are a gap of this engine in the registry: the generic engine's
+formula then runs on the Dask arrays themselves, where Dask's own tree sum does the row sums.
 """
 
 from __future__ import annotations
@@ -10,10 +10,9 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from softmaxkit import generic
 from softmaxkit._arrays import Array, quiet_floating_point
-from softmaxkit._engines import choose_engine
-from softmaxkit.dask._blocks import meta, rows_whole
+from softmaxkit._engines import call_engine
+from softmaxkit.dask._blocks import meta
 
 
 def softmax_vjp(s: Array, g: Array, axes: tuple[int, ...], *, dtype: Any) -> Array:
@@ -34,12 +33,10 @@ def log_softmax_vjp(logp: Array, g: Array, axes: tuple[int, ...], *, dtype: Any)
 def _product(function: str, first: Array, g: Array, axes: tuple[int, ...], dtype: Any) -> Array:
     import dask.array as da
 
-    if not rows_whole(first, axes):
-        return getattr(generic, function)(first, g, axes, dtype=dtype)
     block = partial(_product_block, function=function, axes=axes, dtype=dtype)
     return da.map_blocks(block, first, g.rechunk(first.chunks), meta=meta(first, dtype), token=function)
 
 
 @quiet_floating_point
 def _product_block(first: Array, g: Array, *, function: str, axes: tuple[int, ...], dtype: Any) -> Array:
-    return getattr(choose_engine(function, first), function)(first, g, axes, dtype=dtype)
+    return call_engine(function, None, first, g, axes, dtype=dtype)

@@ -14,7 +14,7 @@ from functools import partial
 from typing import Any
 
 from softmaxkit._arrays import Array, compute_dtype, constant, namespace, quiet_floating_point
-from softmaxkit._engines import choose_engine
+from softmaxkit._engines import call_engine
 from softmaxkit.dask._blocks import field, meta
 
 
@@ -107,8 +107,8 @@ def _per_sample_block(
     xp = namespace(logits)
     labels = xp.squeeze(target, axis=axis) if by_label else target
     class_weight = None if weight is None else xp.reshape(weight, (-1,))
-    result = choose_engine("cross_entropy", logits).cross_entropy(
-        logits, labels, axis, weight=class_weight, ignore_index=ignore_index,
+    result = call_engine(
+        "cross_entropy", None, logits, labels, axis, weight=class_weight, ignore_index=ignore_index,
         label_smoothing=label_smoothing, reduction="none", return_grad=return_grad, dtype=dtype,
     )
     loss, grad = result if return_grad else (result, None)
@@ -128,22 +128,3 @@ def _counted_weight(
     safe = xp.where(counted, labels, xp.zeros_like(labels))
     picked = xp.reshape(xp.take(weight, xp.reshape(safe, (-1,)), axis=0), labels.shape)
     return xp.where(counted, picked, xp.zeros_like(picked))
-
-
-def labels_checked_when_computed(labels: Array, n_classes: int, ignore_index: int | None, name: str) -> Array:
-    """``labels`` whose blocks raise ValueError when computed if a label is out of range.
-
-    Whether a Dask array's labels are in range is only known once they are computed; checking
-    them while the graph is built would compute them. The check rides along with each block.
-    """
-    import dask.array as da
-
-    check = partial(_checked_block, n_classes=n_classes, ignore_index=ignore_index, name=name)
-    return da.map_blocks(check, labels, dtype=labels.dtype, meta=meta(labels, labels.dtype),
-                         token="checked-labels")
-
-
-def _checked_block(block: Array, *, n_classes: int, ignore_index: int | None, name: str) -> Array:
-    from softmaxkit._api import _check_labels
-
-    return _check_labels(namespace(block), block, n_classes, ignore_index, name)

@@ -1,7 +1,7 @@
 """softmax, log_softmax and logsumexp of Dask arrays whose reduced axes may span many chunks.
 
 Rows that one chunk holds whole need no reduction: each block is computed by the local engine
-of its chunk type (:func:`softmaxkit._engines.choose_engine` on the block, so NumPy blocks run
+of its chunk type (:func:`softmaxkit._engines.call_engine` on the block, so NumPy blocks run
 on the Numba engine when it is installed). A row split across chunks takes two steps. Each
 chunk yields per-row partial results, Dask's tree reduction merges them, and one blockwise
 pass turns each block into its part of the result. For softmax the partial result is the
@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 
-from softmaxkit import generic
 from softmaxkit._arrays import (
     Array,
     compute_dtype,
@@ -41,7 +40,7 @@ from softmaxkit._arrays import (
     rows_view,
     store,
 )
-from softmaxkit._engines import choose_engine
+from softmaxkit._engines import call_engine
 from softmaxkit.dask._blocks import field, gather, meta, rows_whole
 from softmaxkit.generic._softmax import logsumexp_from_parts
 
@@ -90,8 +89,8 @@ def softmax(
 def _softmax_block(
     block: Array, mask: Array | None, *, axes: tuple[int, ...], temperature: float, dtype: Any, log: bool
 ) -> Array:
-    return choose_engine("softmax", block).softmax(
-        block, axes, where=mask, temperature=temperature, dtype=dtype, out=None, log=log
+    return call_engine(
+        "softmax", None, block, axes, where=mask, temperature=temperature, dtype=dtype, out=None, log=log
     )
 
 
@@ -102,7 +101,7 @@ def _pair_of_chunk(
     """``(max, sum of exp((x - max) / T))`` of each row's piece in this chunk."""
     if computing_meta:  # Dask probing the result's type with an empty array
         return block
-    row_max, total = choose_engine("softmax_pairs", block).softmax_pairs(block, axis, temperature=temperature)
+    row_max, total = call_engine("softmax_pairs", None, block, axis, temperature=temperature)
     return {"max": row_max, "sumexp": total}
 
 
@@ -123,8 +122,9 @@ def _normalised_block(
     log: bool,
 ) -> Array:
     """This block's part of softmax, from its rows' merged ``(max, sum of exp)``."""
-    return choose_engine("softmax_from_pairs", block).softmax_from_pairs(
-        block, axes, pairs["max"], pairs["sumexp"], temperature=temperature, dtype=dtype, log=log
+    return call_engine(
+        "softmax_from_pairs", None, block, axes, pairs["max"], pairs["sumexp"], temperature=temperature,
+        dtype=dtype, log=log,
     )
 
 
@@ -140,15 +140,12 @@ def logsumexp(
 ) -> Array | tuple[Array, Array]:
     """``log(sum(b * exp(x)))`` of a Dask array over ``axes``, lazily, with SciPy's semantics.
 
-    Complex and 0-d input are left to the generic engine, which is lazy on Dask arrays too.
+    Complex and 0-d input are not covered (the registry gives them to the generic engine,
+    which is lazy on Dask arrays too).
     """
     import dask.array as da
 
     xp = namespace(x)
-    if x.ndim == 0 or xp.isdtype(dtype, "complex floating") or xp.isdtype(x.dtype, "complex floating"):
-        return generic.logsumexp(
-            x, axes, b=b, keepdims=keepdims, return_sign=return_sign, where=where, dtype=dtype
-        )
     if math.prod(x.shape) == 0:  # an empty sum is 0 (log: -inf, sign 0); or there are no sums
         value = da.full(reduced_shape(tuple(x.shape), axes, keepdims), -np.inf, dtype=dtype)
         return (value, da.zeros_like(value)) if return_sign else value
@@ -188,8 +185,8 @@ def _logsumexp_block(
     block: Array, b: Array | None, mask: Array | None, *, axes: tuple[int, ...], return_sign: bool,
     dtype: Any,
 ) -> dict[str, Array]:
-    result = choose_engine("logsumexp", block).logsumexp(
-        block, axes, b=b, keepdims=True, return_sign=return_sign, where=mask, dtype=dtype
+    result = call_engine(
+        "logsumexp", None, block, axes, b=b, keepdims=True, return_sign=return_sign, where=mask, dtype=dtype
     )
     value, sign = result if return_sign else (result, None)
     return {"value": value, "sign": sign}

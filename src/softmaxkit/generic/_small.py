@@ -3,9 +3,11 @@
 On a 10-element array the arithmetic costs a few microseconds, while resolving the namespace,
 normalising axes and choosing an engine costs over a hundred. Calls with only the defaults
 (no mask, temperature 1, no dtype or ``out``) on a float32/float64 NumPy array whose rows all
-have a finite maximum take this path; it performs the generic engine's operations in the same
-order (shift by the row max, ``exp``, sum, divide or subtract the log), so the results agree
-with :func:`softmaxkit.generic.softmax`. Anything else returns ``None`` and takes the full path.
+have a finite maximum take this path, when it is smaller than the registry's
+:data:`softmaxkit._engines.NUMBA_MIN_SIZE` (the caller checks the size: the registry owns the
+threshold). It performs the generic engine's operations in the same order (shift by the row
+max, ``exp``, sum, divide or subtract the log), so the results agree with
+:func:`softmaxkit.generic.softmax`. Anything else returns ``None`` and takes the full path.
 """
 
 from __future__ import annotations
@@ -13,14 +15,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
-from softmaxkit._engines import NUMBA_MIN_SIZE
-
-SMALL_SIZE = NUMBA_MIN_SIZE
-"""Arrays of up to this many elements take this path, larger ones an engine. Measured against
-the numba engine: at 4,096 elements this path takes 25 µs (float32) / 44 µs (float64) against
-64 / 71 µs; the numba engine wins from about 16,384 (float64) or 32,768 (float32) elements, and
-earlier on short rows."""
 
 # NumPy's native float32/float64 dtypes are singletons: an identity test is the cheapest check,
 # and a byte-swapped or otherwise unusual dtype simply takes the full path.
@@ -31,7 +25,7 @@ _FLOAT64 = np.dtype(np.float64)
 def small_softmax(x: np.ndarray, axis: object, log: bool) -> np.ndarray | None:
     """softmax (or log_softmax) of ``x`` over the int ``axis``, or ``None`` if this path does not apply."""
     dtype = x.dtype
-    if (dtype is not _FLOAT64 and dtype is not _FLOAT32) or not 0 < x.size <= SMALL_SIZE:
+    if (dtype is not _FLOAT64 and dtype is not _FLOAT32) or x.size == 0:
         return None
     if x.ndim == 1 and (axis == -1 or axis == 0) and type(axis) is int:
         row_max = x.max()

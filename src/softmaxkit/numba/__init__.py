@@ -3,10 +3,10 @@
 Each function has the generic engine's signature (:mod:`softmaxkit.generic`) and gives its
 answers for every case of SPEC §2. The kernels (``_rows``, ``_columns``, ``_loss``,
 ``_grad``, and ``_pieces`` for the pieces of rows split across Dask chunks) compute float32
-and float64; float16 and bfloat16 go through float32. What the kernels do not cover is
-passed to the generic engine, named in each function: complex or weighted (``b=``)
-logsumexp, probability targets in cross_entropy, and vector-Jacobian products over other
-than the last axis.
+and float64; float16 and bfloat16 go through float32. What the kernels do not cover (other dtypes, weighted
+``b=`` or signed logsumexp, probability targets in cross_entropy, vector-Jacobian products
+over other than the trailing axes) is declared in the registry
+(:data:`softmaxkit._engines.NUMBA_GAPS`): such calls never reach this module.
 
 Kernels are compiled on first use and cached on disk (``cache=True``), so later processes
 load them instead of compiling.
@@ -23,8 +23,8 @@ from typing import Any
 import numba
 import numpy as np
 
-from softmaxkit import generic
 from softmaxkit._arrays import is_half, reduced_shape
+from softmaxkit._engines import PARALLEL_MIN_SIZE
 from softmaxkit.numba._columns import softmax_columns
 from softmaxkit.numba._grad import log_softmax_vjp_rows, softmax_vjp_rows
 from softmaxkit.numba._half import cross_entropy_half_rows, softmax_half_rows
@@ -41,10 +41,6 @@ __all__ = [
 
 _CHUNK_BYTES = 128 * 1024
 """Bytes of one column chunk (``n`` rows of ``width`` columns) kept in L2 between passes."""
-
-
-PARALLEL_MIN_SIZE = 1 << 17
-"""Below this many elements kernels run on the calling thread: waking the pool costs more."""
 
 
 @contextlib.contextmanager
@@ -72,6 +68,14 @@ def _engine_call(function: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
+def _covered_dtype(dtype: Any) -> np.dtype:
+    """The kernels' dtype for a result dtype the registry lets through (``NUMBA_GAPS``)."""
+    cdt = kernel_dtype(dtype)
+    if cdt is None:  # only a call that bypassed the registry gets here
+        raise TypeError(f"the numba engine does not compute in {dtype}")
+    return cdt
+
+
 def _column_width(n: int, itemsize: int) -> int:
     width = _CHUNK_BYTES // max(1, n * itemsize)
     return int(min(1024, max(16, width - width % 16)))
@@ -87,9 +91,7 @@ def softmax(
     dtype: Any, out: np.ndarray | None, log: bool,
 ) -> np.ndarray:
     """softmax (``log=False``) or log_softmax (``log=True``) of ``x`` over ``axes``."""
-    cdt = kernel_dtype(dtype)
-    if cdt is None:
-        return generic.softmax(x, axes, where=where, temperature=temperature, dtype=dtype, out=out, log=log)
+    cdt = _covered_dtype(dtype)
     if where is None and _half_rows(x, axes, dtype, out):
         return _softmax_half(x, len(axes), temperature, dtype, out, log)
     if where is not None and _plain_rows(x, axes, dtype, out):
@@ -170,9 +172,7 @@ def softmax_pairs(
     x: np.ndarray, axes: tuple[int, ...], *, temperature: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(max, sum of exp((x - max) / T))`` of each row's piece in ``x``, axes kept as length 1."""
-    cdt = kernel_dtype(x.dtype)
-    if cdt is None:
-        return generic.softmax_pairs(x, axes, temperature=temperature)
+    cdt = _covered_dtype(x.dtype)
     lay = layout(x, axes, cdt, last=True)
     outer, n, _ = lay.shape3
     row_max, total = softmax_pair_rows(lay.data.reshape(outer, n), cdt.type(1.0 / temperature))
@@ -186,10 +186,7 @@ def softmax_from_pairs(
     dtype: Any, log: bool,
 ) -> np.ndarray:
     """The part in ``x`` of softmax (or log_softmax) of rows whose merged pairs are given."""
-    cdt = kernel_dtype(dtype)
-    if cdt is None:
-        return generic.softmax_from_pairs(x, axes, row_max, total, temperature=temperature, dtype=dtype,
-                                          log=log)
+    cdt = _covered_dtype(dtype)
     lay = layout(x, axes, cdt, last=True)
     outer, n, _ = lay.shape3
     # The pairs in the layout's row order: the kept axes in the order of lay.perm.
@@ -206,11 +203,8 @@ def logsumexp(
     x: np.ndarray, axes: tuple[int, ...], *, b: np.ndarray | None, keepdims: bool,
     return_sign: bool, where: np.ndarray | None, dtype: Any,
 ) -> Any:
-    """``log(sum(exp(x)))`` over ``axes``; weights (``b=``), signs and complex input: generic."""
-    cdt = None if (b is not None or return_sign) else kernel_dtype(dtype)
-    if cdt is None or np.iscomplexobj(x):
-        return generic.logsumexp(x, axes, b=b, keepdims=keepdims, return_sign=return_sign,
-                                 where=where, dtype=dtype)
+    """``log(sum(exp(x)))`` over ``axes`` (``b`` is None and ``return_sign`` False: the registry's gaps)."""
+    cdt = _covered_dtype(dtype)
     source = x if where is None else _masked(x, where, cdt)
     lay = layout(source, axes, cdt, last=True)
     outer, n, _ = lay.shape3
@@ -225,13 +219,8 @@ def cross_entropy(
     ignore_index: int | None, label_smoothing: float, reduction: str, return_grad: bool,
     dtype: Any,
 ) -> Any:
-    """Cross-entropy (and its gradient) of class-index targets; probability targets: generic."""
-    cdt = kernel_dtype(dtype)
-    if cdt is None or target.ndim != logits.ndim - 1:
-        return generic.cross_entropy(
-            logits, target, axis, weight=weight, ignore_index=ignore_index,
-            label_smoothing=label_smoothing, reduction=reduction, return_grad=return_grad,
-            dtype=dtype)
+    """Cross-entropy (and its gradient) of class-index targets (probability targets: a gap)."""
+    cdt = _covered_dtype(dtype)
     half = _half_rows(logits, (axis,), dtype, None)
     lay = None if half else layout(logits, (axis,), cdt)
     if lay is not None and lay.shape3[2] > 1 and not SMALL < lay.shape3[1] <= SPLIT:
@@ -283,7 +272,7 @@ def cross_entropy(
 
 
 def _vjp_rows(kernel: Any, first: np.ndarray, g: np.ndarray, axes: tuple[int, ...], dtype: Any) -> Any:
-    cdt = kernel_dtype(dtype)
+    cdt = _covered_dtype(dtype)
     lay = layout(first, axes, cdt, last=True)
     outer, n, _ = lay.shape3
     g_rows = np.ascontiguousarray(g.transpose(lay.perm), dtype=cdt).reshape(outer, n)
@@ -292,16 +281,9 @@ def _vjp_rows(kernel: Any, first: np.ndarray, g: np.ndarray, axes: tuple[int, ..
     return deliver(lay.restore(result), np.dtype(dtype), None)
 
 
-def _rows_apply(first: np.ndarray, axes: tuple[int, ...], dtype: Any) -> bool:
-    return kernel_dtype(dtype) is not None and first.size > 0 and (
-        not axes or axes == tuple(range(axes[0], first.ndim)))
-
-
 @_engine_call
 def softmax_vjp(s: np.ndarray, g: np.ndarray, axes: tuple[int, ...], *, dtype: Any) -> Any:
-    """``s * (g - sum(g * s))``; over trailing axes in a kernel, otherwise generic."""
-    if not _rows_apply(s, axes, dtype):
-        return generic.softmax_vjp(s, g, axes, dtype=dtype)
+    """``s * (g - sum(g * s))`` over trailing axes of a non-empty ``s``."""
     return _vjp_rows(softmax_vjp_rows, s, g, axes, dtype)
 
 
@@ -312,11 +294,9 @@ def softmax_jvp(s: np.ndarray, v: np.ndarray, axes: tuple[int, ...], *, dtype: A
 
 @_engine_call
 def log_softmax_vjp(logp: np.ndarray, g: np.ndarray, axes: tuple[int, ...], *, dtype: Any) -> Any:
-    """``g - exp(logp) * sum(g)``; over trailing axes in a kernel, otherwise generic.
+    """``g - exp(logp) * sum(g)`` over trailing axes of a non-empty ``logp``.
 
-    Log-probabilities of 40 or more (never produced by log_softmax) also go to generic:
+    Log-probabilities of 40 or more (never produced by log_softmax) are a gap in the registry:
     they leave the domain of the kernels' ``exp``.
     """
-    if not _rows_apply(logp, axes, dtype) or not np.max(logp) < 40:
-        return generic.log_softmax_vjp(logp, g, axes, dtype=dtype)
     return _vjp_rows(log_softmax_vjp_rows, logp, g, axes, dtype)

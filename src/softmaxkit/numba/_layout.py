@@ -22,7 +22,8 @@ def kernel_dtype(dtype: object) -> np.dtype | None:
     """The kernels' dtype for a result dtype, or None where they do not apply."""
     if is_half(dtype):
         return np.dtype(np.float32)
-    d = np.dtype(dtype)  # type: ignore[call-overload]
+    d = np.dtype(dtype).newbyteorder("=")  # type: ignore[call-overload]
+    # Byte-swapped data is copied into the native dtype by ``layout`` and swapped back by ``deliver``.
     return d if d in (np.float32, np.float64) else None
 
 
