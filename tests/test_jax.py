@@ -363,3 +363,18 @@ def test_eager_compiled_call_raises_the_usual_errors():
         sk.softmax(x, temperature=0.0)
     with pytest.raises(ValueError, match="does not broadcast"):
         sk.softmax(x, where=jnp.ones((3, 5), dtype=bool))
+
+
+@pytest.mark.parametrize("name", ["softmax_vjp", "logsumexp-b", "softmax-where"])
+def test_traced_second_argument_with_a_numpy_first(name: str):
+    # Under a transformation NumPy inputs are constants: the traced argument decides.
+    cases = {
+        "softmax_vjp": (lambda g: sk.softmax_vjp(PROBS, g), G),
+        "logsumexp-b": (lambda b: sk.logsumexp(X_FINITE, axis=1, b=b), B),
+        "softmax-where": (lambda m: sk.softmax(X_FINITE, where=m), MASK),
+    }
+    function, other = cases[name]
+    want = function(other)
+    got = jax.jit(function)(jnp.asarray(other))
+    assert isinstance(got, jax.Array)
+    _close(got, want)

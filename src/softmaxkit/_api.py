@@ -65,7 +65,7 @@ def _softmax_family(
         result = _eager_jax_softmax(name, x, axis, where, temperature, dtype, log)
         if result is not None:
             return result
-    x = in_jax_if_traced(as_array(x), temperature)
+    x = in_jax_if_traced(as_array(x), temperature, where)
     xp = namespace(x)
     axes = normalize_axes(axis, x.ndim)
     out_dtype = result_dtype(xp, x, dtype, allow_complex=False, name=name)
@@ -231,7 +231,7 @@ def logsumexp(
         else:
             logger.debug("logsumexp: engine 'generic' (compiled by jax.jit) chosen for %s", type(x).__name__)
             return call(x, b=b, where=where)
-    x = as_array(x)
+    x = in_jax_if_traced(as_array(x), b, where)
     xp = namespace(x)
     if b is not None:
         b = as_array(b, "b")
@@ -335,7 +335,7 @@ def softmax_jacobian(x: Any, /, axis: int = -1, *, temperature: float = 1.0) -> 
 
 
 def _product(function: str, first: Any, g: Any, axis: Axis, engine: str | None) -> Array:
-    first = as_array(first, "s")
+    first = in_jax_if_traced(as_array(first, "s"), g)
     xp = namespace(first)
     g = as_array(g, "g")
     if namespace(g) is not xp:
