@@ -78,8 +78,8 @@ def test_npz_keys(tmp_path):
 
 
 @pytest.mark.parametrize(("name", "content", "message"), [
-    ("ragged.csv", "1,2,3\n4,5\n", "number of columns changed"),
-    ("text.csv", "1,abc,3\n", "could not convert string 'abc'"),
+    ("ragged.csv", "1,2,3\n4,5\n", "ragged.csv: line 2 has 2 values, line 1 has 3"),
+    ("text.csv", "1,abc,3\n", "text.csv: line 1, column 2: not a number: 'abc'"),
     ("data.xyz", "1,2\n", "cannot tell the format"),
 ])
 def test_malformed_inputs(tmp_path, name, content, message):

@@ -16,12 +16,19 @@ import warnings
 from typing import Any
 
 import numpy as np
-from scipy import optimize, sparse
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
-from threadpoolctl import threadpool_limits
+
+try:
+    from scipy import optimize, sparse
+    from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.utils.multiclass import check_classification_targets
+    from sklearn.utils.validation import check_is_fitted, validate_data
+    from threadpoolctl import threadpool_limits
+except ImportError as exc:  # say which extra brings the missing package
+    raise ModuleNotFoundError(
+        f'SoftmaxRegression needs the classify extra: pip install "softmaxkit[classify]" ({exc})',
+        name=exc.name,
+    ) from exc
 
 from softmaxkit._api import cross_entropy, log_softmax, predict, softmax
 from softmaxkit.labels import LabelIndex

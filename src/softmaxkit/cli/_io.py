@@ -8,6 +8,8 @@ half-written file and never clobbers an existing one.
 from __future__ import annotations
 
 import contextlib
+import errno
+import inspect
 import io
 import os
 import sys
@@ -19,9 +21,10 @@ from typing import BinaryIO
 import numpy as np
 
 from softmaxkit.cli import UsageError
+from softmaxkit.cli._csv import DELIMITERS, read_table
+from softmaxkit.cli._npyio import NPY_MAGIC, check_dtype, check_magic, read_npy_stream, read_npz, spool
 
 FORMATS = ("npy", "npz", "csv", "tsv")
-DELIMITERS = {"csv": ",", "tsv": "\t"}
 
 
 def format_of(path: str, given: str | None) -> str:
@@ -39,45 +42,36 @@ def format_of(path: str, given: str | None) -> str:
     return suffix
 
 
-def _check_numeric(array: np.ndarray, name: str) -> np.ndarray:
-    if array.dtype.hasobject:
-        raise UsageError(f"{name}: object arrays are refused (they would need pickle)")
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-        raise UsageError(f"{name}: expected numbers, got dtype {array.dtype}")
-    return array
+def read_array(path: str, fmt: str, key: str | None = None, *, limit: int) -> np.ndarray:
+    """The array stored at ``path`` (``-``: standard input).
 
-
-def read_array(path: str, fmt: str, key: str | None = None, *, mmap: bool = True) -> np.ndarray:
-    """The array stored at ``path``; ``.npy`` files are memory-mapped, so they may exceed RAM."""
+    ``.npy`` files are memory-mapped, so they may exceed RAM; anything read into memory (an
+    ``.npz`` member, a ``.npy`` on standard input) may hold at most ``limit`` bytes.
+    """
     if path != "-" and not Path(path).is_file():
         raise UsageError(f"{path}: no such file")
     try:
-        if fmt == "npy":
-            source = sys.stdin.buffer.read() if path == "-" else path
-            if path == "-":
-                return _check_numeric(np.load(io.BytesIO(source), allow_pickle=False), path)
-            return _check_numeric(np.load(source, mmap_mode="r" if mmap else None, allow_pickle=False), path)
+        if fmt == "csv" or fmt == "tsv":
+            return read_table(io.StringIO(sys.stdin.read()) if path == "-" else path, path, fmt)
+        if path == "-":
+            if fmt == "npy":
+                return read_npy_stream(sys.stdin.buffer, path, limit)
+            with spool(sys.stdin.buffer, path, limit) as copy:
+                check_magic(copy.read(len(NPY_MAGIC)), path, fmt)
+                copy.seek(0)
+                return read_npz(copy, path, key, limit)
+        with open(path, "rb") as handle:
+            check_magic(handle.read(len(NPY_MAGIC)), path, fmt)
         if fmt == "npz":
-            data = io.BytesIO(sys.stdin.buffer.read()) if path == "-" else path
-            with np.load(data, allow_pickle=False) as archive:
-                names = list(archive.files)
-                if key is None:
-                    if len(names) != 1:
-                        raise UsageError(f"{path}: holds {names}; choose one with --key")
-                    key = names[0]
-                if key not in names:
-                    raise UsageError(f"{path}: no array {key!r}; it holds {names}")
-                return _check_numeric(archive[key], f"{path}[{key}]")
-        text = sys.stdin if path == "-" else path
-        array = np.loadtxt(text, delimiter=DELIMITERS[fmt], dtype=np.float64, ndmin=2)
+            return read_npz(path, path, key, limit)
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+        check_dtype(array.dtype, path)
         return array
-    except UsageError:
-        raise
     except ValueError as exc:
         message = str(exc)
         if "pickle" in message.lower() or "Python objects" in message:
             raise UsageError(f"{path}: holds pickled Python objects, which are never loaded") from None
-        raise UsageError(f"{path}: {message.split('; use `usecols`')[0]}") from None
+        raise UsageError(f"{path}: {message}") from None
     except (OSError, EOFError) as exc:
         raise UsageError(f"{path}: cannot read: {exc}") from None
 
@@ -98,10 +92,16 @@ def atomic_output(path: str) -> Iterator[Path]:
         yield Path(temporary)
         os.chmod(temporary, _new_file_mode(target))
         os.replace(temporary, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
+        if isinstance(exc, OSError) and exc.errno in FULL_DISK_ERRNOS:
+            raise UsageError(f"{path}: {exc.strerror}") from None
         raise
+
+
+FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+"""Write errors that mean the output does not fit: the disk, the file size limit, the quota."""
 
 
 def _new_file_mode(target: Path) -> int:
@@ -114,10 +114,21 @@ def _new_file_mode(target: Path) -> int:
         return 0o666 & ~umask
 
 
+def check_npz_key(key: str | None) -> None:
+    """``--key`` names an ``.npz`` member: a keyword of ``np.savez`` would vanish into it, a path escape."""
+    if key is None:
+        return
+    reserved = [name for name in inspect.signature(np.savez).parameters if name not in ("args", "kwds")]
+    if not key.isidentifier() or key in reserved:
+        raise UsageError(f"--key must be a Python identifier other than {', '.join(reserved)} "
+                         f"to name an .npz member, got {key!r}")
+
+
 def write_small(array: np.ndarray, path: str, fmt: str, key: str | None) -> None:
     """Write a whole in-memory array (npz, CSV/TSV, or any format to stdout)."""
     if path == "-":
-        _write_to(sys.stdout.buffer if fmt in ("npy", "npz") else sys.stdout, array, fmt, key)
+        stream = {"npy": _Writes(sys.stdout.buffer), "npz": sys.stdout.buffer}.get(fmt, sys.stdout)
+        _write_to(stream, array, fmt, key)
         return
     with atomic_output(path) as temporary:
         mode = "wb"
@@ -125,7 +136,25 @@ def write_small(array: np.ndarray, path: str, fmt: str, key: str | None) -> None
             _write_to(handle, array, fmt, key)
 
 
-def _write_to(handle: BinaryIO | io.TextIOBase, array: np.ndarray, fmt: str, key: str | None) -> None:
+class _Writes:
+    """Standard output as a plain object with ``write``: NumPy then writes ``.npy`` data in pieces
+    through it, so a closed pipe or a full disk raises its own error (``BrokenPipeError``,
+    ``ENOSPC``), where ``ndarray.tofile`` on a real file would say only "N requested and 0 written".
+    """
+
+    def __init__(self, stream: BinaryIO):
+        self._stream = stream
+
+    def write(self, data: bytes) -> int:
+        return self._stream.write(data)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
+def _write_to(
+    handle: BinaryIO | io.TextIOBase | _Writes, array: np.ndarray, fmt: str, key: str | None
+) -> None:
     if fmt == "npy":
         np.save(handle, array, allow_pickle=False)
     elif fmt == "npz":

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from collections.abc import Iterator
 
 import numpy as np
 
 import softmaxkit as sk
 from softmaxkit._arrays import broadcast_shape, normalize_axes
+from softmaxkit._npyfiles import create_npy
 from softmaxkit.cli import UsageError
-from softmaxkit.cli._io import FORMATS, atomic_output, format_of, read_array, write_small
+from softmaxkit.cli._io import (
+    FORMATS,
+    FULL_DISK_ERRNOS,
+    atomic_output,
+    check_npz_key,
+    format_of,
+    read_array,
+    write_small,
+)
+from softmaxkit.cli._npyio import default_limit
+from softmaxkit.cli._progress import progress_bar
 
 CHUNK_MB = 64.0
 """Default input megabytes per chunk: large enough to run at full speed, small next to memory."""
@@ -41,6 +51,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="run on this Dask cluster (e.g. tcp://host:8786); zarr stores always go through Dask")
     p.add_argument("--chunk-mb", type=float, default=CHUNK_MB,
                    help=f"input megabytes processed at a time (default {CHUNK_MB:g})")
+    p.add_argument("--max-load-mb", type=float, default=None,
+                   help="the largest array read into memory (an .npz member, a .npy on standard input); "
+                        "default: half the memory available")
     p.set_defaults(run=run)
 
 
@@ -76,10 +89,11 @@ def _mask_for(mask: np.ndarray | None, shape: tuple[int, ...], index: tuple[slic
     return full[index]
 
 
-def _progress(total: int):
-    from rich.progress import Progress
-
-    return Progress(disable=total <= 1 or not sys.stderr.isatty(), transient=True)
+def megabytes(value: float, option: str) -> int:
+    """``value`` MB as bytes, checked: a finite, positive number."""
+    if not (math.isfinite(value) and value > 0):
+        raise UsageError(f"{option} must be a finite number > 0, got {value:g}")
+    return max(1, int(value * 2**20))
 
 
 def _is_zarr(path: str) -> bool:
@@ -94,16 +108,26 @@ def run_on_dask(args: argparse.Namespace) -> int:
     if args.mask or args.engine not in (None, "dask"):
         raise UsageError("--mask and --engine are not available for .zarr / --scheduler jobs")
     try:
+        import dask.array  # noqa: F401
+        if _is_zarr(args.input) or _is_zarr(args.output):
+            import zarr  # noqa: F401
+        if args.scheduler:
+            import distributed  # noqa: F401
         from softmaxkit.dask import apply_chunked
-    except ImportError:
-        raise UsageError("zarr and --scheduler need Dask: pip install 'softmaxkit[dask]'") from None
-    from rich.progress import Progress
-
-    with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
+    except ImportError as exc:
+        missing = exc.name or "a package"
+        raise UsageError(f"zarr stores and --scheduler need Dask ({missing} is not installed): "
+                         "pip install \"softmaxkit[dask]\"") from None
+    with progress_bar() as progress:
         task = progress.add_task("softmax", total=None)
-        apply_chunked(args.input, args.output, axis=parse_axis(args.axis), temperature=args.temperature,
-                      log=args.log, scheduler=args.scheduler,
-                      progress=lambda done, total: progress.update(task, completed=done, total=total))
+        try:
+            apply_chunked(args.input, args.output, axis=parse_axis(args.axis), temperature=args.temperature,
+                          log=args.log, scheduler=args.scheduler,
+                          progress=lambda done, total: progress.update(task, completed=done, total=total))
+        except OSError as exc:
+            if exc.errno in FULL_DISK_ERRNOS:
+                raise UsageError(f"{args.output}: {exc.strerror}") from None
+            raise
     return 0
 
 
@@ -112,11 +136,15 @@ def run(args: argparse.Namespace) -> int:
         return run_on_dask(args)
     in_fmt = format_of(args.input, args.format)
     out_fmt = format_of(args.output, args.output_format)
-    x = read_array(args.input, in_fmt, args.key)
+    if out_fmt == "npz":
+        check_npz_key(args.key)
+    chunk_bytes = megabytes(args.chunk_mb, "--chunk-mb")
+    limit = default_limit() if args.max_load_mb is None else megabytes(args.max_load_mb, "--max-load-mb")
+    x = read_array(args.input, in_fmt, args.key, limit=limit)
     axes = normalize_axes(parse_axis(args.axis), x.ndim)
     mask = None
     if args.mask:
-        mask = read_array(args.mask, format_of(args.mask, None), mmap=False)
+        mask = read_array(args.mask, format_of(args.mask, None), limit=limit)
         if mask.dtype != np.bool_:
             if not np.isin(mask, (0, 1)).all():
                 raise UsageError(f"{args.mask}: a mask holds booleans or 0/1 only")
@@ -125,12 +153,10 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.mask}: mask of shape {mask.shape} does not broadcast to {x.shape}")
     function = sk.log_softmax if args.log else sk.softmax
     dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.dtype(np.float64)
-    if not args.chunk_mb > 0:
-        raise UsageError(f"--chunk-mb must be > 0, got {args.chunk_mb}")
-    pieces = list(chunks(x.shape, axes, x.dtype.itemsize, int(args.chunk_mb * 2**20)))
+    pieces = list(chunks(x.shape, axes, x.dtype.itemsize, chunk_bytes))
 
     def compute_into(out: np.ndarray) -> None:
-        with _progress(len(pieces)) as progress:
+        with progress_bar(show=len(pieces) > 1) as progress:
             task = progress.add_task("softmax", total=len(pieces))
             for index in pieces:
                 block = np.asarray(x[index])
@@ -140,7 +166,8 @@ def run(args: argparse.Namespace) -> int:
 
     if out_fmt == "npy" and args.output != "-":
         with atomic_output(args.output) as temporary:
-            out = np.lib.format.open_memmap(temporary, mode="w+", dtype=dtype, shape=x.shape)
+            # space reserved before mapping: a full disk is then an error here, not a SIGBUS later
+            out = create_npy(temporary, dtype, x.shape)
             compute_into(out)
             out.flush()
             del out

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 
 from softmaxkit.cli import UsageError
+from softmaxkit.cli._progress import progress_bar
 
 QUICK_ELEMENTS = 65_536
 """Elements per shape with ``--quick``: a run of seconds that still exercises every kernel."""
@@ -86,9 +86,7 @@ def run(args: argparse.Namespace) -> int:
     threads = usable if args.threads is None else args.threads
     if threads < 1:
         raise UsageError("--threads must be at least 1")
-    from rich.progress import Progress
-
-    with Progress(disable=not sys.stderr.isatty(), transient=True) as progress:
+    with progress_bar() as progress:
         task = progress.add_task("benchmarks", total=len(ops) * len(shapes))
         records = benchmark.run(
             ops, shapes, threads=threads, repeats=3 if args.quick else args.repeats, warmup=1,

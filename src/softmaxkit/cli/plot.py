@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
 
 import softmaxkit as sk
 from softmaxkit.cli import UsageError
 from softmaxkit.cli._plotting import pyplot, save_figure
-from softmaxkit.cli.probs import parse_labels, parse_logits
+from softmaxkit.cli.probs import parse_labels, parse_logits, predicted_class
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
                                 sharey=True, squeeze=False, layout="constrained")
     for ax, t in zip(axes[0], temperatures, strict=True):
         probs = sk.softmax(logits, temperature=t)
-        best = int(sk.predict(probs))
+        best = predicted_class(probs)
         colors = ["tab:orange" if i == best else "tab:blue" for i in range(len(probs))]
         bars = ax.bar(np.arange(len(probs)), probs, color=colors)
         ax.bar_label(bars, labels=[f"{p:.2f}" for p in probs], fontsize=8)
@@ -55,5 +56,6 @@ def run(args: argparse.Namespace) -> int:
     figure.suptitle("softmax(logits / T)")
     save_figure(figure, args.output)
     plt.close(figure)
-    print(f"wrote {args.output}")
+    if sys.stderr.isatty():  # a notice, never mixed into a pipeline's output
+        print(f"wrote {args.output}", file=sys.stderr)
     return 0

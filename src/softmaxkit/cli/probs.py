@@ -50,9 +50,16 @@ def parse_labels(text: str | None, n: int) -> list[str]:
     return labels
 
 
+def predicted_class(probs: np.ndarray) -> int | None:
+    """The index of the most probable class; None when the probabilities are NaN (a NaN logit)."""
+    if np.isnan(probs).any():
+        return None
+    return int(sk.predict(probs))
+
+
 def table(logits: np.ndarray, labels: list[str], temperature: float, log: bool) -> list[str]:
     probs = sk.softmax(logits, temperature=temperature)
-    best = int(sk.predict(probs))
+    best = predicted_class(probs)
     width = max(5, *(len(name) for name in labels))
     header = f"{'label':<{width}}  {'logit':>10}  {'probability':>11}"
     if log:
@@ -64,6 +71,8 @@ def table(logits: np.ndarray, labels: list[str], temperature: float, log: bool) 
         if log:
             row += f"  {log_probs[i]:>10.4f}"
         rows.append(row + ("  <- predicted" if i == best else ""))
+    if best is None:
+        rows.append("no class is predicted: a NaN logit makes every probability NaN")
     return rows
 
 

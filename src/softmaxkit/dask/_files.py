@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from softmaxkit._api import log_softmax, logsumexp, softmax
+from softmaxkit._npyfiles import create_npy
 
 FUNCTIONS = ("softmax", "logsumexp")
 BLOCK_BYTES = 64 * 2**20
@@ -99,7 +100,7 @@ def apply_chunked(
     try:
         writes = _block_writes(result, temporary, target_format)
         _run(writes, scheduler, progress)
-        _replace(temporary, target)
+        _to_completion(_replace, temporary, target)  # never half swapped, even by Ctrl-C
     except BaseException:
         _remove(temporary)
         raise
@@ -176,15 +177,28 @@ def _block_writes(result: Any, path: Path, fmt: str) -> list[Any]:
         if any(len(set(c[:-1])) > 1 or (len(c) > 1 and c[-1] > c[0]) for c in result.chunks):
             result = result.rechunk(result.chunksize)
         chunks = tuple(c[0] if c else 0 for c in result.chunks)
-        zarr.create(shape=result.shape, chunks=chunks, dtype=result.dtype, store=str(path))
+        _to_completion(zarr.create, shape=result.shape, chunks=chunks, dtype=result.dtype, store=str(path))
         write = _write_zarr_block
     else:
-        np.lib.format.open_memmap(path, mode="w+", dtype=result.dtype, shape=result.shape).flush()
+        # Space reserved up front: blocks are written through memory maps, which cannot report a
+        # full disk (the process would die of SIGBUS).
+        create_npy(path, result.dtype, result.shape).flush()
         write = _write_npy_block
     write_task = dask.delayed(write, pure=True)
     blocks = result.to_delayed().ravel()
     regions = _regions(result.chunks)
     return [write_task(b, str(path), region) for b, region in zip(blocks, regions, strict=True)]
+
+
+def _to_completion(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``function(*args, **kwargs)``, finished even if the main thread is interrupted meanwhile.
+
+    zarr 3 writes from its own event-loop thread: a Ctrl-C or SIGTERM that stops the main thread
+    while it waits would let the write land after the clean-up had removed the directory. Here
+    the call runs in a helper thread, and leaving the ``with`` block waits for it either way.
+    """
+    with ThreadPoolExecutor(1) as helper:
+        return helper.submit(function, *args, **kwargs).result()
 
 
 def _regions(chunks: tuple[tuple[int, ...], ...]) -> Iterator[tuple[slice, ...]]:
