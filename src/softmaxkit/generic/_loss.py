@@ -71,8 +71,7 @@ def cross_entropy(
     # 0 * log(0) = 0: a class with no target mass adds nothing even where logp is -inf. Both
     # factors are guarded, so that automatic differentiation sees no 0 * inf either.
     no_mass = a == 0
-    per_sample = -xp.sum(xp.where(no_mass, zero, xp.where(no_mass, one, a) * xp.where(no_mass, zero, logp)),
-                         axis=1)
+    per_sample = -xp.sum(xp.where(no_mass, one, a) * xp.where(no_mass, zero, logp), axis=1)
     if unchecked_bad is not None:
         per_sample = xp.where(unchecked_bad, nan, per_sample)
     lead_shape = tuple(d for i, d in enumerate(logits.shape) if i != axis)
