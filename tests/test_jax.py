@@ -392,3 +392,22 @@ def test_traced_second_argument_with_a_numpy_first(name: str):
     got = jax.jit(function)(jnp.asarray(other))
     assert isinstance(got, jax.Array)
     _close(got, want)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "log_sigmoid", "softplus"])
+def test_two_class_gradients_at_zero_and_the_extremes(name: str):
+    # Regression: max(x, 0) + log1p(exp(-|x|)) has kinks at 0 whose derivatives do not cancel
+    # under automatic differentiation: softplus'(0) came out 0 and log_sigmoid'(0) 1, not 1/2.
+    x = np.array([-np.inf, -800.0, -1.0, 0.0, 1.0, 800.0, np.inf], dtype=np.float32)
+    s = np.asarray(sk.sigmoid(x.astype(np.float64)))  # exact at these points
+    want = {"sigmoid": s * (1 - s), "log_sigmoid": 1 - s, "softplus": s}[name]
+    got = jax.vmap(jax.grad(getattr(sk, name)))(jnp.asarray(x))
+    _close(got, want)
+
+
+def test_logsumexp_gradient_is_finite_next_to_plus_inf():
+    # Regression: exp(inf) of the +inf maximum was left in an unselected branch: 0 * inf = NaN
+    # reached the gradient even where the +inf result itself was masked out.
+    x = jnp.asarray([[np.inf, 0.0, np.inf], [1.0, 2.0, 3.0]])
+    grad = jax.grad(lambda v: jnp.sum(jnp.where(jnp.arange(2) == 1, sk.logsumexp(v, axis=1), 0.0)))(x)
+    _close(grad, [[0, 0, 0], sk.softmax([1.0, 2.0, 3.0])])

@@ -208,7 +208,9 @@ def _logsumexp_real_rows(
     m = xp.sum(xp.where(at_max, b, zero), axis=1)
     # Infinite maxima shift by 0 so that no inf - inf arises; their terms are in m anyway.
     shift = xp.where(xp.isfinite(row_max), row_max, zero)
-    rest = xp.sum(xp.where(at_max, zero, b * xp.exp(rows - shift)), axis=1)
+    # The maximal entries are left out of the exp too (not only of the sum): at a +inf maximum
+    # exp would be inf, and automatic differentiation would meet 0 * inf.
+    rest = xp.sum(xp.where(at_max, zero, b * xp.exp(xp.where(at_max, zero, rows - shift))), axis=1)
     row_max = xp.reshape(row_max, (-1,))
     # Next to a +inf maximum every finite term is 0 (unshifted, they could flip the sign).
     rest = xp.where(row_max == np.inf, zero, rest)
