@@ -104,13 +104,6 @@ def same_library(result: Any, backend: Backend) -> bool:
 
 
 
-def engines_for(x: Any) -> list[str]:
-    """The registered engines that can run ``x`` (the registry is the one list of engines)."""
-    from softmaxkit._engines import ENGINES
-
-    return [e.name for e in ENGINES if e.runs(x) and not e.missing()]
-
-
 def forced(function: Any, *args: Any, engine: str, **kwargs: Any) -> Any:
     """``function(*args, engine=engine, **kwargs)``; where the registry declares the call a gap
     of ``engine`` (forcing it raises ValueError naming the engines that can), the result of the

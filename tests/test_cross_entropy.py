@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import softmaxkit as sk
-from backends import Backend, engines_for, same_library, to_numpy
+from backends import Backend, same_library, to_numpy
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -45,20 +45,19 @@ def data():
 
 
 @pytest.mark.parametrize(("reduction", "weighted", "ignore_index", "smoothing"), OPTIONS)
-def test_class_indices_match_torch(data, reduction, weighted, ignore_index, smoothing):
+def test_class_indices_match_torch(engine: str, data, reduction, weighted, ignore_index, smoothing):
     logits, labels, weight, _ = data
     w = weight if weighted else None
     want_loss, want_grad = torch_reference(logits, labels, weight=w, ignore_index=ignore_index,
                                            label_smoothing=smoothing, reduction=reduction)
-    for engine in engines_for(logits):
-        loss, grad = sk.cross_entropy(logits, labels, weight=w, ignore_index=ignore_index,
-                                      label_smoothing=smoothing, reduction=reduction, return_grad=True,
-                                      engine=engine)
-        np.testing.assert_allclose(loss, want_loss, rtol=1e-12)
-        np.testing.assert_allclose(grad, want_grad, rtol=1e-11, atol=1e-15)
-        only_loss = sk.cross_entropy(logits, labels, weight=w, ignore_index=ignore_index,
-                                     label_smoothing=smoothing, reduction=reduction, engine=engine)
-        np.testing.assert_allclose(only_loss, want_loss, rtol=1e-12)
+    loss, grad = sk.cross_entropy(logits, labels, weight=w, ignore_index=ignore_index,
+                                  label_smoothing=smoothing, reduction=reduction, return_grad=True,
+                                  engine=engine)
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-12)
+    np.testing.assert_allclose(grad, want_grad, rtol=1e-11, atol=1e-15)
+    only_loss = sk.cross_entropy(logits, labels, weight=w, ignore_index=ignore_index,
+                                 label_smoothing=smoothing, reduction=reduction, engine=engine)
+    np.testing.assert_allclose(only_loss, want_loss, rtol=1e-12)
 
 
 @pytest.mark.parametrize(("reduction", "weighted", "smoothing"),
@@ -85,17 +84,16 @@ def test_class_axis_not_last():
     np.testing.assert_allclose(grad, want_grad, rtol=1e-11, atol=1e-15)
 
 
-def test_on_backends(backend: Backend):
+def test_on_backends(backend: Backend, engine: str):
     logits_np = np.array([[3.2, 1.3, 0.2, 0.8], [0.1, 2.0, 0.3, 0.0]], dtype=np.float32)
     logits = backend.asarray(logits_np)
     labels = backend.asarray(np.array([0, 1]))
     want, want_grad = torch_reference(logits_np, np.array([0, 1]), weight=None, ignore_index=None,
                                       label_smoothing=0.0, reduction="mean")
-    for engine in engines_for(logits):
-        loss, grad = sk.cross_entropy(logits, labels, return_grad=True, engine=engine)
-        assert same_library(grad, backend)
-        np.testing.assert_allclose(to_numpy(loss), want, rtol=1e-6)
-        np.testing.assert_allclose(to_numpy(grad), want_grad, rtol=1e-5, atol=1e-7)
+    loss, grad = sk.cross_entropy(logits, labels, return_grad=True, engine=engine)
+    assert same_library(grad, backend)
+    np.testing.assert_allclose(to_numpy(loss), want, rtol=1e-6)
+    np.testing.assert_allclose(to_numpy(grad), want_grad, rtol=1e-5, atol=1e-7)
 
 
 def test_gradient_by_finite_differences(data):
@@ -151,3 +149,20 @@ def test_argument_errors():
         sk.cross_entropy(z, np.full((2, 3), 1 / 3), ignore_index=0)
     with pytest.raises(TypeError, match="single int"):
         sk.cross_entropy(z, np.array([0, 1]), axis=(0, 1))
+
+
+def test_mean_rules_are_pytorchs():
+    """The rules every engine takes from softmaxkit._rules (regression: 4 copies before)."""
+    from softmaxkit import _rules
+
+    labels = np.array([0, 2, -1, 2])
+    weight = np.array([1.0, 2.0, 3.0])
+    assert float(_rules.mean_denominator(np, labels, weight, -1, 4, np.float64, None)) == 7.0
+    assert float(_rules.mean_denominator(np, labels, None, -1, 4, np.float64, None)) == 3.0
+    assert float(_rules.mean_denominator(np, None, weight, None, 4, np.float64, None)) == 4.0
+    nothing = _rules.mean_denominator(np, np.array([-1, -1]), weight, -1, 2, np.float64, None)
+    grad = np.array([[np.inf, -1.0], [np.nan, 2.0]])
+    with np.errstate(all="ignore"):  # the engines call these under the same errstate
+        assert np.isnan(_rules.mean(np.float64(0.0), nothing))
+        np.testing.assert_array_equal(_rules.mean_gradient(np, grad, nothing), np.zeros((2, 2)))
+    assert _rules.mean_gradient_scale(0.0) == 0.0 and _rules.mean_gradient_scale(4.0) == 0.25

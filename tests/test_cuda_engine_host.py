@@ -81,9 +81,9 @@ def numpy_gpu(monkeypatch):
         monkeypatch.setattr(_launch, name, fn)
     # The registry takes NumPy arrays for GPU ones: the public functions check the arguments,
     # then the registry gives this engine every call it covers and the others to the next engine.
-    gpu = dataclasses.replace(_engines.get_engine("cupy"), runs=lambda x: isinstance(x, np.ndarray),
+    gpu = dataclasses.replace(_engines.get_engine("cuda"), runs=lambda x: isinstance(x, np.ndarray),
                               requires=())
-    monkeypatch.setattr(_engines, "ENGINES", tuple(gpu if e.name == "cupy" else e for e in _engines.ENGINES))
+    monkeypatch.setattr(_engines, "ENGINES", tuple(gpu if e.name == "cuda" else e for e in _engines.ENGINES))
 
 
 def reference(function: str, *args, **kwargs):

@@ -199,14 +199,6 @@ def test_numpy_blocks_of_split_rows_run_on_numba(monkeypatch):
     assert calls == []
 
 
-def test_engines_without_piece_functions_leave_blocks_to_the_next():
-    from softmaxkit._engines import choose_engine
-
-    # The Dask engine (as CuPy's) has no functions for pieces of rows: the next engine in the
-    # registry that runs the array serves them (generic: it runs any array-API array).
-    assert choose_engine("softmax_pairs", da.ones((4, 6), chunks=(2, 3))).__name__ == "softmaxkit.generic"
-
-
 @pytest.mark.parametrize("axes", [(0, 2), (1,), (0, 1, 2), ()])
 def test_tuple_axes_and_masks_chunked_unlike_x(axes):
     rng = np.random.default_rng(2)

@@ -8,8 +8,6 @@ into blocks (longer than ``_rows.SPLIT``), non-last axes (the column kernels), t
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -22,7 +20,6 @@ from backends import forced  # noqa: E402
 from softmaxkit import generic  # noqa: E402
 from softmaxkit import numba as sknumba  # noqa: E402
 from softmaxkit._arrays import compute_dtype  # noqa: E402
-from softmaxkit._engines import NUMBA_MIN_SIZE, choose_engine  # noqa: E402
 from softmaxkit.numba import _rows  # noqa: E402
 
 DTYPES = [np.float32, np.float64, np.float16, ml_dtypes.bfloat16]
@@ -350,59 +347,6 @@ def test_exp_ulp_error() -> None:
 
 
 # --- determinism, threads, automatic choice --------------------------------------------------
-
-def test_bitwise_identical_for_any_thread_count() -> None:
-    rng = np.random.default_rng(9)
-    cases = [
-        (rng.standard_normal((3, LONG)).astype(np.float32), -1),
-        (rng.standard_normal((300, 500)).astype(np.float64), -1),
-        (rng.standard_normal((500, 300)).astype(np.float32), 0),
-    ]
-    before = numba.get_num_threads()
-    results = []
-    try:
-        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
-            numba.set_num_threads(threads)
-            results.append([
-                (sk.softmax(x, axis=axis, engine="numba"), sk.log_softmax(x, axis=axis, engine="numba"),
-                 sk.logsumexp(x, axis=axis, engine="numba"),
-                 sk.cross_entropy(np.moveaxis(x, axis, -1), np.zeros(x.shape[axis - 1], int),
-                                  return_grad=True, engine="numba")[1])
-                for x, axis in cases
-            ])
-    finally:
-        numba.set_num_threads(before)
-    for one, two in zip(*results, strict=True):
-        for a, b in zip(one, two, strict=True):
-            assert np.array_equal(a, b, equal_nan=True)
-
-
-def test_concurrent_calls_from_threads() -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
-    x = np.random.default_rng(10).standard_normal((64, 4096)).astype(np.float32)
-    expected = sk.softmax(x, engine="numba")
-    with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda _: sk.softmax(x, engine="numba"), range(8)))
-    for r in results:
-        assert np.array_equal(r, expected)
-
-
-def test_automatic_choice() -> None:
-    torch = pytest.importorskip("torch")
-    big = np.zeros((64, NUMBA_MIN_SIZE // 64), np.float32)
-    assert choose_engine("softmax", big).__name__ == "softmaxkit.numba"
-    assert choose_engine("cross_entropy", big).__name__ == "softmaxkit.numba"
-    assert choose_engine("softmax", np.zeros(10)).__name__ == "softmaxkit.generic"
-    assert choose_engine("softmax", torch.zeros(100_000)).__name__ == "softmaxkit.generic"
-    with pytest.raises(ValueError, match="numba"):
-        sk.softmax(torch.zeros(3), engine="numba")
-
-
-def test_import_does_not_load_numba() -> None:
-    code = "import softmaxkit, sys; softmaxkit.softmax([1.0, 2.0]); print('numba' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "False"
 
 
 @pytest.mark.parametrize("function", ["softmax", "log_softmax"])

@@ -41,7 +41,8 @@ from softmaxkit._jax import (
     traced_fraction,
     traced_temperature,
 )
-from softmaxkit.generic._small import small_softmax
+from softmaxkit._rules import store
+from softmaxkit.generic._tiny import tiny_softmax
 
 Axis = int | Sequence[int] | None
 
@@ -57,7 +58,7 @@ def _softmax_family(
     ):
         # The common call on a small array: skip the argument plumbing that would cost more
         # than the arithmetic (SPEC §3: the generic engine serves tiny arrays).
-        result = small_softmax(x, axis, log)
+        result = tiny_softmax(x, axis, log)
         if result is not None:
             logger.debug("%s: engine 'generic' (small-array path) chosen for ndarray", name)
             return result
@@ -264,11 +265,7 @@ def _elementwise(function: Any, name: str, x: Any, dtype: Any, out: Any) -> Arra
     xp = namespace(x)
     out_dtype = result_dtype(xp, x, dtype, allow_complex=False, name=name)
     check_out(xp, out, tuple(x.shape), name)
-    result = function(x, dtype=out_dtype)
-    if out is None:
-        return result
-    out[...] = xp.astype(result, out.dtype)
-    return out
+    return store(xp, function(x, dtype=out_dtype), out)
 
 
 def sigmoid(x: Any, /, *, dtype: Any = None, out: Any = None) -> Array:

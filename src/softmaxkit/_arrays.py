@@ -245,14 +245,6 @@ def check_labels(labels: Array, n_classes: int, ignore_index: int | None, name: 
     return labels
 
 
-def store(xp: Any, result: Array, out: Array | None) -> Array:
-    """Write ``result`` into ``out`` (cast to out's dtype) and return ``out``; or return ``result``."""
-    if out is None:
-        return result
-    out[...] = xp.astype(result, out.dtype)
-    return out
-
-
 def rows_view(xp: Any, x: Array, axes: tuple[int, ...]) -> tuple[Array, Callable[[Array], Array]]:
     """``x`` as a 2-d ``(rows, n)`` array whose rows run over ``axes``, and the inverse map.
 

@@ -21,7 +21,7 @@ Two functions serve pieces of rows rather than whole arrays (``ROW_PIECE_FUNCTIO
 Dask engine calls them on each block of a row split across chunks, so such a block runs on
 the fastest local engine for its chunk type too. ``softmax_pairs`` gives each row piece's
 ``(max, sum of exp((x - max) / T))``; ``softmax_from_pairs`` turns a block into its part of
-the result from its rows' merged pairs. Engines without them (CuPy's) leave such blocks to
+the result from its rows' merged pairs. Engines without them (the CUDA engine) leave such blocks to
 the next engine in order that has them.
 
 A new engine is one :class:`EngineSpec` entry below plus its module: the public functions do
@@ -269,7 +269,7 @@ DASK_GAPS = (
 
 ENGINES: tuple[EngineSpec, ...] = (
     EngineSpec(
-        name="cupy",
+        name="cuda",
         module="softmaxkit.cuda",
         summary="CUDA kernels through CuPy: CuPy arrays, torch CUDA tensors, JAX GPU arrays",
         functions=ENGINE_FUNCTIONS - ROW_PIECE_FUNCTIONS,
@@ -306,11 +306,17 @@ ENGINES: tuple[EngineSpec, ...] = (
 )
 
 
+ENGINE_ALIASES = {"cupy": "cuda"}
+"""Former names, still accepted by ``engine=``: the CUDA engine was called "cupy" (after the
+library that launches its kernels) before it was named after what it is."""
+
+
 def engine_names() -> list[str]:
     return [e.name for e in ENGINES]
 
 
 def get_engine(name: str) -> EngineSpec:
+    name = ENGINE_ALIASES.get(name, name)
     for spec in ENGINES:
         if spec.name == name:
             return spec

@@ -31,8 +31,8 @@ from softmaxkit._arrays import (
     quiet_floating_point,
     reduced_shape,
     rows_view,
-    store,
 )
+from softmaxkit._rules import mean, mean_denominator, store
 from softmaxkit.cuda import _bridge, _launch
 from softmaxkit.cuda._plan import DTYPES
 
@@ -163,7 +163,7 @@ def cross_entropy(
         probs = None if labels_given else _rows(target, (axis,), kd)[0]
         w = None if weight is None else cupy.ascontiguousarray(_bridge.to_cupy(
             namespace(weight).astype(weight, _bridge.library_dtype(weight, np.dtype(acc).name))))
-        denominator = _mean_denominator(labels, w, ignore_index, rows.shape[0], acc)
+        denominator = mean_denominator(namespace(rows), labels, w, ignore_index, rows.shape[0], acc, None)
         divisor = float(denominator) if reduction == "mean" else 1.0
         grad = _empty(rows.shape, kd) if return_grad else None
         losses = _launch.cross_entropy(rows, labels, probs, w, ignore_index, label_smoothing, divisor,
@@ -174,21 +174,8 @@ def cross_entropy(
         elif reduction == "sum":
             loss = losses.sum()
         else:
-            loss = losses.sum() / denominator
+            loss = mean(losses.sum(), denominator)
     loss = _finish(loss.astype(acc), np.dtype(acc).name, dtype, logits)
     if not return_grad:
         return loss
     return loss, _finish(restore(grad), kd, dtype, logits)
-
-
-def _mean_denominator(labels: Any, weight: Any, ignore_index: int | None, rows: int, acc: Any) -> Any:
-    """The ``"mean"`` reduction's divisor (PyTorch's rule, as the generic engine)."""
-    import cupy
-
-    if labels is None:
-        return cupy.asarray(float(rows), dtype=acc)
-    counted = cupy.ones(labels.shape, dtype=bool) if ignore_index is None else labels != ignore_index
-    if weight is None:
-        return counted.sum(dtype=acc)
-    picked = weight[cupy.where(counted, labels, 0)]
-    return cupy.where(counted, picked, 0).sum(dtype=acc)

@@ -4,7 +4,9 @@ A sample's loss needs its whole row of classes (the target picks or weighs every
 a class axis split across chunks is first merged into one chunk; the other axes are then split
 finer, so that blocks keep their size in bytes. Each block's per-sample losses and gradients
 come from the local engine (``reduction="none"``, which returns each sample's own gradient);
-``"sum"`` and ``"mean"`` are Dask reductions of them, with PyTorch's denominator for the mean.
+``"sum"`` and ``"mean"`` are Dask reductions of them; the mean's rules (PyTorch's denominator,
+NaN and a zero gradient when nothing is counted) are those of :mod:`softmaxkit._rules`, applied
+to each block's samples and then across blocks.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import math
 from functools import partial
 from typing import Any
 
-from softmaxkit._arrays import Array, compute_dtype, constant, namespace, quiet_floating_point
+from softmaxkit._arrays import Array, compute_dtype, namespace, quiet_floating_point
 from softmaxkit._engines import call_engine
+from softmaxkit._rules import counted_weight, mean, mean_denominator, mean_gradient
 from softmaxkit.dask._blocks import field, meta
 
 
@@ -61,8 +64,9 @@ def cross_entropy(
         if by_label:
             denominator = xp.sum(_per_sample_field(parts, "counted", axis, meta(logits, ct)))
         else:
-            denominator = xp.asarray(math.prod(per_sample.shape), dtype=ct)
-        loss = da.map_blocks(_mean, xp.sum(per_sample), denominator, meta=meta(logits, ct, 0))
+            denominator = mean_denominator(xp, None, None, None, math.prod(per_sample.shape), ct, None)
+        loss = da.map_blocks(quiet_floating_point(mean), xp.sum(per_sample), denominator,
+                             meta=meta(logits, ct, 0))
         if grad is not None:
             grad = da.map_blocks(_mean_gradient, grad, denominator, meta=meta(logits, ct))
     loss = xp.astype(loss, dtype)
@@ -70,15 +74,8 @@ def cross_entropy(
 
 
 @quiet_floating_point
-def _mean(total: Array, denominator: Array) -> Array:
-    return total / denominator  # nothing counted: 0/0 = NaN, as in PyTorch
-
-
-@quiet_floating_point
 def _mean_gradient(grad: Array, denominator: Array) -> Array:
-    # With nothing counted the mean is NaN, but no logit moves it: gradient 0.
-    xp = namespace(grad)
-    return xp.where(denominator > 0, grad / denominator, constant(xp, 0.0, grad))
+    return mean_gradient(namespace(grad), grad, denominator)
 
 
 def _per_sample_field(parts: Array, name: str, axis: int, like: Any) -> Array:
@@ -112,19 +109,7 @@ def _per_sample_block(
         label_smoothing=label_smoothing, reduction="none", return_grad=return_grad, dtype=dtype,
     )
     loss, grad = result if return_grad else (result, None)
-    counted = _counted_weight(xp, labels, class_weight, ignore_index, dtype) if by_label else None
+    counted = counted_weight(xp, labels, class_weight, ignore_index, dtype) if by_label else None
     # Per-sample results keep the class axis, of length 1, so that blocks stay aligned with logits.
     return {"loss": xp.expand_dims(loss, axis=axis), "grad": grad,
             "counted": None if counted is None else xp.expand_dims(counted, axis=axis)}
-
-
-def _counted_weight(
-    xp: Any, labels: Array, weight: Array | None, ignore_index: int | None, dtype: Any
-) -> Array:
-    """Each sample's share of the mean's denominator: its class weight, 0 if ignored (PyTorch)."""
-    counted = xp.ones(labels.shape, dtype=xp.bool) if ignore_index is None else labels != ignore_index
-    if weight is None:
-        return xp.astype(counted, dtype)
-    safe = xp.where(counted, labels, xp.zeros_like(labels))
-    picked = xp.reshape(xp.take(weight, xp.reshape(safe, (-1,)), axis=0), labels.shape)
-    return xp.where(counted, picked, xp.zeros_like(picked))

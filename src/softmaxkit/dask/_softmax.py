@@ -38,11 +38,10 @@ from softmaxkit._arrays import (
     quiet_floating_point,
     reduced_shape,
     rows_view,
-    store,
 )
 from softmaxkit._engines import call_engine
+from softmaxkit._rules import logsumexp_from_parts, split_at_max, store
 from softmaxkit.dask._blocks import field, gather, meta, rows_whole
-from softmaxkit.generic._softmax import logsumexp_from_parts
 
 
 def softmax(
@@ -197,11 +196,8 @@ def _logsumexp_parts_of_chunk(
     block: Array, weights: Array | None = None, axis: tuple[int, ...] = (), keepdims: bool = True,
     computing_meta: bool = False,
 ) -> Any:
-    """``(max, m, rest)`` per row piece with ``sum(b * e^x) = e^max * (m + rest)``.
-
-    ``m`` sums the weights of the maximal entries, ``rest`` the other terms scaled by
-    ``e^-max`` (so a ``+inf`` max leaves ``rest = 0``). Excluded entries are already ``-inf``.
-    """
+    """``(max, m, rest)`` per row piece (:func:`softmaxkit._rules.split_at_max`); excluded
+    entries are already ``-inf``."""
     if computing_meta:
         return block
     xp = namespace(block)
@@ -210,12 +206,8 @@ def _logsumexp_parts_of_chunk(
     if rows.shape[1] == 0:
         nothing = xp.full(shape, -np.inf, dtype=block.dtype, device=device_of(block))
         return {"max": nothing, "m": xp.zeros_like(nothing), "rest": xp.zeros_like(nothing)}
-    b = xp.ones_like(rows) if weights is None else rows_view(xp, weights, axis)[0]
-    zero = constant(xp, 0.0, rows)
-    row_max = xp.max(rows, axis=1, keepdims=True)
-    at_max = rows == row_max
-    m = xp.sum(xp.where(at_max, b, zero), axis=1)
-    rest = xp.sum(xp.where(at_max, zero, b * xp.exp(rows - row_max)), axis=1)
+    b = None if weights is None else rows_view(xp, weights, axis)[0]
+    row_max, m, rest = split_at_max(xp, rows, b)
     return {"max": xp.reshape(row_max, shape), "m": xp.reshape(m, shape), "rest": xp.reshape(rest, shape)}
 
 

@@ -9,8 +9,9 @@ Then, with ``logp = log_softmax(z)`` and ``p = exp(logp)``::
     dloss_i  = (sum_c a_ic) * p_i - a_i
 
 which is PyTorch's ``F.cross_entropy`` (weights inside the smoothing term too). The
-``"mean"`` reduction divides by the summed weight of the counted samples for class-index
-targets and by the number of samples for probability targets, as PyTorch does.
+``"mean"`` reduction follows PyTorch's rules, written once for every engine in
+:mod:`softmaxkit._rules`: it divides by the summed weight of the counted samples for
+class-index targets and by the number of samples for probability targets.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from softmaxkit._arrays import (
     quiet_floating_point,
     rows_view,
 )
+from softmaxkit._rules import mean, mean_denominator, mean_gradient
 from softmaxkit.generic._softmax import softmax_rows
 
 
@@ -49,16 +51,15 @@ def cross_entropy(
     logp = softmax_rows(xp, xp.astype(rows, ct), None, 1.0, log=True)
     zero, one, nan = constant(xp, 0.0, logp), constant(xp, 1.0, logp), constant(xp, float("nan"), logp)
     classes = xp.arange(n_classes, device=device_of(logp))
+    labels = xp.reshape(target, (-1,)) if target.ndim == logits.ndim - 1 else None
     # Labels were checked by the caller, except traced JAX labels (no values to check): an
     # out-of-range one makes its sample's loss and gradient NaN rather than silently 0.
     unchecked_bad = None
-    if target.ndim == logits.ndim - 1:
-        labels = xp.reshape(target, (-1,))
+    if labels is not None:
         counted = xp.ones(labels.shape, dtype=xp.bool, device=device_of(logp))
         if ignore_index is not None:
             counted = labels != ignore_index
         unchecked_bad = counted & ((labels < 0) | (labels >= n_classes))
-        counted = counted & ~unchecked_bad
         q = xp.astype((labels[:, None] == classes[None, :]) & counted[:, None], ct)
         counted_f = xp.astype(counted, ct)[:, None]
     else:
@@ -80,21 +81,14 @@ def cross_entropy(
     elif reduction == "sum":
         loss, scale = xp.sum(per_sample), None
     else:
-        if target.ndim == logits.ndim - 1 and weight is not None:
-            denominator = _summed_target_weight(xp, labels, counted, weight, ct)
-        elif target.ndim == logits.ndim - 1:
-            denominator = xp.sum(counted_f)
-        else:
-            denominator = xp.asarray(float(q.shape[0]), dtype=ct, device=device_of(logp))
-        loss = xp.sum(per_sample) / denominator
-        scale = denominator
+        scale = mean_denominator(xp, labels, weight, ignore_index, q.shape[0], ct, device_of(logp))
+        loss = mean(xp.sum(per_sample), scale)
     loss = xp.astype(loss, dtype)
     if not return_grad:
         return loss
     grad = xp.sum(a, axis=1, keepdims=True) * xp.exp(logp) - a
     if scale is not None:
-        # With nothing counted the mean is 0/0 = NaN, but no logit moves it: gradient 0.
-        grad = xp.where(scale > 0, grad / scale, zero)
+        grad = mean_gradient(xp, grad, scale)
     if unchecked_bad is not None:
         grad = xp.where(unchecked_bad[:, None], nan, grad)
     return loss, restore(xp.astype(grad, dtype))
@@ -103,10 +97,3 @@ def cross_entropy(
 def is_unit_zero(value: Any) -> bool:
     """Whether ``value`` is the Python number 0 (nothing to mix in); a traced JAX scalar is not."""
     return isinstance(value, float | int) and value == 0.0
-
-
-def _summed_target_weight(xp: Any, labels: Array, counted: Array, weight: Array, ct: Any) -> Array:
-    """``sum_i w[t_i]`` over counted samples: the weighted mean's denominator (PyTorch's rule)."""
-    safe = xp.where(counted, labels, xp.zeros_like(labels))
-    picked = xp.take(xp.astype(weight, ct), safe, axis=0)
-    return xp.sum(xp.where(counted, picked, xp.zeros_like(picked)))

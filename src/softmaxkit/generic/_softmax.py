@@ -20,8 +20,8 @@ from softmaxkit._arrays import (
     quiet_floating_point,
     reduced_shape,
     rows_view,
-    store,
 )
+from softmaxkit._rules import logsumexp_from_parts, split_at_max, store
 
 
 def shifted_rows(
@@ -189,56 +189,13 @@ def _excluded(xp: Any, rows: Array, weights: Array | None, mask: Array | None) -
 def _logsumexp_real_rows(
     xp: Any, rows: Array, weights: Array | None, mask: Array | None
 ) -> tuple[Array, Array]:
-    """``(log|S|, sign(S))`` per row, ``S = sum(b * exp(x))``.
-
-    The maximal terms are summed apart, ``S = e^max * (m + r)``, and the log taken as
-    ``max + log|m| + log1p(r/m)``: accurate when the other terms are tiny next to the max
-    (Blanchard, Higham & Higham, "Accurately computing the log-sum-exp and softmax
-    functions", IMA J. Numer. Anal. 41(4), 2021), as in SciPy.
-    """
-    zero = constant(xp, 0.0, rows)
+    """``(log|S|, sign(S))`` per row, ``S = sum(b * exp(x))``, from the row's split at its
+    maximum (:func:`softmaxkit._rules.split_at_max`), as in SciPy."""
     rows = _excluded(xp, rows, weights, mask)
-    n = rows.shape[1]
-    if n == 0:
+    if rows.shape[1] == 0:
         empty = xp.full((rows.shape[0],), -np.inf, dtype=rows.dtype, device=device_of(rows))
         return empty, xp.zeros_like(empty)
-    b = xp.ones_like(rows) if weights is None else weights
-    row_max = xp.max(rows, axis=1, keepdims=True)
-    at_max = rows == row_max
-    m = xp.sum(xp.where(at_max, b, zero), axis=1)
-    # Infinite maxima shift by 0 so that no inf - inf arises; their terms are in m anyway.
-    shift = xp.where(xp.isfinite(row_max), row_max, zero)
-    # The maximal entries are left out of the exp too (not only of the sum): at a +inf maximum
-    # exp would be inf, and automatic differentiation would meet 0 * inf.
-    rest = xp.sum(xp.where(at_max, zero, b * xp.exp(xp.where(at_max, zero, rows - shift))), axis=1)
-    row_max = xp.reshape(row_max, (-1,))
-    # Next to a +inf maximum every finite term is 0 (unshifted, they could flip the sign).
-    rest = xp.where(row_max == np.inf, zero, rest)
-    return logsumexp_from_parts(xp, row_max, m, rest)
-
-
-def logsumexp_from_parts(xp: Any, row_max: Array, m: Array, rest: Array) -> tuple[Array, Array]:
-    """``(log|S|, sign(S))`` for ``S = e^max * (m + rest)``: ``m`` the summed weights at the
-    maximum, ``rest`` the other terms scaled by ``e^-max``. Shared by every engine that
-    computes logsumexp from these parts (the Dask engine merges them across chunks).
-    """
-    zero, one = constant(xp, 0.0, m), constant(xp, 1.0, m)
-    m_nonzero = m != 0
-    r = rest / xp.where(m_nonzero, m, one)
-    sign = xp.where(m_nonzero, xp.sign(r + 1) * xp.sign(m), xp.sign(rest))
-    # |1 + r| for r < -1 is -r - 2 + 1: the sum changed sign.
-    r = xp.where(r < -1, -r - 2, r)
-    total_is_zero = sign == 0
-    log_with_m = xp.log(xp.abs(xp.where(m_nonzero, m, one))) + xp.log1p(xp.where(total_is_zero, zero, r))
-    log_rest = xp.log(xp.where(rest == 0, one, xp.abs(rest)))
-    value = row_max + xp.where(m_nonzero, log_with_m, log_rest)
-    nothing = (row_max == -np.inf) | total_is_zero  # log(0)
-    value = xp.where(nothing, constant(xp, -np.inf, value), value)
-    sign = xp.where(nothing, zero, sign)
-    cancelled_inf = (row_max == np.inf) & ~m_nonzero  # weights at +inf sum to 0: inf - inf
-    value = xp.where(cancelled_inf, constant(xp, np.nan, value), value)
-    sign = xp.where(cancelled_inf, constant(xp, np.nan, sign), sign)
-    return value, sign
+    return logsumexp_from_parts(xp, *split_at_max(xp, rows, weights))
 
 
 def _logsumexp_complex_rows(

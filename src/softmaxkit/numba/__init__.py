@@ -25,6 +25,7 @@ import numpy as np
 
 from softmaxkit._arrays import is_half, reduced_shape
 from softmaxkit._engines import PARALLEL_MIN_SIZE
+from softmaxkit._rules import mean, mean_denominator, mean_gradient_scale
 from softmaxkit.numba._columns import softmax_columns
 from softmaxkit.numba._grad import log_softmax_vjp_rows, softmax_vjp_rows
 from softmaxkit.numba._half import cross_entropy_half_rows, softmax_half_rows
@@ -32,7 +33,7 @@ from softmaxkit.numba._layout import deliver, kernel_dtype, layout
 from softmaxkit.numba._loss import cross_entropy_columns, cross_entropy_rows
 from softmaxkit.numba._pieces import softmax_from_pair_rows, softmax_pair_rows
 from softmaxkit.numba._rows import SPLIT, logsumexp_rows, mask_rows, softmax_masked_rows, softmax_rows
-from softmaxkit.numba._small import SMALL, softmax_small_rows
+from softmaxkit.numba._short_rows import SHORT_ROWS, softmax_short_rows
 
 __all__ = [
     "cross_entropy", "log_softmax_vjp", "logsumexp", "softmax", "softmax_from_pairs", "softmax_jvp",
@@ -108,7 +109,7 @@ def softmax(
     result = direct if direct is not None else np.empty(lay.data.shape, dtype=cdt)
     inv_t = cdt.type(1.0 / temperature)
     if inner == 1:
-        rows_kernel = softmax_small_rows if n <= SMALL else softmax_rows
+        rows_kernel = softmax_short_rows if n <= SHORT_ROWS else softmax_rows
         rows_kernel(lay.data.reshape(outer, n), result.reshape(outer, n), inv_t, log)
     else:
         softmax_columns(lay.view3(lay.data), lay.view3(result), inv_t, log,
@@ -150,11 +151,11 @@ def _softmax_masked(x: np.ndarray, where: np.ndarray, n_axes: int, temperature: 
     rows, result = x.reshape(-1, n), target.reshape(-1, n)
     mask = np.ascontiguousarray(where).reshape(-1, n)
     inv_t = x.dtype.type(1.0 / temperature)
-    if SMALL < n <= SPLIT:
+    if SHORT_ROWS < n <= SPLIT:
         softmax_masked_rows(rows, mask, result, inv_t, log)
     else:  # short rows go to the tiled kernel, long ones to the split kernel: mask first
         mask_rows(rows, mask, result)
-        (softmax_small_rows if n <= SMALL else softmax_rows)(result, result, inv_t, log)
+        (softmax_short_rows if n <= SHORT_ROWS else softmax_rows)(result, result, inv_t, log)
     return target
 
 
@@ -223,7 +224,7 @@ def cross_entropy(
     cdt = _covered_dtype(dtype)
     half = _half_rows(logits, (axis,), dtype, None)
     lay = None if half else layout(logits, (axis,), cdt)
-    if lay is not None and lay.shape3[2] > 1 and not SMALL < lay.shape3[1] <= SPLIT:
+    if lay is not None and lay.shape3[2] > 1 and not SHORT_ROWS < lay.shape3[1] <= SPLIT:
         # Column tiles would not fit in cache, or there are so few classes that the row kernel
         # for short rows on a transposed copy is faster (15,000 x 10 in Fortran order: 2.8 ms
         # on column tiles).
@@ -237,9 +238,9 @@ def cross_entropy(
     w = np.ones(n, dtype=cdt) if weight is None else np.ascontiguousarray(weight, dtype=cdt)
     scale = 1.0
     if reduction == "mean":
-        denominator = float(np.sum(w.astype(np.float64)[labels[counted]])) if weight is not None \
-            else float(np.count_nonzero(counted))
-        scale = 1.0 / denominator if denominator > 0 else 0.0
+        denominator = float(mean_denominator(np, labels, None if weight is None else w, ignore_index, rows,
+                                             np.float64, None))
+        scale = mean_gradient_scale(denominator)
     options = (labels, counted, w, float(label_smoothing), scale, bool(return_grad))
     if half:
         # float16 / bfloat16 rows widened one at a time inside the kernel: no float32 copies.
@@ -261,11 +262,11 @@ def cross_entropy(
     elif reduction == "sum":
         loss = np.asarray(np.sum(losses), dtype=dtype)
     else:
-        loss = np.asarray(np.sum(losses) / denominator if denominator > 0 else np.nan, dtype=dtype)
+        loss = np.asarray(mean(np.sum(losses), np.float64(denominator)), dtype=dtype)
     if not return_grad:
         return loss
     if reduction == "mean" and scale == 0.0:
-        grad[...] = 0.0  # nothing counted: no logit moves the (NaN) mean
+        grad[...] = 0.0  # the kernels' 0 * inf or 0 * NaN: _rules.mean_gradient's zero, exactly
     if half:
         return loss, grad
     return loss, deliver(lay.restore(grad), np.dtype(dtype), None)

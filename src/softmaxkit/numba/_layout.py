@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from softmaxkit._arrays import is_half
+from softmaxkit._rules import store
 from softmaxkit.numba._half import convert
 
 
@@ -87,10 +88,6 @@ def layout(x: np.ndarray, axes: tuple[int, ...], dtype: np.dtype, *, last: bool 
 
 
 def deliver(result: np.ndarray, dtype: np.dtype, out: np.ndarray | None) -> np.ndarray:
-    """``result`` in ``dtype``, stored into ``out`` (cast to its dtype) when given, as the generic
-    engine's :func:`softmaxkit._arrays.store` does."""
-    result = convert(result, dtype)
-    if out is None:
-        return result
-    out[...] = convert(result, out.dtype)
-    return out
+    """``result`` in ``dtype``, stored into ``out`` (cast to its dtype) when given: the rule of
+    :func:`softmaxkit._rules.store`, with half types converted by the kernels of ``_half``."""
+    return store(np, convert(result, dtype), out, cast=convert)

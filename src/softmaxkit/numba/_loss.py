@@ -20,7 +20,7 @@ from numba import njit, prange
 
 from softmaxkit.numba._exp import EXACT_FLAGS, exp_small, log_positive
 from softmaxkit.numba._rows import settled_row
-from softmaxkit.numba._small import SMALL, TILE, TILES_PER_TASK, load_tile
+from softmaxkit.numba._short_rows import SHORT_ROWS, TILE, TILES_PER_TASK, load_tile
 from softmaxkit.numba._sums import REDUCE_FLAGS, store_exp, sum_exp
 
 
@@ -75,7 +75,7 @@ def row_cross_entropy(x, g, label, counted, w, smoothing, scale, want_grad):  # 
 @njit(fastmath=EXACT_FLAGS, cache=True)
 def _tile_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, r0, rows,  # type: ignore[no-untyped-def]
                         tile, e, narrow, wide):
-    # Short rows, as softmaxkit.numba._small: ``rows`` rows transposed into a tile so every
+    # Short rows, as softmaxkit.numba._short_rows: ``rows`` rows transposed into a tile so every
     # loop runs across rows (SIMD lanes full), with row_cross_entropy's arithmetic per row.
     # Scratch: tile and e (n, TILE) and narrow (4, TILE) in x's dtype, wide (5, TILE) float64.
     n = x.shape[1]
@@ -139,12 +139,12 @@ def cross_entropy_rows(x, grad, labels, counted, w, smoothing, scale, want_grad)
 
     ``labels`` of rows that are not ``counted`` are never read (they may be out of range).
     """
-    if x.shape[1] <= SMALL:
+    if x.shape[1] <= SHORT_ROWS:
         rows, n = x.shape
         losses = np.empty(rows, dtype=np.float64)
         step = TILE * TILES_PER_TASK
         for k in prange((rows + step - 1) // step):
-            tile = np.empty((n, TILE), dtype=x.dtype)  # scratch per task: see _small
+            tile = np.empty((n, TILE), dtype=x.dtype)  # scratch per task: see _short_rows
             e = np.empty((n, TILE), dtype=x.dtype)
             narrow = np.empty((4, TILE), dtype=x.dtype)
             wide = np.empty((5, TILE), dtype=np.float64)

@@ -16,7 +16,7 @@ from softmaxkit.numba._exp import EXACT_FLAGS, exp_small, log_positive
 from softmaxkit.numba._rows import row_softmax
 from softmaxkit.numba._sums import shifted
 
-SMALL = 16
+SHORT_ROWS = 16
 """Rows up to this length take the tiled kernel."""
 TILE = 128
 TILES_PER_TASK = 8
@@ -84,7 +84,7 @@ def _tile_softmax(x, out, r0, rows, inv_t, log, tile, narrow, wide):  # type: ig
 
 
 @njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def softmax_small_rows(x, out, inv_t, log):  # type: ignore[no-untyped-def]
+def softmax_short_rows(x, out, inv_t, log):  # type: ignore[no-untyped-def]
     """softmax (or log_softmax) over axis 1 of a C-contiguous 2-d array with short rows."""
     rows = x.shape[0]
     step = TILE * TILES_PER_TASK

@@ -22,7 +22,7 @@ _FLOAT32 = np.dtype(np.float32)
 _FLOAT64 = np.dtype(np.float64)
 
 
-def small_softmax(x: np.ndarray, axis: object, log: bool) -> np.ndarray | None:
+def tiny_softmax(x: np.ndarray, axis: object, log: bool) -> np.ndarray | None:
     """softmax (or log_softmax) of ``x`` over the int ``axis``, or ``None`` if this path does not apply."""
     dtype = x.dtype
     if (dtype is not _FLOAT64 and dtype is not _FLOAT32) or x.size == 0:

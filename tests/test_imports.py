@@ -1,0 +1,69 @@
+"""What importing softmaxkit loads, and the names it exports.
+
+``import softmaxkit`` imports NumPy and array-api-compat only; each backend, engine and
+optional extra is imported when an array or a name needs it (subprocesses: a clean
+``sys.modules``).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import types
+
+import softmaxkit as sk
+
+HEAVY = ("numba", "cupy", "dask", "torch", "jax", "scipy", "sklearn", "matplotlib", "zarr", "llvmlite")
+
+
+
+def test_import_is_light():
+    code = textwrap.dedent(f"""
+        import sys, softmaxkit
+        softmaxkit.softmax([1.0, 2.0])
+        softmaxkit.cross_entropy([[1.0, 2.0]], [0])
+        loaded = [m for m in {HEAVY!r} if m in sys.modules]
+        assert not loaded, loaded
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_import_does_not_load_numba() -> None:
+    code = "import softmaxkit, sys; softmaxkit.softmax([1.0, 2.0]); print('numba' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_import_softmaxkit_imports_no_optional_dependency():
+    code = (
+        "import sys, softmaxkit\n"
+        "heavy = ('sklearn', 'scipy', 'matplotlib')\n"
+        "assert not [m for m in heavy if m in sys.modules], sys.modules.keys()\n"
+        "softmaxkit.SoftmaxRegression\n"
+        "assert 'sklearn' in sys.modules and 'matplotlib' not in sys.modules\n"
+        "assert 'fit_temperature' in dir(softmaxkit)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_engine_module_imports_no_gpu_library():
+    code = textwrap.dedent("""
+        import sys, softmaxkit.cuda, softmaxkit.cuda._launch
+        loaded = [m for m in ("cupy", "torch", "jax") if m in sys.modules]
+        assert not loaded, loaded
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_all_lists_exactly_the_public_names():
+    """``__all__`` is the one list of public names: every public attribute is in it, and every
+    name in it resolves (the lazily imported ones too), once and in order."""
+    public = {
+        name for name in dir(sk)
+        if not name.startswith("_") and not isinstance(getattr(sk, name), types.ModuleType)
+    }
+    assert public == set(sk.__all__)
+    assert sk.__all__ == sorted(set(sk.__all__))
+    for name in sk.__all__:
+        assert getattr(sk, name) is not None
