@@ -142,3 +142,20 @@ def test_boolean_input_is_a_float_and_complex_softmax_is_refused():
     np.testing.assert_allclose(face.softmax(np.array([True, False])), special.softmax([1.0, 0.0]))
     with pytest.raises(TypeError, match="complex"):
         face.softmax(np.array([1j, 2.0]))
+
+
+def test_zero_weight_nan_adds_nothing_and_empty_2d_reduces_to_minus_inf():
+    assert face.logsumexp([np.nan], b=[0.0]) == -np.inf
+    assert face.logsumexp([np.nan], b=[0.0], return_sign=True) == (-np.inf, 0.0)
+    assert face.logsumexp(np.zeros((2, 0))) == -np.inf
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "int16", "int32", "int64", "float16", "float32"])
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_dtype_of_integers_is_scipys(name: str, dtype: str):
+    x = np.array([[1, 2], [3, 4]], dtype=dtype)
+    with np.errstate(over="ignore", invalid="ignore"):  # SciPy: uint8 x - max(x) wraps around
+        theirs = getattr(special, name)(x)
+    ours = getattr(face, name)(x)
+    assert ours.dtype == theirs.dtype
+    np.testing.assert_allclose(ours, getattr(special, name)(x.astype(np.float64)), rtol=2e-3)

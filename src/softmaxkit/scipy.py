@@ -38,6 +38,22 @@ def _input(x: Any) -> Any:
     return np.asarray(x)
 
 
+def _float_dtype_of_integers(x: Array) -> Any:
+    """The dtype SciPy's softmax gives integer input: that of ``exp`` in ``x``'s library
+    (NumPy: float16 for 8-bit, float32 for 16-bit, float64 for wider integers; PyTorch and JAX:
+    the default float). None for other input, or where ``exp`` refuses integers (the main API's
+    default float then applies)."""
+    import array_api_compat
+
+    xp = array_api_compat.array_namespace(x)
+    if not xp.isdtype(x.dtype, "integral"):
+        return None
+    try:
+        return xp.exp(xp.zeros((), dtype=x.dtype, device=array_api_compat.device(x))).dtype
+    except TypeError:  # array-api-strict: exp is for floats only
+        return None
+
+
 def _scalar(r: Array) -> Any:
     """A 0-d NumPy result as a NumPy scalar, as SciPy (and NumPy's reductions) return it."""
     return r[()] if isinstance(r, np.ndarray) and r.ndim == 0 else r
@@ -67,7 +83,9 @@ def softmax(x: Any, axis: Axis = None) -> Any:
     - one or more ``+inf``: the ``+inf`` entries share the mass equally, 0 elsewhere (SciPy: NaN);
     - an empty array gives an empty result (SciPy raises ``ValueError``);
     - boolean input is computed in the default float (SciPy raises ``TypeError`` for NumPy);
-      complex input raises ``TypeError`` (SciPy computes a complex softmax).
+      complex input raises ``TypeError`` (SciPy computes a complex softmax);
+    - integer input keeps SciPy's result dtype (that of ``exp``: float16 for 8-bit NumPy
+      integers) but is computed without SciPy's integer wrap-around of ``x - max(x)``.
 
     Examples
     --------
@@ -81,7 +99,8 @@ def softmax(x: Any, axis: Axis = None) -> Any:
     >>> softmax([-float("inf"), -float("inf")])     # SciPy: [nan, nan]
     array([0., 0.])
     """
-    return _scalar(_api.softmax(_input(x), axis=axis))
+    x = _input(x)
+    return _scalar(_api.softmax(x, axis=axis, dtype=_float_dtype_of_integers(x)))
 
 
 def log_softmax(x: Any, axis: Axis = None) -> Any:
@@ -107,7 +126,9 @@ def log_softmax(x: Any, axis: Axis = None) -> Any:
     - all entries ``-inf`` along the axis: all ``-inf`` (SciPy: NaN);
     - ``k`` entries at ``+inf``: ``-log(k)`` there, ``-inf`` elsewhere (SciPy: NaN);
     - an empty array gives an empty result (SciPy raises ``ValueError``);
-    - boolean input is computed in the default float; complex input raises ``TypeError``.
+    - boolean input is computed in the default float; complex input raises ``TypeError``;
+    - integer input keeps SciPy's result dtype (that of ``exp``) without its integer
+      wrap-around of ``x - max(x)``.
 
     Examples
     --------
@@ -119,7 +140,8 @@ def log_softmax(x: Any, axis: Axis = None) -> Any:
     >>> log_softmax([float("inf"), float("inf"), 0.0])   # SciPy: [nan, nan, nan]
     array([-0.69314718, -0.69314718,        -inf])
     """
-    return _scalar(_api.log_softmax(_input(x), axis=axis))
+    x = _input(x)
+    return _scalar(_api.log_softmax(x, axis=axis, dtype=_float_dtype_of_integers(x)))
 
 
 def logsumexp(
@@ -154,8 +176,13 @@ def logsumexp(
     -----
     softmaxkit's logsumexp has SciPy's semantics for every case of its test file: ``-inf``
     for an empty reduction, ``+inf`` with a ``+inf`` entry, NaN with a NaN (of nonzero
-    weight), sign 0 for an exact cancellation. No difference from SciPy 1.17 is known for
-    real input.
+    weight), sign 0 for an exact cancellation. Differences from SciPy 1.17:
+
+    - entries with ``b == 0`` add nothing even when every entry is such and ``a`` holds NaN:
+      ``logsumexp([nan], b=[0])`` is ``-inf`` with sign 0 (SciPy: NaN, its fallback for
+      non-finite results computes ``log(0 * nan)``);
+    - an empty array of two or more dimensions with ``axis=None`` gives ``-inf`` (SciPy
+      raises ``IndexError``).
 
     Examples
     --------
