@@ -123,7 +123,6 @@ def test_former_engine_name_cupy_still_names_the_cuda_engine():
     assert "cupy" not in sk.engine_names()
 
 
-
 @numba_installed
 def test_automatic_choice_by_array_type_and_size() -> None:
     torch = pytest.importorskip("torch")

@@ -17,7 +17,6 @@ import softmaxkit as sk
 HEAVY = ("numba", "cupy", "dask", "torch", "jax", "scipy", "sklearn", "matplotlib", "zarr", "llvmlite")
 
 
-
 def test_import_is_light():
     code = textwrap.dedent(f"""
         import sys, softmaxkit

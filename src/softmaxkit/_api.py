@@ -18,9 +18,12 @@ from softmaxkit import generic
 from softmaxkit._arrays import (
     Array,
     as_array,
+    check_flag,
+    check_index,
     check_labels,
     check_mask,
     check_out,
+    check_real,
     check_temperature,
     device_of,
     namespace,
@@ -255,7 +258,8 @@ def logsumexp(
         out_dtype = xp.result_type(out_dtype, b.dtype)
     mask = check_mask(xp, where, tuple(x.shape))
     return call_engine(
-        "logsumexp", engine, x, axes, b=b, keepdims=bool(keepdims), return_sign=bool(return_sign), where=mask,
+        "logsumexp", engine, x, axes, b=b, keepdims=check_flag(keepdims, "keepdims"),
+        return_sign=check_flag(return_sign, "return_sign"), where=mask,
         dtype=out_dtype,
     )
 
@@ -449,6 +453,13 @@ def cross_entropy(
     """
     logits = in_jax_if_traced(as_array(logits, "logits"), target, weight, label_smoothing)
     xp = namespace(logits)
+    if ignore_index is not None:
+        ignore_index = check_index(ignore_index, "cross_entropy: ignore_index")
+    smoothing = (traced_fraction(label_smoothing, "label_smoothing") if is_traced(label_smoothing)
+                 else check_real(label_smoothing, "cross_entropy: label_smoothing"))
+    want_grad = check_flag(return_grad, "cross_entropy: return_grad")
+    if not isinstance(reduction, str):
+        raise TypeError(f"cross_entropy: reduction must be a string, got {reduction!r}")
     given = as_array(target, "target")
     target = given if namespace(given) is xp else xp.asarray(given)
     a = single_axis(axis, logits.ndim, "cross_entropy")
@@ -479,17 +490,13 @@ def cross_entropy(
         if tuple(weight.shape) != (n_classes,):
             raise ValueError(f"cross_entropy: weight must have shape ({n_classes},), "
                              f"got {tuple(weight.shape)}")
-    if is_traced(label_smoothing):
-        smoothing = traced_fraction(label_smoothing, "label_smoothing")
-    else:
-        smoothing = float(label_smoothing)
-        if not 0.0 <= smoothing <= 1.0:
-            raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    if not is_traced(label_smoothing) and not 0.0 <= smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing!r}")
     if reduction not in _REDUCTIONS:
         raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
     return call_engine(
         "cross_entropy", engine, logits, target, a, weight=weight, ignore_index=ignore_index,
-        label_smoothing=smoothing, reduction=reduction, return_grad=bool(return_grad), dtype=out_dtype,
+        label_smoothing=smoothing, reduction=reduction, return_grad=want_grad, dtype=out_dtype,
     )
 
 
@@ -529,7 +536,8 @@ def one_hot(labels: Any, num_classes: int | None = None, *, dtype: Any = float) 
             raise TypeError("one_hot: num_classes must be given for traced labels (inside jax.jit, "
                             "jax.vmap, ...): the result's shape cannot depend on their values")
         num_classes = int(xp.max(labels)) + 1 if math.prod(labels.shape) else 0
-    if not isinstance(num_classes, numbers.Integral) or num_classes < 0:
+    num_classes = check_index(num_classes, "one_hot: num_classes")
+    if num_classes < 0:
         raise ValueError(f"one_hot: num_classes must be a non-negative int, got {num_classes!r}")
     labels = check_labels(labels, int(num_classes), None, "one_hot")
     info = xp.__array_namespace_info__().default_dtypes(device=device_of(labels))

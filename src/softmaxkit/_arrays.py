@@ -181,11 +181,35 @@ def check_mask(xp: Any, where: Any, shape: tuple[int, ...]) -> Array | None:
     return xp.broadcast_to(mask, shape)
 
 
+def check_real(value: Any, name: str) -> float:
+    """``value`` as a float if it is a real number (a Python or NumPy number, or a 0-d real
+    array); strings and booleans raise TypeError rather than being converted."""
+    is_real = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+    if not is_real and getattr(value, "ndim", None) == 0 and hasattr(value, "dtype"):
+        # A 0-d array of any library (a NumPy, torch or JAX scalar array): its dtype's name.
+        is_real = str(value.dtype).rsplit(".", 1)[-1].startswith(("float", "int", "uint", "bfloat"))
+    if not is_real:
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    return float(value)
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """A boolean option: ``True``/``False`` (or NumPy's booleans) only, so that a string such
+    as ``"no"`` is not silently true."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_index(value: Any, name: str) -> int:
+    """An integer option (booleans are not integers here)."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    return int(value)
+
+
 def check_temperature(temperature: Any) -> float:
-    try:
-        t = float(temperature)
-    except (TypeError, ValueError):
-        raise TypeError(f"temperature must be a real number, got {temperature!r}") from None
+    t = check_real(temperature, "temperature")
     if not (math.isfinite(t) and t > 0):
         raise ValueError(f"temperature must be finite and > 0, got {temperature!r}")
     return t
@@ -202,6 +226,9 @@ def check_out(xp: Any, out: Any, shape: tuple[int, ...], name: str) -> None:
         raise TypeError(f"{name}: out must be an array of the same library as x, got {type(out)}")
     if tuple(out.shape) != shape:
         raise ValueError(f"{name}: out has shape {tuple(out.shape)}, the result has shape {shape}")
+    if isinstance(out, np.ndarray) and not out.flags.writeable:
+        # Checked here so that every engine refuses it alike, before any work.
+        raise ValueError(f"{name}: out is read-only")
     if not is_real_float(xp, out.dtype):
         raise TypeError(f"{name}: out must have a floating dtype, got {out.dtype}")
 

@@ -214,8 +214,32 @@ def _log_probability_beyond_exp(call: Call) -> bool:
         return not np.max(call["logp"]) < 40
 
 
+TEMPERATURE_FUNCTIONS = frozenset({"softmax"}) | ROW_PIECE_FUNCTIONS
+
+
+def _temperature_beyond_kernels(accumulator: Callable[[Any], Any]) -> Callable[[Call], bool]:
+    """Whether the call's temperature is one whose reciprocal kernels cannot use in their
+    accumulator dtype (``T = 1e-300`` or ``1e39`` in float32; issue 13): the generic engine's
+    exact steps give those the limits."""
+
+    def applies(call: Call) -> bool:
+        from softmaxkit.generic._temperature import reciprocal_is_accurate
+
+        return not reciprocal_is_accurate(call["temperature"], accumulator(_result_dtype(call)))
+
+    return applies
+
+
+def _numba_accumulator(dtype: Any) -> Any:
+    from softmaxkit.numba._layout import kernel_dtype
+
+    return kernel_dtype(dtype)
+
+
 NUMBA_GAPS = (
     Gap(ENGINE_FUNCTIONS, "a dtype other than float16, bfloat16, float32 or float64", _numba_dtype_gap),
+    Gap(TEMPERATURE_FUNCTIONS, "a temperature beyond its kernels' range",
+        _temperature_beyond_kernels(_numba_accumulator)),
     Gap(frozenset({"logsumexp"}), "weights (b=) or return_sign=True",
         lambda c: c["b"] is not None or bool(c["return_sign"])),
     Gap(frozenset({"cross_entropy"}), "probability targets", lambda c: c["target"].ndim == c["logits"].ndim),
@@ -241,8 +265,16 @@ def _no_rows(function: str) -> Callable[[Call], bool]:
     return applies
 
 
+def _cuda_accumulator(dtype: Any) -> Any:
+    from softmaxkit.cuda._bridge import dtype_name
+
+    return np.float64 if dtype_name(dtype) == "float64" else np.float32
+
+
 CUDA_GAPS = (
     Gap(ENGINE_FUNCTIONS, "a dtype other than float16, bfloat16, float32 or float64", _cuda_dtype_gap),
+    Gap(TEMPERATURE_FUNCTIONS, "a temperature beyond its kernels' range",
+        _temperature_beyond_kernels(_cuda_accumulator)),
     *(Gap(frozenset({f}), "an empty array or no axis to reduce", _no_rows(f))
       for f in sorted(ENGINE_FUNCTIONS - ROW_PIECE_FUNCTIONS)),
     Gap(frozenset({"logsumexp"}), "weights (b=) or return_sign=True",

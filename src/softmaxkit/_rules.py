@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from softmaxkit._arrays import Array, constant, device_of
+from softmaxkit._sums import row_sums
 
 # --- cross_entropy's "mean" ------------------------------------------------------------------------
 
@@ -61,13 +62,14 @@ def mean(total: Array, denominator: Array) -> Array:
 
 def mean_gradient(xp: Any, grad: Array, denominator: Array) -> Array:
     """The summed losses' gradient turned into the mean's: divided by the denominator, and all
-    0 when nothing is counted (the mean is NaN, but no logit moves it)."""
-    return xp.where(denominator > 0, grad / denominator, constant(xp, 0.0, grad))
+    0 when nothing is counted (the mean is NaN, but no logit moves it). Negative class weights
+    may make the denominator negative: it still divides, as in PyTorch (issue 13)."""
+    return xp.where(denominator != 0, grad / denominator, constant(xp, 0.0, grad))
 
 
 def mean_gradient_scale(denominator: float) -> float:
     """:func:`mean_gradient` as the factor a kernel multiplies each gradient by."""
-    return 1.0 / denominator if denominator > 0 else 0.0
+    return 1.0 / denominator if denominator != 0 else 0.0
 
 
 # --- logsumexp's split at the maximum -------------------------------------------------------------
@@ -85,12 +87,12 @@ def split_at_max(xp: Any, rows: Array, weights: Array | None) -> tuple[Array, Ar
     b = xp.ones_like(rows) if weights is None else weights
     row_max = xp.max(rows, axis=1, keepdims=True)
     at_max = rows == row_max
-    m = xp.sum(xp.where(at_max, b, zero), axis=1)
+    m = row_sums(xp, xp.where(at_max, b, zero))
     # Infinite maxima shift by 0 so that no inf - inf arises; their terms are in m anyway.
     shift = xp.where(xp.isfinite(row_max), row_max, zero)
     # The maximal entries are left out of the exp too (not only of the sum): at a +inf maximum
     # exp would be inf, and automatic differentiation would meet 0 * inf.
-    rest = xp.sum(xp.where(at_max, zero, b * xp.exp(xp.where(at_max, zero, rows - shift))), axis=1)
+    rest = row_sums(xp, xp.where(at_max, zero, b * xp.exp(xp.where(at_max, zero, rows - shift))))
     row_max = xp.reshape(row_max, (-1,))
     # Next to a +inf maximum every finite term is 0 (unshifted, they could flip the sign).
     return row_max, m, xp.where(row_max == np.inf, zero, rest)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from softmaxkit._api import cross_entropy
+from softmaxkit._arrays import check_real
 
 _ROW_SUM_TOLERANCE = 1e-3  # loose enough for float16/float32 probabilities
 
@@ -68,7 +69,9 @@ def fit_temperature(logits: Any, labels: Any, *, bounds: tuple[float, float] = (
         raise ValueError("fit_temperature: there are no samples")
     if not np.all(np.isfinite(logits)):
         raise ValueError("fit_temperature: logits must be finite")
-    low, high = (float(b) for b in bounds)
+    if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+        raise TypeError(f"fit_temperature: bounds must be a pair (low, high), got {bounds!r}")
+    low, high = (check_real(b, "fit_temperature: bounds") for b in bounds)
     if not 0 < low < high < math.inf:
         raise ValueError(f"fit_temperature: bounds must satisfy 0 < low < high < inf, got {bounds!r}")
 

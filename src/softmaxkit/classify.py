@@ -183,6 +183,10 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
         return np.asarray(X @ self.coef_.T) + self.intercept_
 
     def _check_parameters(self) -> None:
+        for flag in ("fit_intercept", "warm_start"):  # "no" would otherwise count as true
+            if not isinstance(getattr(self, flag), (bool, np.bool_)):
+                raise TypeError(f"SoftmaxRegression: {flag} must be True or False, "
+                                f"got {getattr(self, flag)!r}")
         if not _is_real(self.C) or not self.C > 0:
             raise ValueError(f"SoftmaxRegression: C must be a number > 0, got {self.C!r}")
         if not _is_real(self.tol) or not 0 <= self.tol < np.inf:

@@ -42,6 +42,7 @@ from softmaxkit._arrays import (
 from softmaxkit._engines import call_engine
 from softmaxkit._rules import logsumexp_from_parts, split_at_max, store
 from softmaxkit.dask._blocks import field, gather, meta, rows_whole
+from softmaxkit.generic._temperature import scaled_difference
 
 
 def softmax(
@@ -111,7 +112,9 @@ def _merged_pairs(
     maxima, sums = gather(parts, "max", axis), gather(parts, "sumexp", axis)
     xp = namespace(maxima)
     row_max = xp.max(maxima, axis=axis, keepdims=True)
-    scaled = xp.where(maxima == row_max, sums, sums * xp.exp((maxima - row_max) / temperature))
+    # A +inf row max leaves the finite pieces exp(-inf) = 0; NaN spreads.
+    scaled = xp.where(maxima == row_max, sums,
+                      sums * xp.exp(scaled_difference(xp, maxima, row_max, temperature)))
     return {"max": row_max, "sumexp": xp.sum(scaled, axis=axis, keepdims=True)}
 
 

@@ -28,6 +28,7 @@ from softmaxkit._arrays import (
     rows_view,
 )
 from softmaxkit._rules import mean, mean_denominator, mean_gradient
+from softmaxkit._sums import row_sums
 from softmaxkit.generic._softmax import softmax_rows
 
 
@@ -48,7 +49,9 @@ def cross_entropy(
     ct = compute_dtype(xp, dtype)
     rows, restore = rows_view(xp, logits, (axis,))
     n_classes = rows.shape[1]
-    logp = softmax_rows(xp, xp.astype(rows, ct), None, 1.0, log=True)
+    # An empty batch (or no classes, every sample ignored) has no row to normalise.
+    empty = rows.shape[0] == 0 or n_classes == 0
+    logp = xp.astype(rows, ct) if empty else softmax_rows(xp, xp.astype(rows, ct), None, 1.0, log=True)
     zero, one, nan = constant(xp, 0.0, logp), constant(xp, 1.0, logp), constant(xp, float("nan"), logp)
     classes = xp.arange(n_classes, device=device_of(logp))
     labels = xp.reshape(target, (-1,)) if target.ndim == logits.ndim - 1 else None
@@ -72,7 +75,7 @@ def cross_entropy(
     # 0 * log(0) = 0: a class with no target mass adds nothing even where logp is -inf. Both
     # factors are guarded, so that automatic differentiation sees no 0 * inf either.
     no_mass = a == 0
-    per_sample = -xp.sum(xp.where(no_mass, one, a) * xp.where(no_mass, zero, logp), axis=1)
+    per_sample = -row_sums(xp, xp.where(no_mass, one, a) * xp.where(no_mass, zero, logp))
     if unchecked_bad is not None:
         per_sample = xp.where(unchecked_bad, nan, per_sample)
     lead_shape = tuple(d for i, d in enumerate(logits.shape) if i != axis)
@@ -86,7 +89,7 @@ def cross_entropy(
     loss = xp.astype(loss, dtype)
     if not return_grad:
         return loss
-    grad = xp.sum(a, axis=1, keepdims=True) * xp.exp(logp) - a
+    grad = row_sums(xp, a, keepdims=True) * xp.exp(logp) - a
     if scale is not None:
         grad = mean_gradient(xp, grad, scale)
     if unchecked_bad is not None:

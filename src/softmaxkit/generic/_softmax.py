@@ -22,6 +22,8 @@ from softmaxkit._arrays import (
     rows_view,
 )
 from softmaxkit._rules import logsumexp_from_parts, split_at_max, store
+from softmaxkit._sums import row_sums
+from softmaxkit.generic._temperature import scaled_difference
 
 
 def shifted_rows(
@@ -45,8 +47,11 @@ def shifted_rows(
     pos_inf_row = row_max == np.inf
     x = xp.where(pos_inf_row, xp.where(x == np.inf, zero, neg_inf), x)
     shift = xp.where(xp.isfinite(row_max), row_max, zero)
-    z = x - shift
-    return z if is_unit(temperature) else z / temperature
+    if not isinstance(temperature, float | int):
+        # A traced JAX temperature has no value to split into mantissa and exponent: plain
+        # division (the extreme temperatures scaled_difference guards against are rare there).
+        return (x - shift) / temperature
+    return scaled_difference(xp, x, shift, temperature)
 
 
 def is_unit(temperature: Any) -> bool:
@@ -58,7 +63,7 @@ def softmax_rows(xp: Any, rows: Array, mask: Array | None, temperature: float, l
     """softmax (or log_softmax) along axis 1 of a 2-d array in its compute dtype."""
     z = shifted_rows(xp, rows, mask, temperature)
     e = xp.exp(z)
-    return _normalised(xp, z, e, xp.sum(e, axis=1, keepdims=True), log)
+    return _normalised(xp, z, e, row_sums(xp, e, keepdims=True), log)
 
 
 def _normalised(xp: Any, z: Array, e: Array | None, total: Array, log: bool) -> Array:
@@ -113,7 +118,7 @@ def softmax_pairs(x: Array, axes: tuple[int, ...], *, temperature: float) -> tup
         return nothing, xp.zeros_like(nothing)
     row_max = xp.max(rows, axis=1, keepdims=True)
     e = xp.exp(shifted_rows(xp, rows, None, temperature, row_max=row_max))
-    return xp.reshape(row_max, shape), xp.reshape(xp.sum(e, axis=1), shape)
+    return xp.reshape(row_max, shape), xp.reshape(row_sums(xp, e), shape)
 
 
 @quiet_floating_point
@@ -212,7 +217,7 @@ def _logsumexp_complex_rows(
     terms = xp.exp(rows - xp.astype(shift, rows.dtype))
     if weights is not None:
         terms = weights * terms
-    total = xp.sum(terms, axis=1)
+    total = row_sums(xp, terms)
     magnitude = xp.abs(total)
     shift = xp.reshape(shift, (-1,))
     value = xp.log(total) + xp.astype(shift, rows.dtype)

@@ -210,6 +210,9 @@ def logsumexp(
     lay = layout(source, axes, cdt, last=True)
     outer, n, _ = lay.shape3
     values = logsumexp_rows(lay.data.reshape(outer, n))
+    # The rows come in the layout's order of the kept axes (memory order), not the user's.
+    kept = [p for p in lay.perm if p not in axes]
+    values = values.reshape([x.shape[p] for p in kept]).transpose(np.argsort(kept))
     result = values.astype(dtype).reshape(reduced_shape(tuple(x.shape), axes, keepdims))
     return result[()] if result.ndim == 0 else result
 
@@ -242,11 +245,12 @@ def cross_entropy(
                                              np.float64, None))
         scale = mean_gradient_scale(denominator)
     options = (labels, counted, w, float(label_smoothing), scale, bool(return_grad))
+    grad_n = n if return_grad else 0  # explicit: reshape(0, -1) cannot infer it for an empty batch
     if half:
         # float16 / bfloat16 rows widened one at a time inside the kernel: no float32 copies.
         grad = np.empty(logits.shape if return_grad else (rows, 0), dtype=dtype)
         losses = cross_entropy_half_rows(logits.view(np.uint16).reshape(rows, n),
-                                         grad.view(np.uint16).reshape(rows, -1), *options,
+                                         grad.view(np.uint16).reshape(rows, grad_n), *options,
                                          str(np.dtype(dtype)) == "bfloat16")
     elif inner > 1:
         # Classes on a non-last axis: transposed tiles in cache, no transposed copy of the logits.
@@ -255,7 +259,7 @@ def cross_entropy(
                                        *options, _column_width(n, cdt.itemsize))
     else:
         grad = np.empty(lay.data.shape if return_grad else (rows, 0), dtype=cdt)
-        losses = cross_entropy_rows(lay.data.reshape(rows, n), grad.reshape(rows, -1), *options)
+        losses = cross_entropy_rows(lay.data.reshape(rows, n), grad.reshape(rows, grad_n), *options)
     if reduction == "none":
         lead = tuple(target.shape[a] for a in sample_axes)
         loss = losses.reshape(lead).transpose(np.argsort(sample_axes)).astype(dtype)

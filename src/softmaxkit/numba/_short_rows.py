@@ -14,7 +14,7 @@ from numba import njit, prange
 
 from softmaxkit.numba._exp import EXACT_FLAGS, exp_small, log_positive
 from softmaxkit.numba._rows import row_softmax
-from softmaxkit.numba._sums import shifted
+from softmaxkit.numba._sums import halves_needed, shifted
 
 SHORT_ROWS = 16
 """Rows up to this length take the tiled kernel."""
@@ -61,10 +61,20 @@ def _tile_softmax(x, out, r0, rows, inv_t, log, tile, narrow, wide):  # type: ig
         log_positive(total[:rows], lse[:rows])  # vectorised: a libm log per row costs more
         for j in range(rows):
             factor[j] = lse[j]
-        for i in range(n):
-            ti = tile[i]
-            for j in range(rows):
-                ti[j] = (ti[j] - shift[j]) * inv_t - factor[j]
+        halves = False
+        for j in range(rows):
+            halves |= halves_needed(shift[j], inv_t)
+        if halves:  # see _sums.store_log: x - max would overflow
+            h, t2 = x.dtype.type(0.5), inv_t * x.dtype.type(2.0)
+            for i in range(n):
+                ti = tile[i]
+                for j in range(rows):
+                    ti[j] = (ti[j] * h - shift[j] * h) * t2 - factor[j]
+        else:
+            for i in range(n):
+                ti = tile[i]
+                for j in range(rows):
+                    ti[j] = (ti[j] - shift[j]) * inv_t - factor[j]
     else:
         for j in range(rows):
             s = total[j]
