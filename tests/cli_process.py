@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +30,29 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "softmaxkit", *args]
 
 
+# Resource limits are set by the child itself before it becomes the CLI (limits survive exec).
+# Not by a preexec_fn: that runs Python in the forked child of this multithreaded test process
+# (JAX's and the BLAS threads), which may deadlock, and JAX warns about it (an error under -W error).
+_WITH_LIMITS = (
+    "import os, resource, sys\n"
+    "for item in sys.argv[1].split(','):\n"
+    "    k, v = map(int, item.split('='))\n"
+    "    resource.setrlimit(k, (v, v))\n"
+    "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])\n"
+)
+
+
 def run_cli(
     *args: str, cwd: Path | None = None, stdin: str | bytes | None = None, blocked: Sequence[Path] = (),
-    preexec_fn: Callable[[], Any] | None = None, text: bool = True, stdout: Any = subprocess.PIPE,
+    limits: Mapping[int, int] | None = None, text: bool = True, stdout: Any = subprocess.PIPE,
 ) -> subprocess.CompletedProcess[Any]:
-    return subprocess.run(command(*args), stdout=stdout, stderr=subprocess.PIPE, input=stdin, text=text,
-                          cwd=cwd, env=child_env(*blocked), preexec_fn=preexec_fn, timeout=120)
+    """``python -m softmaxkit *args``; ``limits`` maps ``resource.RLIMIT_*`` to the child's limit."""
+    argv = command(*args)
+    if limits:
+        settings = ",".join(f"{int(k)}={int(v)}" for k, v in limits.items())
+        argv = [sys.executable, "-c", _WITH_LIMITS, settings, *argv[1:]]
+    return subprocess.run(argv, stdout=stdout, stderr=subprocess.PIPE, input=stdin, text=text,
+                          cwd=cwd, env=child_env(*blocked), timeout=120)
 
 
 def blocker(folder: Path, *modules: str) -> Path:

@@ -171,3 +171,9 @@ def test_reliability_diagram_without_matplotlib_says_how_to_install(monkeypatch)
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ImportError, match=r"pip install 'softmaxkit\[classify\]'"):
         reliability_diagram([[0.9, 0.1]], [0])
+
+
+def test_fit_temperature_without_scipy_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "scipy.optimize", None)
+    with pytest.raises(ModuleNotFoundError, match=r'pip install "softmaxkit\[classify\]"'):
+        fit_temperature([[2.0, 0.0], [0.0, 2.0]], [0, 1])

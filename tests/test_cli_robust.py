@@ -113,10 +113,8 @@ def test_item9_memory_error_is_one_line(tmp_path):
                                                       "shape": (2**20, 1024)})
         handle.truncate(handle.tell() + 2**32)
 
-    def limit_memory() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (6 * 2**30, 6 * 2**30))
-
-    result = run_cli("apply", "big.npy", "-o", "out.csv", cwd=tmp_path, preexec_fn=limit_memory)
+    limits = {resource.RLIMIT_AS: 6 * 2**30}
+    result = run_cli("apply", "big.npy", "-o", "out.csv", cwd=tmp_path, limits=limits)
     assert_one_line_error(result, "out of memory")
     assert sorted(os.listdir(tmp_path)) == ["big.npy"]
 
@@ -175,12 +173,10 @@ def test_item10_disk_full_is_an_error_not_sigbus(tmp_path, source):
     assert result.stdout.split() == ["out.npy", "precious"]
 
 
-def _file_size_limit(nbytes: int):
-    def limit() -> None:
-        import resource
+def _file_size_limit(nbytes: int) -> dict[int, int]:
+    import resource
 
-        resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, nbytes))
-    return limit
+    return {resource.RLIMIT_FSIZE: nbytes}
 
 
 @linux_only
@@ -191,7 +187,7 @@ def test_item10_output_past_the_file_size_limit(tmp_path, output):
     np.save(tmp_path / "x.npy", np.ones((512, 1024), np.float32))  # 2 MiB in and out
     (tmp_path / output).write_text("precious")
     result = run_cli("apply", "x.npy", "-o", output, "--engine", "generic", cwd=tmp_path,
-                     preexec_fn=_file_size_limit(2**20))
+                     limits=_file_size_limit(2**20))
     assert_one_line_error(result, f"{output}: File too large")
     assert sorted(os.listdir(tmp_path)) == sorted([output, "x.npy"])
     assert (tmp_path / output).read_text() == "precious"
@@ -203,7 +199,7 @@ def test_item10_npy_output_through_dask_past_the_file_size_limit(tmp_path):
     zarr = pytest.importorskip("zarr")
     store = zarr.open(str(tmp_path / "x.zarr"), mode="w", shape=(512, 1024), chunks=(128, 1024), dtype="f4")
     store[:] = 1.0
-    result = run_cli("apply", "x.zarr", "-o", "out.npy", cwd=tmp_path, preexec_fn=_file_size_limit(2**20))
+    result = run_cli("apply", "x.zarr", "-o", "out.npy", cwd=tmp_path, limits=_file_size_limit(2**20))
     assert_one_line_error(result, "File too large")
     assert os.listdir(tmp_path) == ["x.zarr"]
 

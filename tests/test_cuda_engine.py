@@ -294,7 +294,7 @@ def test_long_row_error_does_not_grow():
 def test_every_compiled_strategy_was_planned():
     # The shapes above reach every strategy on this device (a guard for SHAPES).
     device = cupy.cuda.Device()
-    sm, shared = _launch._device_limits(device.id)
+    sm, shared = _launch.device_limits(device.id)
     seen = {_plan.plan_launch("softmax", "float32", r, n, aligned=True, sm_count=sm,
                               max_shared_bytes=shared).strategy for r, n in SHAPES}
     assert seen == {"warp", "block", "smem", "split"}
@@ -339,3 +339,80 @@ def test_jax_gpu_round_trip():
     np.testing.assert_allclose(np.asarray(p), np.asarray(jax.nn.softmax(x, axis=-1)), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(np.asarray(sk.logsumexp(x, axis=1)),
                                np.asarray(jax.scipy.special.logsumexp(x, axis=1)), rtol=1e-6)
+
+
+# --- review findings: flush-to-zero, streams, devices, host inputs --------------------------------------
+
+@pytest.mark.parametrize("n", [2, 3000, 300_001], ids=["warp", "block", "split"])
+def test_subnormal_probabilities_are_not_flushed_to_zero(n):
+    # Regression: CuPy's RawModule compiled with -ftz=true, so exp(-100) = 3.7e-44 (a float32
+    # subnormal) came out as 0 against SPEC §2's relative bound.
+    x64 = np.zeros((1, n))
+    x64[0, 1::2] = -100.0
+    p = cupy.asnumpy(sk.softmax(cupy.asarray(x64, dtype=cupy.float32), engine="cupy")).astype(np.float64)
+    want = sk.softmax(x64, engine="generic")
+    tiny = 2.0**-126
+    assert np.all(p[0, 1::2] > 0)
+    np.testing.assert_allclose(p[0, 1::2], want[0, 1::2], rtol=0, atol=2.0**-149 * 2)
+    assert want[0, 1] < tiny
+
+
+def test_torch_side_stream_orders_inputs_temporaries_and_outputs():
+    torch = torch_or_skip()
+    side = torch.cuda.Stream()
+    src = torch.randn(64, 5000, device="cuda")
+    labels = torch.randint(0, 5000, (64,), device="cuda")
+    torch.cuda.synchronize()
+    with torch.cuda.stream(side):
+        x = torch.empty_like(src)
+        if hasattr(torch.cuda, "_sleep"):
+            torch.cuda._sleep(50_000_000)  # the copy lands late: another stream would read garbage
+        x.copy_(src)
+        p = sk.softmax(x.bfloat16())  # a cast temporary (bfloat16 bits) lives on this stream only
+        loss, _ = sk.cross_entropy(x, labels, return_grad=True)
+        lp = sk.log_softmax(x)
+    side.synchronize()
+    torch.testing.assert_close(p, torch.softmax(src.bfloat16().float(), -1).bfloat16())
+    torch.testing.assert_close(lp, torch.log_softmax(src, -1), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(src, labels), rtol=1e-5, atol=1e-6)
+
+
+def test_numpy_where_target_weight_with_torch_cuda_input():
+    torch = torch_or_skip()
+    x = torch.randn(8, 300, device="cuda", dtype=torch.float64)
+    where = np.random.default_rng(0).random((8, 300)) < 0.8
+    got = sk.softmax(x, where=where)
+    want = sk.softmax(x, where=torch.from_numpy(where).cuda())
+    torch.testing.assert_close(got, want)
+    labels, weight = np.arange(8) * 3, np.linspace(0.5, 2.0, 300)
+    loss = sk.cross_entropy(x, labels, weight=weight)
+    ref = torch.nn.functional.cross_entropy(x, torch.from_numpy(labels).cuda(),
+                                            weight=torch.from_numpy(weight).cuda())
+    torch.testing.assert_close(loss, ref)
+    probs = np.full((8, 300), 1 / 300)
+    on_device = torch.from_numpy(probs).cuda()
+    torch.testing.assert_close(sk.cross_entropy(x, probs), sk.cross_entropy(x, on_device))
+
+
+def test_second_device_input_stays_on_its_device():
+    if _DEVICES < 2:
+        pytest.skip("one CUDA device")
+    with cupy.cuda.Device(1):
+        x = cupy.asarray(random_rows(16, 700, "float16"), dtype=cupy.float16)
+    with cupy.cuda.Device(0):  # the current device is not the input's: casts and kernels follow x
+        p = sk.softmax(x, dtype="float32", engine="cupy")
+    assert p.device.id == 1
+    np.testing.assert_allclose(cupy.asnumpy(p), sk.softmax(cupy.asnumpy(x).astype(np.float64)), rtol=1e-5,
+                               atol=1e-7)
+
+
+@pytest.mark.parametrize("n", [33 * 4096, 200 * 4096])
+def test_split_merge_is_deterministic_with_many_partials(n):
+    x = cupy.asarray(random_rows(1, n, "float32"), dtype=cupy.float32)
+    first = sk.logsumexp(x, axis=1, engine="cupy")
+    p = sk.softmax(x, engine="cupy")
+    cupy.testing.assert_array_equal(sk.logsumexp(x, axis=1, engine="cupy"), first)
+    cupy.testing.assert_array_equal(sk.softmax(x, engine="cupy"), p)
+    x64 = cupy.asnumpy(x).astype(np.float64)
+    want = float(sk.logsumexp(x64, axis=1)[0])
+    assert abs(float(first[0]) - want) < 8 * EPS["float32"] * (1 + abs(want))

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import softmaxkit as sk
-from softmaxkit import _engines, generic
+from softmaxkit import _engines, cuda, generic
 from softmaxkit.cuda import _bridge, _launch
 
 
@@ -71,11 +71,11 @@ def numpy_gpu(monkeypatch):
     """NumPy in CuPy's place, the kernels' contracts in NumPy, and the engine forced."""
     fake = types.ModuleType("cupy")
     fake.ndarray = type("ndarray", (), {})  # no real array is a "CuPy" one: conversions are visible
-    for name in ("ascontiguousarray", "asarray", "empty", "int64", "ones", "where", "from_dlpack"):
+    for name in ("ascontiguousarray", "asarray", "empty", "int64", "uint8", "ones", "where", "from_dlpack"):
         setattr(fake, name, getattr(np, name))
     monkeypatch.setitem(sys.modules, "cupy", fake)
     monkeypatch.setattr(_bridge, "from_cupy", lambda y, like, dtype: y)
-    monkeypatch.setattr(_launch, "on_device", lambda a: contextlib.nullcontext())
+    monkeypatch.setattr(_launch, "context", lambda a: contextlib.nullcontext())
     for name, fn in (("softmax", fake_softmax), ("logsumexp", fake_logsumexp), ("vjp", fake_vjp),
                      ("cross_entropy", fake_cross_entropy)):
         monkeypatch.setattr(_launch, name, fn)
@@ -175,3 +175,111 @@ def test_cross_entropy_nothing_counted(numpy_gpu):
     logits = X[0].astype(np.float32)
     loss, grad = through_engine("cross_entropy", logits, np.full(4, -1), ignore_index=-1, return_grad=True)
     assert np.isnan(loss) and not np.any(grad)
+
+
+# --- device, stream and host inputs (review findings 2 and 3) ----------------------------------------
+
+@pytest.fixture
+def inside_context(numpy_gpu, monkeypatch):
+    """Fails any cast or copy (``_rows``, ``_mask_rows``) made outside ``_launch.context``."""
+    state = {"inside": False, "entered": 0}
+
+    @contextlib.contextmanager
+    def context(a):
+        state["inside"] = True
+        state["entered"] += 1
+        try:
+            yield
+        finally:
+            state["inside"] = False
+
+    monkeypatch.setattr(_launch, "context", context)
+    for name in ("_rows", "_mask_rows"):
+        original = getattr(cuda, name)
+
+        def checked(*args, _original=original, _name=name, **kwargs):
+            assert state["inside"], f"{_name} ran outside the input's device and stream"
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(cuda, name, checked)
+    return state
+
+
+def test_casts_and_copies_run_inside_the_device_context(inside_context):
+    x = X.astype(np.float16)
+    where = np.random.default_rng(1).random(X.shape) < 0.7
+    through_engine("softmax", x, axis=(0, 2), where=where, dtype="float32")
+    through_engine("logsumexp", x, axis=1, where=where)
+    s = sk.softmax(X.astype(np.float32), axis=1, engine="generic")
+    through_engine("softmax_vjp", s, np.cos(X), axis=1)
+    through_engine("cross_entropy", x, np.zeros((3, 5), dtype=np.int64), axis=1, weight=np.ones(4),
+                   return_grad=True)
+    assert inside_context["entered"] >= 4  # every engine call entered it (one per public call or more)
+
+
+class _Recorder:
+    def __init__(self, log, what):
+        self.log, self.what = log, what
+
+    def __enter__(self):
+        self.log.append(("enter", *self.what))
+
+    def __exit__(self, *exc):
+        self.log.append(("exit", *self.what))
+
+
+def _fake_cupy(log):
+    fake = types.ModuleType("cupy")
+    fake.cuda = types.SimpleNamespace(
+        Device=lambda i: _Recorder(log, ("device", i)),
+        Stream=types.SimpleNamespace(from_external=lambda s: _Recorder(log, ("stream", s.__cuda_stream__()))),
+        get_current_stream=lambda: types.SimpleNamespace(synchronize=lambda: log.append(("synchronize",))),
+    )
+    return fake
+
+
+def test_torch_input_launches_on_torch_current_stream_of_its_device(monkeypatch):
+    torch = pytest.importorskip("torch")
+    log = []
+    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(log))
+    seen = []
+    fake_torch = types.SimpleNamespace(cuda=types.SimpleNamespace(
+        current_stream=lambda device: seen.append(device) or types.SimpleNamespace(cuda_stream=0xBEEF)))
+    monkeypatch.setattr(_bridge, "torch", lambda: fake_torch)
+    monkeypatch.setattr(_bridge, "device_id", lambda a: 1)
+    x = torch.zeros(2)
+    with _launch.context(x):
+        log.append(("work",))
+    assert seen == [x.device]
+    assert log == [("enter", "device", 1), ("enter", "stream", (0, 0xBEEF)), ("work",),
+                   ("exit", "stream", (0, 0xBEEF)), ("exit", "device", 1)]
+
+
+def test_jax_input_is_synchronised_before_the_result_is_handed_back(monkeypatch):
+    jnp = pytest.importorskip("jax.numpy")
+    log = []
+    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(log))
+    monkeypatch.setattr(_bridge, "device_id", lambda a: 0)
+    with _launch.context(jnp.zeros(2)):
+        log.append(("work",))
+    assert log == [("enter", "device", 0), ("work",), ("synchronize",), ("exit", "device", 0)]
+
+
+def test_cupy_input_keeps_cupys_current_stream(monkeypatch):
+    log = []
+    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(log))
+    monkeypatch.setattr(_bridge, "device_id", lambda a: 2)
+    with _launch.context(np.zeros(2)):  # neither torch nor JAX: CuPy's own stream
+        log.append(("work",))
+    assert log == [("enter", "device", 2), ("work",), ("exit", "device", 2)]
+
+
+def test_host_masks_targets_and_weights_go_to_the_inputs_library_and_device():
+    torch = pytest.importorskip("torch")
+    like = torch.zeros(3, dtype=torch.float64)
+    moved = _bridge.to_device_of(np.array([True, False, True]), like)
+    assert isinstance(moved, torch.Tensor) and moved.device == like.device and moved.dtype == torch.bool
+    assert _bridge.to_device_of(None, like) is None
+    jnp = pytest.importorskip("jax.numpy")
+    moved = _bridge.to_device_of(torch.tensor([1, 2]), jnp.zeros(2))
+    assert type(moved).__module__.startswith("jax") and list(moved.tolist()) == [1, 2]

@@ -118,7 +118,7 @@ def test_name_expressions():
     p = _plan.plan_launch("logsumexp", "bfloat16", 8, 1_000_000, aligned=True, **H100)
     assert p.kernels == ("sk_softmax_split_stats<sk_bfloat16, 256, 256, 8, 2>",
                          "sk_logsumexp_split_finish<sk_bfloat16>")
-    assert p.finish_grid == 1
+    assert p.finish_grid == 2  # a warp per row: 4 rows a block of FINISH_BLOCK threads
     w = _plan.plan_launch("vjp", "float16", 100, 100, aligned=False, **H100)
     assert w.kernels == ("sk_vjp_rows<sk_half, 32, 128, 1, 4>",)
 
@@ -216,3 +216,17 @@ def test_heavy_families_leave_the_warp_strategy_at_512():
         p = _plan.plan_launch(family, "float32", 4096, 513, aligned=True, **H100)
         assert p.strategy == "block" and p.config.elements == 16
     assert _plan.plan_launch("softmax", "float32", 4096, 1024, aligned=True, **H100).config.elements == 32
+
+
+def test_install_extras_bring_nvrtc_for_cuda_12_and_13():
+    # Review finding 5: `cuda` named cupy-cuda12x without NVRTC; GPU machines now run CUDA 13.
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    extras = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert extras["cuda12"] == ["cupy-cuda12x[ctk]>=14"]
+    assert extras["cuda13"] == extras["cuda"] == ["cupy-cuda13x[ctk]>=14"]
+    assert any(r.startswith("cuda-toolkit[nvrtc]") for r in extras["test"])  # the compile tests
+    readme = (root / "README.md").read_text()
+    assert 'softmaxkit[cuda13]"` for 13.x' in readme and 'softmaxkit[cuda12]"` for 12.x' in readme

@@ -66,3 +66,46 @@ def test_all_lists_exactly_the_public_names():
     assert sk.__all__ == sorted(set(sk.__all__))
     for name in sk.__all__:
         assert getattr(sk, name) is not None
+
+
+def _imports_of_each_module() -> dict[str, set[str]]:
+    """softmaxkit's modules and the softmaxkit modules each imports, at the top or inside a
+    function (a lazy import is still a dependency)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(sk.__file__).parent.parent
+    modules = {}
+    for path in (root / "softmaxkit").rglob("*.py"):
+        name = ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+        modules[name] = path
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                targets = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                           for a in node.names]
+            else:
+                continue
+            graph[name] |= {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def test_no_import_cycles():
+    """Regression: _api and dask._loss imported each other, and dask._files the whole package."""
+    graph = _imports_of_each_module()
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(graph[module]):
+            assert state.get(target) != 1, " -> ".join([*path, module, target])
+            if target not in state:
+                visit(target, [*path, module])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [])

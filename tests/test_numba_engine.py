@@ -410,7 +410,7 @@ def test_half_conversions_match_numpy() -> None:
     from softmaxkit.numba import _half
 
     @numba.njit
-    def widen_both(bits):  # type: ignore[no-untyped-def]
+    def widen_both(bits):
         a = np.empty(bits.size, np.float32)
         b = np.empty(bits.size, np.float32)
         for i in range(bits.size):
@@ -419,7 +419,7 @@ def test_half_conversions_match_numpy() -> None:
         return a, b
 
     @numba.njit
-    def narrow_both(f):  # type: ignore[no-untyped-def]
+    def narrow_both(f):
         a = np.empty(f.size, np.uint16)
         b = np.empty(f.size, np.uint16)
         for i in range(f.size):

@@ -5,6 +5,8 @@ family and label encodings, with exact semantics for every edge case, on any arr
 Importing softmaxkit imports no array backend beyond NumPy.
 """
 
+import typing
+
 from softmaxkit._api import (
     cross_entropy,
     log_sigmoid,
@@ -23,6 +25,10 @@ from softmaxkit._api import (
 )
 from softmaxkit._engines import engine_names
 from softmaxkit.labels import LabelIndex
+
+if typing.TYPE_CHECKING:  # the lazy names below, typed for mypy and pyright; imported on first use
+    from softmaxkit.calibrate import ece, fit_temperature, reliability_diagram
+    from softmaxkit.classify import SoftmaxRegression
 
 __version__ = "0.1.0"
 

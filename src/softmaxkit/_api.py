@@ -2,17 +2,19 @@
 
 Every function accepts an array of any library that implements the Python array API
 standard (NumPy, CuPy, PyTorch, JAX, Dask, array-api-strict, ...) and returns one of the same
-library; lists and Python numbers are taken as NumPy arrays.
+library; lists and Python numbers are taken as NumPy arrays. The ``@overload`` stubs above a
+function say the same to type checkers: NumPy input first, then any other array type
+(``ArrayT``), and the ``Literal`` flags that turn the result into a pair (softmaxkit._typing).
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, get_args, overload
 
 import numpy as np
+from numpy.typing import NDArray
 
 from softmaxkit import generic
 from softmaxkit._arrays import (
@@ -45,9 +47,8 @@ from softmaxkit._jax import (
     traced_temperature,
 )
 from softmaxkit._rules import store
+from softmaxkit._typing import ArrayT, Axis, ClassNames, EngineName, NumPyInput, NumPyValue, Reduction
 from softmaxkit.generic._tiny import tiny_softmax
-
-Axis = int | Sequence[int] | None
 
 
 def _softmax_family(
@@ -110,10 +111,20 @@ def _eager_jax_softmax(
     return call(x, where=where) if t == 1.0 else call(x, where=where, temperature=t)
 
 
+@overload
+def softmax(
+    x: NumPyInput, /, axis: Axis = ..., *, where: Any = ..., temperature: float = ...,
+    dtype: Any = ..., out: Any = ..., engine: EngineName | None = ...,
+) -> NDArray[Any]: ...
+@overload
+def softmax(
+    x: ArrayT, /, axis: Axis = ..., *, where: Any = ..., temperature: float = ...,
+    dtype: Any = ..., out: Any = ..., engine: EngineName | None = ...,
+) -> ArrayT: ...
 def softmax(
     x: Any, /, axis: Axis = -1, *, where: Any = None, temperature: float = 1.0,
-    dtype: Any = None, out: Any = None, engine: str | None = None,
-) -> Array:
+    dtype: Any = None, out: Any = None, engine: EngineName | None = None,
+) -> Any:
     """Softmax along ``axis``: ``exp(x / T) / sum(exp(x / T))``, computed without overflow.
 
     Parameters
@@ -160,10 +171,20 @@ def softmax(
     return _softmax_family("softmax", x, axis, where, temperature, dtype, out, engine, log=False)
 
 
+@overload
+def log_softmax(
+    x: NumPyInput, /, axis: Axis = ..., *, where: Any = ..., temperature: float = ...,
+    dtype: Any = ..., out: Any = ..., engine: EngineName | None = ...,
+) -> NDArray[Any]: ...
+@overload
+def log_softmax(
+    x: ArrayT, /, axis: Axis = ..., *, where: Any = ..., temperature: float = ...,
+    dtype: Any = ..., out: Any = ..., engine: EngineName | None = ...,
+) -> ArrayT: ...
 def log_softmax(
     x: Any, /, axis: Axis = -1, *, where: Any = None, temperature: float = 1.0,
-    dtype: Any = None, out: Any = None, engine: str | None = None,
-) -> Array:
+    dtype: Any = None, out: Any = None, engine: EngineName | None = None,
+) -> Any:
     """Logarithm of :func:`softmax`, computed directly: ``z - log(sum(exp(z)))``, ``z = (x - max) / T``.
 
     Takes the same arguments as :func:`softmax`. Excluded and ``-inf`` entries give ``-inf``;
@@ -182,10 +203,35 @@ def log_softmax(
     return _softmax_family("log_softmax", x, axis, where, temperature, dtype, out, engine, log=True)
 
 
+@overload
+def logsumexp(
+    x: NumPyInput, /, axis: Axis = ..., *, b: Any = ..., keepdims: bool = ...,
+    return_sign: Literal[False] = ..., where: Any = ..., dtype: Any = ..., engine: EngineName | None = ...,
+) -> NumPyValue: ...
+@overload
+def logsumexp(
+    x: ArrayT, /, axis: Axis = ..., *, b: Any = ..., keepdims: bool = ...,
+    return_sign: Literal[False] = ..., where: Any = ..., dtype: Any = ..., engine: EngineName | None = ...,
+) -> ArrayT: ...
+@overload
+def logsumexp(
+    x: NumPyInput, /, axis: Axis = ..., *, b: Any = ..., keepdims: bool = ...,
+    return_sign: Literal[True], where: Any = ..., dtype: Any = ..., engine: EngineName | None = ...,
+) -> tuple[NumPyValue, NumPyValue]: ...
+@overload
+def logsumexp(
+    x: ArrayT, /, axis: Axis = ..., *, b: Any = ..., keepdims: bool = ...,
+    return_sign: Literal[True], where: Any = ..., dtype: Any = ..., engine: EngineName | None = ...,
+) -> tuple[ArrayT, ArrayT]: ...
+@overload
+def logsumexp(
+    x: Any, /, axis: Axis = ..., *, b: Any = ..., keepdims: bool = ...,
+    return_sign: bool, where: Any = ..., dtype: Any = ..., engine: EngineName | None = ...,
+) -> Any: ...
 def logsumexp(
     x: Any, /, axis: Axis = None, *, b: Any = None, keepdims: bool = False,
-    return_sign: bool = False, where: Any = None, dtype: Any = None, engine: str | None = None,
-) -> Array | tuple[Array, Array]:
+    return_sign: bool = False, where: Any = None, dtype: Any = None, engine: EngineName | None = None,
+) -> Any:
     """``log(sum(b * exp(x)))`` over ``axis``, with SciPy's semantics.
 
     Parameters
@@ -272,7 +318,11 @@ def _elementwise(function: Any, name: str, x: Any, dtype: Any, out: Any) -> Arra
     return store(xp, function(x, dtype=out_dtype), out)
 
 
-def sigmoid(x: Any, /, *, dtype: Any = None, out: Any = None) -> Array:
+@overload
+def sigmoid(x: NumPyInput, /, *, dtype: Any = ..., out: Any = ...) -> NDArray[Any]: ...
+@overload
+def sigmoid(x: ArrayT, /, *, dtype: Any = ..., out: Any = ...) -> ArrayT: ...
+def sigmoid(x: Any, /, *, dtype: Any = None, out: Any = None) -> Any:
     """The logistic function ``1 / (1 + exp(-x))``: softmax of ``[x, 0]``, the two-class case.
 
     Never overflows; ``sigmoid(-inf) = 0``, ``sigmoid(inf) = 1``.
@@ -288,7 +338,11 @@ def sigmoid(x: Any, /, *, dtype: Any = None, out: Any = None) -> Array:
     return _elementwise(generic.sigmoid, "sigmoid", x, dtype, out)
 
 
-def log_sigmoid(x: Any, /, *, dtype: Any = None, out: Any = None) -> Array:
+@overload
+def log_sigmoid(x: NumPyInput, /, *, dtype: Any = ..., out: Any = ...) -> NDArray[Any]: ...
+@overload
+def log_sigmoid(x: ArrayT, /, *, dtype: Any = ..., out: Any = ...) -> ArrayT: ...
+def log_sigmoid(x: Any, /, *, dtype: Any = None, out: Any = None) -> Any:
     """``log(sigmoid(x))``, accurate for large negative ``x`` (where it is about ``x``).
 
     Examples
@@ -300,7 +354,11 @@ def log_sigmoid(x: Any, /, *, dtype: Any = None, out: Any = None) -> Array:
     return _elementwise(generic.log_sigmoid, "log_sigmoid", x, dtype, out)
 
 
-def softplus(x: Any, /, *, dtype: Any = None, out: Any = None) -> Array:
+@overload
+def softplus(x: NumPyInput, /, *, dtype: Any = ..., out: Any = ...) -> NDArray[Any]: ...
+@overload
+def softplus(x: ArrayT, /, *, dtype: Any = ..., out: Any = ...) -> ArrayT: ...
+def softplus(x: Any, /, *, dtype: Any = None, out: Any = None) -> Any:
     """``log(1 + exp(x))``, the smooth ReLU; ``softplus(x) - softplus(-x) = x``.
 
     Examples
@@ -312,7 +370,11 @@ def softplus(x: Any, /, *, dtype: Any = None, out: Any = None) -> Array:
     return _elementwise(generic.softplus, "softplus", x, dtype, out)
 
 
-def softmax_jacobian(x: Any, /, axis: int = -1, *, temperature: float = 1.0) -> Array:
+@overload
+def softmax_jacobian(x: NumPyInput, /, axis: int = ..., *, temperature: float = ...) -> NDArray[Any]: ...
+@overload
+def softmax_jacobian(x: ArrayT, /, axis: int = ..., *, temperature: float = ...) -> ArrayT: ...
+def softmax_jacobian(x: Any, /, axis: int = -1, *, temperature: float = 1.0) -> Any:
     """The Jacobian of ``softmax(x, axis)``: ``(diag(s) - s s^T) / T``, shape ``(..., n, n)``.
 
     The leading dimensions are those of ``x`` without ``axis``. Costs O(n²) memory per row;
@@ -335,7 +397,7 @@ def softmax_jacobian(x: Any, /, axis: int = -1, *, temperature: float = 1.0) -> 
     return generic.softmax_jacobian(x, a, temperature=t, dtype=out_dtype)
 
 
-def _product(function: str, first: Any, g: Any, axis: Axis, engine: str | None) -> Array:
+def _product(function: str, first: Any, g: Any, axis: Axis, engine: EngineName | None) -> Array:
     first = in_jax_if_traced(as_array(first, "s"), g)
     xp = namespace(first)
     g = as_array(g, "g")
@@ -348,7 +410,13 @@ def _product(function: str, first: Any, g: Any, axis: Axis, engine: str | None) 
     return call_engine(function, engine, first, g, axes, dtype=out_dtype)
 
 
-def softmax_vjp(s: Any, g: Any, /, axis: Axis = -1, *, engine: str | None = None) -> Array:
+@overload
+def softmax_vjp(
+    s: NumPyInput, g: Any, /, axis: Axis = ..., *, engine: EngineName | None = ...
+) -> NDArray[Any]: ...
+@overload
+def softmax_vjp(s: ArrayT, g: Any, /, axis: Axis = ..., *, engine: EngineName | None = ...) -> ArrayT: ...
+def softmax_vjp(s: Any, g: Any, /, axis: Axis = -1, *, engine: EngineName | None = None) -> Any:
     """Vector-Jacobian product of softmax: ``s * (g - sum(g * s))`` with ``s = softmax(x)``.
 
     O(n) per row; the Jacobian is never built. This is the backward pass of softmax.
@@ -363,7 +431,13 @@ def softmax_vjp(s: Any, g: Any, /, axis: Axis = -1, *, engine: str | None = None
     return _product("softmax_vjp", s, g, axis, engine)
 
 
-def softmax_jvp(s: Any, v: Any, /, axis: Axis = -1, *, engine: str | None = None) -> Array:
+@overload
+def softmax_jvp(
+    s: NumPyInput, v: Any, /, axis: Axis = ..., *, engine: EngineName | None = ...
+) -> NDArray[Any]: ...
+@overload
+def softmax_jvp(s: ArrayT, v: Any, /, axis: Axis = ..., *, engine: EngineName | None = ...) -> ArrayT: ...
+def softmax_jvp(s: Any, v: Any, /, axis: Axis = -1, *, engine: EngineName | None = None) -> Any:
     """Jacobian-vector product of softmax, ``J v``; equals the vjp since ``J`` is symmetric.
 
     Examples
@@ -376,7 +450,15 @@ def softmax_jvp(s: Any, v: Any, /, axis: Axis = -1, *, engine: str | None = None
     return _product("softmax_jvp", s, v, axis, engine)
 
 
-def log_softmax_vjp(logp: Any, g: Any, /, axis: Axis = -1, *, engine: str | None = None) -> Array:
+@overload
+def log_softmax_vjp(
+    logp: NumPyInput, g: Any, /, axis: Axis = ..., *, engine: EngineName | None = ...
+) -> NDArray[Any]: ...
+@overload
+def log_softmax_vjp(
+    logp: ArrayT, g: Any, /, axis: Axis = ..., *, engine: EngineName | None = ...
+) -> ArrayT: ...
+def log_softmax_vjp(logp: Any, g: Any, /, axis: Axis = -1, *, engine: EngineName | None = None) -> Any:
     """Vector-Jacobian product of log_softmax: ``g - exp(logp) * sum(g)``.
 
     Entries with ``logp == -inf`` (excluded inputs) get 0 and their ``g`` takes no part.
@@ -391,14 +473,44 @@ def log_softmax_vjp(logp: Any, g: Any, /, axis: Axis = -1, *, engine: str | None
     return _product("log_softmax_vjp", logp, g, axis, engine)
 
 
-_REDUCTIONS = ("mean", "sum", "none")
+_REDUCTIONS: tuple[Reduction, ...] = get_args(Reduction)
 
 
+@overload
+def cross_entropy(
+    logits: NumPyInput, target: Any, /, axis: int = ..., *, weight: Any = ...,
+    ignore_index: int | None = ..., label_smoothing: float = ..., reduction: Reduction = ...,
+    return_grad: Literal[False] = ..., engine: EngineName | None = ...,
+) -> NumPyValue: ...
+@overload
+def cross_entropy(
+    logits: ArrayT, target: Any, /, axis: int = ..., *, weight: Any = ...,
+    ignore_index: int | None = ..., label_smoothing: float = ..., reduction: Reduction = ...,
+    return_grad: Literal[False] = ..., engine: EngineName | None = ...,
+) -> ArrayT: ...
+@overload
+def cross_entropy(
+    logits: NumPyInput, target: Any, /, axis: int = ..., *, weight: Any = ...,
+    ignore_index: int | None = ..., label_smoothing: float = ..., reduction: Reduction = ...,
+    return_grad: Literal[True], engine: EngineName | None = ...,
+) -> tuple[NumPyValue, NDArray[Any]]: ...
+@overload
+def cross_entropy(
+    logits: ArrayT, target: Any, /, axis: int = ..., *, weight: Any = ...,
+    ignore_index: int | None = ..., label_smoothing: float = ..., reduction: Reduction = ...,
+    return_grad: Literal[True], engine: EngineName | None = ...,
+) -> tuple[ArrayT, ArrayT]: ...
+@overload
+def cross_entropy(
+    logits: Any, target: Any, /, axis: int = ..., *, weight: Any = ...,
+    ignore_index: int | None = ..., label_smoothing: float = ..., reduction: Reduction = ...,
+    return_grad: bool, engine: EngineName | None = ...,
+) -> Any: ...
 def cross_entropy(
     logits: Any, target: Any, /, axis: int = -1, *, weight: Any = None,
-    ignore_index: int | None = None, label_smoothing: float = 0.0, reduction: str = "mean",
-    return_grad: bool = False, engine: str | None = None,
-) -> Array | tuple[Array, Array]:
+    ignore_index: int | None = None, label_smoothing: float = 0.0, reduction: Reduction = "mean",
+    return_grad: bool = False, engine: EngineName | None = None,
+) -> Any:
     """Cross-entropy between ``softmax(logits)`` and a target, as PyTorch's ``F.cross_entropy``.
 
     Parameters
@@ -500,7 +612,11 @@ def cross_entropy(
     )
 
 
-def one_hot(labels: Any, num_classes: int | None = None, *, dtype: Any = float) -> Array:
+@overload
+def one_hot(labels: NumPyInput, num_classes: int | None = ..., *, dtype: Any = ...) -> NDArray[Any]: ...
+@overload
+def one_hot(labels: ArrayT, num_classes: int | None = ..., *, dtype: Any = ...) -> ArrayT: ...
+def one_hot(labels: Any, num_classes: int | None = None, *, dtype: Any = float) -> Any:
     """Class indices as one-hot rows along a new last axis.
 
     Parameters
@@ -545,7 +661,7 @@ def one_hot(labels: Any, num_classes: int | None = None, *, dtype: Any = float) 
     return generic.one_hot(labels, int(num_classes), dtype=resolved or resolve_dtype(xp, dtype))
 
 
-def _as_names(indices: Array, labels: Sequence[Any] | None, n_classes: int) -> Any:
+def _as_names(indices: Array, labels: ClassNames | None, n_classes: int) -> Any:
     if labels is None:
         return indices
     if is_traced(indices):
@@ -556,7 +672,13 @@ def _as_names(indices: Array, labels: Sequence[Any] | None, n_classes: int) -> A
     return generic.names_of(indices, labels)
 
 
-def predict(x: Any, /, axis: int = -1, *, labels: Sequence[Any] | None = None) -> Any:
+@overload
+def predict(x: NumPyInput, /, axis: int = ..., *, labels: None = ...) -> NumPyValue: ...
+@overload
+def predict(x: ArrayT, /, axis: int = ..., *, labels: None = ...) -> ArrayT: ...
+@overload
+def predict(x: Any, /, axis: int = ..., *, labels: ClassNames) -> NumPyValue: ...
+def predict(x: Any, /, axis: int = -1, *, labels: ClassNames | None = None) -> Any:
     """The predicted class along ``axis``: the index of the largest logit or probability.
 
     With ``labels`` (one name per class) the names are returned, as a NumPy array.
@@ -576,9 +698,15 @@ def predict(x: Any, /, axis: int = -1, *, labels: Sequence[Any] | None = None) -
     return _as_names(generic.predict(x, a), labels, x.shape[a])
 
 
+@overload
 def top_k(
-    x: Any, /, k: int, axis: int = -1, *, labels: Sequence[Any] | None = None
-) -> tuple[Array, Any]:
+    x: NumPyInput, /, k: int, axis: int = ..., *, labels: ClassNames | None = ...
+) -> tuple[NDArray[Any], NDArray[Any]]: ...
+@overload
+def top_k(x: ArrayT, /, k: int, axis: int = ..., *, labels: None = ...) -> tuple[ArrayT, ArrayT]: ...
+@overload
+def top_k(x: ArrayT, /, k: int, axis: int = ..., *, labels: ClassNames) -> tuple[ArrayT, NDArray[Any]]: ...
+def top_k(x: Any, /, k: int, axis: int = -1, *, labels: ClassNames | None = None) -> tuple[Any, Any]:
     """The ``k`` largest entries along ``axis``, largest first: ``(values, indices)``.
 
     Ties keep index order. With ``labels`` the indices are replaced by names.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -122,29 +122,29 @@ def compute_dtype(xp: Any, dtype: Any) -> Any:
     return xp.float32 if is_half(dtype) else dtype
 
 
-def normalize_axes(axis: int | Sequence[int] | None, ndim: int, name: str = "axis") -> tuple[int, ...]:
+def normalize_axes(axis: Any, ndim: int, name: str = "axis") -> tuple[int, ...]:
     """``axis`` (int, tuple of ints, or None for all) as sorted non-negative ints.
 
     A 0-d array has no axes: ``-1``, ``0`` and ``None`` all mean "the one element".
     """
     if axis is None:
         return tuple(range(ndim))
-    items = (axis,) if isinstance(axis, numbers.Integral) else axis
     try:
-        items = tuple(items)
+        items: tuple[Any, ...] = (axis,) if isinstance(axis, numbers.Integral) else tuple(axis)
     except TypeError:
         raise TypeError(f"{name} must be an int, a tuple of ints or None, got {axis!r}") from None
     if ndim == 0:
         if all(isinstance(a, numbers.Integral) and a in (0, -1) for a in items):
             return ()
         raise ValueError(f"{name} {axis!r} is out of bounds for a 0-d array")
-    axes = []
-    for a in items:
-        if not isinstance(a, numbers.Integral) or isinstance(a, bool):
+    axes: list[int] = []
+    for item in items:
+        if not isinstance(item, numbers.Integral) or isinstance(item, bool):
             raise TypeError(f"{name} must be an int, a tuple of ints or None, got {axis!r}")
+        a = int(item)
         if not -ndim <= a < ndim:
             raise ValueError(f"{name} {a} is out of bounds for an array of dimension {ndim}")
-        axes.append(int(a) % ndim)
+        axes.append(a % ndim)
     if len(set(axes)) != len(axes):
         raise ValueError(f"repeated axis in {name} {axis!r}")
     return tuple(sorted(axes))

@@ -185,10 +185,15 @@ def _result_dtype(call: Call) -> Any:
     return call["dtype"] if "dtype" in call else call["x"].dtype
 
 
-def _numba_dtype_gap(call: Call) -> bool:
+@functools.cache  # per dtype: every call of the Numba engine asks (4 us uncached)
+def _numba_computes_in(dtype: Any) -> bool:
     from softmaxkit.numba._layout import kernel_dtype
 
-    return kernel_dtype(_result_dtype(call)) is None
+    return kernel_dtype(dtype) is not None
+
+
+def _numba_dtype_gap(call: Call) -> bool:
+    return not _numba_computes_in(_result_dtype(call))
 
 
 def _trailing(axes: tuple[int, ...], ndim: int) -> bool:
@@ -250,11 +255,16 @@ NUMBA_GAPS = (
 )
 
 
-def _cuda_dtype_gap(call: Call) -> bool:
+@functools.cache
+def _cuda_computes_in(dtype: Any) -> bool:
     from softmaxkit.cuda._bridge import dtype_name
     from softmaxkit.cuda._plan import DTYPES
 
-    return dtype_name(call["dtype"]) not in DTYPES
+    return dtype_name(dtype) in DTYPES
+
+
+def _cuda_dtype_gap(call: Call) -> bool:
+    return not _cuda_computes_in(call["dtype"])
 
 
 def _no_rows(function: str) -> Callable[[Call], bool]:
@@ -369,7 +379,9 @@ def _positional(function: str) -> tuple[str, ...]:
 
 def as_call(function: str, args: tuple[Any, ...], options: Mapping[str, Any]) -> dict[str, Any]:
     """The engine call ``function(*args, **options)`` by parameter name."""
-    return {**dict(zip(_positional(function), args, strict=True)), **options}
+    call = dict(zip(_positional(function), args, strict=True))
+    call.update(options)
+    return call
 
 
 def choose_engine(function: str, x: Any, engine: str | None = None, call: Call | None = None) -> ModuleType:

@@ -98,7 +98,7 @@ def contenders(operation: str, x: np.ndarray, axis: int) -> dict[str, Callable[[
         found["numpy"] = lambda: _numpy_softmax(x, axis, log)
     elif operation == "cross_entropy":
         n_classes = x.shape[axis]
-        labels = np.random.default_rng(1).integers(0, n_classes, x.shape[1 - dim])
+        labels = np.random.default_rng(1).integers(0, n_classes, (x.shape[1 - dim],))
         found[BASELINE] = lambda: sk.cross_entropy(x, labels, axis=axis, return_grad=True)
         if torch is not None:
             t_labels = torch.from_numpy(labels)

@@ -57,7 +57,13 @@ def fit_temperature(logits: Any, labels: Any, *, bounds: tuple[float, float] = (
     >>> round(t, 3), softmax(logits[0] / t).round(3)
     (3.641, array([0.75, 0.25]))
     """
-    from scipy.optimize import minimize_scalar
+    try:
+        from scipy.optimize import minimize_scalar
+    except ImportError as exc:  # say which extra brings it
+        raise ModuleNotFoundError(
+            f'fit_temperature needs SciPy, in the classify extra: pip install "softmaxkit[classify]" ({exc})',
+            name=exc.name,
+        ) from exc
 
     logits = np.asarray(logits, dtype=np.float64)
     labels = np.asarray(labels)

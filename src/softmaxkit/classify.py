@@ -11,6 +11,7 @@ Requires the ``classify`` extra (scikit-learn and SciPy).
 
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 from typing import Any
@@ -261,4 +262,4 @@ def _sample_weights(sample_weight: Any, n_samples: int) -> np.ndarray | None:
 
 
 def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and not np.isnan(value)
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and not math.isnan(value)

@@ -9,7 +9,9 @@ import numpy as np
 import softmaxkit as sk
 
 
-def explain(logits: Sequence[float], labels: Sequence[str], temperature: float = 1.0) -> list[str]:
+def explain(
+    logits: Sequence[float] | np.ndarray, labels: Sequence[str], temperature: float = 1.0
+) -> list[str]:
     """Lines that walk through ``softmax(logits / temperature)`` as the tutorials do."""
     z = np.asarray(logits, dtype=np.float64)
     width = max(len(name) for name in labels)

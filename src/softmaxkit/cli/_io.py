@@ -16,7 +16,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, Any, BinaryIO
 
 import numpy as np
 
@@ -153,12 +153,14 @@ class _Writes:
 
 
 def _write_to(
-    handle: BinaryIO | io.TextIOBase | _Writes, array: np.ndarray, fmt: str, key: str | None
+    handle: IO[Any] | _Writes, array: np.ndarray, fmt: str, key: str | None
 ) -> None:
     if fmt == "npy":
         np.save(handle, array, allow_pickle=False)
     elif fmt == "npz":
-        np.savez(handle, **{key or "arr_0": array})
+        # Any: NumPy's stubs would match these arrays against savez's allow_pickle: bool
+        members: dict[str, Any] = {key or "arr_0": array}
+        np.savez(handle, **members)
     else:
         if array.ndim > 2:
             raise UsageError(f"{fmt.upper()} holds at most 2 dimensions, the result has {array.ndim}")

@@ -15,7 +15,7 @@ import tempfile
 import zipfile
 import zlib
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 import numpy as np
 
@@ -88,7 +88,7 @@ def check_magic(first: bytes, name: str, fmt: str) -> None:
         raise UsageError(f"{name}: not an .npz archive (not a zip file)")
 
 
-def read_npy_stream(stream: BinaryIO, name: str, limit: int) -> np.ndarray:
+def read_npy_stream(stream: IO[bytes], name: str, limit: int) -> np.ndarray:
     """The array of a ``.npy`` stream, read in pieces into an array allocated once its size is checked."""
     first = stream.read(len(NPY_MAGIC) + 2)
     check_magic(first, name, "npy")
@@ -110,10 +110,11 @@ def read_npy_stream(stream: BinaryIO, name: str, limit: int) -> np.ndarray:
         raise UsageError(f"{name}: declares {size_text(nbytes)} of data, more than the limit of "
                          f"{size_text(limit)} for an array read into memory (--max-load-mb)")
     array = np.empty(shape[::-1] if fortran_order else shape, dtype=dtype)
-    view = memoryview(array.reshape(-1).view(np.uint8)) if nbytes else memoryview(b"")
+    view = array.reshape(-1).view(np.uint8).data if nbytes else memoryview(b"")
     filled = 0
     while filled < nbytes:
-        count = stream.readinto(view[filled: filled + _PIECE])
+        # typeshed's BinaryIO/IO[bytes] omit readinto; stdin's buffer and zip members have it
+        count = stream.readinto(view[filled: filled + _PIECE])  # type: ignore[attr-defined]
         if not count:
             raise UsageError(f"{name}: truncated: the header declares {nbytes} bytes of data, "
                              f"the file holds {filled}")

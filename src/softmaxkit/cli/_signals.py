@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 ENDING = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
@@ -44,7 +44,9 @@ def handled_signals() -> Iterator[None]:
         yield  # only the main thread may set handlers
         return
     # A signal ignored already (SIGHUP under nohup) stays ignored.
-    handlers = {ending: _raise_terminated for ending in ENDING if signal.getsignal(ending) != signal.SIG_IGN}
+    handlers: dict[signal.Signals, Callable[[int, FrameType | None], None] | signal.Handlers] = {
+        ending: _raise_terminated for ending in ENDING if signal.getsignal(ending) != signal.SIG_IGN
+    }
     if hasattr(signal, "SIGXFSZ"):
         handlers[signal.SIGXFSZ] = signal.SIG_IGN
     previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}

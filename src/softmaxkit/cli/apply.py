@@ -82,7 +82,7 @@ def chunks(
         yield tuple(slice(start, start + step) if i == d else slice(None) for i in range(len(shape)))
 
 
-def _mask_for(mask: np.ndarray | None, shape: tuple[int, ...], index: tuple[slice, ...]):
+def _mask_for(mask: np.ndarray | None, shape: tuple[int, ...], index: tuple[slice, ...]) -> np.ndarray | None:
     if mask is None:
         return None
     full = np.broadcast_to(mask, shape)
@@ -167,10 +167,10 @@ def run(args: argparse.Namespace) -> int:
     if out_fmt == "npy" and args.output != "-":
         with atomic_output(args.output) as temporary:
             # space reserved before mapping: a full disk is then an error here, not a SIGBUS later
-            out = create_npy(temporary, dtype, x.shape)
-            compute_into(out)
-            out.flush()
-            del out
+            mapped = create_npy(temporary, dtype, x.shape)
+            compute_into(mapped)
+            mapped.flush()
+            del mapped
     else:
         out = np.empty(x.shape, dtype=dtype)
         compute_into(out)

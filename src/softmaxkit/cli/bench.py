@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from softmaxkit.cli import UsageError
 from softmaxkit.cli._progress import progress_bar
+
+if TYPE_CHECKING:  # softmaxkit.benchmark is imported when the command runs
+    from softmaxkit.benchmark import Record, Shape
 
 QUICK_ELEMENTS = 65_536
 """Elements per shape with ``--quick``: a run of seconds that still exercises every kernel."""
@@ -29,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _selection(args: argparse.Namespace, benchmark) -> tuple[list[str], list]:
+def _selection(args: argparse.Namespace, benchmark: ModuleType) -> tuple[list[str], list[Shape]]:
     ops = args.ops or list(benchmark.OPERATIONS)
     unknown = sorted(set(ops) - set(benchmark.OPERATIONS))
     if unknown:
@@ -41,7 +46,7 @@ def _selection(args: argparse.Namespace, benchmark) -> tuple[list[str], list]:
     return ops, [benchmark.SHAPES[i] for i in indices]
 
 
-def as_json(records, benchmark) -> str:
+def as_json(records: list[Record], benchmark: ModuleType) -> str:
     return json.dumps([
         {"operation": r.operation, "shape": r.shape.label, "rows": r.shape.rows, "cols": r.shape.cols,
          "dtype": r.shape.dtype, "axis": r.shape.axis, "bytes": r.nbytes,
@@ -51,7 +56,7 @@ def as_json(records, benchmark) -> str:
     ], indent=2)
 
 
-def plot(records, benchmark, path: str) -> None:
+def plot(records: list[Record], benchmark: ModuleType, path: str) -> None:
     from softmaxkit.cli._plotting import pyplot, save_figure
 
     plt = pyplot()

@@ -15,6 +15,10 @@ dtypes other than the four above (complex ones included), empty arrays and reduc
 no axis. Such calls never reach this module. Casts to and from bfloat16 happen in the array's own
 library (CuPy has no bfloat16).
 
+Everything a call does (casts, copies, kernels, the result's conversion) runs inside
+:func:`softmaxkit.cuda._launch.context`: on the input's device and its library's current
+stream; NumPy masks, targets and weights are copied to that device first.
+
 CuPy is imported inside the functions: importing this module imports no GPU library.
 """
 
@@ -66,11 +70,15 @@ def _rows(a: Any, axes: tuple[int, ...], dtype: str | None = None) -> tuple[Any,
     return cupy.ascontiguousarray(rows), restore
 
 
-def _mask_rows(x: Any, where: Any, axes: tuple[int, ...]) -> Any:
+def _mask_rows(where: Any, axes: tuple[int, ...]) -> Any:
+    """The mask (any library, or the host) as contiguous uint8 ``(rows, n)`` rows on the current device."""
+    import cupy
+
     if where is None:
         return None
-    xp = namespace(x)
-    return _rows(xp.astype(where, xp.uint8), axes)[0]
+    mask = _bridge.to_cupy(where).astype(cupy.uint8)
+    rows, _ = rows_view(namespace(mask), mask, axes)
+    return cupy.ascontiguousarray(rows)
 
 
 def _finish(result: Any, kernel_dtype: str, dtype: Any, like: Any) -> Array:
@@ -97,11 +105,11 @@ def softmax(
     """softmax (``log=False``) or log_softmax (``log=True``) of ``x`` over ``axes``."""
     xp = namespace(x)
     kd = _kernel_dtype(xp, dtype, x)
-    rows, restore = _rows(x, axes, kd)
-    with _launch.on_device(rows):
+    with _launch.context(x):  # the input's device and stream, casts and copies included
+        rows, restore = _rows(x, axes, kd)
         y = _empty(rows.shape, kd)
-        _launch.softmax(rows, _mask_rows(x, where, axes), y, kd, temperature, log)
-    return store(xp, _finish(restore(y), kd, dtype, x), out)
+        _launch.softmax(rows, _mask_rows(where, axes), y, kd, temperature, log)
+        return store(xp, _finish(restore(y), kd, dtype, x), out)
 
 
 def logsumexp(
@@ -111,22 +119,22 @@ def logsumexp(
     """``log(sum(exp(x)))`` over ``axes`` (weights and signs are the registry's gaps)."""
     xp = namespace(x)
     kd = _kernel_dtype(xp, dtype, x)
-    rows, _ = _rows(x, axes, kd)
-    with _launch.on_device(rows):
+    with _launch.context(x):
+        rows, _ = _rows(x, axes, kd)
         value = _empty((rows.shape[0],), kd)
-        _launch.logsumexp(rows, _mask_rows(x, where, axes), value, kd)
-    return _finish(value.reshape(reduced_shape(tuple(x.shape), axes, keepdims)), kd, dtype, x)
+        _launch.logsumexp(rows, _mask_rows(where, axes), value, kd)
+        return _finish(value.reshape(reduced_shape(tuple(x.shape), axes, keepdims)), kd, dtype, x)
 
 
 def _vjp(first: Array, g: Array, axes: tuple[int, ...], dtype: Any, log: bool) -> Array:
     xp = namespace(first)
     kd = _kernel_dtype(xp, dtype, first, g)
-    first_rows, restore = _rows(first, axes, kd)
-    g_rows, _ = _rows(g, axes, kd)
-    with _launch.on_device(first_rows):
+    with _launch.context(first):
+        first_rows, restore = _rows(first, axes, kd)
+        g_rows, _ = _rows(_bridge.to_device_of(g, first), axes, kd)
         out = _empty(first_rows.shape, kd)
         _launch.vjp(first_rows, g_rows, out, kd, log)
-    return _finish(restore(out), kd, dtype, first)
+        return _finish(restore(out), kd, dtype, first)
 
 
 def softmax_vjp(s: Array, g: Array, axes: tuple[int, ...], *, dtype: Any) -> Array:
@@ -155,9 +163,10 @@ def cross_entropy(
     xp = namespace(logits)
     labels_given = target.ndim == logits.ndim - 1
     kd = _kernel_dtype(xp, dtype, logits, None if labels_given else target, weight)
-    rows, restore = _rows(logits, (axis,), kd)
     acc = _launch.acc_dtype(kd)
-    with _launch.on_device(rows):
+    with _launch.context(logits):
+        target, weight = _bridge.to_device_of(target, logits), _bridge.to_device_of(weight, logits)
+        rows, restore = _rows(logits, (axis,), kd)
         labels = cupy.ascontiguousarray(_bridge.to_cupy(target).reshape(-1).astype(cupy.int64)) \
             if labels_given else None
         probs = None if labels_given else _rows(target, (axis,), kd)[0]
@@ -175,7 +184,7 @@ def cross_entropy(
             loss = losses.sum()
         else:
             loss = mean(losses.sum(), denominator)
-    loss = _finish(loss.astype(acc), np.dtype(acc).name, dtype, logits)
-    if not return_grad:
-        return loss
-    return loss, _finish(restore(grad), kd, dtype, logits)
+        loss = _finish(loss.astype(acc), np.dtype(acc).name, dtype, logits)
+        if not return_grad:
+            return loss
+        return loss, _finish(restore(grad), kd, dtype, logits)

@@ -42,12 +42,57 @@ def dtype_name(dtype: Any) -> str:
     return str(dtype).rsplit(".", 1)[-1]
 
 
+def is_torch(a: Any) -> bool:
+    return bool(compat.is_torch_array(a))
+
+
+def is_jax(a: Any) -> bool:
+    return bool(compat.is_jax_array(a))
+
+
+def torch() -> Any:
+    return importlib.import_module("torch")
+
+
+def device_id(a: Any) -> int:
+    """The CUDA device ordinal holding the GPU array ``a``."""
+    if is_torch(a):
+        return int(a.device.index if a.device.index is not None else torch().cuda.current_device())
+    if is_jax(a):
+        return int(next(iter(a.devices())).id)
+    return int(a.device.id)
+
+
+def to_device_of(a: Any, like: Any) -> Any:
+    """``a`` (a mask, target, weight, cotangent) on ``like``'s GPU in ``like``'s library.
+
+    GPU arrays pass as they are; host arrays (NumPy, torch CPU tensors, ...) are copied to
+    the device of ``like`` (inside :func:`softmaxkit.cuda._launch.context`: its stream).
+    """
+    if a is None or is_gpu_array(a):
+        return a
+    host = np.asarray(a.detach().cpu().numpy() if is_torch(a) else a)
+    if is_torch(like):
+        return torch().as_tensor(host, device=like.device)
+    if is_jax(like):
+        jax = importlib.import_module("jax")
+        return jax.device_put(host, next(iter(like.devices())))
+    return importlib.import_module("cupy").asarray(host)
+
+
 def to_cupy(a: Any) -> Any:
-    """A CuPy view of ``a``'s memory (bfloat16 as int16 bits); CuPy arrays are returned as is."""
+    """A CuPy view of ``a``'s memory (bfloat16 as int16 bits); CuPy arrays are returned as is.
+
+    Host arrays are copied to the current device.
+    """
     import cupy
 
     if compat.is_cupy_array(a):
         return a
+    if not is_gpu_array(a):
+        return cupy.asarray(np.asarray(a.detach().cpu().numpy() if is_torch(a) else a))
+    if is_jax(a):
+        a.block_until_ready()  # JAX has no stream for CuPy to wait on
     if compat.is_torch_array(a):
         a = a.detach()  # DLPack refuses tensors that require grad; results carry no graph
     if dtype_name(a.dtype) == "bfloat16":

@@ -1,21 +1,30 @@
-"""Compile the kernels through CuPy's NVRTC (once per device, source and configuration) and launch them.
+"""Compile the kernels with NVRTC (once per device and kernel) and launch them on the caller's stream.
 
 Every function takes contiguous CuPy arrays in the ``(rows, n)`` layout and a kernel dtype
 name (a key of :data:`softmaxkit.cuda._plan.DTYPES`; bfloat16 arrays arrive as their uint16
 bits, CuPy having no bfloat16). Which kernels run is :func:`~softmaxkit.cuda._plan.plan_launch`'s
 decision; this module only turns a plan into launches.
+
+Streams and lifetimes: :func:`context` makes the input's device current and its library's
+stream CuPy's current stream (torch: ``torch.cuda.current_stream``; CuPy: its own), so the
+casts, copies, temporaries and kernels of a call are ordered on the one stream the caller
+uses. Both allocators (torch's caching allocator, CuPy's pool) hand a freed block out again
+only in stream order on the stream it was allocated on, so a temporary whose last reference
+drops while a kernel may still read it is safe. JAX has no stream to join: a JAX input is
+made ready first and the stream is synchronised before the result goes back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from softmaxkit.cuda import _plan
-from softmaxkit.cuda._source import source
+from softmaxkit.cuda import _bridge, _nvrtc, _plan
 
 _NULL = np.uint64(0)
 """A null pointer argument (CuPy passes a NumPy scalar by value, 8 bytes)."""
@@ -32,31 +41,89 @@ def acc_dtype(dtype: str) -> Any:
 
 
 @functools.cache
-def _module(device_id: int, file: str, names: tuple[str, ...]) -> Any:
+def _function(device_id: int, file: str, name: str) -> tuple[Any, Any]:
+    """(module, function) of the kernel ``name`` compiled for device ``device_id``."""
+    import cupy
+    from cupy_backends.cuda.api import driver
+
+    capability = int(cupy.cuda.Device(device_id).compute_capability)
+    program = _nvrtc.cached_program(file, (name,), _nvrtc.arch_option(capability, _nvrtc.supported_archs()))
+    with cupy.cuda.Device(device_id):
+        module = cupy.cuda.function.Module()
+        module.load(program.image)
+        function = module.get_function(program.lowered[name])
+    # Opt in to the device's whole shared memory once (the smem strategy may use more than 48 KiB).
+    _, shared = device_limits(device_id)
+    driver.funcSetAttribute(function.ptr, driver.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                            shared - _plan.SMEM_STATIC)
+    return module, function
+
+
+def current_device() -> int:
     import cupy
 
-    # -std=c++17 for alignas and constexpr; NVRTC targets the current device's architecture.
-    return cupy.RawModule(code=source(file), options=("-std=c++17",), name_expressions=names)
+    return int(cupy.cuda.Device().id)
+
+
+def address(a: Any) -> int:
+    """The device address of a CuPy array."""
+    return int(a.data.ptr)
 
 
 def kernel(file: str, name: str) -> Any:
-    """The compiled kernel ``name`` (a name expression) of ``kernels/<file>`` on the current device."""
+    """The compiled kernel ``name`` (a name expression) of ``kernels/<file>`` on the current device.
+
+    Called as ``kernel(...)((grid,), (block,), args, shared_mem=bytes)``, as CuPy's kernels.
+    """
+    device = current_device()
+    with _lock:  # one compilation per kernel and device
+        return _function(device, file, name)[1]
+
+
+class _StreamHandle:
+    """A raw stream handle in the CUDA stream protocol (``__cuda_stream__``), for CuPy."""
+
+    def __init__(self, handle: int) -> None:
+        self.handle = handle
+
+    def __cuda_stream__(self) -> tuple[int, int]:
+        return (0, self.handle)
+
+
+def external_stream(handle: int) -> Any:
+    """A CuPy stream object for a stream that another library owns."""
     import cupy
 
-    device = cupy.cuda.Device()
-    with _lock:  # RawModule compiles lazily; one compilation per module and device
-        return _module(device.id, file, (name,)).get_function(name)
+    from_external = getattr(cupy.cuda.Stream, "from_external", None)
+    if from_external is not None:  # CuPy >= 14 (ExternalStream is deprecated there)
+        return from_external(_StreamHandle(handle))
+    return cupy.cuda.ExternalStream(handle)
 
 
-def on_device(a: Any) -> Any:
-    """A context in which launches go to the device holding ``a``."""
+def caller_stream(a: Any) -> int | None:
+    """The raw handle of the stream the caller of ``a``'s library works on, or None for CuPy's own."""
+    if _bridge.is_torch(a):
+        torch = _bridge.torch()
+        return int(torch.cuda.current_stream(a.device).cuda_stream)
+    return None
+
+
+@contextlib.contextmanager
+def context(a: Any) -> Iterator[None]:
+    """Device and stream of the user's array ``a`` for everything done inside (see the module doc)."""
     import cupy
 
-    return cupy.cuda.Device(a.device.id)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(cupy.cuda.Device(_bridge.device_id(a)))
+        handle = caller_stream(a)
+        if handle is not None:
+            stack.enter_context(external_stream(handle))
+        yield
+        if _bridge.is_jax(a):
+            cupy.cuda.get_current_stream().synchronize()
 
 
-@functools.cache
-def _device_limits(device_id: int) -> tuple[int, int]:
+def device_limits(device_id: int) -> tuple[int, int]:
     import cupy
 
     attributes = cupy.cuda.Device(device_id).attributes
@@ -65,10 +132,8 @@ def _device_limits(device_id: int) -> tuple[int, int]:
 
 def plan(family: str, dtype: str, rows: int, n: int, arrays: list[Any]) -> _plan.Plan:
     """The launch plan for these arrays on the current device."""
-    import cupy
-
-    sm_count, shared = _device_limits(cupy.cuda.Device().id)
-    aligned = all(a is None or a.data.ptr % _plan.ALIGNMENT == 0 for a in arrays)
+    sm_count, shared = device_limits(current_device())
+    aligned = all(a is None or address(a) % _plan.ALIGNMENT == 0 for a in arrays)
     return _plan.plan_launch(family, dtype, rows, n, aligned=aligned, sm_count=sm_count,
                              max_shared_bytes=shared)
 
@@ -79,9 +144,7 @@ def _ptr(a: Any) -> Any:
 
 def _run(p: _plan.Plan, index: int, grid: int, block: int, args: tuple[Any, ...], shared: int = 0) -> None:
     fn = kernel(_plan.FAMILIES[p.family].source, p.kernels[index])
-    if shared > 48 * 1024 and fn.max_dynamic_shared_size_bytes < shared:
-        fn.max_dynamic_shared_size_bytes = shared  # opt in to more than the default 48 KiB
-    fn((grid,), (block,), args, shared_mem=shared)
+    fn((grid,), (block,), args, shared_mem=shared)  # on CuPy's current stream: the caller's
 
 
 def _workspace(p: _plan.Plan, rows: int, per_split: int) -> Any:

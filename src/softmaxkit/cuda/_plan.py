@@ -100,7 +100,7 @@ SMEM_STATIC = 1024
 """Shared memory a block needs besides the row cache (the reduction scratch and slack): the
 opt-in limit counts static and dynamic shared memory together."""
 FINISH_BLOCK = 128
-"""Threads per block of sk_logsumexp_split_finish (one row each)."""
+"""Threads per block of sk_logsumexp_split_finish (a warp per row: 4 rows a block)."""
 REGISTER_WORDS = {128: 64, 256: 64, 512: 32, 1024: 16}
 """32-bit registers of row data per thread that compile without spills (ptxas caps a thread
 at 255 registers up to 256 threads a block, 128 at 512, 64 at 1024; the rest is addresses,
@@ -149,8 +149,8 @@ class Plan:
 
     @property
     def finish_grid(self) -> int:
-        """Blocks of sk_logsumexp_split_finish (rows / FINISH_BLOCK)."""
-        return -(-self.grid // self.splits // FINISH_BLOCK)
+        """Blocks of sk_logsumexp_split_finish (a warp per row)."""
+        return -(-(self.grid // self.splits) // (FINISH_BLOCK // 32))
 
 
 def name_expression(kernel: str, dtype: str, config: Config) -> str:

@@ -32,7 +32,7 @@ def apply_chunked(
     target: str | os.PathLike[str],
     *,
     function: str = "softmax",
-    axis: int | tuple[int, ...] = -1,
+    axis: int | tuple[int, ...] | None = -1,
     temperature: float = 1.0,
     log: bool = False,
     scheduler: str | None = None,
@@ -51,8 +51,8 @@ def apply_chunked(
         into place when complete; an existing target is replaced only then.
     function : {"softmax", "logsumexp"}
         ``"logsumexp"`` writes the reduced array (``axis`` removed).
-    axis : int or tuple of ints
-        The softmax axis (or axes); it may span many chunks.
+    axis : int, tuple of ints or None
+        The softmax axis (or axes; None: all); it may span many chunks.
     temperature : float
         Softmax temperature.
     log : bool

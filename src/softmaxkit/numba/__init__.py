@@ -114,8 +114,8 @@ def softmax(
     else:
         softmax_columns(lay.view3(lay.data), lay.view3(result), inv_t, log,
                         _column_width(n, cdt.itemsize))
-    if direct is not None:
-        return out  # type: ignore[return-value]
+    if out is not None and direct is not None:  # direct is a view of out: the result is out itself
+        return out
     return deliver(lay.restore(result), np.dtype(dtype), out)
 
 
@@ -226,13 +226,14 @@ def cross_entropy(
     """Cross-entropy (and its gradient) of class-index targets (probability targets: a gap)."""
     cdt = _covered_dtype(dtype)
     half = _half_rows(logits, (axis,), dtype, None)
-    lay = None if half else layout(logits, (axis,), cdt)
+    lay = None if half else layout(logits, (axis,), cdt)  # None exactly when half
     if lay is not None and lay.shape3[2] > 1 and not SHORT_ROWS < lay.shape3[1] <= SPLIT:
         # Column tiles would not fit in cache, or there are so few classes that the row kernel
         # for short rows on a transposed copy is faster (15,000 x 10 in Fortran order: 2.8 ms
         # on column tiles).
         lay = layout(logits, (axis,), cdt, last=True)
-    outer, n, inner = (logits.size // logits.shape[axis], logits.shape[axis], 1) if half else lay.shape3
+    n_classes = logits.shape[axis]
+    outer, n, inner = lay.shape3 if lay is not None else (logits.size // n_classes, n_classes, 1)
     rows = outer * inner
     # The kernels see the samples in the layout's axis order, which may not be the user's.
     sample_axes = [p if p < axis else p - 1 for p in (lay.perm if lay else range(logits.ndim)) if p != axis]
@@ -246,7 +247,7 @@ def cross_entropy(
         scale = mean_gradient_scale(denominator)
     options = (labels, counted, w, float(label_smoothing), scale, bool(return_grad))
     grad_n = n if return_grad else 0  # explicit: reshape(0, -1) cannot infer it for an empty batch
-    if half:
+    if lay is None:
         # float16 / bfloat16 rows widened one at a time inside the kernel: no float32 copies.
         grad = np.empty(logits.shape if return_grad else (rows, 0), dtype=dtype)
         losses = cross_entropy_half_rows(logits.view(np.uint16).reshape(rows, n),
@@ -271,7 +272,7 @@ def cross_entropy(
         return loss
     if reduction == "mean" and scale == 0.0:
         grad[...] = 0.0  # the kernels' 0 * inf or 0 * NaN: _rules.mean_gradient's zero, exactly
-    if half:
+    if lay is None:
         return loss, grad
     return loss, deliver(lay.restore(grad), np.dtype(dtype), None)
 

@@ -18,7 +18,7 @@ from softmaxkit.numba._rows import row_softmax
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def _chunk_softmax(x, out, o, j0, w, inv_t, log):  # type: ignore[no-untyped-def]
+def _chunk_softmax(x, out, o, j0, w, inv_t, log):
     n = x.shape[1]
     # Padded rows: a tile row stride of a power of two (4 KiB for n = 1024 float32) maps the
     # transposing stores onto one L1 set; 16 extra elements spread them.
@@ -37,7 +37,7 @@ def _chunk_softmax(x, out, o, j0, w, inv_t, log):  # type: ignore[no-untyped-def
 
 
 @njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def softmax_columns(x, out, inv_t, log, width):  # type: ignore[no-untyped-def]
+def softmax_columns(x, out, inv_t, log, width):
     """softmax (or log_softmax) over axis 1 of a C-contiguous 3-d array into ``out``."""
     outer, _, inner = x.shape
     chunks = (inner + width - 1) // width

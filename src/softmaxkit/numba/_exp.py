@@ -41,32 +41,32 @@ EXACT_FLAGS = {"contract"}
 
 
 @intrinsic
-def _f32_bits(typingctx, f):  # type: ignore[no-untyped-def]
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+def _f32_bits(typingctx, f):
+    def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], ir.IntType(32))
 
     return types.int32(types.float32), codegen
 
 
 @intrinsic
-def _f32_from_bits(typingctx, i):  # type: ignore[no-untyped-def]
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+def _f32_from_bits(typingctx, i):
+    def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], ir.FloatType())
 
     return types.float32(types.int32), codegen
 
 
 @intrinsic
-def _f64_bits(typingctx, f):  # type: ignore[no-untyped-def]
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+def _f64_bits(typingctx, f):
+    def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], ir.IntType(64))
 
     return types.int64(types.float64), codegen
 
 
 @intrinsic
-def _f64_from_bits(typingctx, i):  # type: ignore[no-untyped-def]
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+def _f64_from_bits(typingctx, i):
+    def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], ir.DoubleType())
 
     return types.float64(types.int64), codegen
@@ -105,7 +105,7 @@ _SHIFT64 = np.int64(52)
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def exp32(z):  # type: ignore[no-untyped-def]
+def exp32(z):
     """``exp(z)`` for float32 ``z < 40`` (see the module docstring)."""
     z = _LO32 if z < _LO32 else z  # NaN fails the test and stays NaN
     z = _HI32 if z > _HI32 else z
@@ -124,7 +124,7 @@ def exp32(z):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def exp64(z):  # type: ignore[no-untyped-def]
+def exp64(z):
     """``exp(z)`` for float64 ``z < 40`` (see the module docstring)."""
     z = _LO64 if z < _LO64 else z
     z = _HI64 if z > _HI64 else z
@@ -166,7 +166,7 @@ _TWO_52_PLUS_BIAS = 2.0**52 + 1023.0
 # error_model="numpy": Python's ZeroDivisionError test on the division would stop LLVM from
 # vectorising (the divisor is at least 2 - 0.3 here).
 @njit(fastmath=EXACT_FLAGS, cache=True, error_model="numpy")
-def log_normal(v):  # type: ignore[no-untyped-def]
+def log_normal(v):
     """``log(v)`` for a positive normal finite float64, in operations LLVM vectorises.
 
     fdlibm's algorithm (Sun Microsystems, ``e_log.c``, error below 1 ulp): ``v = 2**k * m``
@@ -193,7 +193,7 @@ def log_normal(v):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def log_positive(values, out):  # type: ignore[no-untyped-def]
+def log_positive(values, out):
     """``out = log(values)`` for float64 sums ``>= 0``, with ``log(0)`` taken as 0 (an empty
     or all-excluded row); a vectorised loop, then the rare other inputs by libm."""
     for i in range(values.size):
@@ -204,13 +204,13 @@ def log_positive(values, out):  # type: ignore[no-untyped-def]
             out[i] = math.log(v) if v != 0.0 else 0.0
 
 
-def exp_small(z):  # type: ignore[no-untyped-def]
+def exp_small(z):
     """``exp`` of a float32 or float64 ``z < 40`` inside jitted code (the dtype picks the kernel)."""
     raise NotImplementedError("exp_small is called from jitted code only")
 
 
 @overload(exp_small, jit_options={"fastmath": EXACT_FLAGS}, inline="never")
-def _exp_small_impl(z):  # type: ignore[no-untyped-def]
+def _exp_small_impl(z):
     if z == types.float32:
         return lambda z: exp32(z)
     if z == types.float64:
@@ -218,12 +218,12 @@ def _exp_small_impl(z):  # type: ignore[no-untyped-def]
     return None
 
 
-def float_key(v):  # type: ignore[no-untyped-def]
+def float_key(v):
     """An integer that orders like the float ``v`` (``-0.0`` below ``0.0``; NaN past ``±inf``)."""
     raise NotImplementedError("float_key is called from jitted code only")
 
 
-def key_float(key):  # type: ignore[no-untyped-def]
+def key_float(key):
     """The float whose :func:`float_key` is ``key``."""
     raise NotImplementedError("key_float is called from jitted code only")
 
@@ -231,7 +231,7 @@ def key_float(key):  # type: ignore[no-untyped-def]
 # Negative floats order backwards as integers; flipping their 31 (63) magnitude bits fixes
 # that, and the map is its own inverse.
 @overload(float_key, jit_options={"fastmath": EXACT_FLAGS})
-def _float_key_impl(v):  # type: ignore[no-untyped-def]
+def _float_key_impl(v):
     if v == types.float32:
         return lambda v: np.int32(_f32_bits(v) ^ ((_f32_bits(v) >> np.int32(31)) & np.int32(0x7FFFFFFF)))
     if v == types.float64:
@@ -240,7 +240,7 @@ def _float_key_impl(v):  # type: ignore[no-untyped-def]
 
 
 @overload(key_float, jit_options={"fastmath": EXACT_FLAGS})
-def _key_float_impl(key):  # type: ignore[no-untyped-def]
+def _key_float_impl(key):
     if key == types.int32:
         return lambda key: _f32_from_bits(np.int32(key ^ ((key >> np.int32(31)) & np.int32(0x7FFFFFFF))))
     if key == types.int64:

@@ -10,13 +10,13 @@ from softmaxkit.numba._sums import REDUCE_FLAGS, span_dot
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def _scale_difference(s, g, out, dot):  # type: ignore[no-untyped-def]
+def _scale_difference(s, g, out, dot):
     for i in range(s.size):
         out[i] = s[i] * (g[i] - dot)
 
 
 @njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def softmax_vjp_rows(s, g, out):  # type: ignore[no-untyped-def]
+def softmax_vjp_rows(s, g, out):
     """``out = s * (g - sum(g * s))`` row by row; the sum in float64, blocked and compensated."""
     for r in prange(s.shape[0]):
         dot = s.dtype.type(span_dot(g[r], s[r]))
@@ -24,7 +24,7 @@ def softmax_vjp_rows(s, g, out):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=REDUCE_FLAGS, cache=True)
-def _live_sum(lp, g):  # type: ignore[no-untyped-def]
+def _live_sum(lp, g):
     total = 0.0
     for i in range(lp.size):
         total += 0.0 if lp[i] == -np.inf else np.float64(g[i])
@@ -32,14 +32,14 @@ def _live_sum(lp, g):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def _live_difference(lp, g, out, total):  # type: ignore[no-untyped-def]
+def _live_difference(lp, g, out, total):
     zero = lp.dtype.type(0.0)
     for i in range(lp.size):
         out[i] = zero if lp[i] == -np.inf else g[i] - exp_small(lp[i]) * total
 
 
 @njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def log_softmax_vjp_rows(lp, g, out):  # type: ignore[no-untyped-def]
+def log_softmax_vjp_rows(lp, g, out):
     """``out = g - exp(lp) * sum(g)`` over entries with ``lp > -inf`` (0 at the others).
 
     ``lp`` must be below 40 (log-probabilities are at most 0), the domain of ``exp_small``.

@@ -38,7 +38,7 @@ def _converts_half_in_hardware() -> bool:
     """
     from llvmlite import binding
 
-    if numba.config.CPU_NAME is not None:
+    if getattr(numba.config, "CPU_NAME", None) is not None:  # set from the environment at import
         return False
     triple = binding.get_process_triple()
     if triple.startswith(("aarch64", "arm64")):
@@ -51,16 +51,16 @@ HARDWARE_HALF = _converts_half_in_hardware()
 
 
 @intrinsic
-def _fpext_half(typingctx, h):  # type: ignore[no-untyped-def]
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+def _fpext_half(typingctx, h):
+    def codegen(context, builder, signature, args):
         return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
 
     return types.float32(types.uint16), codegen
 
 
 @intrinsic
-def _fptrunc_half(typingctx, f):  # type: ignore[no-untyped-def]
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+def _fptrunc_half(typingctx, f):
+    def codegen(context, builder, signature, args):
         return builder.bitcast(builder.fptrunc(args[0], ir.HalfType()), ir.IntType(16))
 
     return types.uint16(types.float32), codegen
@@ -71,7 +71,7 @@ _HALF = np.float32(0.5)
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def half_to_float(h):  # type: ignore[no-untyped-def]
+def half_to_float(h):
     """IEEE float16 bits to float32, exact (subnormals by one scaling multiply)."""
     em = np.int32(h) & np.int32(0x7FFF)
     sign = (np.int32(h) & np.int32(0x8000)) << np.int32(16)
@@ -82,7 +82,7 @@ def half_to_float(h):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def float_to_half(f):  # type: ignore[no-untyped-def]
+def float_to_half(f):
     """float32 to IEEE float16 bits, rounded to nearest even (F. Giesen's branch-free method)."""
     bits = _f32_bits(f)
     a = bits & np.int32(0x7FFFFFFF)
@@ -98,12 +98,12 @@ def float_to_half(f):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def bfloat_to_float(h):  # type: ignore[no-untyped-def]
+def bfloat_to_float(h):
     return _f32_from_bits(np.int32(np.int32(h) << np.int32(16)))
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def float_to_bfloat(f):  # type: ignore[no-untyped-def]
+def float_to_bfloat(f):
     """float32 to bfloat16 bits, rounded to nearest even; NaN stays a (quiet) NaN."""
     bits = _f32_bits(f)
     rounded = (bits + np.int32(0x7FFF) + ((bits >> np.int32(16)) & np.int32(1))) >> np.int32(16)
@@ -113,19 +113,19 @@ def float_to_bfloat(f):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def half_in(h):  # type: ignore[no-untyped-def]
+def half_in(h):
     """float16 bits to float32, exact: the instruction where there is one."""
     return _fpext_half(h) if HARDWARE_HALF else half_to_float(h)
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def half_out(f):  # type: ignore[no-untyped-def]
+def half_out(f):
     """float32 to float16 bits, to nearest even: the instruction where there is one."""
     return _fptrunc_half(f) if HARDWARE_HALF else float_to_half(f)
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def _widen(h, f, bf16):  # type: ignore[no-untyped-def]
+def _widen(h, f, bf16):
     if bf16:
         for i in range(h.size):
             f[i] = bfloat_to_float(h[i])
@@ -135,7 +135,7 @@ def _widen(h, f, bf16):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def _narrow(f, h, bf16):  # type: ignore[no-untyped-def]
+def _narrow(f, h, bf16):
     if bf16:
         for i in range(f.size):
             h[i] = float_to_bfloat(f[i])
@@ -145,7 +145,7 @@ def _narrow(f, h, bf16):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def _narrow_scaled(f, h, factor, bf16):  # type: ignore[no-untyped-def]
+def _narrow_scaled(f, h, factor, bf16):
     if bf16:
         for i in range(f.size):
             h[i] = float_to_bfloat(f[i] * factor)
@@ -155,7 +155,7 @@ def _narrow_scaled(f, h, factor, bf16):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def _narrow_log(f, h, shift, inv_t, lse, bf16):  # type: ignore[no-untyped-def]
+def _narrow_log(f, h, shift, inv_t, lse, bf16):
     if bf16:
         for i in range(f.size):
             h[i] = float_to_bfloat((f[i] - shift) * inv_t - lse)
@@ -168,7 +168,7 @@ _ROWS_PER_TASK = 16
 
 
 @njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def softmax_half_rows(x, out, inv_t, log, bf16):  # type: ignore[no-untyped-def]
+def softmax_half_rows(x, out, inv_t, log, bf16):
     """softmax (or log_softmax) over axis 1 of half-precision bits (``uint16``) into ``out``.
 
     The float32 arithmetic of :func:`~softmaxkit.numba._rows.row_softmax`, with its last pass
@@ -194,14 +194,14 @@ _CHUNK = 1 << 16
 
 
 @njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def widen(h, f, bf16):  # type: ignore[no-untyped-def]
+def widen(h, f, bf16):
     """1-d half bits ``h`` to float32 ``f`` (NumPy's ``astype(float32)``, in parallel)."""
     for k in prange((h.size + _CHUNK - 1) // _CHUNK):
         _widen(h[k * _CHUNK:(k + 1) * _CHUNK], f[k * _CHUNK:(k + 1) * _CHUNK], bf16)
 
 
 @njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def narrow(f, h, bf16):  # type: ignore[no-untyped-def]
+def narrow(f, h, bf16):
     """1-d float32 ``f`` to half bits ``h``, to nearest even (NumPy's cast, in parallel)."""
     for k in prange((f.size + _CHUNK - 1) // _CHUNK):
         _narrow(f[k * _CHUNK:(k + 1) * _CHUNK], h[k * _CHUNK:(k + 1) * _CHUNK], bf16)
@@ -227,7 +227,7 @@ def convert(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 @njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def cross_entropy_half_rows(x, grad, labels, counted, w, smoothing, scale, want_grad, bf16):  # type: ignore[no-untyped-def]
+def cross_entropy_half_rows(x, grad, labels, counted, w, smoothing, scale, want_grad, bf16):
     """:func:`softmaxkit.numba._loss.cross_entropy_rows` on half-precision bits (``uint16``):
     each row widened into float32, its gradient rounded back, with no float32 copy of the arrays."""
     rows, n = x.shape

@@ -25,7 +25,7 @@ from softmaxkit.numba._sums import REDUCE_FLAGS, store_exp, sum_exp
 
 
 @njit(fastmath=REDUCE_FLAGS, cache=True)
-def _weighted_log_sum(x, w, shift, lse):  # type: ignore[no-untyped-def]
+def _weighted_log_sum(x, w, shift, lse):
     """``sum_c w_c * (x_c - shift - lse)`` over classes with ``w_c != 0`` (0 * -inf adds 0)."""
     s = 0.0
     for c in range(x.size):
@@ -35,7 +35,7 @@ def _weighted_log_sum(x, w, shift, lse):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=REDUCE_FLAGS, cache=True)
-def _weight_sum(w):  # type: ignore[no-untyped-def]
+def _weight_sum(w):
     s = 0.0
     for c in range(w.size):
         s += np.float64(w[c])
@@ -43,7 +43,7 @@ def _weight_sum(w):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def _grad_row(g, w, big_a_over_s, smooth, scale):  # type: ignore[no-untyped-def]
+def _grad_row(g, w, big_a_over_s, smooth, scale):
     t = g.dtype.type
     f, sm, sc = t(big_a_over_s), t(smooth), t(scale)
     for c in range(g.size):
@@ -51,7 +51,7 @@ def _grad_row(g, w, big_a_over_s, smooth, scale):  # type: ignore[no-untyped-def
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def row_cross_entropy(x, g, label, counted, w, smoothing, scale, want_grad):  # type: ignore[no-untyped-def]
+def row_cross_entropy(x, g, label, counted, w, smoothing, scale, want_grad):
     """One row's loss (float64); writes its gradient into ``g`` when ``want_grad``."""
     n = x.size
     x, shift = settled_row(x)
@@ -73,7 +73,7 @@ def row_cross_entropy(x, g, label, counted, w, smoothing, scale, want_grad):  # 
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def _tile_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, r0, rows,  # type: ignore[no-untyped-def]
+def _tile_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, r0, rows,
                         tile, e, narrow, wide):
     # Short rows, as softmaxkit.numba._short_rows: ``rows`` rows transposed into a tile so every
     # loop runs across rows (SIMD lanes full), with row_cross_entropy's arithmetic per row.
@@ -134,7 +134,7 @@ def _tile_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, w
 
 
 @njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def cross_entropy_rows(x, grad, labels, counted, w, smoothing, scale, want_grad):  # type: ignore[no-untyped-def]
+def cross_entropy_rows(x, grad, labels, counted, w, smoothing, scale, want_grad):
     """Per-row losses (float64) of class-index targets; gradients into ``grad`` if wanted.
 
     ``labels`` of rows that are not ``counted`` are never read (they may be out of range).
@@ -160,7 +160,7 @@ def cross_entropy_rows(x, grad, labels, counted, w, smoothing, scale, want_grad)
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def _chunk_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, want_grad,  # type: ignore[no-untyped-def]
+def _chunk_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, want_grad,
                          o, j0, width):
     # As softmax_columns: ``width`` columns transposed into a tile kept in cache, the row
     # kernel on its rows, the gradient tile written back transposed.
@@ -184,7 +184,7 @@ def _chunk_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, 
 
 
 @njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def cross_entropy_columns(x, grad, labels, counted, w, smoothing, scale, want_grad, width):  # type: ignore[no-untyped-def]
+def cross_entropy_columns(x, grad, labels, counted, w, smoothing, scale, want_grad, width):
     """:func:`cross_entropy_rows` with the classes on axis 1 of a C-contiguous 3-d array.
 
     Sample ``(o, j)`` is row ``o * inner + j`` of ``labels``, ``counted`` and the losses;

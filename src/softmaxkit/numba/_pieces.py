@@ -26,7 +26,7 @@ from softmaxkit.numba._sums import scale_span, span_max, store_exp, store_log, s
 
 
 @njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def softmax_pair_rows(x, inv_t):  # type: ignore[no-untyped-def]
+def softmax_pair_rows(x, inv_t):
     """Each row's ``(max, sum of exp((x - shift) * inv_t))``, the sum in float64.
 
     The shift is the max when finite, else 0 (a ``-inf`` max: every term is 0).
@@ -46,7 +46,7 @@ def softmax_pair_rows(x, inv_t):  # type: ignore[no-untyped-def]
 
 
 @njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def softmax_from_pair_rows(x, out, row_max, total, inv_t, log):  # type: ignore[no-untyped-def]
+def softmax_from_pair_rows(x, out, row_max, total, inv_t, log):
     """softmax (or log_softmax) of each row piece of ``x`` into ``out``, from its row's merged pair."""
     zero = x.dtype.type(0.0)
     for r in prange(x.shape[0]):

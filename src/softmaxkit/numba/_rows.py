@@ -40,7 +40,7 @@ a block and its output stay in a core's L2 between the passes over it)."""
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def limit_row(x):  # type: ignore[no-untyped-def]
+def limit_row(x):
     """A row whose maximum is ``+inf``: 0 at the ``+inf`` entries, ``-inf`` elsewhere (NaN: all NaN)."""
     z = np.empty_like(x)
     nan = False
@@ -54,7 +54,7 @@ def limit_row(x):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def settled_row(x):  # type: ignore[no-untyped-def]
+def settled_row(x):
     """``(row, shift)``: the row with a ``+inf`` maximum rewritten by :func:`limit_row`, and
     the amount to subtract before ``exp`` (its maximum, or 0 when that is not finite)."""
     m = span_max(x)
@@ -65,7 +65,7 @@ def settled_row(x):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def row_softmax(x, out, inv_t, log):  # type: ignore[no-untyped-def]
+def row_softmax(x, out, inv_t, log):
     """softmax (or log_softmax) of one row into ``out`` (which may be ``x``)."""
     x, shift = settled_row(x)
     if log:
@@ -78,7 +78,7 @@ def row_softmax(x, out, inv_t, log):  # type: ignore[no-untyped-def]
 
 
 @njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def softmax_rows(x, out, inv_t, log):  # type: ignore[no-untyped-def]
+def softmax_rows(x, out, inv_t, log):
     """softmax over axis 1 of ``x`` (rows of any length; long ones go to the split kernel)."""
     if x.shape[1] > SPLIT:
         _softmax_long_rows(x, out, inv_t, log)
@@ -88,20 +88,20 @@ def softmax_rows(x, out, inv_t, log):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def _mask_into(x, mask, out):  # type: ignore[no-untyped-def]
+def _mask_into(x, mask, out):
     for i in range(x.size):
         out[i] = x[i] if mask[i] else -np.inf
 
 
 @njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def mask_rows(x, mask, out):  # type: ignore[no-untyped-def]
+def mask_rows(x, mask, out):
     """``out = where(mask, x, -inf)`` over 2-d arrays (``out`` may be ``x``)."""
     for r in prange(x.shape[0]):
         _mask_into(x[r], mask[r], out[r])
 
 
 @njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def softmax_masked_rows(x, mask, out, inv_t, log):  # type: ignore[no-untyped-def]
+def softmax_masked_rows(x, mask, out, inv_t, log):
     """softmax over axis 1 of ``x`` with the entries where ``mask`` is False excluded.
 
     Each row is masked into its ``out`` row, which the row kernel then transforms in place
@@ -113,7 +113,7 @@ def softmax_masked_rows(x, mask, out, inv_t, log):  # type: ignore[no-untyped-de
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def merge_blocks(block_max, block_sum, inv_t):  # type: ignore[no-untyped-def]
+def merge_blocks(block_max, block_sum, inv_t):
     """One row's ``(shift, sum of exp((x - shift) * inv_t))`` from its blocks' pairs, in order.
 
     A block's sum is relative to its own shift (its max, or 0 when that is ``-inf``).
@@ -134,7 +134,7 @@ def merge_blocks(block_max, block_sum, inv_t):  # type: ignore[no-untyped-def]
 
 
 @njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def _softmax_long_rows(x, out, inv_t, log):  # type: ignore[no-untyped-def]
+def _softmax_long_rows(x, out, inv_t, log):
     rows, n = x.shape
     nb = (n + SPLIT - 1) // SPLIT
     block_max = np.empty(rows * nb, dtype=x.dtype)
@@ -183,7 +183,7 @@ def _softmax_long_rows(x, out, inv_t, log):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=REDUCE_FLAGS, cache=True)
-def _count_rest(x, m):  # type: ignore[no-untyped-def]
+def _count_rest(x, m):
     count = 0
     rest = x.dtype.type(0.0)
     for i in range(x.size):
@@ -194,7 +194,7 @@ def _count_rest(x, m):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def has_nan(x):  # type: ignore[no-untyped-def]
+def has_nan(x):
     for i in range(x.size):
         if x[i] != x[i]:
             return True
@@ -202,7 +202,7 @@ def has_nan(x):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def row_logsumexp(x):  # type: ignore[no-untyped-def]
+def row_logsumexp(x):
     """``log(sum(exp(x)))`` of one row in float64, as ``max + log(k) + log1p(rest / k)``.
 
     ``k`` counts the entries equal to the max and ``rest`` sums the others' exponentials, so
@@ -222,7 +222,7 @@ def row_logsumexp(x):  # type: ignore[no-untyped-def]
 
 
 @njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def logsumexp_rows(x):  # type: ignore[no-untyped-def]
+def logsumexp_rows(x):
     """:func:`row_logsumexp` of every row of a 2-d array, in float64."""
     out = np.empty(x.shape[0], dtype=np.float64)
     for r in prange(x.shape[0]):

@@ -23,7 +23,7 @@ TILES_PER_TASK = 8
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def load_tile(x, r0, rows, tile, m, shift):  # type: ignore[no-untyped-def]
+def load_tile(x, r0, rows, tile, m, shift):
     """Rows ``r0 .. r0 + rows`` of ``x`` transposed into ``tile``; each row's max into ``m`` and
     its shift (the max when finite, else 0) into ``shift``."""
     n = x.shape[1]
@@ -42,7 +42,7 @@ def load_tile(x, r0, rows, tile, m, shift):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def _tile_softmax(x, out, r0, rows, inv_t, log, tile, narrow, wide):  # type: ignore[no-untyped-def]
+def _tile_softmax(x, out, r0, rows, inv_t, log, tile, narrow, wide):
     # tile: (n, TILE) scratch; narrow: (3, TILE) in x's dtype; wide: (2, TILE) float64.
     n = x.shape[1]
     m, shift, factor = narrow[0], narrow[1], narrow[2]
@@ -94,7 +94,7 @@ def _tile_softmax(x, out, r0, rows, inv_t, log, tile, narrow, wide):  # type: ig
 
 
 @njit(parallel=True, fastmath=EXACT_FLAGS, cache=True)
-def softmax_short_rows(x, out, inv_t, log):  # type: ignore[no-untyped-def]
+def softmax_short_rows(x, out, inv_t, log):
     """softmax (or log_softmax) over axis 1 of a C-contiguous 2-d array with short rows."""
     rows = x.shape[0]
     step = TILE * TILES_PER_TASK

@@ -24,7 +24,7 @@ BLOCK = 512
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def add_compensated(total, carry, value):  # type: ignore[no-untyped-def]
+def add_compensated(total, carry, value):
     """Neumaier's step: ``total + carry`` stays the exact sum to within one rounding."""
     t = total + value
     if abs(total) >= abs(value):
@@ -35,13 +35,13 @@ def add_compensated(total, carry, value):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def shifted(v, shift, inv_t):  # type: ignore[no-untyped-def]
+def shifted(v, shift, inv_t):
     """``(v - shift) * inv_t``, kept exact inside ``reassoc`` loops (no distribution over ``-``)."""
     return (v - shift) * inv_t
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def span_max(x):  # type: ignore[no-untyped-def]
+def span_max(x):
     """The largest entry of ``x``; ``-inf`` when empty; a NaN may or may not win.
 
     The max runs over order-preserving integer keys: integer reductions vectorise without
@@ -55,7 +55,7 @@ def span_max(x):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=REDUCE_FLAGS, cache=True)
-def _block_sum_exp(x, shift, inv_t):  # type: ignore[no-untyped-def]
+def _block_sum_exp(x, shift, inv_t):
     s = x.dtype.type(0.0)
     for i in range(x.size):
         s += exp_small(shifted(x[i], shift, inv_t))
@@ -63,7 +63,7 @@ def _block_sum_exp(x, shift, inv_t):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=REDUCE_FLAGS, cache=True)
-def _block_store_exp(x, out, shift, inv_t):  # type: ignore[no-untyped-def]
+def _block_store_exp(x, out, shift, inv_t):
     s = x.dtype.type(0.0)
     for i in range(x.size):
         e = exp_small(shifted(x[i], shift, inv_t))
@@ -73,7 +73,7 @@ def _block_store_exp(x, out, shift, inv_t):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=REDUCE_FLAGS, cache=True)
-def _block_exp_in_place(x, shift, inv_t):  # type: ignore[no-untyped-def]
+def _block_exp_in_place(x, shift, inv_t):
     s = x.dtype.type(0.0)
     for i in range(x.size):
         e = exp_small(shifted(x[i], shift, inv_t))
@@ -83,7 +83,7 @@ def _block_exp_in_place(x, shift, inv_t):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def sum_exp(x, shift, inv_t):  # type: ignore[no-untyped-def]
+def sum_exp(x, shift, inv_t):
     """``sum(exp((x - shift) * inv_t))`` in float64 (NaN if a term is NaN)."""
     total, carry = 0.0, 0.0
     for b in range(0, x.size, BLOCK):
@@ -93,7 +93,7 @@ def sum_exp(x, shift, inv_t):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def store_exp(x, out, shift, inv_t):  # type: ignore[no-untyped-def]
+def store_exp(x, out, shift, inv_t):
     """Write ``exp((x - shift) * inv_t)`` into ``out``; return their float64 sum.
 
     ``out`` may be ``x`` itself. That case has its own loop: with two names for one array,
@@ -113,7 +113,7 @@ def store_exp(x, out, shift, inv_t):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=REDUCE_FLAGS, cache=True)
-def _block_dot(x, y):  # type: ignore[no-untyped-def]
+def _block_dot(x, y):
     s = x.dtype.type(0.0)
     for i in range(x.size):
         s += x[i] * y[i]
@@ -121,7 +121,7 @@ def _block_dot(x, y):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def span_dot(x, y):  # type: ignore[no-untyped-def]
+def span_dot(x, y):
     """``sum(x * y)`` in float64, blocked and compensated."""
     total, carry = 0.0, 0.0
     for b in range(0, x.size, BLOCK):
@@ -130,7 +130,7 @@ def span_dot(x, y):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def scale_span(out, factor):  # type: ignore[no-untyped-def]
+def scale_span(out, factor):
     """``out *= factor``."""
     for i in range(out.size):
         out[i] *= factor
@@ -142,7 +142,7 @@ nor in float64."""
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def halves_needed(shift, inv_t):  # type: ignore[no-untyped-def]
+def halves_needed(shift, inv_t):
     """Whether ``x - shift`` may overflow to ``-inf`` where ``(x - shift) * inv_t`` is finite:
     a huge row maximum and ``T > 1``. Then ``(x/2 - shift/2) * (2 inv_t)`` is computed instead
     (the same bits wherever ``x - shift`` is finite: halving is exact there)."""
@@ -150,7 +150,7 @@ def halves_needed(shift, inv_t):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=EXACT_FLAGS, cache=True)
-def store_log(x, out, shift, inv_t, lse):  # type: ignore[no-untyped-def]
+def store_log(x, out, shift, inv_t, lse):
     """``out = (x - shift) * inv_t - lse`` (log_softmax's last pass); ``out`` may be ``x``.
 
     In place has its own loop, as in :func:`store_exp`: LLVM's overlap check would otherwise

@@ -1,6 +1,8 @@
 // Shared pieces of the softmaxkit CUDA kernels: storage types, conversions, row tiles and
 // deterministic group reductions. Written for NVRTC as well as nvcc: no header is included,
-// so the kernels compile wherever CuPy's RawModule does, whatever CUDA headers are installed.
+// so the kernels compile wherever NVRTC does, whatever CUDA headers are installed.
+// Without __CUDA_ARCH__ (a host compiler) the few lines of inline PTX take the host
+// fallbacks of tests/cuda_host/cuda_host.h, which runs these kernels on the CPU for tests.
 #ifndef SOFTMAXKIT_COMMON_CUH
 #define SOFTMAXKIT_COMMON_CUH
 
@@ -20,9 +22,13 @@ template <> struct sk_acc<sk_bfloat16> { typedef float type; };
 __device__ __forceinline__ float sk_to_acc(float v) { return v; }
 __device__ __forceinline__ double sk_to_acc(double v) { return v; }
 __device__ __forceinline__ float sk_to_acc(sk_half v) {
+#ifdef __CUDA_ARCH__
     float f;
     asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(v.bits));
     return f;
+#else
+    return sk_host_half_to_float(v.bits);
+#endif
 }
 __device__ __forceinline__ float sk_to_acc(sk_bfloat16 v) {
     return __uint_as_float(static_cast<unsigned>(v.bits) << 16);
@@ -33,7 +39,11 @@ template <> __device__ __forceinline__ float sk_from_acc<float>(float v) { retur
 template <> __device__ __forceinline__ double sk_from_acc<double>(double v) { return v; }
 template <> __device__ __forceinline__ sk_half sk_from_acc<sk_half>(float v) {
     sk_half h;
+#ifdef __CUDA_ARCH__
     asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h.bits) : "f"(v));
+#else
+    h.bits = sk_host_float_to_half(v);
+#endif
     return h;
 }
 template <> __device__ __forceinline__ sk_bfloat16 sk_from_acc<sk_bfloat16>(float v) {
@@ -100,6 +110,13 @@ __device__ __forceinline__ A sk_group_reduce(A v, Op op, A* smem) {
     for (int w = 1; w < WARPS; ++w) r = op(r, smem[w]);
     return r;
 }
+
+// The dynamic shared memory of a launch (the host harness hands out a per-block buffer).
+#ifdef __CUDA_ARCH__
+#define SK_DYNAMIC_SHARED(T, name) extern __shared__ __align__(16) T name[]
+#else
+#define SK_DYNAMIC_SHARED(T, name) T* name = reinterpret_cast<T*>(sk_host::dynamic_shared())
+#endif
 
 // 16-byte (or narrower) packets for vectorised loads and stores.
 template <typename T, int VEC> struct alignas(sizeof(T) * VEC) sk_pack { T v[VEC]; };
@@ -209,16 +226,46 @@ template <typename A> struct sk_stats {
     }
 };
 
-// The partials of one row (`stride` values each) merged left to right: the same bits in every block of the row.
+// Reduce over the 32 lanes of a warp in butterfly order (every lane gets the same bits).
+template <typename A, typename Op>
+__device__ __forceinline__ A sk_warp_reduce(A v, Op op) {
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) v = op(v, __shfl_xor_sync(0xffffffffu, v, offset));
+    return v;
+}
+
+// The sum of values[0], values[stride], ... (count of them) by one whole warp: lane l adds
+// entries l, l + 32, ... in order, then the lanes' sums meet in a butterfly. The order is
+// fixed by `count` alone (deterministic) and the error grows with log2(count), not count.
+template <typename A>
+__device__ __forceinline__ A sk_warp_sum(const A* __restrict__ values, int count, int stride, int lane) {
+    A s = 0;
+    for (int i = lane; i < count; i += 32) s += values[static_cast<sk_i64>(stride) * i];
+    return sk_warp_reduce(s, sk_sum_op());
+}
+
+// The partials of one row (`stride` values each, (max, at_max, rest) first) merged by one
+// whole warp: lane l merges partials l, l + 32, ... in order, then the lanes merge in a
+// butterfly. merge() is commutative bit for bit (each sum has two operands), so every lane
+// ends with the same bits, fixed by `splits` alone; the error grows with log2(splits).
 template <typename A>
 __device__ __forceinline__ sk_stats<A> sk_merge_row(const A* __restrict__ partials, sk_i64 row, int splits,
-                                                    int stride, A temperature) {
+                                                    int stride, A temperature, int lane) {
     sk_stats<A> st;
     st.max = -sk_inf(A(0));
     st.at_max = A(0);
     st.rest = A(0);
     const A* p = partials + stride * row * splits;
-    for (int s = 0; s < splits; ++s) st.merge(p[stride * s], p[stride * s + 1], p[stride * s + 2], temperature);
+    for (int s = lane; s < splits; s += 32) {
+        st.merge(p[stride * s], p[stride * s + 1], p[stride * s + 2], temperature);
+    }
+#pragma unroll
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        const A m = __shfl_xor_sync(0xffffffffu, st.max, offset);
+        const A c = __shfl_xor_sync(0xffffffffu, st.at_max, offset);
+        const A r = __shfl_xor_sync(0xffffffffu, st.rest, offset);
+        st.merge(m, c, r, temperature);
+    }
     return st;
 }
 

@@ -154,13 +154,14 @@ sk_cross_entropy_split_apply(const T* __restrict__ x, const sk_i64* __restrict__
     const sk_ce_target<T> target(labels, probs, weight, keep, spread, smooth, row, true, ignore_index,
                                  has_ignore);
     const T* row_probs = probs == nullptr ? nullptr : probs + row * n;
-    if (threadIdx.x == 0) {
-        const sk_stats<A> st = sk_merge_row(partials, row, splits, 4, A(1));
-        A a_sum = 0;
-        for (int s = 0; s < splits; ++s) a_sum += partials[4 * (row * splits + s) + 3];
-        row_state[0] = sk_log(st.total());
-        row_state[1] = a_sum;
-        smem[0] = st.max;
+    if (threadIdx.x < 32) {  // warp 0 merges the row's partials
+        const sk_stats<A> st = sk_merge_row(partials, row, splits, 4, A(1), threadIdx.x);
+        const A a_sum = sk_warp_sum(partials + 4 * row * splits + 3, splits, 4, threadIdx.x);
+        if (threadIdx.x == 0) {
+            row_state[0] = sk_log(st.total());
+            row_state[1] = a_sum;
+            smem[0] = st.max;
+        }
     }
     __syncthreads();
     const A log_total = row_state[0], a_sum = row_state[1];

@@ -71,7 +71,7 @@ sk_vjp_split_sums(const T* __restrict__ first, const T* __restrict__ g,
     if (threadIdx.x == 0) partials[row * splits + split] = total;
 }
 
-// Split rows, pass 2: the row's sums added left to right, then this block's chunks written.
+// Split rows, pass 2: the row's sums added by one warp in a fixed order, then this block's chunks written.
 template <typename T, int TPR, int BLOCK, int VEC, int NV>
 __global__ void __launch_bounds__(BLOCK, 1)
 sk_vjp_split_apply(const T* __restrict__ first, const T* __restrict__ g,
@@ -83,10 +83,9 @@ sk_vjp_split_apply(const T* __restrict__ first, const T* __restrict__ g,
     __shared__ A row_sum;
     const sk_i64 row = blockIdx.x / splits;
     const int split = blockIdx.x % splits;
-    if (threadIdx.x == 0) {
-        A s = 0;
-        for (int i = 0; i < splits; ++i) s += partials[row * splits + i];
-        row_sum = s;
+    if (threadIdx.x < 32) {  // warp 0 adds the row's sums
+        const A s = sk_warp_sum(partials + row * splits, splits, 1, threadIdx.x);
+        if (threadIdx.x == 0) row_sum = s;
     }
     __syncthreads();
     const A sum = row_sum;

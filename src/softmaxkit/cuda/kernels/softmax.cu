@@ -72,7 +72,7 @@ sk_softmax_smem(const T* __restrict__ x, const sk_u8* __restrict__ mask, T* __re
     typedef typename sk_acc<T>::type A;
     constexpr int K = VEC * NV;
     constexpr sk_i64 CHUNK = static_cast<sk_i64>(BLOCK) * K;
-    extern __shared__ __align__(16) unsigned char sk_row_cache[];
+    SK_DYNAMIC_SHARED(unsigned char, sk_row_cache);
     T* cache = reinterpret_cast<T*>(sk_row_cache);
     __shared__ A smem[32];
     const sk_i64 row = blockIdx.x;
@@ -156,10 +156,12 @@ sk_softmax_split_apply(const T* __restrict__ x, const sk_u8* __restrict__ mask,
     __shared__ A row_max_total[2];
     const sk_i64 row = blockIdx.x / splits;
     const int split = blockIdx.x % splits;
-    if (threadIdx.x == 0) {
-        const sk_stats<A> st = sk_merge_row(partials, row, splits, 3, temperature);
-        row_max_total[0] = st.max;
-        row_max_total[1] = st.total();
+    if (threadIdx.x < 32) {  // warp 0 merges the row's partials
+        const sk_stats<A> st = sk_merge_row(partials, row, splits, 3, temperature, threadIdx.x);
+        if (threadIdx.x == 0) {
+            row_max_total[0] = st.max;
+            row_max_total[1] = st.total();
+        }
     }
     __syncthreads();
     const sk_shift<A> shift(row_max_total[0]);
@@ -180,12 +182,15 @@ sk_softmax_split_apply(const T* __restrict__ x, const sk_u8* __restrict__ mask,
     }
 }
 
-// Split rows, logsumexp: one thread per row merges the partials.
+// Split rows, logsumexp: one warp per row merges the partials (FINISH_BLOCK / 32 rows a block).
 template <typename T>
 __global__ void __launch_bounds__(128)
 sk_logsumexp_split_finish(const typename sk_acc<T>::type* __restrict__ partials, T* __restrict__ out,
                           sk_i64 rows, int splits) {
     typedef typename sk_acc<T>::type A;
-    const sk_i64 row = static_cast<sk_i64>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (row < rows) out[row] = sk_from_acc<T>(sk_merge_row(partials, row, splits, 3, A(1)).logsumexp());
+    const int lane = threadIdx.x % 32;
+    const sk_i64 row = static_cast<sk_i64>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+    if (row >= rows) return;  // whole warps leave: rows are warp-uniform
+    const A lse = sk_merge_row(partials, row, splits, 3, A(1), lane).logsumexp();
+    if (lane == 0) out[row] = sk_from_acc<T>(lse);
 }
