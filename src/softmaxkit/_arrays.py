@@ -54,7 +54,7 @@ def is_real_float(xp: Any, dtype: Any) -> bool:
     return is_half(dtype) or _isdtype(xp, dtype, "real floating")
 
 
-def _isdtype(xp: Any, dtype: Any, kind: str) -> bool:
+def _isdtype(xp: Any, dtype: Any, kind: str | tuple[str, ...]) -> bool:
     try:
         return bool(xp.isdtype(dtype, kind))
     except TypeError:  # dtypes the namespace does not know (e.g. ml_dtypes in NumPy)
