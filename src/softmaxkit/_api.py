@@ -36,10 +36,9 @@ from softmaxkit._arrays import (
     result_dtype,
     single_axis,
 )
-from softmaxkit._engines import NUMBA_MIN_SIZE, call_engine, logger
+from softmaxkit._engines import NUMBA_MIN_SIZE, call_engine, choose_engine, logger
 from softmaxkit._jax import (
     compiled,
-    generic_engine_serves,
     in_jax_if_traced,
     is_concrete_jax_array,
     is_traced,
@@ -89,13 +88,30 @@ def _temperature(temperature: Any) -> Any:
     return check_temperature(temperature)
 
 
+_GENERIC_SERVES: dict[tuple[str, Any], bool] = {}
+
+
+def _generic_engine_serves(function: str, x: Any) -> bool:
+    """Whether the automatic engine choice for the JAX array ``x`` is the generic one (XLA then
+    runs it, compiled). JAX arrays on a GPU go to the ``cuda`` engine where it is installed;
+    the choice depends only on where the array lives, so it is made once per placement."""
+    try:
+        key = (function, x.sharding)
+        served = _GENERIC_SERVES.get(key)
+    except TypeError:  # an unhashable sharding: decide for this call only
+        return choose_engine(function, x).__name__ == "softmaxkit.generic"
+    if served is None:
+        served = _GENERIC_SERVES[key] = choose_engine(function, x).__name__ == "softmaxkit.generic"
+    return served
+
+
 def _eager_jax_softmax(
     name: str, x: Any, axis: Axis, where: Any, temperature: Any, dtype: Any, log: bool
 ) -> Array | None:
     """softmax of an eager JAX array as one compiled call (softmaxkit._jax); None if it does not apply."""
     if (
         is_traced(temperature) or not (where is None or is_concrete_jax_array(where))
-        or not generic_engine_serves("softmax", x)
+        or not _generic_engine_serves("softmax", x)
     ):
         return None
     t = check_temperature(temperature)
@@ -272,7 +288,7 @@ def logsumexp(
     """
     if engine is None and is_concrete_jax_array(x) and all(
         a is None or is_concrete_jax_array(a) for a in (b, where)
-    ) and generic_engine_serves("logsumexp", x):
+    ) and _generic_engine_serves("logsumexp", x):
         static = (("axis", axis), ("keepdims", keepdims), ("return_sign", return_sign), ("dtype", dtype))
         try:
             call = compiled(logsumexp, static)

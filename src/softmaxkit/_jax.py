@@ -86,25 +86,3 @@ def compiled(function: Callable[..., Any], static: tuple[tuple[str, Hashable], .
         return function(*arrays, **traced, **fixed)
 
     return jax.jit(call)
-
-
-_GENERIC_SERVES: dict[tuple[str, Hashable], bool] = {}
-
-
-def generic_engine_serves(function: str, x: Any) -> bool:
-    """Whether the automatic engine choice for ``x`` is the generic one (XLA then runs it).
-
-    JAX arrays on a GPU go to the ``cupy`` engine where it is installed; the choice depends
-    only on where the array lives, so it is made once per placement.
-    """
-    from softmaxkit._engines import choose_engine
-
-    key = (function, x.sharding)
-    try:
-        return _GENERIC_SERVES[key]
-    except KeyError:
-        served = choose_engine(function, x).__name__ == "softmaxkit.generic"
-        _GENERIC_SERVES[key] = served
-        return served
-    except TypeError:  # an unhashable sharding: decide for this call only
-        return choose_engine(function, x).__name__ == "softmaxkit.generic"
