@@ -30,12 +30,21 @@ from softmaxkit._arrays import (
     device_of,
     namespace,
     normalize_axes,
+    promoted_dtype,
     reduced_shape,
     resolve_dtype,
     result_dtype,
     single_axis,
 )
-from softmaxkit._engines import NUMBA_MIN_SIZE, call_engine, logger
+from softmaxkit._engines import NUMBA_MIN_SIZE, call_engine, choose_engine, logger
+from softmaxkit._jax import (
+    compiled,
+    in_jax_if_traced,
+    is_concrete_jax_array,
+    is_traced,
+    traced_fraction,
+    traced_temperature,
+)
 from softmaxkit._rules import store
 from softmaxkit._typing import ArrayT, Axis, ClassNames, EngineName, NumPyInput, NumPyValue, Reduction
 from softmaxkit.generic._tiny import tiny_softmax
@@ -56,16 +65,66 @@ def _softmax_family(
         if result is not None:
             logger.debug("%s: engine 'generic' (small-array path) chosen for ndarray", name)
             return result
-    x = as_array(x)
+    if out is None and engine is None and is_concrete_jax_array(x):
+        result = _eager_jax_softmax(name, x, axis, where, temperature, dtype, log)
+        if result is not None:
+            return result
+    x = in_jax_if_traced(as_array(x), temperature, where)
     xp = namespace(x)
     axes = normalize_axes(axis, x.ndim)
     out_dtype = result_dtype(xp, x, dtype, allow_complex=False, name=name)
     mask = check_mask(xp, where, tuple(x.shape))
-    t = check_temperature(temperature)
+    t = _temperature(temperature)
     check_out(xp, out, tuple(x.shape), name)
     return call_engine(
         "softmax", engine, x, axes, where=mask, temperature=t, dtype=out_dtype, out=out, log=log
     )
+
+
+def _temperature(temperature: Any) -> Any:
+    """A checked Python float; a traced temperature cannot be checked and becomes NaN if out of range."""
+    if is_traced(temperature):
+        return traced_temperature(temperature)
+    return check_temperature(temperature)
+
+
+_GENERIC_SERVES: dict[tuple[str, Any], bool] = {}
+
+
+def _generic_engine_serves(function: str, x: Any) -> bool:
+    """Whether the automatic engine choice for the JAX array ``x`` is the generic one (XLA then
+    runs it, compiled). JAX arrays on a GPU go to the ``cuda`` engine where it is installed;
+    the choice depends only on where the array lives, so it is made once per placement."""
+    try:
+        key = (function, x.sharding)
+        served = _GENERIC_SERVES.get(key)
+    except TypeError:  # an unhashable sharding: decide for this call only
+        return choose_engine(function, x).__name__ == "softmaxkit.generic"
+    if served is None:
+        served = _GENERIC_SERVES[key] = choose_engine(function, x).__name__ == "softmaxkit.generic"
+    return served
+
+
+def _eager_jax_softmax(
+    name: str, x: Any, axis: Axis, where: Any, temperature: Any, dtype: Any, log: bool
+) -> Array | None:
+    """softmax of an eager JAX array as one compiled call (softmaxkit._jax); None if it does not apply."""
+    if (
+        is_traced(temperature) or not (where is None or is_concrete_jax_array(where))
+        or not _generic_engine_serves("softmax", x)
+    ):
+        return None
+    t = check_temperature(temperature)
+    # T = 1 stays a constant (no division is traced); any other T is an argument, so that a
+    # sweep over temperatures reuses one compiled function.
+    static = (("axis", axis), ("dtype", dtype), ("temperature", 1.0)) if t == 1.0 else (
+        ("axis", axis), ("dtype", dtype))
+    try:
+        call = compiled(log_softmax if log else softmax, static)
+    except TypeError:  # an unhashable axis (a list) or dtype: the ordinary path takes it
+        return None
+    logger.debug("%s: engine 'generic' (compiled by jax.jit) chosen for %s", name, type(x).__name__)
+    return call(x, where=where) if t == 1.0 else call(x, where=where, temperature=t)
 
 
 @overload
@@ -94,7 +153,9 @@ def softmax(
         Entries that take part, broadcastable to ``x``. Excluded entries get probability 0;
         a row with nothing included is all 0.
     temperature : float
-        ``T > 0``: larger flattens the distribution, smaller sharpens it.
+        ``T > 0``: larger flattens the distribution, smaller sharpens it. It may be a traced
+        JAX scalar (and differentiated); a traced value that is not finite and > 0 cannot be
+        checked and makes the result NaN.
     dtype : dtype, optional
         The result's dtype (float16 and bfloat16 are computed in float32).
     out : array, optional
@@ -225,7 +286,18 @@ def logsumexp(
     >>> float(sk.logsumexp([0.0, -40.0]))  # log1p(e**-40), not rounded to 0
     4.248354255291589e-18
     """
-    x = as_array(x)
+    if engine is None and is_concrete_jax_array(x) and all(
+        a is None or is_concrete_jax_array(a) for a in (b, where)
+    ) and _generic_engine_serves("logsumexp", x):
+        static = (("axis", axis), ("keepdims", keepdims), ("return_sign", return_sign), ("dtype", dtype))
+        try:
+            call = compiled(logsumexp, static)
+        except TypeError:  # an unhashable argument: the ordinary path takes it
+            pass
+        else:
+            logger.debug("logsumexp: engine 'generic' (compiled by jax.jit) chosen for %s", type(x).__name__)
+            return call(x, b=b, where=where)
+    x = in_jax_if_traced(as_array(x), b, where)
     xp = namespace(x)
     if b is not None:
         b = as_array(b, "b")
@@ -237,10 +309,14 @@ def logsumexp(
             raise ValueError(f"b of shape {tuple(b.shape)} does not broadcast with x of shape "
                              f"{tuple(x.shape)}") from exc
     axes = normalize_axes(axis, x.ndim)
+    if dtype is None and b is not None:
+        for numbers_only in (x, b):
+            result_dtype(xp, numbers_only, None, allow_complex=True, name="logsumexp")
+        dtype = promoted_dtype(xp, x, b)  # SciPy's rule: x and b promoted together
     out_dtype = result_dtype(xp, x, dtype, allow_complex=True, name="logsumexp")
     if b is not None and xp.isdtype(b.dtype, "complex floating") and not xp.isdtype(
         out_dtype, "complex floating"
-    ):
+    ):  # a real dtype= does not discard the imaginary parts of complex weights
         out_dtype = xp.result_type(out_dtype, b.dtype)
     mask = check_mask(xp, where, tuple(x.shape))
     return call_engine(
@@ -329,16 +405,16 @@ def softmax_jacobian(x: Any, /, axis: int = -1, *, temperature: float = 1.0) -> 
     >>> sk.softmax_jacobian([[1.0, 2.0, 3.0]] * 4).shape
     (4, 3, 3)
     """
-    x = as_array(x)
+    x = in_jax_if_traced(as_array(x), temperature)
     xp = namespace(x)
     a = single_axis(axis, x.ndim, "softmax_jacobian")
     out_dtype = result_dtype(xp, x, None, allow_complex=False, name="softmax_jacobian")
-    t = check_temperature(temperature)
+    t = _temperature(temperature)
     return generic.softmax_jacobian(x, a, temperature=t, dtype=out_dtype)
 
 
 def _product(function: str, first: Any, g: Any, axis: Axis, engine: EngineName | None) -> Array:
-    first = as_array(first, "s")
+    first = in_jax_if_traced(as_array(first, "s"), g)
     xp = namespace(first)
     g = as_array(g, "g")
     if namespace(g) is not xp:
@@ -484,6 +560,14 @@ def cross_entropy(
     array or (array, array)
         The loss, and ``dloss/dlogits`` if asked.
 
+    Notes
+    -----
+    Labels out of range raise ``ValueError``. Inside a JAX transformation (``jax.jit``,
+    ``jax.vmap``, ``jax.grad``, ...) traced labels have no values to check: an out-of-range
+    one gives NaN as its sample's loss and gradient (and so a NaN mean or sum). A traced
+    ``label_smoothing`` outside [0, 1] gives NaN. ``weight`` and ``label_smoothing`` may be
+    traced and differentiated.
+
     Examples
     --------
     >>> import softmaxkit as sk
@@ -495,11 +579,12 @@ def cross_entropy(
     array([[-0.1124,  0.058 ,  0.0193,  0.0352],
            [ 0.051 , -0.1593,  0.0622,  0.0461]])
     """
-    logits = as_array(logits, "logits")
+    logits = in_jax_if_traced(as_array(logits, "logits"), target, weight, label_smoothing)
     xp = namespace(logits)
     if ignore_index is not None:
         ignore_index = check_index(ignore_index, "cross_entropy: ignore_index")
-    smoothing = check_real(label_smoothing, "cross_entropy: label_smoothing")
+    smoothing = (traced_fraction(label_smoothing, "label_smoothing") if is_traced(label_smoothing)
+                 else check_real(label_smoothing, "cross_entropy: label_smoothing"))
     want_grad = check_flag(return_grad, "cross_entropy: return_grad")
     if not isinstance(reduction, str):
         raise TypeError(f"cross_entropy: reduction must be a string, got {reduction!r}")
@@ -533,7 +618,7 @@ def cross_entropy(
         if tuple(weight.shape) != (n_classes,):
             raise ValueError(f"cross_entropy: weight must have shape ({n_classes},), "
                              f"got {tuple(weight.shape)}")
-    if not 0.0 <= smoothing <= 1.0:
+    if not is_traced(label_smoothing) and not 0.0 <= smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing!r}")
     if reduction not in _REDUCTIONS:
         raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
@@ -560,6 +645,12 @@ def one_hot(labels: Any, num_classes: int | None = None, *, dtype: Any = float) 
         ``float`` (the default) means the array library's default float, ``int`` its default
         integer, ``bool`` booleans.
 
+    Notes
+    -----
+    Labels out of range raise ``ValueError``. Traced JAX labels (inside ``jax.jit``, ...) are
+    not checked: ``num_classes`` must be given, and an out-of-range label gives an all-zero
+    row, as ``jax.nn.one_hot`` does.
+
     Examples
     --------
     >>> import softmaxkit as sk
@@ -573,6 +664,9 @@ def one_hot(labels: Any, num_classes: int | None = None, *, dtype: Any = float) 
     if not xp.isdtype(labels.dtype, "integral"):
         raise TypeError(f"one_hot: labels must be integers, got {labels.dtype}")
     if num_classes is None:
+        if is_traced(labels):
+            raise TypeError("one_hot: num_classes must be given for traced labels (inside jax.jit, "
+                            "jax.vmap, ...): the result's shape cannot depend on their values")
         num_classes = int(xp.max(labels)) + 1 if math.prod(labels.shape) else 0
     num_classes = check_index(num_classes, "one_hot: num_classes")
     if num_classes < 0:
@@ -586,6 +680,9 @@ def one_hot(labels: Any, num_classes: int | None = None, *, dtype: Any = float) 
 def _as_names(indices: Array, labels: ClassNames | None, n_classes: int) -> Any:
     if labels is None:
         return indices
+    if is_traced(indices):
+        raise TypeError("labels= gives a NumPy array of names, which cannot be built inside a JAX "
+                        "transformation; map the indices to names outside it")
     if len(labels) != n_classes:
         raise ValueError(f"labels has {len(labels)} names for {n_classes} classes")
     return generic.names_of(indices, labels)

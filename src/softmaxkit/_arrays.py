@@ -54,7 +54,7 @@ def is_real_float(xp: Any, dtype: Any) -> bool:
     return is_half(dtype) or _isdtype(xp, dtype, "real floating")
 
 
-def _isdtype(xp: Any, dtype: Any, kind: str) -> bool:
+def _isdtype(xp: Any, dtype: Any, kind: str | tuple[str, ...]) -> bool:
     try:
         return bool(xp.isdtype(dtype, kind))
     except TypeError:  # dtypes the namespace does not know (e.g. ml_dtypes in NumPy)
@@ -100,6 +100,21 @@ def result_dtype(xp: Any, x: Array, dtype: Any, *, allow_complex: bool, name: st
     if _isdtype(xp, x.dtype, "integral") or _isdtype(xp, x.dtype, "bool"):
         return default_float(xp, x)
     raise TypeError(f"{name} needs numbers, got dtype {x.dtype}")
+
+
+def promoted_dtype(xp: Any, x: Array, b: Array) -> Any:
+    """The dtype of ``x`` and ``b`` promoted together, never integral: ``logsumexp(x, b=b)``'s.
+
+    SciPy's rule: the library's own promotion with a Python float (integers give the default
+    float); where the library refuses to mix integers and floats (array-api-strict), the
+    floats present promoted with the default float.
+    """
+    try:
+        return xp.result_type(x.dtype, b.dtype, 1.0)
+    except TypeError:
+        kinds = ("real floating", "complex floating")
+        floats = [d for d in (x.dtype, b.dtype) if is_half(d) or _isdtype(xp, d, kinds)]
+        return xp.result_type(*floats, default_float(xp, x))
 
 
 def compute_dtype(xp: Any, dtype: Any) -> Any:
@@ -223,8 +238,12 @@ def check_labels(labels: Array, n_classes: int, ignore_index: int | None, name: 
 
     Returns the labels. Reading a Dask array's labels would compute them, so for a Dask array
     the returned labels are checked block by block when computed: ``compute()`` raises.
+    Traced JAX labels (inside ``jax.jit``, ``jax.vmap``, ...) have no values to check: they
+    are returned unchecked, and the engines give NaN for an out-of-range label instead.
     """
     import array_api_compat
+
+    from softmaxkit._jax import is_concrete_jax_array, is_traced
 
     if ignore_index is not None and not isinstance(ignore_index, numbers.Integral):
         raise TypeError(f"{name}: ignore_index must be an int, got {ignore_index!r}")
@@ -235,6 +254,13 @@ def check_labels(labels: Array, n_classes: int, ignore_index: int | None, name: 
         check = functools.partial(check_labels, n_classes=n_classes, ignore_index=ignore_index, name=name)
         return da.map_blocks(check, labels, dtype=labels.dtype, token="checked-labels",
                              meta=meta_from_array(labels, ndim=labels.ndim, dtype=labels.dtype))
+    if is_traced(labels):
+        return labels
+    if is_concrete_jax_array(labels):
+        # Checked on the host: inside a JAX trace, operations on a closed-over concrete array
+        # are traced too, and their result could not be read.
+        check_labels(np.asarray(labels), n_classes, ignore_index, name)
+        return labels
     xp = namespace(labels)
     bad = (labels < 0) | (labels >= n_classes)
     if ignore_index is not None:

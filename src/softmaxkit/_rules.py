@@ -90,7 +90,9 @@ def split_at_max(xp: Any, rows: Array, weights: Array | None) -> tuple[Array, Ar
     m = row_sums(xp, xp.where(at_max, b, zero))
     # Infinite maxima shift by 0 so that no inf - inf arises; their terms are in m anyway.
     shift = xp.where(xp.isfinite(row_max), row_max, zero)
-    rest = row_sums(xp, xp.where(at_max, zero, b * xp.exp(rows - shift)))
+    # The maximal entries are left out of the exp too (not only of the sum): at a +inf maximum
+    # exp would be inf, and automatic differentiation would meet 0 * inf.
+    rest = row_sums(xp, xp.where(at_max, zero, b * xp.exp(xp.where(at_max, zero, rows - shift))))
     row_max = xp.reshape(row_max, (-1,))
     # Next to a +inf maximum every finite term is 0 (unshifted, they could flip the sign).
     return row_max, m, xp.where(row_max == np.inf, zero, rest)

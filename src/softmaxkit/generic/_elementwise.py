@@ -23,17 +23,25 @@ def sigmoid(x: Array, *, dtype: Any) -> Array:
 
 @quiet_floating_point
 def softplus(x: Array, *, dtype: Any) -> Array:
-    """``log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|))``."""
+    """``log(1 + exp(x))``: ``x + log1p(exp(-x))`` for ``x > 0``, ``log1p(exp(x))`` otherwise."""
     xp = namespace(x)
     xc = xp.astype(x, compute_dtype(xp, dtype))
+    positive = xc > 0
+    # The two branches as selections, not max(x, 0) + log1p(exp(-|x|)) (the same numbers): the
+    # kinks of max and |x| at 0 cancel in value but not under automatic differentiation, which
+    # gave softplus'(0) = 0 instead of 1/2. Each branch sees only inputs where exp cannot overflow.
     zero = constant(xp, 0.0, xc)
-    return xp.astype(xp.maximum(xc, zero) + xp.log1p(xp.exp(-xp.abs(xc))), dtype)
+    above, below = xp.where(positive, xc, zero), xp.where(positive, zero, xc)
+    return xp.astype(xp.where(positive, above + xp.log1p(xp.exp(-above)), xp.log1p(xp.exp(below))), dtype)
 
 
 @quiet_floating_point
 def log_sigmoid(x: Array, *, dtype: Any) -> Array:
-    """``log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|))``, i.e. ``-softplus(-x)``."""
+    """``log(sigmoid(x)) = -softplus(-x)``: ``x - log1p(exp(x))`` for ``x < 0``, else ``-log1p(exp(-x))``."""
     xp = namespace(x)
     xc = xp.astype(x, compute_dtype(xp, dtype))
-    zero = constant(xp, 0.0, xc)
-    return xp.astype(xp.minimum(xc, zero) - xp.log1p(xp.exp(-xp.abs(xc))), dtype)
+    negative = xc < 0
+    zero = constant(xp, 0.0, xc)  # selections, not min(x, 0) - ...: see softplus
+    below, above = xp.where(negative, xc, zero), xp.where(negative, zero, xc)
+    return xp.astype(xp.where(negative, below - xp.log1p(xp.exp(below)), zero - xp.log1p(xp.exp(-above))),
+                     dtype)

@@ -20,7 +20,7 @@ from softmaxkit._arrays import (
     quiet_floating_point,
     rows_view,
 )
-from softmaxkit.generic._softmax import softmax_rows
+from softmaxkit.generic._softmax import is_unit, softmax_rows
 
 
 @quiet_floating_point
@@ -69,6 +69,6 @@ def softmax_jacobian(x: Array, axis: int, *, temperature: float, dtype: Any) -> 
     s = softmax_rows(xp, xp.astype(rows, compute_dtype(xp, dtype)), None, temperature, log=False)
     eye = xp.eye(n, dtype=s.dtype, device=device_of(s))
     jac = s[:, :, None] * eye - s[:, :, None] * s[:, None, :]
-    if temperature != 1.0:
+    if not is_unit(temperature):
         jac = jac / temperature
     return xp.reshape(xp.astype(jac, dtype), (*lead, n, n))

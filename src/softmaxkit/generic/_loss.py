@@ -52,24 +52,32 @@ def cross_entropy(
     # An empty batch (or no classes, every sample ignored) has no row to normalise.
     empty = rows.shape[0] == 0 or n_classes == 0
     logp = xp.astype(rows, ct) if empty else softmax_rows(xp, xp.astype(rows, ct), None, 1.0, log=True)
-    zero = constant(xp, 0.0, logp)
+    zero, one, nan = constant(xp, 0.0, logp), constant(xp, 1.0, logp), constant(xp, float("nan"), logp)
     classes = xp.arange(n_classes, device=device_of(logp))
     labels = xp.reshape(target, (-1,)) if target.ndim == logits.ndim - 1 else None
+    # Labels were checked by the caller, except traced JAX labels (no values to check): an
+    # out-of-range one makes its sample's loss and gradient NaN rather than silently 0.
+    unchecked_bad = None
     if labels is not None:
         counted = xp.ones(labels.shape, dtype=xp.bool, device=device_of(logp))
         if ignore_index is not None:
             counted = labels != ignore_index
+        unchecked_bad = counted & ((labels < 0) | (labels >= n_classes))
         q = xp.astype((labels[:, None] == classes[None, :]) & counted[:, None], ct)
         counted_f = xp.astype(counted, ct)[:, None]
     else:
         q = xp.astype(rows_view(xp, target, (axis,))[0], ct)
         counted_f = xp.ones((q.shape[0], 1), dtype=ct, device=device_of(logp))
-    if label_smoothing:
+    if not is_unit_zero(label_smoothing):
         q = (1.0 - label_smoothing) * q + (label_smoothing / n_classes) * counted_f
     a = q if weight is None else q * xp.astype(weight, ct)[None, :]
 
-    # 0 * log(0) = 0: a class with no target mass adds nothing even where logp is -inf.
-    per_sample = -row_sums(xp, xp.where(a == 0, zero, a * logp))
+    # 0 * log(0) = 0: a class with no target mass adds nothing even where logp is -inf. Both
+    # factors are guarded, so that automatic differentiation sees no 0 * inf either.
+    no_mass = a == 0
+    per_sample = -row_sums(xp, xp.where(no_mass, one, a) * xp.where(no_mass, zero, logp))
+    if unchecked_bad is not None:
+        per_sample = xp.where(unchecked_bad, nan, per_sample)
     lead_shape = tuple(d for i, d in enumerate(logits.shape) if i != axis)
     if reduction == "none":
         loss, scale = xp.reshape(per_sample, lead_shape), None
@@ -84,4 +92,11 @@ def cross_entropy(
     grad = row_sums(xp, a, keepdims=True) * xp.exp(logp) - a
     if scale is not None:
         grad = mean_gradient(xp, grad, scale)
+    if unchecked_bad is not None:
+        grad = xp.where(unchecked_bad[:, None], nan, grad)
     return loss, restore(xp.astype(grad, dtype))
+
+
+def is_unit_zero(value: Any) -> bool:
+    """Whether ``value`` is the Python number 0 (nothing to mix in); a traced JAX scalar is not."""
+    return isinstance(value, float | int) and value == 0.0

@@ -47,7 +47,16 @@ def shifted_rows(
     pos_inf_row = row_max == np.inf
     x = xp.where(pos_inf_row, xp.where(x == np.inf, zero, neg_inf), x)
     shift = xp.where(xp.isfinite(row_max), row_max, zero)
+    if not isinstance(temperature, float | int):
+        # A traced JAX temperature has no value to split into mantissa and exponent: plain
+        # division (the extreme temperatures scaled_difference guards against are rare there).
+        return (x - shift) / temperature
     return scaled_difference(xp, x, shift, temperature)
+
+
+def is_unit(temperature: Any) -> bool:
+    """Whether ``temperature`` is the Python number 1 (no division); a traced JAX scalar is not."""
+    return isinstance(temperature, float | int) and temperature == 1.0
 
 
 def softmax_rows(xp: Any, rows: Array, mask: Array | None, temperature: float, log: bool) -> Array:
@@ -62,7 +71,12 @@ def _normalised(xp: Any, z: Array, e: Array | None, total: Array, log: bool) -> 
     # total == 0 only for rows with every entry excluded: softmax 0, log_softmax -inf (z is -inf).
     total = xp.where(total == 0, constant(xp, 1.0, total), total)
     if log:
-        return z - xp.log(total)
+        # Excluded entries are the constant -inf, not z - log(total): under automatic
+        # differentiation (JAX, PyTorch) they then pass no gradient back, as SPEC §2 asks.
+        # (A row holding NaN stays all NaN: its log(total) is NaN.)
+        log_total = xp.log(total)
+        excluded = (z == -np.inf) & ~xp.isnan(log_total)
+        return xp.where(excluded, constant(xp, -np.inf, z), z - log_total)
     return (xp.exp(z) if e is None else e) / total
 
 
