@@ -123,7 +123,7 @@ def test_chained_masks_are_the_sampled_set_bit_for_bit(dtype):
     combined = np.empty(x.shape, dtype=bool)
     status = np.empty(64, dtype=np.int8)
     _kernels.filter_rows(x, np.ones((1, 1), dtype=bool), False, params.inv_t, params.top_k, params.top_p,
-                         params.min_p, params.buffer_size(x.shape[1]), combined, status)
+                         params.min_p, params.buffer_size(x.shape[1]), combined, status, 0, 64)
     chain = _chain(x, "numba", temperature=0.7, top_k=k, top_p=p, min_p=0.05)
     np.testing.assert_array_equal(chain, combined)
     draws = sk.sample(x, temperature=0.7, top_k=k, top_p=p, min_p=0.05, rng=0, num_samples=30)

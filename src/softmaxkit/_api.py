@@ -36,7 +36,7 @@ from softmaxkit._arrays import (
     result_dtype,
     single_axis,
 )
-from softmaxkit._engines import NUMBA_MIN_SIZE, call_engine, choose_engine, logger
+from softmaxkit._engines import NUMBA_MIN_SIZE, call_engine, choose_engine, logger, numba_kernel_dtype
 from softmaxkit._jax import (
     compiled,
     in_jax_if_traced,
@@ -47,6 +47,7 @@ from softmaxkit._jax import (
 )
 from softmaxkit._rules import store
 from softmaxkit._typing import ArrayT, Axis, ClassNames, EngineName, NumPyInput, NumPyValue, Reduction
+from softmaxkit.generic._temperature import reciprocal_is_accurate
 from softmaxkit.generic._tiny import tiny_softmax
 
 
@@ -115,16 +116,22 @@ def _eager_jax_softmax(
     ):
         return None
     t = check_temperature(temperature)
+    accumulator = numba_kernel_dtype(x.dtype if dtype is None else dtype) or np.dtype(np.float32)
+    if not reciprocal_is_accurate(t, accumulator):
+        # T = 1e-300 in float32: the generic engine's exact power-of-two steps give the limits
+        # op by op, but XLA folds those steps into one overflowing constant under jax.jit.
+        return None
     # T = 1 stays a constant (no division is traced); any other T is an argument, so that a
     # sweep over temperatures reuses one compiled function.
-    static = (("axis", axis), ("dtype", dtype), ("temperature", 1.0)) if t == 1.0 else (
-        ("axis", axis), ("dtype", dtype))
+    traced_t = t != 1.0
+    static = (("axis", axis), ("dtype", dtype)) if traced_t else (
+        ("axis", axis), ("dtype", dtype), ("temperature", 1.0))
     try:
         call = compiled(log_softmax if log else softmax, static)
     except TypeError:  # an unhashable axis (a list) or dtype: the ordinary path takes it
         return None
     logger.debug("%s: engine 'generic' (compiled by jax.jit) chosen for %s", name, type(x).__name__)
-    return call(x, where=where) if t == 1.0 else call(x, where=where, temperature=t)
+    return call(x, where=where, temperature=t) if traced_t else call(x, where=where)
 
 
 @overload

@@ -52,6 +52,8 @@ from typing import Any
 
 import numpy as np
 
+from softmaxkit._arrays import is_half
+
 logger = logging.getLogger("softmaxkit")
 
 ROW_PIECE_FUNCTIONS = frozenset({"softmax_pairs", "softmax_from_pairs"})
@@ -196,11 +198,21 @@ def _result_dtype(call: Call) -> Any:
     return call["dtype"] if "dtype" in call else call["x"].dtype
 
 
+def numba_kernel_dtype(dtype: Any) -> np.dtype | None:
+    """The Numba kernels' compute dtype for a result dtype, or None where they do not apply.
+
+    Here rather than in the engine, so that the automatic choice decides without importing
+    Numba; float16/bfloat16 compute in float32, and byte-swapped data is copied into the
+    native dtype by the engine's layout and swapped back when delivered."""
+    if is_half(dtype):
+        return np.dtype(np.float32)
+    d = np.dtype(dtype).newbyteorder("=")
+    return d if d in (np.float32, np.float64) else None
+
+
 @functools.cache  # per dtype: every call of the Numba engine asks (4 us uncached)
 def _numba_computes_in(dtype: Any) -> bool:
-    from softmaxkit.numba._layout import kernel_dtype
-
-    return kernel_dtype(dtype) is not None
+    return numba_kernel_dtype(dtype) is not None
 
 
 def _numba_dtype_gap(call: Call) -> bool:
@@ -247,9 +259,7 @@ def _temperature_beyond_kernels(accumulator: Callable[[Any], Any]) -> Callable[[
 
 
 def _numba_accumulator(dtype: Any) -> Any:
-    from softmaxkit.numba._layout import kernel_dtype
-
-    return kernel_dtype(dtype)
+    return numba_kernel_dtype(dtype)
 
 
 NUMBA_GAPS = (
@@ -308,8 +318,15 @@ def _torch_logsumexp_gap(call: Call) -> bool:
         or call["dtype"].is_complex
 
 
+def _torch_accumulator(dtype: Any) -> Any:
+    # The operators compute float64 tensors in float64 and every other float type in float32.
+    return np.dtype(np.float64) if str(dtype) == "torch.float64" else np.dtype(np.float32)
+
+
 TORCH_GAPS = (
     Gap(frozenset({"logsumexp"}), "weights (b=), return_sign=True or complex input", _torch_logsumexp_gap),
+    Gap(TEMPERATURE_FUNCTIONS, "a temperature beyond its kernels' range",
+        _temperature_beyond_kernels(_torch_accumulator)),
 )
 
 

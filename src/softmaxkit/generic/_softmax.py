@@ -48,9 +48,13 @@ def shifted_rows(
     x = xp.where(pos_inf_row, xp.where(x == np.inf, zero, neg_inf), x)
     shift = xp.where(xp.isfinite(row_max), row_max, zero)
     if not isinstance(temperature, float | int):
-        # A traced JAX temperature has no value to split into mantissa and exponent: plain
-        # division (the extreme temperatures scaled_difference guards against are rare there).
-        return (x - shift) / temperature
+        # A traced JAX temperature has no value to split into mantissa and exponent, so it
+        # divides once; for T > 1 the halves of x and the maximum, whose difference cannot
+        # overflow (as in scaled_difference). Temperatures whose reciprocal leaves the dtype's
+        # range are never traced by the eager path (_api); under a user's own jax.jit they
+        # give NaN (README, JAX section).
+        halves = (x * 0.5 - shift * 0.5) / (temperature * 0.5)
+        return xp.where(temperature > 1, halves, (x - shift) / temperature)
     return scaled_difference(xp, x, shift, temperature)
 
 

@@ -26,13 +26,14 @@ from typing import Any
 import numpy as np
 
 from softmaxkit._arrays import is_half, reduced_shape
+from softmaxkit._engines import numba_kernel_dtype as kernel_dtype
 from softmaxkit._rules import mean, mean_denominator, mean_gradient_scale
 from softmaxkit.numba import _half, _rows, _short_rows
 from softmaxkit.numba._columns import softmax_columns
 from softmaxkit.numba._compile import cache_status, compile_all
 from softmaxkit.numba._grad import log_softmax_vjp_rows, softmax_vjp_rows
 from softmaxkit.numba._half import cross_entropy_half_rows, softmax_half_rows
-from softmaxkit.numba._layout import deliver, kernel_dtype, layout
+from softmaxkit.numba._layout import deliver, layout
 from softmaxkit.numba._loss import cross_entropy_columns, cross_entropy_rows, cross_entropy_short_rows
 from softmaxkit.numba._pieces import softmax_from_pair_rows, softmax_pair_rows
 from softmaxkit.numba._rows import SPLIT, logsumexp_rows, mask_rows, softmax_masked_rows, softmax_rows

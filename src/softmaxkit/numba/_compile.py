@@ -37,7 +37,7 @@ def _dtype(name: str) -> np.dtype:
 
 
 def _softmax(dtype: np.dtype) -> None:
-    import softmaxkit as sk
+    from softmaxkit import _api as sk  # the public functions (not the package: no import cycle)
     from softmaxkit.numba._rows import SPLIT
 
     for n in (8, 64, SPLIT + 1):  # tiled short rows, rows, rows cut into blocks
@@ -49,7 +49,7 @@ def _softmax(dtype: np.dtype) -> None:
 
 
 def _cross_entropy(dtype: np.dtype) -> None:
-    import softmaxkit as sk
+    from softmaxkit import _api as sk  # the public functions (not the package: no import cycle)
 
     for shape in ((4, 8), (4, 64)):  # tiled short rows, rows
         sk.cross_entropy(np.zeros(shape, dtype), np.zeros(4, int), return_grad=True, engine="numba")
@@ -58,13 +58,13 @@ def _cross_entropy(dtype: np.dtype) -> None:
 
 
 def _logsumexp(dtype: np.dtype) -> None:
-    import softmaxkit as sk
+    from softmaxkit import _api as sk  # the public functions (not the package: no import cycle)
 
     sk.logsumexp(np.zeros((2, 64), dtype), axis=1, engine="numba")
 
 
 def _gradients(dtype: np.dtype) -> None:
-    import softmaxkit as sk
+    from softmaxkit import _api as sk  # the public functions (not the package: no import cycle)
 
     s = np.full((2, 64), 1 / 64, dtype)
     sk.softmax_vjp(s, s, engine="numba")
@@ -72,11 +72,12 @@ def _gradients(dtype: np.dtype) -> None:
 
 
 def _pieces(dtype: np.dtype) -> None:
-    from softmaxkit import numba as engine
+    from softmaxkit._engines import call_engine
 
     x = np.zeros((2, 64), dtype)
-    row_max, total = engine.softmax_pairs(x, (1,), temperature=1.0)
-    engine.softmax_from_pairs(x, (1,), row_max, total, temperature=1.0, dtype=dtype, log=False)
+    row_max, total = call_engine("softmax_pairs", "numba", x, (1,), temperature=1.0)
+    call_engine("softmax_from_pairs", "numba", x, (1,), row_max, total, temperature=1.0, dtype=dtype,
+                log=False)
 
 
 FAMILIES: dict[str, Callable[[np.dtype], None]] = {

@@ -13,20 +13,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import DTypeLike
 
-from softmaxkit._arrays import is_half
 from softmaxkit._rules import store
 from softmaxkit.numba._half import convert
-
-
-def kernel_dtype(dtype: DTypeLike) -> np.dtype | None:
-    """The kernels' dtype for a result dtype, or None where they do not apply."""
-    if is_half(dtype):
-        return np.dtype(np.float32)
-    d = np.dtype(dtype).newbyteorder("=")
-    # Byte-swapped data is copied into the native dtype by ``layout`` and swapped back by ``deliver``.
-    return d if d in (np.float32, np.float64) else None
 
 
 @dataclass(frozen=True)
