@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -60,6 +61,14 @@ def write_api_reference(app: object) -> None:
         obj = getattr(softmaxkit, name)
         directive = "autoclass" if isinstance(obj, type) else "autofunction"
         lines += [f".. {directive}:: {name}", ""]
+    # The drop-in faces: another library's signatures over the same computation.
+    for face, title in (("softmaxkit.torch", "PyTorch's face"), ("softmaxkit.scipy", "SciPy's face")):
+        module = importlib.import_module(face)
+        lines += [f"``{face}``: {title}", "-" * (len(face) + len(title) + 6), "",
+                  f".. currentmodule:: {face}", ""]
+        for name in sorted(module.__all__, key=str.lower):
+            directive = "autoclass" if isinstance(getattr(module, name), type) else "autofunction"
+            lines += [f".. {directive}:: {name}", ""]
     target = DOCS / "api.rst"
     text = "\n".join(lines)
     if not target.exists() or target.read_text() != text:
