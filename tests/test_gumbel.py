@@ -92,3 +92,13 @@ def test_straight_through_gradient_in_jax():
     assert float(jnp.abs(straight).sum()) > 0
     hard = sk.gumbel_softmax(logits, hard=True, rng=key)
     assert float(hard.sum()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("hard", [False, True], ids=["soft", "hard"])
+def test_jit_gives_the_eager_draw_in_jax(hard):
+    jax = pytest.importorskip("jax")
+    logits = jax.numpy.array([[0.3, 1.2, -0.5, 0.9], [2.0, -1.0, 0.0, 0.5]])
+    key = jax.random.key(7)
+    eager = sk.gumbel_softmax(logits, temperature=0.5, hard=hard, rng=key)
+    traced = jax.jit(lambda x, k: sk.gumbel_softmax(x, temperature=0.5, hard=hard, rng=k))(logits, key)
+    np.testing.assert_allclose(np.asarray(traced), np.asarray(eager), rtol=1e-6, atol=1e-7)
