@@ -305,7 +305,8 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tens
     return _run("cross_entropy", logits, target, weight, dim, ignore_index, label_smoothing, reduction,
                               want_grad)
 
-_EAGER = {f: _eager_twin(f) for f in (_Softmax, _LogSumExp, _SoftmaxVjp, _LogSoftmaxVjp, _CrossEntropy)}
+_EAGER: dict[type[torch.autograd.Function], type[torch.autograd.Function]] = {
+    f: _eager_twin(f) for f in (_Softmax, _LogSumExp, _SoftmaxVjp, _LogSoftmaxVjp, _CrossEntropy)}
 
 _ops.softmax.register_autograd(_softmax_backward, setup_context=_softmax_setup)
 _ops.logsumexp.register_autograd(_logsumexp_backward, setup_context=_logsumexp_setup)
