@@ -3,6 +3,9 @@ torch.compile without graph breaks, layouts and dtypes."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -261,6 +264,60 @@ def test_compile_fullgraph_has_no_graph_break(backend):
     # The label check runs inside the compiled graph, on the real labels.
     with pytest.raises(ValueError, match="label 9 is out of range for 5 classes"):
         compiled(x, torch.full((16,), 9))
+
+
+def _public_api(z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Every public function that takes tensors, as a user's model would call them."""
+    p = sk.softmax(z)
+    logp = sk.log_softmax(z, axis=1)
+    return (sk.cross_entropy(z, labels, axis=1, label_smoothing=0.1)
+            + sk.log_softmax(z, axis=0).sum() * 1e-3 + sk.logsumexp(z, axis=1).sum() * 1e-3
+            + sk.softmax_vjp(p, z, axis=1).sum() + sk.softmax_jvp(p, z).sum()
+            + sk.log_softmax_vjp(logp, p, axis=1).sum() + (p * logp).sum() * 1e-3
+            + sk.softmax(z, temperature=2.0, where=z > -1.0).sum() * 1e-3)
+
+
+@pytest.mark.parametrize("backend", [
+    "aot_eager",
+    pytest.param("inductor", marks=pytest.mark.filterwarnings(
+        "ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")),
+])
+def test_compile_fullgraph_of_the_public_api(backend):
+    # Once Dynamo is loaded, an eager call registers the public functions with it: the compiled
+    # graph holds them as single calls (traced by AOTAutograd down to the operators), with no
+    # warning about the argument checks' caches (pytest turns warnings into errors here).
+    import torch._dynamo
+
+    torch.manual_seed(0)
+    z, labels = torch.randn(16, 5, requires_grad=True), torch.randint(0, 5, (16,))
+    eager = _public_api(z, labels)
+    eager.backward()
+    expected, z.grad = z.grad, None
+    compiled = torch.compile(_public_api, fullgraph=True, backend=backend)
+    loss = compiled(z, labels)
+    loss.backward()
+    torch.testing.assert_close(loss, eager)
+    torch.testing.assert_close(z.grad, expected)
+    with pytest.raises(ValueError, match="label 9 is out of range for 5 classes"):
+        compiled(z, torch.full((16,), 9))
+
+
+def test_compile_fullgraph_as_the_first_call_of_a_process():
+    # No eager call first: Dynamo traces the public functions' own code, which must hold no
+    # logger call and reach no importlib call (softmaxkit.torch's import loads the engine).
+    script = """
+import torch, softmaxkit as sk, softmaxkit.torch
+z, labels = torch.randn(16, 5, requires_grad=True), torch.randint(0, 5, (16,))
+f = lambda z, t: sk.cross_entropy(z, t, axis=1) + sk.softmax(z).sum() + sk.logsumexp(z, axis=1).sum()
+loss = torch.compile(f, fullgraph=True, backend="aot_eager")(z, labels)
+loss.backward()
+torch.testing.assert_close(loss, f(z, labels))
+print("compiled")
+"""
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "compiled"
 
 
 # --- dtypes and layouts --------------------------------------------------------------------------

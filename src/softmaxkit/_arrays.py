@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -268,7 +269,10 @@ def check_labels(labels: Array, n_classes: int, ignore_index: int | None, name: 
     Returns the labels. Reading a Dask array's labels would compute them, so for a Dask array
     the returned labels are checked block by block when computed: ``compute()`` raises.
     Traced JAX labels (inside ``jax.jit``, ``jax.vmap``, ...) have no values to check: they
-    are returned unchecked, and the engines give NaN for an out-of-range label instead.
+    are returned unchecked, and the engines give NaN for an out-of-range label instead. Torch
+    tensors being compiled (``torch.compile``) are returned unchecked too: reading them would
+    break the graph, and the torch engine checks the labels when its kernel runs, raising the
+    same error from the compiled graph.
     """
     import array_api_compat
 
@@ -283,7 +287,7 @@ def check_labels(labels: Array, n_classes: int, ignore_index: int | None, name: 
         check = functools.partial(check_labels, n_classes=n_classes, ignore_index=ignore_index, name=name)
         return da.map_blocks(check, labels, dtype=labels.dtype, token="checked-labels",
                              meta=meta_from_array(labels, ndim=labels.ndim, dtype=labels.dtype))
-    if is_traced(labels):
+    if is_traced(labels) or (array_api_compat.is_torch_array(labels) and torch_compiling()):
         return labels
     if is_concrete_jax_array(labels):
         # Checked on the host: inside a JAX trace, operations on a closed-over concrete array
@@ -299,6 +303,12 @@ def check_labels(labels: Array, n_classes: int, ignore_index: int | None, name: 
         first = xp.reshape(labels, (-1,))[int(xp.argmax(xp.astype(flat_bad, xp.int8)))]
         raise ValueError(f"{name}: label {int(first)} is out of range for {n_classes} classes")
     return labels
+
+
+def torch_compiling() -> bool:
+    """Whether ``torch.compile`` is tracing the current call (imports nothing)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and torch.compiler.is_compiling()
 
 
 def rows_view(xp: Any, x: Array, axes: tuple[int, ...]) -> tuple[Array, Callable[[Array], Array]]:

@@ -53,7 +53,8 @@ from typing import Any
 
 import numpy as np
 
-from softmaxkit._arrays import is_half
+from softmaxkit import generic
+from softmaxkit._arrays import is_half, torch_compiling
 from softmaxkit.generic._temperature import reciprocal_is_accurate
 
 logger = logging.getLogger("softmaxkit")
@@ -424,19 +425,29 @@ def _can_run(spec: EngineSpec, function: str, x: Any) -> bool:
     return function in spec.functions and spec.runs(x) and not spec.missing()
 
 
-@functools.cache
 def _positional(function: str) -> tuple[str, ...]:
     """The names of the generic engine's positional parameters of ``function`` (the contract)."""
-    generic = importlib.import_module("softmaxkit.generic")
     parameters = inspect.signature(getattr(generic, function)).parameters.values()
     return tuple(p.name for p in parameters if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
+POSITIONAL = {function: _positional(function) for function in sorted(ENGINE_FUNCTIONS)}
+"""Each engine function's positional parameters, read once at import: a call inside a graph
+that torch.compile traces must not reach ``inspect`` (Dynamo refuses to trace it)."""
+
+
 def as_call(function: str, args: tuple[Any, ...], options: Mapping[str, Any]) -> dict[str, Any]:
     """The engine call ``function(*args, **options)`` by parameter name."""
-    call = dict(zip(_positional(function), args, strict=True))
+    call = dict(zip(POSITIONAL[function], args, strict=True))
     call.update(options)
     return call
+
+
+def _debug(message: str, *args: Any) -> None:
+    """A debug record of the choice, except inside a graph that torch.compile traces: Dynamo
+    refuses calls to a logger, and the compiled graph holds no choice to report anyway."""
+    if not torch_compiling():
+        logger.debug(message, *args)
 
 
 def choose_engine(function: str, x: Any, engine: str | None = None, call: Call | None = None) -> ModuleType:
@@ -454,8 +465,8 @@ def choose_engine(function: str, x: Any, engine: str | None = None, call: Call |
             if gap is not None:
                 passed.append(f"{spec.name} does not cover {gap.what}")
                 continue
-            logger.debug("%s: engine %r chosen for %s%s", function, spec.name, type(x).__name__,
-                         f" ({'; '.join(passed)})" if passed else "")
+            _debug("%s: engine %r chosen for %s%s", function, spec.name, type(x).__name__,
+                   f" ({'; '.join(passed)})" if passed else "")
             return spec.load()
         raise TypeError(f"{function}: no engine can compute on {type(x).__name__}")
     if not isinstance(engine, str):
@@ -464,7 +475,7 @@ def choose_engine(function: str, x: Any, engine: str | None = None, call: Call |
     if _can_run(spec, function, x):
         gap = None if call is None else spec.gap(function, call)
         if gap is None:
-            logger.debug("%s: engine %r forced for %s", function, spec.name, type(x).__name__)
+            _debug("%s: engine %r forced for %s", function, spec.name, type(x).__name__)
             return spec.load()
         why = f"does not cover {function} with {gap.what}"
     else:

@@ -27,7 +27,10 @@ from typing import Any
 import torch
 from torch.nn import _reduction
 
-from softmaxkit.torch import _autograd
+# _engine: importing this module loads the torch engine too. A first call of sk.softmax & co.
+# inside torch.compile then finds it loaded (Dynamo cannot trace the registry's importlib
+# call), and once Dynamo is loaded the engine registers the public functions with it.
+from softmaxkit.torch import _autograd, _engine  # noqa: F401
 
 __all__ = ["CrossEntropyLoss", "LogSoftmax", "Softmax", "cross_entropy", "log_softmax", "softmax"]
 

@@ -14,6 +14,7 @@ float32 either way, SPEC §2).
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import torch
@@ -21,6 +22,37 @@ import torch
 from softmaxkit.torch import _autograd
 
 __all__ = ["cross_entropy", "log_softmax_vjp", "logsumexp", "softmax", "softmax_jvp", "softmax_vjp"]
+
+_PUBLIC_ON_TENSORS = ("softmax", "log_softmax", "logsumexp", "cross_entropy", "softmax_vjp", "softmax_jvp",
+                      "log_softmax_vjp")
+"""The public functions that reach this engine: what torch.compile writes into its graphs."""
+
+_registered = False
+
+
+def register_with_dynamo() -> None:
+    """Have torch.compile's Dynamo write calls of the public functions into its graph as they
+    are, once Dynamo is loaded (this never imports it: that costs 0.7 s).
+
+    AOTAutograd then runs them on fake tensors down to the softmaxkit operators. Traced by
+    Dynamo instead, their argument checks go through array-api-compat's cached helpers,
+    which Dynamo traces with one warning each (that still happens to the first compiled call
+    in a process where no eager call came first: registering while Dynamo traces a graph
+    breaks its guards). Called when this module is imported and by eager calls, for a Dynamo
+    loaded later.
+    """
+    global _registered
+    if _registered or "torch._dynamo" not in sys.modules:
+        return
+    _registered = True
+    api = sys.modules["softmaxkit._api"]  # loaded: it is what calls this engine (no import cycle)
+    for name in _PUBLIC_ON_TENSORS:
+        torch.compiler.allow_in_graph(getattr(api, name))
+
+
+def _register_if_eager() -> None:
+    if not _registered and not torch.compiler.is_compiling():
+        register_with_dynamo()
 
 
 def _size(dtype: torch.dtype) -> int:
@@ -52,6 +84,7 @@ def softmax(
     dtype: Any, out: torch.Tensor | None, log: bool,
 ) -> torch.Tensor:
     """softmax (``log=False``) or log_softmax (``log=True``) of ``x`` over ``axes``."""
+    _register_if_eager()
     xc, rounding = _staged(x, dtype)
     return _finish(_autograd.softmax(xc, list(axes), where, temperature, log), rounding, out)
 
@@ -61,12 +94,14 @@ def logsumexp(
     where: torch.Tensor | None, dtype: Any,
 ) -> torch.Tensor:
     """``log(sum(exp(x)))`` over ``axes`` (the registry sends ``b=`` and ``return_sign`` elsewhere)."""
+    _register_if_eager()
     xc, rounding = _staged(x, dtype)
     return _finish(_autograd.logsumexp(xc, list(axes), where, keepdims), rounding)
 
 
 def _product(op: Any, first: torch.Tensor, g: torch.Tensor, axes: tuple[int, ...],
              dtype: Any) -> torch.Tensor:
+    _register_if_eager()
     fc, rounding = _staged(first, dtype)
     return _finish(op(fc, g.to(fc.dtype), list(axes)), rounding)
 
@@ -92,6 +127,7 @@ def cross_entropy(
     ignore_index: int | None, label_smoothing: float, reduction: str, return_grad: bool, dtype: Any,
 ) -> Any:
     """The loss (and its gradient) from one fused pass; differentiable through autograd as well."""
+    _register_if_eager()
     lc, rounding = _staged(logits, dtype)
     if target.is_floating_point():
         target = target.to(lc.dtype)
@@ -103,3 +139,6 @@ def cross_entropy(
     if not return_grad:
         return _finish(loss, rounding)
     return _finish(loss, rounding), _finish(grad, rounding)
+
+
+_register_if_eager()
