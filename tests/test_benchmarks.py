@@ -40,3 +40,16 @@ def test_command_line_quick(capsys: pytest.CaptureFixture[str]) -> None:
     printed = capsys.readouterr().out
     assert "| softmax |" in printed
     assert "% of copy" in printed
+
+
+def test_interleaved_turns_rotate_and_short_calls_repeat():
+    from softmaxkit import benchmark
+
+    order: list[str] = []
+    functions = {name: (lambda name=name: order.append(name)) for name in "abc"}
+    medians = benchmark.time_interleaved(functions, repeats=3, warmup=1)
+    assert set(medians) == {"a", "b", "c"} and all(t > 0 for t in medians.values())
+    timed = order[3:]  # after the warm-up round; each call is far under 2 ms: repeated
+    firsts = [timed[0]] + [timed[i] for i in range(1, len(timed)) if timed[i] != timed[i - 1]]
+    assert firsts == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert len(timed) > 9 * 10

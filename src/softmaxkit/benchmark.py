@@ -209,6 +209,9 @@ def time_interleaved(
 
     A call shorter than :data:`MIN_SAMPLE_SECONDS` is timed over as many calls in a row as
     fill that time (as ``timeit`` does): one 6 µs call is mostly timer and scheduler noise.
+    The order of the turns rotates from round to round: a call that follows another one's
+    large free gets different memory from the allocator (already mapped or fresh pages)
+    than one that follows a copy, and no contender should always get the same.
     """
     calls = {name: 1 for name in functions}
     for _ in range(warmup):
@@ -218,9 +221,10 @@ def time_interleaved(
             once = time.perf_counter() - start
             calls[name] = max(1, min(MAX_CALLS_PER_SAMPLE, int(MIN_SAMPLE_SECONDS / max(once, 1e-9))))
     times: dict[str, list[float]] = {name: [] for name in functions}
-    for _ in range(repeats):
-        for name, f in functions.items():
-            n = calls[name]
+    names = list(functions)
+    for round_ in range(repeats):
+        for name in names[round_ % len(names):] + names[:round_ % len(names)]:
+            f, n = functions[name], calls[name]
             start = time.perf_counter()
             for _ in range(n):
                 f()
