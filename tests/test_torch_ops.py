@@ -390,6 +390,20 @@ def test_new_results_small_and_with_huge_page_advice(shape, dtype):
             torch.testing.assert_close(result, expected.to(dtype))  # the dtype's own tolerance
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64], ids=str)
+def test_inputs_are_left_as_they_were(dtype):
+    # The kernels read tensors through NumPy views that leave them unchanged: t.numpy() would
+    # mark their storage as shared with NumPy, and torch then refuses to grow it for good.
+    x = torch.randn(6, 5).to(dtype).requires_grad_()
+    labels, mask = torch.tensor([0, 4, 2, 1, 3, 0]), torch.rand(6, 5) > 0.2
+    sk.softmax(x, where=mask).sum().backward()
+    skt.log_softmax(x, dim=0).sum().backward()
+    skt.cross_entropy(x, labels).backward()
+    sk.logsumexp(x, axis=1).sum().backward()
+    for t in (x, labels, mask):
+        t.data.resize_(t.numel() + 1)  # raises "Trying to resize storage that is not resizable"
+
+
 @pytest.mark.parametrize("offset", [0, 1, 4095, 4096, 4097])
 def test_huge_page_advice_on_unaligned_memory(offset):
     # The advice covers the whole pages inside the buffer only: a buffer that starts inside a

@@ -296,7 +296,7 @@ def check_labels(labels: Array, n_classes: int, ignore_index: int | None, name: 
         return labels
     if array_api_compat.is_torch_array(labels) and labels.is_cpu and type(labels).__name__ == "Tensor":
         # NumPy reads a CPU tensor's memory in place: half the time of torch's small ops.
-        check_labels(labels.numpy(), n_classes, ignore_index, name)
+        check_labels(cpu_tensor_view(labels), n_classes, ignore_index, name)
         return labels
     xp = namespace(labels)
     bad = (labels < 0) | (labels >= n_classes)
@@ -307,6 +307,48 @@ def check_labels(labels: Array, n_classes: int, ignore_index: int | None, name: 
         first = xp.reshape(labels, (-1,))[int(xp.argmax(xp.astype(flat_bad, xp.int8)))]
         raise ValueError(f"{name}: label {int(first)} is out of range for {n_classes} classes")
     return labels
+
+
+class _TensorMemory:
+    """A CPU tensor's memory as NumPy's array interface describes it; it keeps the tensor alive."""
+
+    __slots__ = ("__array_interface__", "tensor")
+
+    def __init__(self, t: Any, typestr: str, writable: bool) -> None:
+        self.tensor = t
+        size = t.element_size()
+        self.__array_interface__ = {
+            "data": (t.data_ptr(), not writable), "shape": tuple(t.shape),
+            "strides": tuple(stride * size for stride in t.stride()), "typestr": typestr, "version": 3,
+        }
+
+
+_TENSOR_TYPESTR = {
+    "torch.float16": "<f2", "torch.bfloat16": "<u2", "torch.float32": "<f4", "torch.float64": "<f8",
+    "torch.int8": "|i1", "torch.uint8": "|u1", "torch.int16": "<i2", "torch.int32": "<i4",
+    "torch.int64": "<i8", "torch.bool": "|b1", "torch.complex64": "<c8", "torch.complex128": "<c16",
+}
+
+
+def cpu_tensor_view(t: Any, writable: bool = False) -> np.ndarray:
+    """A NumPy view of a CPU tensor's memory, without ``t.numpy()`` (bfloat16 as ml_dtypes').
+
+    ``t.numpy()`` marks the tensor's storage as shared with NumPy, which torch then refuses
+    to grow for good (``t.resize_`` raises): a lasting change to the caller's tensor. The array
+    interface shares the memory and changes nothing; the view is read-only unless ``writable``.
+    """
+    typestr = _TENSOR_TYPESTR.get(str(t.dtype))
+    if typestr is None or not t.is_cpu:
+        raise TypeError(f"no NumPy view of a {t.dtype} tensor on {t.device}")
+    if t.numel() == 0:
+        view = np.empty(tuple(t.shape), dtype=typestr)
+    else:
+        view = np.asarray(_TensorMemory(t, typestr, writable))
+    if str(t.dtype) == "torch.bfloat16":
+        import ml_dtypes
+
+        return view.view(ml_dtypes.bfloat16)
+    return view
 
 
 def torch_compiling() -> bool:

@@ -26,6 +26,7 @@ import torch
 
 from softmaxkit import generic
 from softmaxkit import numba as engine
+from softmaxkit._arrays import cpu_tensor_view
 from softmaxkit.numba import rows_softmax
 from softmaxkit.numba._grad import log_softmax_vjp_rows, softmax_vjp_rows
 from softmaxkit.numba._threads import readonly, run
@@ -33,15 +34,10 @@ from softmaxkit.numba._threads import readonly, run
 _ROW_KERNEL_DTYPES = (torch.float32, torch.float64)
 
 
-def as_numpy(t: torch.Tensor) -> np.ndarray:
-    """A NumPy view of a CPU tensor's memory (bfloat16 as ml_dtypes' bfloat16)."""
-    if t.requires_grad:
-        t = t.detach()
-    if t.dtype == torch.bfloat16:
-        import ml_dtypes
-
-        return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
-    return t.numpy()
+def as_numpy(t: torch.Tensor, writable: bool = False) -> np.ndarray:
+    """A NumPy view of a CPU tensor's memory (bfloat16 as ml_dtypes' bfloat16); read-only
+    unless ``writable``. Not ``t.numpy()``: that leaves the caller's tensor unable to grow."""
+    return cpu_tensor_view(t, writable)
 
 
 def as_tensor(a: Any) -> torch.Tensor:
@@ -63,7 +59,7 @@ def new_result(like: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
     result = torch.empty_like(like, memory_format=torch.contiguous_format)
     if result.nbytes >= _HUGE_PAGE_MIN_BYTES:
         _advise_huge_pages(result.data_ptr(), result.nbytes)
-    return result, as_numpy(result)
+    return result, as_numpy(result, writable=True)
 
 
 _HUGE_PAGE_MIN_BYTES = 1 << 22
