@@ -1,0 +1,447 @@
+// Sampling from the filtered softmax, one block per row: temperature, top-k, top-p, min-p and
+// where= masks, then inverse-CDF draws from uniforms the caller drew (softmaxkit.sampling's
+// module docstring defines the kept set; the Numba kernels in sampling/_kernels.py are the
+// same algorithm on the CPU, and the draws agree given the same uniforms).
+//
+// Nothing is sorted. Every included entry has a rank key: its value (order-preserving bits,
+// larger first), then its index (lower first), so all ranks are distinct. Top-k and top-p
+// are each a threshold search over these keys: a row is reread once per 4-bit digit of the
+// value (8 passes for float, 16 for double), each pass counting (top-k) or weighing (top-p)
+// the entries that share the digits found so far, 16 bins a pass, until the digit where the
+// running count reaches k or the running weight reaches p of the kept weight is known (the
+// radix selection of FlashInfer's and PyTorch's top-k kernels, with integer counts and
+// fixed-order sums instead of atomics, so the result is the same on every run). Ties at the
+// threshold value are resolved by the same search over the index digits. The kept set is then
+// "rank at or above a threshold (value, index)" and weight >= min_p.
+//
+// Draws: each thread sums the kept weights of a contiguous chunk of the row; a draw with
+// uniform u finds the first chunk, then the first entry, whose cumulative weight (index order)
+// exceeds u * total, reading the chunk sums and one chunk. With replacement the threads draw
+// in parallel; without, thread 0 draws one after another, zeroing what it took.
+#include "common.cuh"
+
+enum { SK_OK = 0, SK_HAS_NAN = 1, SK_EMPTY = 2, SK_TOO_FEW = 3 };  // sampling/_params.py's codes
+
+constexpr int SK_DIGIT = 4;
+constexpr int SK_BINS = 1 << SK_DIGIT;
+
+typedef unsigned long long sk_u64;
+
+// Order-preserving keys: a > b (neither NaN) iff key(a) > key(b); -0 and +0 share a key, as
+// they compare equal (they are ties, ranked by index).
+__device__ __forceinline__ sk_u64 sk_rank_key(float v) {
+    const unsigned u = __float_as_uint(v == 0.0f ? 0.0f : v);
+    return (u & 0x80000000u) ? static_cast<sk_u64>(~u) : static_cast<sk_u64>(u | 0x80000000u);
+}
+__device__ __forceinline__ sk_u64 sk_rank_key(double v) {
+    const sk_u64 u = static_cast<sk_u64>(__double_as_longlong(v == 0.0 ? 0.0 : v));
+    return (u >> 63) ? ~u : (u | (1ULL << 63));
+}
+__device__ __forceinline__ float sk_key_value(sk_u64 key, float) {
+    const unsigned k = static_cast<unsigned>(key);
+    return __uint_as_float((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k);
+}
+__device__ __forceinline__ double sk_key_value(sk_u64 key, double) {
+    return __longlong_as_double(static_cast<long long>((key >> 63) ? (key & ~(1ULL << 63)) : ~key));
+}
+template <typename A> struct sk_key_bits { static constexpr int value = 8 * static_cast<int>(sizeof(A)); };
+
+// Whether a and b agree on every bit from `bit` up (`bit` may be 64: nothing to compare).
+__device__ __forceinline__ bool sk_same_above(sk_u64 a, sk_u64 b, int bit) {
+    return bit >= 64 || ((a ^ b) >> bit) == 0;
+}
+
+// A rank threshold: an entry is kept when key > key_at, or key == key_at and index <= index_at.
+struct sk_rank {
+    sk_u64 key;
+    sk_i64 index;
+    __device__ __forceinline__ bool keeps(sk_u64 k, sk_i64 i) const { return k > key || (k == key && i <= index); }
+};
+
+// One row and its parameters after the statistics pass.
+template <typename T> struct sk_row {
+    typedef typename sk_acc<T>::type A;
+    const T* x;
+    const sk_u8* mask;
+    sk_i64 n;
+    A max;
+    A inv_t;  // 1 / T in the accumulator type, as the Numba kernels round it
+    bool indicator;  // T = 0 or +inf in the row: the mass sits on the entries equal to the max
+
+    // Whether entry i may be drawn at all (where= allows it and it is not -inf or NaN); v its value.
+    __device__ __forceinline__ bool included(sk_i64 i, A& v) const {
+        v = sk_to_acc(x[i]);
+        return (mask == nullptr || mask[i] != 0) && v > -sk_inf(v);
+    }
+    // exp((v - max) / T) in the accumulator type, widened: the Numba kernels' weight.
+    __device__ __forceinline__ double weight(A v) const {
+        if (indicator) return v == max ? 1.0 : 0.0;
+        return static_cast<double>(sk_exp((v - max) * inv_t));
+    }
+};
+
+// Scratch of the block reductions (static shared memory of the kernels).
+template <int BLOCK> struct sk_sample_smem {
+    double mass[BLOCK / 32][SK_BINS];
+    unsigned count[BLOCK / 32][SK_BINS];
+    double mass_total[SK_BINS];
+    unsigned count_total[SK_BINS];
+    double chunk[BLOCK];  // the draws' chunk sums
+    double warp_sum[BLOCK / 32];
+    double warp_before[BLOCK / 32];
+    double acc[32];
+    sk_i64 i64[32];
+};
+
+// The 16 bins of every lane summed over the warp, reduce-scatter style (16 shuffles instead of
+// 16 butterflies of 5): each step a lane keeps half of its bins and adds its partner's copy of
+// that half. At the end lanes 2b and 2b + 1 hold the warp's total of bin sk_lane_bin(lane).
+template <int HALF, typename Q>
+__device__ __forceinline__ void sk_scatter_step(Q (&q)[SK_BINS], int lane) {
+    const bool upper = (lane & (2 * HALF)) != 0;
+#pragma unroll
+    for (int j = 0; j < HALF; ++j) {
+        const Q sent = upper ? q[j] : q[HALF + j];
+        const Q got = __shfl_xor_sync(0xffffffffu, sent, 2 * HALF);
+        q[j] = (upper ? q[HALF + j] : q[j]) + got;
+    }
+}
+template <typename Q>
+__device__ __forceinline__ Q sk_warp_scatter_sum(Q (&q)[SK_BINS], int lane) {
+    static_assert(SK_BINS == 16, "four halving steps over the lanes 16, 8, 4, 2 apart");
+    sk_scatter_step<8>(q, lane);
+    sk_scatter_step<4>(q, lane);
+    sk_scatter_step<2>(q, lane);
+    sk_scatter_step<1>(q, lane);
+    return q[0] + __shfl_xor_sync(0xffffffffu, q[0], 1);
+}
+__device__ __forceinline__ int sk_lane_bin(int lane) {
+    return ((lane >> 4) & 1) * 8 + ((lane >> 3) & 1) * 4 + ((lane >> 2) & 1) * 2 + ((lane >> 1) & 1);
+}
+
+// Block totals of the 16 bins, in every thread's q (warps combined in warp order: deterministic).
+template <int BLOCK, typename Q>
+__device__ __forceinline__ void sk_block_bins(Q (&q)[SK_BINS], Q (*per_warp)[SK_BINS], Q* total) {
+    constexpr int WARPS = BLOCK / 32;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const Q mine = sk_warp_scatter_sum(q, lane);
+    __syncthreads();  // the previous search may still read per_warp and total
+    if ((lane & 1) == 0) per_warp[warp][sk_lane_bin(lane)] = mine;
+    __syncthreads();
+    if (threadIdx.x < SK_BINS) {
+        Q s = per_warp[0][threadIdx.x];
+        for (int w = 1; w < WARPS; ++w) s += per_warp[w][threadIdx.x];
+        total[threadIdx.x] = s;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int b = 0; b < SK_BINS; ++b) q[b] = total[b];
+}
+
+// The rank threshold of the entry where the running count (MASS false: `target` = k) or the
+// running weight (MASS true: `target` = p, a fraction of the eligible weight) of the eligible
+// entries, taken from the highest rank down, first reaches the target. Eligible: included and
+// kept by `within`. Returns false when rounding leaves the weight short of the target (keep all).
+template <bool MASS, int BLOCK, typename T>
+__device__ bool sk_rank_search(const sk_row<T>& r, sk_rank within, double target, sk_rank& found,
+                               sk_sample_smem<BLOCK>& sm) {
+    typedef typename sk_acc<T>::type A;
+    constexpr int KEY_BITS = sk_key_bits<A>::value;
+    sk_u64 prefix = 0;
+    double above = 0.0;  // count or weight of the eligible entries ranked above the prefix's range
+    sk_i64 ties = 0;
+    bool first = true;
+    for (int shift = KEY_BITS - SK_DIGIT; shift >= 0; shift -= SK_DIGIT) {
+        unsigned c[SK_BINS];  // rows hold fewer than 2^31 entries (the registry's gap)
+        double w[SK_BINS];
+#pragma unroll
+        for (int b = 0; b < SK_BINS; ++b) { c[b] = 0u; w[b] = 0.0; }
+        for (sk_i64 i = threadIdx.x; i < r.n; i += BLOCK) {
+            A v;
+            if (!r.included(i, v)) continue;
+            const sk_u64 key = sk_rank_key(v);
+            if (!within.keeps(key, i) || !sk_same_above(key, prefix, shift + SK_DIGIT)) continue;
+            const int d = static_cast<int>((key >> shift) & (SK_BINS - 1));
+            const double wv = MASS ? r.weight(v) : 0.0;
+#pragma unroll
+            for (int b = 0; b < SK_BINS; ++b) {  // no indexing by d: the bins stay in registers
+                c[b] += b == d ? 1u : 0u;
+                if (MASS) w[b] += b == d ? wv : 0.0;
+            }
+        }
+        sk_block_bins<BLOCK>(c, sm.count, sm.count_total);
+        if (MASS) sk_block_bins<BLOCK>(w, sm.mass, sm.mass_total);
+        if (MASS && first) {  // the first pass sees every eligible entry: the target's total
+            double total = 0.0;
+            for (int b = 0; b < SK_BINS; ++b) total += w[b];
+            target *= total;
+        }
+        first = false;
+        int d = -1;
+#pragma unroll
+        for (int b = SK_BINS - 1; b >= 0; --b) {  // the digit where the running total crosses
+            const double here = MASS ? w[b] : static_cast<double>(c[b]);
+            if (d < 0) {
+                if (above + here >= target) {
+                    d = b;
+                    ties = c[b];
+                } else {
+                    above += here;
+                }
+            }
+        }
+        if (d < 0) return false;
+        prefix |= static_cast<sk_u64>(d) << shift;
+    }
+    // `ties` entries share the threshold's value: take the first q of them in index order.
+    sk_i64 q = ties;
+    if (MASS) {
+        const double level = r.weight(sk_key_value(prefix, A(0)));
+        double cum = above;
+        for (sk_i64 j = 1; j <= ties; ++j) {  // the Numba kernel's loop over the tied weights
+            cum += level;
+            if (cum >= target) { q = j; break; }
+        }
+    } else {
+        q = static_cast<sk_i64>(target - above);
+    }
+    found.key = prefix;
+    found.index = r.n;
+    if (q >= ties) return true;
+    // The q-th lowest index among the ties: the same digit search over the indices.
+    int top = 0;
+    while (top + SK_DIGIT < 64 && ((r.n - 1) >> (top + SK_DIGIT)) != 0) top += SK_DIGIT;
+    sk_u64 index_prefix = 0;
+    sk_i64 before = 0;
+    for (int shift = top; shift >= 0; shift -= SK_DIGIT) {
+        unsigned c[SK_BINS];
+#pragma unroll
+        for (int b = 0; b < SK_BINS; ++b) c[b] = 0;
+        for (sk_i64 i = threadIdx.x; i < r.n; i += BLOCK) {
+            A v;
+            if (!r.included(i, v)) continue;
+            const sk_u64 key = sk_rank_key(v);
+            if (key != prefix || !within.keeps(key, i)) continue;
+            if (!sk_same_above(static_cast<sk_u64>(i), index_prefix, shift + SK_DIGIT)) continue;
+            const int d = static_cast<int>((i >> shift) & (SK_BINS - 1));
+#pragma unroll
+            for (int b = 0; b < SK_BINS; ++b) c[b] += b == d ? 1u : 0u;
+        }
+        sk_block_bins<BLOCK>(c, sm.count, sm.count_total);
+        int d = -1;
+#pragma unroll
+        for (int b = 0; b < SK_BINS; ++b) {  // lowest indices first
+            if (d < 0) {
+                if (before + c[b] >= q) d = b; else before += c[b];
+            }
+        }
+        index_prefix |= static_cast<sk_u64>(d < 0 ? SK_BINS - 1 : d) << shift;
+    }
+    found.index = static_cast<sk_i64>(index_prefix);
+    return true;
+}
+
+// The statistics pass and the filters of one row: its status, and in `r` and `keep` what
+// the draws need. Every thread of the block calls it and gets the same answers.
+template <int BLOCK, typename T>
+__device__ int sk_plan_row(sk_row<T>& r, double inv_t, sk_i64 k, double p, sk_rank& keep,
+                           sk_sample_smem<BLOCK>& sm) {
+    typedef typename sk_acc<T>::type A;
+    A m = -sk_inf(A(0));
+    sk_i64 count = 0, nan = 0;
+    for (sk_i64 i = threadIdx.x; i < r.n; i += BLOCK) {
+        if (r.mask != nullptr && r.mask[i] == 0) continue;
+        const A v = sk_to_acc(r.x[i]);
+        if (v != v) {
+            nan = 1;
+        } else if (v > -sk_inf(v)) {
+            ++count;
+            m = v > m ? v : m;
+        }
+    }
+    A* acc = reinterpret_cast<A*>(sm.acc);
+    m = sk_group_reduce<BLOCK, BLOCK>(m, sk_max_op(), acc);
+    count = sk_group_reduce<BLOCK, BLOCK>(count, sk_sum_op(), sm.i64);
+    nan = sk_group_reduce<BLOCK, BLOCK>(nan, sk_sum_op(), sm.i64);
+    if (nan != 0) return SK_HAS_NAN;
+    if (count == 0) return SK_EMPTY;
+    r.max = m;
+    r.inv_t = static_cast<A>(inv_t);
+    r.indicator = m == sk_inf(m) || r.inv_t == sk_inf(r.inv_t);
+    keep.key = 0;
+    keep.index = r.n;  // everything included
+    sk_rank found;
+    if (k < count && sk_rank_search<false, BLOCK>(r, keep, static_cast<double>(k), found, sm)) keep = found;
+    if (p < 1.0 && sk_rank_search<true, BLOCK>(r, keep, p, found, sm)) keep = found;
+    return SK_OK;
+}
+
+// Whether the filters keep entry i (min-p compares the weight: entries of weight 0 are kept
+// when min_p is 0, as in the masks); its weight in w.
+template <typename T>
+__device__ __forceinline__ bool sk_kept(const sk_row<T>& r, sk_rank keep, double min_p, sk_i64 i, double& w) {
+    typename sk_acc<T>::type v;
+    w = 0.0;
+    if (!r.included(i, v) || !keep.keeps(sk_rank_key(v), i)) return false;
+    w = r.weight(v);
+    return w >= min_p;
+}
+
+// The weight entry i is drawn with: 0 unless kept and not among the `n_taken` already drawn.
+template <typename T>
+__device__ __forceinline__ double sk_draw_weight(const sk_row<T>& r, sk_rank keep, double min_p, sk_i64 i,
+                                                 const sk_i64* taken, sk_i64 n_taken) {
+    double w;
+    if (!sk_kept(r, keep, min_p, i, w)) return 0.0;
+    for (sk_i64 j = 0; j < n_taken; ++j) {
+        if (taken[j] == i) return 0.0;
+    }
+    return w;
+}
+
+// One draw: the first entry (index order) whose cumulative kept weight exceeds u * total,
+// found from the warp sums, then the chunk sums, then one chunk; the last positive entry
+// there when rounding leaves the target at or above the sum.
+template <int BLOCK, typename T>
+__device__ sk_i64 sk_draw(const sk_row<T>& r, sk_rank keep, double min_p, double u, sk_i64 chunk,
+                          const double* chunk_sum, const double* warp_sum, const double* warp_before,
+                          const sk_i64* taken, sk_i64 n_taken) {
+    constexpr int WARPS = BLOCK / 32;
+    const double target = u * (warp_before[WARPS - 1] + warp_sum[WARPS - 1]);
+    int t = -1;
+    double cum = -sk_inf(0.0);  // -inf: never crosses, so the chunk's last positive entry is taken
+    for (int w = 0; w < WARPS && t < 0; ++w) {
+        if (!(warp_sum[w] > 0.0 && warp_before[w] + warp_sum[w] > target)) continue;
+        double c = warp_before[w];
+        for (int l = 0; l < 32; ++l) {
+            const double s = chunk_sum[w * 32 + l];
+            if (!(s > 0.0)) continue;
+            t = w * 32 + l;  // the warp's last positive chunk unless one crosses before
+            if (c + s > target) {
+                cum = c;
+                break;
+            }
+            c += s;
+        }
+    }
+    for (int c = BLOCK - 1; c >= 0 && t < 0; --c) {  // the target at the total: the last positive chunk
+        if (chunk_sum[c] > 0.0) t = c;
+    }
+    const sk_i64 start = static_cast<sk_i64>(t) * chunk;
+    const sk_i64 stop = start + chunk < r.n ? start + chunk : r.n;
+    sk_i64 last = -1;
+    for (sk_i64 i = start; i < stop; ++i) {
+        const double w = sk_draw_weight(r, keep, min_p, i, taken, n_taken);
+        if (w > 0.0) {
+            cum += w;
+            last = i;
+            if (cum > target) return i;
+        }
+    }
+    return last;
+}
+
+template <typename T, int BLOCK>
+__global__ void __launch_bounds__(BLOCK, 1)
+sk_sample_rows(const T* __restrict__ x, const sk_u8* __restrict__ mask, const double* __restrict__ inv_t,
+               const sk_i64* __restrict__ top_k, const double* __restrict__ top_p,
+               const double* __restrict__ min_p, const double* __restrict__ u, sk_i64* __restrict__ out,
+               signed char* __restrict__ status, sk_i64 rows, sk_i64 n, sk_i64 draws, int replacement) {
+    constexpr int WARPS = BLOCK / 32;
+    __shared__ sk_sample_smem<BLOCK> sm;
+    const sk_i64 row = blockIdx.x;
+    if (row >= rows) return;  // the whole block: rows are block-uniform
+    sk_row<T> r;
+    r.x = x + row * n;
+    r.mask = mask == nullptr ? nullptr : mask + row * n;
+    r.n = n;
+    sk_rank keep;
+    int st = sk_plan_row<BLOCK>(r, inv_t[row], top_k[row], top_p[row], keep, sm);
+    const double mp = min_p[row];
+    sk_i64* picks = out + row * draws;
+    const double* uniforms = u + row * draws;
+    if (st == SK_OK) {
+        const sk_i64 chunk = (n + BLOCK - 1) / BLOCK;
+        const sk_i64 start = threadIdx.x * chunk;
+        double s = 0.0;
+        sk_i64 positive = 0;
+        for (sk_i64 i = start; i < start + chunk && i < n; ++i) {
+            const double w = sk_draw_weight(r, keep, mp, i, picks, 0);
+            s += w;
+            positive += w > 0.0;
+        }
+        sm.chunk[threadIdx.x] = s;
+        positive = sk_group_reduce<BLOCK, BLOCK>(positive, sk_sum_op(), sm.i64);  // its barriers publish chunk[]
+        if (threadIdx.x < WARPS) {
+            double ws = 0.0;
+            for (int l = 0; l < 32; ++l) ws += sm.chunk[threadIdx.x * 32 + l];
+            sm.warp_sum[threadIdx.x] = ws;
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            double before = 0.0;
+            for (int w = 0; w < WARPS; ++w) {
+                sm.warp_before[w] = before;
+                before += sm.warp_sum[w];
+            }
+        }
+        __syncthreads();
+        if (!replacement && positive < draws) {
+            st = SK_TOO_FEW;
+        } else if (replacement) {
+            for (sk_i64 d = threadIdx.x; d < draws; d += BLOCK) {
+                picks[d] = sk_draw<BLOCK>(r, keep, mp, uniforms[d], chunk, sm.chunk, sm.warp_sum,
+                                          sm.warp_before, picks, 0);
+            }
+        } else if (threadIdx.x == 0) {
+            // One after another, each from what is left: the chunk and sums of a draw are redone
+            // without it (thread 0 alone reads them from here on).
+            for (sk_i64 d = 0; d < draws; ++d) {
+                const sk_i64 i = sk_draw<BLOCK>(r, keep, mp, uniforms[d], chunk, sm.chunk, sm.warp_sum,
+                                                sm.warp_before, picks, d);
+                picks[d] = i;
+                const int t = static_cast<int>(i / chunk), w = t / 32;
+                double cs = 0.0;
+                for (sk_i64 j = t * chunk; j < (t + 1) * chunk && j < n; ++j) {
+                    cs += sk_draw_weight(r, keep, mp, j, picks, d + 1);
+                }
+                sm.chunk[t] = cs;
+                double ws = 0.0;
+                for (int l = 0; l < 32; ++l) ws += sm.chunk[w * 32 + l];
+                sm.warp_sum[w] = ws;
+                double before = 0.0;
+                for (int v = 0; v < WARPS; ++v) {
+                    sm.warp_before[v] = before;
+                    before += sm.warp_sum[v];
+                }
+            }
+        }
+    }
+    if (threadIdx.x == 0) status[row] = static_cast<signed char>(st);
+}
+
+// The kept set of each row as 0/1 bytes (what sk_sample_rows draws from): top_k_mask,
+// top_p_mask and min_p_mask on GPU arrays.
+template <typename T, int BLOCK>
+__global__ void __launch_bounds__(BLOCK, 1)
+sk_filter_rows(const T* __restrict__ x, const sk_u8* __restrict__ mask, const double* __restrict__ inv_t,
+               const sk_i64* __restrict__ top_k, const double* __restrict__ top_p,
+               const double* __restrict__ min_p, sk_u8* __restrict__ keep_out,
+               signed char* __restrict__ status, sk_i64 rows, sk_i64 n) {
+    __shared__ sk_sample_smem<BLOCK> sm;
+    const sk_i64 row = blockIdx.x;
+    if (row >= rows) return;  // the whole block: rows are block-uniform
+    sk_row<T> r;
+    r.x = x + row * n;
+    r.mask = mask == nullptr ? nullptr : mask + row * n;
+    r.n = n;
+    sk_rank keep;
+    const int st = sk_plan_row<BLOCK>(r, inv_t[row], top_k[row], top_p[row], keep, sm);
+    const double mp = min_p[row];
+    sk_u8* o = keep_out + row * n;
+    for (sk_i64 i = threadIdx.x; i < n; i += BLOCK) {
+        double w;
+        o[i] = st == SK_OK && sk_kept(r, keep, mp, i, w) ? 1 : 0;
+    }
+    if (threadIdx.x == 0) status[row] = static_cast<signed char>(st);
+}

@@ -1,0 +1,289 @@
+"""The CUDA sampling kernels (kernels/sampling.cu) run on the CPU (tests/cuda_on_cpu.py) under
+ASan + UBSan, through the engine's launcher: given the same uniforms they draw what the Numba
+kernels draw, keep what the Numba kernels keep, and their frequencies pass the chi-square test
+against the enumerated filtered distribution.
+
+Each launch runs under two schedules of the threads (ascending and descending) and must give
+the same bytes. Rows mix ties (values on a grid of 0.5), -inf entries, where= masks, +inf,
+NaN and empty rows, with one parameter set per row so one launch covers every filter
+combination; row lengths below and above the block size, not multiples of the warp size.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from cuda_on_cpu import Harness, build, compiler, runtime_library
+from sampling_reference import distribution
+from softmaxkit.cuda import _plan
+from softmaxkit.sampling import _kernels
+from softmaxkit.sampling._params import EMPTY, HAS_NAN, OK, TOO_FEW, RowParams, row_params
+
+ml_dtypes = pytest.importorskip("ml_dtypes")
+
+pytestmark = [
+    pytest.mark.cuda_on_cpu,
+    pytest.mark.skipif(
+        compiler() is None or runtime_library("asan") is None,
+        reason="needs g++ with AddressSanitizer (apt-get install g++)",
+    ),
+]
+
+DTYPES = ("float32", "float64", "float16", "bfloat16")
+LENGTHS = (5, 37, 300, 1000)
+"""Fewer entries than threads, a block's worth and more (128 threads), not multiples of 32."""
+LONG = 9_000
+"""A 256-thread block (float32 and float64 only: the fibers make long rows slow)."""
+H100 = (132, 227 * 1024)
+
+FILTERS = [
+    dict(zip(("temperature", "top_k", "top_p", "min_p"), combo, strict=True))
+    for combo in itertools.product((1.0, 0.7), (None, 3), (None, 0.8), (None, 0.1))
+]
+"""Every filter combination (as tests/test_sampling.py's frequency tests)."""
+
+
+def instances() -> dict[str, set[str]]:
+    names = set()
+    for dtype in DTYPES:
+        for n in (*LENGTHS, 8):
+            names |= {_plan.sampling_name(k, dtype, _plan.sampling_block(n)) for k in _plan.SAMPLING_KERNELS}
+    for dtype in ("float32", "float64"):
+        names |= {_plan.sampling_name(k, dtype, _plan.sampling_block(LONG)) for k in _plan.SAMPLING_KERNELS}
+    return {_plan.SAMPLING_SOURCE: names}
+
+
+@pytest.fixture(scope="module")
+def harness():
+    h = Harness([build(_plan.SAMPLING_SOURCE, sorted(names), "asan") for names in instances().values()], "asan")
+    yield h
+    h.close()
+
+
+def storage(values: np.ndarray, dtype: str) -> np.ndarray:
+    """float64 values as the kernels store them (bfloat16 as its int16 bits)."""
+    if dtype == "bfloat16":
+        return values.astype(ml_dtypes.bfloat16).view(np.int16)
+    return values.astype(dtype)
+
+
+def as_numba_rows(x64: np.ndarray, dtype: str) -> np.ndarray:
+    """The rows the Numba kernels get for ``dtype``: float16/bfloat16 computed in float32."""
+    if dtype == "bfloat16":
+        return x64.astype(ml_dtypes.bfloat16).astype(np.float32)
+    return x64.astype(dtype).astype(np.float64 if dtype == "float64" else np.float32)
+
+
+def _request(function: str, x64: np.ndarray, dtype: str, mask: np.ndarray | None, p: RowParams,
+             extra: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    rows = x64.shape[0]
+    return {
+        "function": function,
+        "arrays": {
+            "x": storage(x64, dtype),
+            "mask": None if mask is None else mask.astype(np.uint8),
+            "inv_t": p.inv_t, "top_k": p.top_k, "top_p": p.top_p, "min_p": p.min_p,
+            "status": np.full(rows, -1, np.int8),
+            **extra,
+        },
+        "offsets": {},
+        "limits": H100,
+        "params": {"dtype": dtype, **params},
+    }
+
+
+def run_both_schedules(harness: Harness, request: dict[str, Any]) -> dict[str, Any]:
+    first = harness.call({**request, "policy": "ascending", "seed": 1})
+    second = harness.call({**request, "policy": "descending", "seed": 1})
+    for key in ("out", "status"):
+        assert first[key].tobytes() == second[key].tobytes(), f"{key} depends on the thread schedule"
+    return first
+
+
+def cuda_sample(harness: Harness, x64: np.ndarray, dtype: str, mask: np.ndarray | None, p: RowParams,
+                u: np.ndarray, replacement: bool) -> tuple[np.ndarray, np.ndarray]:
+    out = np.full(u.shape, -7, np.int64)
+    request = _request("sample", x64, dtype, mask, p, {"u": u, "out": out}, {"replacement": replacement})
+    result = run_both_schedules(harness, request)
+    assert [name for name, *_ in result["launches"]] == [
+        _plan.sampling_name("sk_sample_rows", dtype, _plan.sampling_block(x64.shape[1]))
+    ]
+    return result["out"], result["status"]
+
+
+def cuda_filter(harness: Harness, x64: np.ndarray, dtype: str, mask: np.ndarray | None,
+                p: RowParams) -> tuple[np.ndarray, np.ndarray]:
+    out = np.full(x64.shape, 7, np.uint8)
+    result = run_both_schedules(harness, _request("sample_filter", x64, dtype, mask, p, {"out": out}, {}))
+    return result["out"].astype(bool), result["status"]
+
+
+def numba_sample(x64: np.ndarray, dtype: str, mask: np.ndarray | None, p: RowParams, u: np.ndarray,
+                 replacement: bool) -> tuple[np.ndarray, np.ndarray]:
+    rows = as_numba_rows(x64, dtype)
+    m = mask if mask is not None else np.ones((1, 1), np.bool_)
+    out = np.zeros(u.shape, np.int64)
+    status = np.zeros(rows.shape[0], np.int8)
+    with np.errstate(all="ignore"):
+        _kernels.sample_rows(rows, m, mask is not None, p.inv_t, p.top_k, p.top_p, p.min_p,
+                             p.buffer_size(rows.shape[1]), u, replacement, out, status, 0, rows.shape[0])
+    return out, status
+
+
+def numba_filter(x64: np.ndarray, dtype: str, mask: np.ndarray | None, p: RowParams) -> tuple[np.ndarray, np.ndarray]:
+    rows = as_numba_rows(x64, dtype)
+    m = mask if mask is not None else np.ones((1, 1), np.bool_)
+    out = np.zeros(rows.shape, np.bool_)
+    status = np.zeros(rows.shape[0], np.int8)
+    with np.errstate(all="ignore"):
+        _kernels.filter_rows(rows, m, mask is not None, p.inv_t, p.top_k, p.top_p, p.min_p,
+                             p.buffer_size(rows.shape[1]), out, status, 0, rows.shape[0])
+    return out, status
+
+
+PER_ROW = [  # (temperature, top_k, top_p, min_p) of each row; None is "off"
+    (1.0, None, None, None),
+    (0.7, 5, None, None),
+    (1.3, None, 0.8, None),
+    (1.0, None, None, 0.1),
+    (0.7, 10, 0.9, None),
+    (0.5, 3, 0.5, 0.2),
+    (1.0, 1, None, None),  # one class: too few to draw 3 without replacement
+    (0.0, None, None, None),  # the argmax (ties share it)
+    (0.9, 40, 0.95, 0.05),  # +inf entries (tied_rows' special rows from here on)
+    (1.0, None, None, None),  # nothing included
+    (2.0, None, 0.3, 0.01),  # NaN
+]
+
+
+def per_row_params(n: int) -> RowParams:
+    t, k, p, mp = zip(*PER_ROW, strict=True)
+    return row_params(np.array(t), np.array([n if v is None else v for v in k]),
+                      np.array([1.0 if v is None else v for v in p]),
+                      np.array([0.0 if v is None else v for v in mp]), (len(PER_ROW),), n)
+
+
+def tied_rows(n: int, dtype: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """One row per PER_ROW entry with ties, -inf entries and a where= mask; its last rows are
+    special: +inf entries, everything excluded, NaN (masked off in one spot, kept in another)."""
+    rng = np.random.default_rng(seed)
+    spread = 3.0 if dtype in ("float16", "bfloat16") else 6.0
+    x = np.round(rng.standard_normal((len(PER_ROW), n)) * spread) / 2  # a grid: many ties
+    x[rng.random(x.shape) < 0.1] = -np.inf
+    x[:, 0] = 0.5
+    mask = rng.random(x.shape) < 0.85
+    mask[:, 0] = True
+    x[-3, : max(1, n // 3) : 2] = np.inf
+    x[-2] = -np.inf
+    if n > 2:
+        x[-1, 1] = np.nan
+        mask[-1, 1] = True
+        x[3, 2] = np.nan
+        mask[3, 2] = False  # a NaN where= excludes does not count
+    return x, mask
+
+
+def _ok_rows_agree(got: np.ndarray, got_status: np.ndarray, want: np.ndarray, want_status: np.ndarray) -> None:
+    np.testing.assert_array_equal(got_status, want_status)
+    ok = want_status == OK
+    np.testing.assert_array_equal(got[ok], want[ok])
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_draws_and_masks_equal_the_numba_kernels(harness, dtype, n):
+    x, mask = tied_rows(n, dtype, seed=n)
+    p = per_row_params(n)
+    for where in (None, mask):
+        keep, status = cuda_filter(harness, x, dtype, where, p)
+        want_keep, want_status = numba_filter(x, dtype, where, p)
+        _ok_rows_agree(keep, status, want_keep, want_status)
+        assert not keep[status != OK].any()
+        u = np.random.default_rng(n + 1).random((len(PER_ROW), 9))
+        draws, status = cuda_sample(harness, x, dtype, where, p, u, True)
+        want, want_status = numba_sample(x, dtype, where, p, u, True)
+        _ok_rows_agree(draws, status, want, want_status)
+        ok = status == OK
+        assert np.take_along_axis(keep[ok], draws[ok], axis=1).all()  # draws are from the kept set
+        assert list(status[-3:]) == [OK, EMPTY, HAS_NAN if n > 2 else EMPTY]
+        count = min(3, n)
+        u = np.random.default_rng(n + 2).random((len(PER_ROW), count))
+        draws, status = cuda_sample(harness, x, dtype, where, p, u, False)
+        want, want_status = numba_sample(x, dtype, where, p, u, False)
+        _ok_rows_agree(draws, status, want, want_status)
+        ok = status == OK
+        assert all(len(set(r)) == count for r in draws[ok])
+        assert status[6] == TOO_FEW
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_long_rows_take_a_larger_block(harness, dtype):
+    x, mask = tied_rows(LONG, dtype, seed=3)
+    x = x[:8]
+    p = per_row_params(LONG)
+    p = RowParams(p.inv_t[:8], p.top_k[:8], p.top_p[:8], p.min_p[:8])
+    assert _plan.sampling_block(LONG) == 256
+    keep, status = cuda_filter(harness, x, dtype, mask[:8], p)
+    _ok_rows_agree(keep, status, *numba_filter(x, dtype, mask[:8], p))
+    u = np.random.default_rng(4).random((8, 5))
+    for replacement in (True, False):
+        draws, status = cuda_sample(harness, x, dtype, mask[:8], p, u, replacement)
+        _ok_rows_agree(draws, status, *numba_sample(x, dtype, mask[:8], p, u, replacement))
+
+
+LOGITS = np.array([1.2, -0.3, 2.5, 2.5, 0.7, -np.inf, 1.9, 0.1])
+DRAWS = 20_000
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_frequencies_match_the_filtered_softmax(harness, dtype):
+    # One row per filter combination, 20,000 draws each, chi-square at significance 1e-4.
+    x = np.tile(LOGITS, (len(FILTERS), 1))
+    n = x.shape[1]
+    p = row_params(np.array([f["temperature"] for f in FILTERS]),
+                   np.array([n if f["top_k"] is None else f["top_k"] for f in FILTERS]),
+                   np.array([1.0 if f["top_p"] is None else f["top_p"] for f in FILTERS]),
+                   np.array([0.0 if f["min_p"] is None else f["min_p"] for f in FILTERS]), (len(FILTERS),), n)
+    u = np.random.default_rng(7).random((len(FILTERS), DRAWS))
+    draws, status = cuda_sample(harness, x, dtype, None, p, u, True)
+    assert (status == OK).all()
+    for row, f in zip(draws, FILTERS, strict=True):
+        expected = distribution(LOGITS, **f)
+        counts = np.bincount(row, minlength=n)
+        assert counts[expected == 0].sum() == 0, (f, counts)
+        support = expected > 0
+        if support.sum() >= 2:
+            assert stats.chisquare(counts[support], DRAWS * expected[support]).pvalue > 1e-4, (f, counts)
+
+
+def test_without_replacement_draws_distinct_classes_in_sequence(harness):
+    # Two draws without replacement from 3 classes: the pairs' frequencies are the sequential
+    # probabilities p_i * p_j / (1 - p_i).
+    logits = np.log(np.array([0.5, 0.3, 0.2]))
+    rows = 4000
+    x = np.tile(logits, (rows, 1))
+    p = row_params(1.0, None, None, None, (rows,), 3)
+    u = np.random.default_rng(11).random((rows, 2))
+    draws, status = cuda_sample(harness, x, "float64", None, p, u, False)
+    assert (status == OK).all() and (draws[:, 0] != draws[:, 1]).all()
+    probs = np.exp(logits)
+    expected = np.array([[0 if i == j else probs[i] * probs[j] / (1 - probs[i]) for j in range(3)]
+                         for i in range(3)]).ravel()
+    counts = np.bincount(draws[:, 0] * 3 + draws[:, 1], minlength=9)
+    support = expected > 0
+    assert counts[~support].sum() == 0
+    assert stats.chisquare(counts[support], rows * expected[support]).pvalue > 1e-4
+
+
+def test_negative_zero_ties_with_zero(harness):
+    # -0.0 == 0.0: a tie, so top_k = 1 keeps the lower index whichever zero comes first.
+    x = np.array([[-0.0, 0.0, -1.0], [0.0, -0.0, -1.0]])
+    p = row_params(1.0, 1, None, None, (2,), 3)
+    keep, status = cuda_filter(harness, x, "float32", None, p)
+    assert (status == OK).all()
+    np.testing.assert_array_equal(keep, [[True, False, False], [True, False, False]])
