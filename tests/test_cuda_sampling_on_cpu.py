@@ -62,7 +62,8 @@ def instances() -> dict[str, set[str]]:
 
 @pytest.fixture(scope="module")
 def harness():
-    h = Harness([build(_plan.SAMPLING_SOURCE, sorted(names), "asan") for names in instances().values()], "asan")
+    libs = [build(_plan.SAMPLING_SOURCE, sorted(names), "asan") for names in instances().values()]
+    h = Harness(libs, "asan")
     yield h
     h.close()
 
@@ -139,7 +140,8 @@ def numba_sample(x64: np.ndarray, dtype: str, mask: np.ndarray | None, p: RowPar
     return out, status
 
 
-def numba_filter(x64: np.ndarray, dtype: str, mask: np.ndarray | None, p: RowParams) -> tuple[np.ndarray, np.ndarray]:
+def numba_filter(x64: np.ndarray, dtype: str, mask: np.ndarray | None,
+                 p: RowParams) -> tuple[np.ndarray, np.ndarray]:
     rows = as_numba_rows(x64, dtype)
     m = mask if mask is not None else np.ones((1, 1), np.bool_)
     out = np.zeros(rows.shape, np.bool_)
@@ -192,7 +194,8 @@ def tied_rows(n: int, dtype: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return x, mask
 
 
-def _ok_rows_agree(got: np.ndarray, got_status: np.ndarray, want: np.ndarray, want_status: np.ndarray) -> None:
+def _ok_rows_agree(got: np.ndarray, got_status: np.ndarray, want: np.ndarray,
+                   want_status: np.ndarray) -> None:
     np.testing.assert_array_equal(got_status, want_status)
     ok = want_status == OK
     np.testing.assert_array_equal(got[ok], want[ok])

@@ -285,6 +285,9 @@ SAMPLING_KERNELS = ("sk_sample_rows", "sk_filter_rows")
 SAMPLING_BLOCKS = (128, 256, 512)
 """Threads per block of the sampling kernels. 512 at most: each thread keeps 16 bins of counts
 and of weights (float64) in registers, and ptxas caps a thread at 128 registers at 512 threads."""
+SAMPLING_MAX_N = 2**31 - 1
+"""Longest row: the threshold searches count entries in 32-bit bins (longer rows are a gap of
+the engine in :mod:`softmaxkit.sampling`)."""
 SAMPLING_ELEMENTS = 64
 """Entries per thread before the block grows: a block of 128 threads up to 8,192 entries."""
 
