@@ -46,7 +46,7 @@ from softmaxkit._arrays import (
     result_dtype,
     single_axis,
 )
-from softmaxkit._engines import ENGINE_ALIASES, NUMBA_MIN_SIZE, Gap, logger
+from softmaxkit._engines import ENGINE_ALIASES, NUMBA_MIN_SIZE, Call, Gap, logger
 from softmaxkit.sampling._gumbel import gumbel_softmax
 from softmaxkit.sampling._params import (
     EMPTY,
@@ -73,7 +73,7 @@ SAMPLING_FUNCTIONS = frozenset({"sample", "top_k_mask", "top_p_mask", "min_p_mas
 
 
 
-def _beyond_cuda_rows(call: dict[str, Any]) -> bool:
+def _beyond_cuda_rows(call: Call) -> bool:
     from softmaxkit.cuda._plan import SAMPLING_MAX_N
 
     return bool(call["n"] > SAMPLING_MAX_N)
@@ -109,11 +109,11 @@ def _runs(engine: str, x: Any) -> bool:
     return test(x) and (needs is None or importlib.util.find_spec(needs) is not None)
 
 
-def _gap(engine: str, name: str, call: dict[str, Any]) -> Gap | None:
+def _gap(engine: str, name: str, call: Call) -> Gap | None:
     return next((g for g in GAPS.get(engine, ()) if name in g.functions and g.applies(call)), None)
 
 
-def _choose(x: Any, engine: str | None, name: str, call: dict[str, Any]) -> str:
+def _choose(x: Any, engine: str | None, name: str, call: Call) -> str:
     if engine is None:
         passed = []
         for candidate in ENGINES:
