@@ -64,7 +64,8 @@ def test_sample_is_issue_17s_case(gpu, capsys):
     args = gpu.parse_args(["--op", "sample"])
     assert args.ops == ["sample"]
     assert gpu.shapes_of("sample", args.shapes) == [gpu.SAMPLING_SHAPE]
-    assert (gpu.SAMPLING_SHAPE.rows, gpu.SAMPLING_SHAPE.cols, gpu.SAMPLING_SHAPE.dtype) == (32, 128_256, "float32")
+    shape = gpu.SAMPLING_SHAPE
+    assert (shape.rows, shape.cols, shape.dtype) == (32, 128_256, "float32")
     assert gpu.shapes_of("softmax", args.shapes) == list(gpu.SHAPES)
     cpu = gpu._cpu_sampling_benchmark()  # the torch recipes it times on the GPU
     assert (cpu.TEMPERATURE, cpu.TOP_K, cpu.TOP_P) == (0.7, 50, 0.9)
