@@ -142,7 +142,8 @@ def _cpu_sampling_benchmark() -> Any:
     import importlib.util
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("benchmarks_sampling", Path(__file__).with_name("sampling.py"))
+    path = Path(__file__).with_name("sampling.py")
+    spec = importlib.util.spec_from_file_location("benchmarks_sampling", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
