@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from cuda_on_cpu import Harness, build, compiler, runtime_library
+from cuda_on_cpu import Harness, WorkerCrashed, build, compiler, runtime_library, translation_unit
 from sampling_reference import distribution
 from softmaxkit.cuda import _plan
 from softmaxkit.sampling import _kernels
@@ -206,7 +206,7 @@ def test_draws_and_masks_equal_the_numba_kernels(harness, dtype, n):
     x, mask = tied_rows(n, dtype, seed=n)
     p = per_row_params(n)
     both = (dtype, n) in BOTH_SCHEDULES
-    for where in (None, mask) if n == 300 else (mask,):
+    for where in (None, mask) if (dtype, n) == ("float32", 300) else (mask,):
         keep, status = cuda_filter(harness, x, dtype, where, p, both)
         want_keep, want_status = numba_filter(x, dtype, where, p)
         _ok_rows_agree(keep, status, want_keep, want_status)
@@ -295,3 +295,21 @@ def test_negative_zero_ties_with_zero(harness):
     keep, status = cuda_filter(harness, x, "float32", None, p)
     assert (status == OK).all()
     np.testing.assert_array_equal(keep, [[True, False, False], [True, False, False]])
+
+
+def test_harness_catches_a_missing_barrier():
+    # Without the barrier between the warp sums and thread 0's prefix over them, the draws
+    # read prefixes that thread 0 has not written yet under one of the schedules.
+    names = [_plan.sampling_name(k, "float32", 128) for k in _plan.SAMPLING_KERNELS]
+    unit = translation_unit(_plan.SAMPLING_SOURCE, names)
+    old = "        __syncthreads();\n        if (threadIdx.x == 0) {\n            double before"
+    assert unit.count(old) == 1
+    broken = Harness([build(_plan.SAMPLING_SOURCE, names, "asan", unit.replace(old, old.split("\n", 1)[1]))],
+                     "asan")
+    x, mask = tied_rows(300, "float32", seed=300)
+    u = np.random.default_rng(1).random((len(PER_ROW), 9))
+    try:
+        with pytest.raises((AssertionError, WorkerCrashed), match="depends on the thread schedule"):
+            cuda_sample(broken, x, "float32", mask, per_row_params(300), u, True, both=True)
+    finally:
+        broken.close()

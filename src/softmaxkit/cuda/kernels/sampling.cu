@@ -125,7 +125,8 @@ __device__ __forceinline__ void sk_block_bins(Q (&q)[SK_BINS], Q (*per_warp)[SK_
     constexpr int WARPS = BLOCK / 32;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const Q mine = sk_warp_scatter_sum(q, lane);
-    __syncthreads();  // the previous search may still read per_warp and total
+    // No barrier first: the previous call's last barrier already ordered its reads of
+    // per_warp and total before these writes.
     if ((lane & 1) == 0) per_warp[warp][sk_lane_bin(lane)] = mine;
     __syncthreads();
     if (threadIdx.x < SK_BINS) {
