@@ -35,13 +35,29 @@ pytestmark = [
 ]
 
 DTYPES = ("float32", "float64", "float16", "bfloat16")
+LENGTHS = (5, 37, 300, 1000)
+"""Fewer entries than the 128 threads, more, none a multiple of 32."""
 CASES = [("float32", 5), ("float32", 37), ("float32", 300), ("float32", 1000), ("float64", 37),
          ("float64", 300), ("float16", 300), ("bfloat16", 37)]
-"""(dtype, row length): fewer entries than the 128 threads, more, not multiples of 32. The
-fibers make each launch slow (every barrier switches every thread), so the matrix is sparse:
-each dtype, each length, not each pair."""
-BOTH_SCHEDULES = {("float32", 300), ("float64", 37), ("bfloat16", 37)}
-"""Cases run under the descending schedule too (the others under the ascending one only)."""
+"""(dtype, row length) of the default run. The fibers make each launch slow (every barrier
+switches every thread), so the matrix is sparse: each dtype, each length, not each pair;
+``python -m pytest -m cuda_on_cpu`` runs every pair under both schedules."""
+BOTH_SCHEDULES = {("float32", 300), ("float64", 37)}
+"""Cases of the default run under the descending schedule too (the others: ascending only)."""
+
+
+def full_run(config: pytest.Config) -> bool:
+    return "cuda_on_cpu" in (config.getoption("markexpr") or "")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.function.__name__ == "test_draws_and_masks_equal_the_numba_kernels":
+        full = full_run(metafunc.config)
+        cases = list(itertools.product(DTYPES, LENGTHS)) if full else CASES
+        params = [(d, n, full or (d, n) in BOTH_SCHEDULES) for d, n in cases]
+        metafunc.parametrize(("dtype", "n", "both"), params, ids=[f"{d}-{n}" for d, n in cases])
+
+
 LONG = 9_000
 """A 256-thread block."""
 H100 = (132, 227 * 1024)
@@ -55,7 +71,7 @@ FILTERS = [
 
 def instances() -> dict[str, set[str]]:
     names = set()
-    for dtype, n in [*CASES, ("float32", LONG), ("float64", 8)]:
+    for dtype, n in [*itertools.product(DTYPES, LENGTHS), ("float32", LONG)]:
         names |= {_plan.sampling_name(k, dtype, _plan.sampling_block(n)) for k in _plan.SAMPLING_KERNELS}
     return {_plan.SAMPLING_SOURCE: names}
 
@@ -201,11 +217,9 @@ def _ok_rows_agree(got: np.ndarray, got_status: np.ndarray, want: np.ndarray,
     np.testing.assert_array_equal(got[ok], want[ok])
 
 
-@pytest.mark.parametrize(("dtype", "n"), CASES, ids=[f"{d}-{n}" for d, n in CASES])
-def test_draws_and_masks_equal_the_numba_kernels(harness, dtype, n):
+def test_draws_and_masks_equal_the_numba_kernels(harness, dtype, n, both):
     x, mask = tied_rows(n, dtype, seed=n)
     p = per_row_params(n)
-    both = (dtype, n) in BOTH_SCHEDULES
     for where in (None, mask) if (dtype, n) == ("float32", 300) else (mask,):
         keep, status = cuda_filter(harness, x, dtype, where, p, both)
         want_keep, want_status = numba_filter(x, dtype, where, p)
@@ -273,7 +287,7 @@ def test_without_replacement_draws_distinct_classes_in_sequence(harness):
     # Two draws without replacement from 3 classes: the pairs' frequencies are the sequential
     # probabilities p_i * p_j / (1 - p_i).
     logits = np.log(np.array([0.5, 0.3, 0.2]))
-    rows = 600
+    rows = 400
     x = np.tile(logits, (rows, 1))
     p = row_params(1.0, None, None, None, (rows,), 3)
     u = np.random.default_rng(11).random((rows, 2))
