@@ -262,7 +262,7 @@ LOGITS = np.array([1.2, -0.3, 2.5, 2.5, 0.7, -np.inf, 1.9, 0.1])
 DRAWS = 20_000
 
 
-@pytest.mark.parametrize("dtype", ["float64"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_frequencies_match_the_filtered_softmax(harness, dtype):
     # One row per filter combination, 20,000 draws each, chi-square at significance 1e-4.
     x = np.tile(LOGITS, (len(FILTERS), 1))

@@ -9,8 +9,10 @@
 // value (8 passes for float, 16 for double), each pass counting (top-k) or weighing (top-p)
 // the entries that share the digits found so far, 16 bins a pass, until the digit where the
 // running count reaches k or the running weight reaches p of the kept weight is known (the
-// radix selection of FlashInfer's and PyTorch's top-k kernels, with integer counts and
-// fixed-order sums instead of atomics, so the result is the same on every run). Ties at the
+// radix selection of PyTorch's topk kernel, SortingRadixSelect.cuh, extended to weights, with
+// bins in registers and fixed-order sums instead of atomics, so the result is the same on
+// every run; FlashInfer instead draws by rejection around pivots, which gives the same
+// distribution but not the same index for a given uniform). Ties at the
 // threshold value are resolved by the same search over the index digits. The kept set is then
 // "rank at or above a threshold (value, index)" and weight >= min_p.
 //
