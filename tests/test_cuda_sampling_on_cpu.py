@@ -242,20 +242,29 @@ def test_draws_and_masks_equal_the_numba_kernels(harness, dtype, n, both):
         assert status[6] == TOO_FEW
 
 
+LONG_ROWS = [  # (temperature, top_k, top_p, min_p): the candidate list and the row's thresholds
+    (0.7, 50, 0.9, None),  # top-k gathered into the list, top-p over it
+    (1.0, 1024, 0.5, 0.01),  # the longest list (SK_LIST in sampling.cu)
+    (1.0, 2000, 0.95, 0.001),  # past the list: top-p by the threshold search over the row
+    (1.3, None, 0.8, None),  # top-p alone over the row
+]
+
+
 def test_long_rows_take_a_larger_block(harness):
-    rows = [1, 2, 4, 5]  # top-k, top-p, both, all three
     x, mask = tied_rows(LONG, "float32", seed=3)
-    x, mask = x[rows], mask[rows]
-    full = per_row_params(LONG)
-    p = RowParams(full.inv_t[rows], full.top_k[rows], full.top_p[rows], full.min_p[rows])
+    x, mask = x[: len(LONG_ROWS)], mask[: len(LONG_ROWS)]
+    t, k, p_, mp = zip(*LONG_ROWS, strict=True)
+    p = row_params(np.array(t), np.array([LONG if v is None else v for v in k]), np.array(p_),
+                   np.array([0.0 if v is None else v for v in mp]), (len(LONG_ROWS),), LONG)
     assert _plan.sampling_block(LONG) == 256
     keep, status = cuda_filter(harness, x, "float32", mask, p)
     _ok_rows_agree(keep, status, *numba_filter(x, "float32", mask, p))
-    u = np.random.default_rng(4).random((len(rows), 5))
+    assert (status == OK).all() and 0 < keep[2].sum() <= 2000
+    u = np.random.default_rng(4).random((len(LONG_ROWS), 5))
     for replacement in (True, False):
         draws, status = cuda_sample(harness, x, "float32", mask, p, u, replacement)
         _ok_rows_agree(draws, status, *numba_sample(x, "float32", mask, p, u, replacement))
-        assert (status == OK).sum() >= (4 if replacement else 2)
+        assert (status == OK).all()
 
 
 LOGITS = np.array([1.2, -0.3, 2.5, 2.5, 0.7, -np.inf, 1.9, 0.1])

@@ -16,10 +16,14 @@
 // threshold value are resolved by the same search over the index digits. The kept set is then
 // "rank at or above a threshold (value, index)" and weight >= min_p.
 //
-// Draws: each thread sums the kept weights of a contiguous chunk of the row; a draw with
-// uniform u finds the first chunk, then the first entry, whose cumulative weight (index order)
-// exceeds u * total, reading the chunk sums and one chunk. With replacement the threads draw
-// in parallel; without, thread 0 draws one after another, zeroing what it took.
+// A top-k set of at most SK_LIST entries (the usual LLM case, k = 50) is gathered into shared
+// memory in index order; top-p and min-p then rank the k candidates against each other and the
+// draws read the list, as the Numba kernels do with theirs, instead of rereading the row.
+//
+// Draws from the row: each thread sums the kept weights of a contiguous chunk of the row; a
+// draw with uniform u finds the first chunk, then the first entry, whose cumulative weight
+// (index order) exceeds u * total, reading the chunk sums and one chunk. With replacement the
+// threads draw in parallel; without, thread 0 draws one after another, zeroing what it took.
 #include "common.cuh"
 
 enum { SK_OK = 0, SK_HAS_NAN = 1, SK_EMPTY = 2, SK_TOO_FEW = 3 };  // sampling/_params.py's codes
@@ -82,8 +86,19 @@ template <typename T> struct sk_row {
     }
 };
 
-// Scratch of the block reductions (static shared memory of the kernels).
-template <int BLOCK> struct sk_sample_smem {
+constexpr int SK_LIST = 1024;
+// Top-k sets up to this size are gathered into shared memory (in index order): top-p, min-p
+// and the draws then read the k candidates instead of the row, as the Numba kernels' list.
+
+// Scratch of the block reductions and the candidate list (static shared memory of the kernels).
+template <int BLOCK, typename A> struct sk_sample_smem {
+    A cand_v[SK_LIST];
+    sk_i64 cand_i[SK_LIST];
+    double cand_w[SK_LIST];  // the weight drawn with: 0 when top-p or min-p drops it
+    sk_u8 cand_keep[SK_LIST];
+    unsigned offset[BLOCK];
+    unsigned warp_offset[BLOCK / 32];
+    double list_total;
     double mass[BLOCK / 32][SK_BINS];
     unsigned count[BLOCK / 32][SK_BINS];
     double mass_total[SK_BINS];
@@ -147,7 +162,7 @@ __device__ __forceinline__ void sk_block_bins(Q (&q)[SK_BINS], Q (*per_warp)[SK_
 // kept by `within`. Returns false when rounding leaves the weight short of the target (keep all).
 template <bool MASS, int BLOCK, typename T>
 __device__ bool sk_rank_search(const sk_row<T>& r, sk_rank within, double target, sk_rank& found,
-                               sk_sample_smem<BLOCK>& sm) {
+                               sk_sample_smem<BLOCK, typename sk_acc<T>::type>& sm) {
     typedef typename sk_acc<T>::type A;
     constexpr int KEY_BITS = sk_key_bits<A>::value;
     sk_u64 prefix = 0;
@@ -244,14 +259,102 @@ __device__ bool sk_rank_search(const sk_row<T>& r, sk_rank within, double target
     return true;
 }
 
-// The statistics pass and the filters of one row: its status, and in `r` and `keep` what
-// the draws need. Every thread of the block calls it and gets the same answers.
+// Gathers the entries `keep` keeps (exactly `m` of them, m <= SK_LIST) into the candidate list
+// in index order: each thread takes a contiguous chunk, and the chunks' counts give the offsets.
 template <int BLOCK, typename T>
-__device__ int sk_plan_row(sk_row<T>& r, double inv_t, sk_i64 k, double p, sk_rank& keep,
-                           sk_sample_smem<BLOCK>& sm) {
+__device__ void sk_gather(const sk_row<T>& r, sk_rank keep, sk_sample_smem<BLOCK, typename sk_acc<T>::type>& sm) {
+    typedef typename sk_acc<T>::type A;
+    constexpr int WARPS = BLOCK / 32;
+    const sk_i64 chunk = (r.n + BLOCK - 1) / BLOCK;
+    const sk_i64 start = threadIdx.x * chunk;
+    const sk_i64 stop = start + chunk < r.n ? start + chunk : r.n;
+    unsigned mine = 0;
+    for (sk_i64 i = start; i < stop; ++i) {
+        A v;
+        mine += r.included(i, v) && keep.keeps(sk_rank_key(v), i) ? 1u : 0u;
+    }
+    sm.offset[threadIdx.x] = mine;
+    __syncthreads();
+    if (threadIdx.x < WARPS) {  // offsets within each warp, then of the warps (integers: any order)
+        unsigned s = 0;
+        for (int l = 0; l < 32; ++l) {
+            const unsigned c = sm.offset[threadIdx.x * 32 + l];
+            sm.offset[threadIdx.x * 32 + l] = s;
+            s += c;
+        }
+        sm.warp_offset[threadIdx.x] = s;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        unsigned s = 0;
+        for (int w = 0; w < WARPS; ++w) {
+            const unsigned c = sm.warp_offset[w];
+            sm.warp_offset[w] = s;
+            s += c;
+        }
+    }
+    __syncthreads();
+    unsigned at = sm.warp_offset[threadIdx.x >> 5] + sm.offset[threadIdx.x];
+    for (sk_i64 i = start; i < stop && mine > 0; ++i) {
+        A v;
+        if (r.included(i, v) && keep.keeps(sk_rank_key(v), i)) {
+            sm.cand_v[at] = v;
+            sm.cand_i[at] = i;
+            ++at;
+            --mine;
+        }
+    }
+    __syncthreads();
+}
+
+// Top-p and min-p over the m candidates. A candidate stays when the weight of the candidates
+// ranked above it (value, then lower index) is below p of their total (summed in index order,
+// as the Numba kernel sums its list), and its weight is at least min_p. Each thread ranks its
+// candidates against all the others: O(m^2 / BLOCK) work, no sort.
+template <int BLOCK, typename T>
+__device__ void sk_filter_list(const sk_row<T>& r, int m, double p, double min_p,
+                               sk_sample_smem<BLOCK, typename sk_acc<T>::type>& sm) {
+    for (int j = threadIdx.x; j < m; j += BLOCK) sm.cand_w[j] = r.weight(sm.cand_v[j]);
+    __syncthreads();
+    if (p < 1.0 && threadIdx.x == 0) {
+        double total = 0.0;
+        for (int j = 0; j < m; ++j) total += sm.cand_w[j];
+        sm.list_total = total;
+    }
+    __syncthreads();
+    const double target = p * sm.list_total;
+    for (int j = threadIdx.x; j < m; j += BLOCK) {
+        bool keep = sm.cand_w[j] >= min_p;
+        if (p < 1.0 && keep) {
+            const sk_u64 key = sk_rank_key(sm.cand_v[j]);
+            double above = 0.0;
+            for (int l = 0; l < m; ++l) {
+                const sk_u64 other = sk_rank_key(sm.cand_v[l]);
+                if (other > key || (other == key && l < j)) above += sm.cand_w[l];
+            }
+            keep = above < target;
+        }
+        sm.cand_keep[j] = keep ? 1 : 0;
+    }
+    __syncthreads();
+    // The weights drawn with; written after every thread has read the weights above.
+    for (int j = threadIdx.x; j < m; j += BLOCK) {
+        if (!sm.cand_keep[j]) sm.cand_w[j] = 0.0;
+    }
+    __syncthreads();
+}
+
+// The statistics pass and the filters of one row: its status, and in `r`, `keep` and `listed`
+// what the draws need: listed >= 0 when the kept set is the candidate list (listed entries),
+// -1 when it is the row's entries ranked at or above `keep` with weight >= min_p. Every thread
+// of the block calls it and gets the same answers.
+template <int BLOCK, typename T>
+__device__ int sk_plan_row(sk_row<T>& r, double inv_t, sk_i64 k, double p, double min_p, sk_rank& keep,
+                           int& listed, sk_sample_smem<BLOCK, typename sk_acc<T>::type>& sm) {
     typedef typename sk_acc<T>::type A;
     A m = -sk_inf(A(0));
     sk_i64 count = 0, nan = 0;
+    listed = -1;
     for (sk_i64 i = threadIdx.x; i < r.n; i += BLOCK) {
         if (r.mask != nullptr && r.mask[i] == 0) continue;
         const A v = sk_to_acc(r.x[i]);
@@ -274,7 +377,15 @@ __device__ int sk_plan_row(sk_row<T>& r, double inv_t, sk_i64 k, double p, sk_ra
     keep.key = 0;
     keep.index = r.n;  // everything included
     sk_rank found;
-    if (k < count && sk_rank_search<false, BLOCK>(r, keep, static_cast<double>(k), found, sm)) keep = found;
+    if (k < count && sk_rank_search<false, BLOCK>(r, keep, static_cast<double>(k), found, sm)) {
+        keep = found;
+        if (k <= SK_LIST) {
+            sk_gather<BLOCK>(r, keep, sm);
+            listed = static_cast<int>(k);
+            sk_filter_list<BLOCK>(r, listed, p, min_p, sm);
+            return SK_OK;
+        }
+    }
     if (p < 1.0 && sk_rank_search<true, BLOCK>(r, keep, p, found, sm)) keep = found;
     return SK_OK;
 }
@@ -344,6 +455,27 @@ __device__ sk_i64 sk_draw(const sk_row<T>& r, sk_rank keep, double min_p, double
     return last;
 }
 
+// One draw from the candidate list, as the Numba kernel draws from its list: the total and
+// the cumulative weights in index order; the last positive candidate if rounding leaves the
+// target at the total.
+template <int BLOCK, typename A>
+__device__ sk_i64 sk_draw_listed(const sk_sample_smem<BLOCK, A>& sm, int m, double u) {
+    double total = 0.0;
+    for (int j = 0; j < m; ++j) total += sm.cand_w[j];
+    const double target = u * total;
+    double cum = 0.0;
+    int last = -1;
+    for (int j = 0; j < m; ++j) {
+        const double w = sm.cand_w[j];
+        if (w > 0.0) {
+            cum += w;
+            last = j;
+            if (cum > target) return sm.cand_i[j];
+        }
+    }
+    return sm.cand_i[last];
+}
+
 template <typename T, int BLOCK>
 __global__ void __launch_bounds__(BLOCK, 1)
 sk_sample_rows(const T* __restrict__ x, const sk_u8* __restrict__ mask, const double* __restrict__ inv_t,
@@ -351,7 +483,7 @@ sk_sample_rows(const T* __restrict__ x, const sk_u8* __restrict__ mask, const do
                const double* __restrict__ min_p, const double* __restrict__ u, sk_i64* __restrict__ out,
                signed char* __restrict__ status, sk_i64 rows, sk_i64 n, sk_i64 draws, int replacement) {
     constexpr int WARPS = BLOCK / 32;
-    __shared__ sk_sample_smem<BLOCK> sm;
+    __shared__ sk_sample_smem<BLOCK, typename sk_acc<T>::type> sm;
     const sk_i64 row = blockIdx.x;
     if (row >= rows) return;  // the whole block: rows are block-uniform
     sk_row<T> r;
@@ -359,11 +491,28 @@ sk_sample_rows(const T* __restrict__ x, const sk_u8* __restrict__ mask, const do
     r.mask = mask == nullptr ? nullptr : mask + row * n;
     r.n = n;
     sk_rank keep;
-    int st = sk_plan_row<BLOCK>(r, inv_t[row], top_k[row], top_p[row], keep, sm);
+    int listed;
     const double mp = min_p[row];
+    int st = sk_plan_row<BLOCK>(r, inv_t[row], top_k[row], top_p[row], mp, keep, listed, sm);
     sk_i64* picks = out + row * draws;
     const double* uniforms = u + row * draws;
-    if (st == SK_OK) {
+    if (st == SK_OK && listed >= 0) {
+        sk_i64 positive = 0;
+        for (int j = 0; j < listed; ++j) positive += sm.cand_w[j] > 0.0;
+        if (!replacement && positive < draws) {
+            st = SK_TOO_FEW;
+        } else if (replacement) {
+            for (sk_i64 d = threadIdx.x; d < draws; d += BLOCK) picks[d] = sk_draw_listed(sm, listed, uniforms[d]);
+        } else if (threadIdx.x == 0) {  // one after another, each from what is left
+            for (sk_i64 d = 0; d < draws; ++d) {
+                const sk_i64 i = sk_draw_listed(sm, listed, uniforms[d]);
+                picks[d] = i;
+                for (int j = 0; j < listed; ++j) {
+                    if (sm.cand_i[j] == i) sm.cand_w[j] = 0.0;
+                }
+            }
+        }
+    } else if (st == SK_OK) {
         const sk_i64 chunk = (n + BLOCK - 1) / BLOCK;
         const sk_i64 start = threadIdx.x * chunk;
         double s = 0.0;
@@ -431,7 +580,7 @@ sk_filter_rows(const T* __restrict__ x, const sk_u8* __restrict__ mask, const do
                const sk_i64* __restrict__ top_k, const double* __restrict__ top_p,
                const double* __restrict__ min_p, sk_u8* __restrict__ keep_out,
                signed char* __restrict__ status, sk_i64 rows, sk_i64 n) {
-    __shared__ sk_sample_smem<BLOCK> sm;
+    __shared__ sk_sample_smem<BLOCK, typename sk_acc<T>::type> sm;
     const sk_i64 row = blockIdx.x;
     if (row >= rows) return;  // the whole block: rows are block-uniform
     sk_row<T> r;
@@ -439,12 +588,19 @@ sk_filter_rows(const T* __restrict__ x, const sk_u8* __restrict__ mask, const do
     r.mask = mask == nullptr ? nullptr : mask + row * n;
     r.n = n;
     sk_rank keep;
-    const int st = sk_plan_row<BLOCK>(r, inv_t[row], top_k[row], top_p[row], keep, sm);
+    int listed;
     const double mp = min_p[row];
+    const int st = sk_plan_row<BLOCK>(r, inv_t[row], top_k[row], top_p[row], mp, keep, listed, sm);
     sk_u8* o = keep_out + row * n;
     for (sk_i64 i = threadIdx.x; i < n; i += BLOCK) {
         double w;
-        o[i] = st == SK_OK && sk_kept(r, keep, mp, i, w) ? 1 : 0;
+        o[i] = st == SK_OK && listed < 0 && sk_kept(r, keep, mp, i, w) ? 1 : 0;
+    }
+    if (st == SK_OK && listed >= 0) {
+        __syncthreads();  // the zeros above are written before the candidates' ones
+        for (int j = threadIdx.x; j < listed; j += BLOCK) {
+            if (sm.cand_keep[j]) o[sm.cand_i[j]] = 1;
+        }
     }
     if (threadIdx.x == 0) status[row] = static_cast<signed char>(st);
 }
