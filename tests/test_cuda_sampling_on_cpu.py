@@ -336,3 +336,28 @@ def test_harness_catches_a_missing_barrier():
             cuda_sample(broken, x, "float32", mask, per_row_params(300), u, True, both=True)
     finally:
         broken.close()
+
+
+def test_no_data_race_under_thread_sanitizer():
+    # Real threads (std::thread per CUDA thread) under ThreadSanitizer: a missing barrier
+    # between a shared-memory write and another thread's read is a report, whatever the timing.
+    # Regression: thread 0 zeroed the candidates it drew without replacement while the other
+    # threads still counted the positive ones (the fibers, switching only at barriers, hid it).
+    if runtime_library("tsan") is None:
+        pytest.skip("g++ has no ThreadSanitizer runtime")
+    names = sorted(_plan.sampling_name(k, "float32", 128) for k in _plan.SAMPLING_KERNELS)
+    tsan = Harness([build(_plan.SAMPLING_SOURCE, names, "tsan")], "tsan")
+    rows = [1, 2, 4, 5]  # the candidate list (top-k), the row's threshold search (top-p alone)
+    x, mask = tied_rows(300, "float32", seed=8)
+    full = per_row_params(300)
+    p = RowParams(full.inv_t[rows], full.top_k[rows], full.top_p[rows], full.min_p[rows])
+    x, mask = x[rows], mask[rows]
+    u = np.random.default_rng(9).random((len(rows), 3))
+    try:
+        keep, status = cuda_filter(tsan, x, "float32", mask, p)
+        _ok_rows_agree(keep, status, *numba_filter(x, "float32", mask, p))
+        for replacement in (True, False):
+            draws, status = cuda_sample(tsan, x, "float32", mask, p, u, replacement)
+            _ok_rows_agree(draws, status, *numba_sample(x, "float32", mask, p, u, replacement))
+    finally:
+        tsan.close()

@@ -297,7 +297,7 @@ __device__ void sk_gather(const sk_row<T>& r, sk_rank keep, sk_sample_smem<BLOCK
     unsigned at = sm.warp_offset[threadIdx.x >> 5] + sm.offset[threadIdx.x];
     for (sk_i64 i = start; i < stop && mine > 0; ++i) {
         A v;
-        if (r.included(i, v) && keep.keeps(sk_rank_key(v), i)) {
+        if (r.included(i, v) && keep.keeps(sk_rank_key(v), i) && at < SK_LIST) {  // exactly m fit
             sm.cand_v[at] = v;
             sm.cand_i[at] = i;
             ++at;
@@ -499,6 +499,7 @@ sk_sample_rows(const T* __restrict__ x, const sk_u8* __restrict__ mask, const do
     if (st == SK_OK && listed >= 0) {
         sk_i64 positive = 0;
         for (int j = 0; j < listed; ++j) positive += sm.cand_w[j] > 0.0;
+        __syncthreads();  // every thread has counted before thread 0 zeroes what it draws
         if (!replacement && positive < draws) {
             st = SK_TOO_FEW;
         } else if (replacement) {
