@@ -174,6 +174,17 @@ def test_disk_cache_returns_the_same_program_and_keys_on_the_source(tmp_path, mo
 
 
 @needs_nvrtc
+def test_sampling_kernels_fit_the_default_static_shared_memory():
+    # 48 KiB of static shared memory at most (a launch needs no opt-in), and the launcher does
+    # not opt them in to dynamic shared memory (static + dynamic may not exceed the device's).
+    for dtype in ("float32", "float64"):
+        names = instances(_plan.SAMPLING_SOURCE, dtype, full=True)
+        log = _nvrtc.compile_program(_plan.SAMPLING_SOURCE, names, "-arch=sm_90", VERBOSE).log
+        sizes = [int(b) for b in re.findall(r"(\d+) bytes smem", log)]
+        assert len(sizes) == len(names) and max(sizes) <= 48 * 1024, sizes
+
+
+@needs_nvrtc
 def test_engine_loads_the_nvrtc_image_it_compiled_not_cupys_rawmodule(tmp_path, monkeypatch):
     # The run-time path (_launch._function) with the driver calls faked: it compiles through
     # _nvrtc (the options checked above), loads that image and opts in to the shared memory.
@@ -217,3 +228,6 @@ def test_engine_loads_the_nvrtc_image_it_compiled_not_cupys_rawmodule(tmp_path, 
     assert function.symbol == program.lowered[name]
     assert code_sections(loaded[0]) == code_sections(program.image)
     assert attributes == [(7, driver.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, 164 * 1024 - 1024)]
+    _launch._function(0, _plan.SAMPLING_SOURCE, "sk_filter_rows<double, 128>")  # static shared memory only
+    _launch._function.cache_clear()
+    assert len(loaded) == 2 and len(attributes) == 1

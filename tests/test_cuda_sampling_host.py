@@ -128,6 +128,9 @@ def test_rows_that_cannot_be_sampled_are_named(numpy_gpu):
     with pytest.raises(ValueError, match="no class"):
         sk.sample(np.zeros((2, 0)), rng=0, engine="cuda")
     assert sk.sample(np.zeros((0, 4)), num_samples=2, rng=0, engine="cuda").shape == (0, 2)
+    one_row = sk.sample(X[0, 0], num_samples=6, rng=2, engine="cuda")  # 1-d logits: no batch axes
+    np.testing.assert_array_equal(one_row, sk.sample(X[0, 0], num_samples=6, rng=2, engine="numba"))
+    assert one_row.shape == (6,)
     np.testing.assert_array_equal(sk.top_k_mask(x[:2], 1, engine="cuda"), [[1, 0, 0, 0], [0, 0, 0, 0]])
 
 

@@ -53,9 +53,12 @@ def _function(device_id: int, file: str, name: str) -> tuple[Any, Any]:
         module.load(program.image)
         function = module.get_function(program.lowered[name])
     # Opt in to the device's whole shared memory once (the smem strategy may use more than 48 KiB).
-    _, shared = device_limits(device_id)
-    driver.funcSetAttribute(function.ptr, driver.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                            shared - _plan.SMEM_STATIC)
+    # Not for the sampling kernels: they have no dynamic shared memory, and their static tens of
+    # KiB plus this opt-in would exceed the device's limit (the driver refuses the attribute).
+    if file != _plan.SAMPLING_SOURCE:
+        _, shared = device_limits(device_id)
+        driver.funcSetAttribute(function.ptr, driver.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                                shared - _plan.SMEM_STATIC)
     return module, function
 
 
