@@ -34,6 +34,8 @@ from softmaxkit.benchmark import Shape
 OPERATIONS = ("softmax", "log_softmax", "cross_entropy", "sample")
 OURS, TORCH, SEED, COPY = "softmaxkit", "torch", "seed_cupy", "copy"
 TORCH_TOPK = "torch_topk"
+FACE = "softmaxkit.torch"
+"""The drop-in face on the torch tensor sharing the array's memory (forward + backward for the loss)."""
 
 
 SHAPES: tuple[Shape, ...] = (*CPU_SHAPES, Shape(16_384, 131_072, "GPU only: 8 GiB of float32"))
@@ -66,7 +68,8 @@ def ratios(results: Sequence[Result]) -> dict[str, float]:
 def table(results: Sequence[Result]) -> str:
     """A markdown table: one row per (operation, shape), GB/s per contender, ratios."""
     contenders = list(dict.fromkeys(r.contender for r in results))
-    head = ["op", "shape", *(f"{c} GB/s" for c in contenders), "vs torch", "vs seed", "of copy"]
+    head = ["op", "shape", *(f"{c} GB/s" for c in contenders), "vs torch", "vs seed", "face vs torch",
+            "of copy"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     groups: dict[tuple[str, str], list[Result]] = {}
     for r in results:
@@ -76,6 +79,7 @@ def table(results: Sequence[Result]) -> str:
         ratio = ratios(group)
         cells = [op, shape, *(f"{speed[c]:.0f}" if c in speed else "-" for c in contenders)]
         cells += [f"{ratio[c]:.2f}x" if c in ratio else "-" for c in (TORCH, SEED)]
+        cells.append(f"{speed[FACE] / speed[TORCH]:.2f}x" if FACE in speed and TORCH in speed else "-")
         cells.append(f"{100 * ratio[COPY]:.0f}%" if COPY in ratio else "-")  # copy time / ours
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -191,6 +195,8 @@ def contenders(operation: str, x: Any, axis: int) -> dict[str, Callable[[], Any]
         if xt is not None:
             theirs = torch.log_softmax if operation == "log_softmax" else torch.softmax
             calls[TORCH] = lambda: theirs(xt, dim=axis)
+            face = getattr(_face(), operation)
+            calls[FACE] = lambda: face(xt, dim=axis)
         calls[SEED] = (lambda: seed(x.T).T) if axis == 0 else (lambda: seed(x))
     else:
         labels = cupy.random.default_rng(0).integers(0, x.shape[-1], x.shape[0])
@@ -204,8 +210,21 @@ def contenders(operation: str, x: Any, axis: int) -> dict[str, Callable[[], Any]
                 return logits.grad
 
             calls[TORCH] = torch_forward_backward
+
+            def face_forward_backward() -> Any:
+                logits = xt.detach().requires_grad_()
+                _face().cross_entropy(logits, lt).backward()
+                return logits.grad
+
+            calls[FACE] = face_forward_backward
     calls[COPY] = lambda: out.data.copy_from_device_async(x.data, nbytes)
     return calls
+
+
+def _face() -> Any:
+    import softmaxkit.torch
+
+    return softmaxkit.torch
 
 
 def _torch_cuda() -> Any:

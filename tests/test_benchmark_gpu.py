@@ -49,7 +49,9 @@ def test_throughput_and_report(gpu):
          for name, ms in (("softmaxkit", 1.0), ("torch", 1.5), ("seed_cupy", 4.0), ("copy", 0.9))]
     assert gpu.ratios(r) == {"torch": 1.5, "seed_cupy": 4.0, "copy": 0.9}
     text = gpu.table(r)
-    assert "| softmax | 8,192 x 1,024 | 67 | 45 | 17 | 75 | 1.50x | 4.00x | 90% |" in text
+    assert "| softmax | 8,192 x 1,024 | 67 | 45 | 17 | 75 | 1.50x | 4.00x | - | 90% |" in text
+    face = gpu.Result("softmax", "8,192 x 1,024", gpu.FACE, 1.2, gpu.throughput(8192 * 1024 * 4, 1.2e-3))
+    assert "| 1.25x | 90% |" in gpu.table([*r, face])  # the face on tensors against torch's own
 
 
 def test_list_shows_every_shape_with_its_plan(gpu, capsys):

@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("numba")
 
-from benchmarks import cpu, torch_memory
+from benchmarks import cpu, torch_memory, torch_mlp
 
 from softmaxkit import benchmark as suite
 
@@ -50,3 +50,11 @@ def test_fused_loss_needs_one_logits_sized_buffer() -> None:
 def test_memory_command_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert torch_memory.main(["--rows", "64", "--cols", "1000"]) == 0
     assert "| softmaxkit |" in capsys.readouterr().out
+
+
+def test_training_loop_benchmark(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("sklearn")
+    assert torch_mlp.main(["--epochs", "1", "--repeats", "1", "--threads", "1"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert [r.split(" | ")[0] for r in rows[1:]] == ["| torch", "| softmaxkit.torch", "| sk api"]
+    assert rows[1].endswith("| 1.00 |")  # torch's own time is the unit

@@ -238,7 +238,14 @@ class _Head(torch.nn.Module):
         return torch.stack(terms).sum()
 
 
-def test_compile_fullgraph_has_no_graph_break():
+@pytest.mark.parametrize("backend", [
+    "aot_eager",
+    # PyTorch's own inductor code calls the torch.jit.script_method it deprecates.
+    pytest.param("inductor", marks=pytest.mark.filterwarnings(
+        "ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")),
+])
+def test_compile_fullgraph_has_no_graph_break(backend):
+    # inductor: the operators stay opaque calls in the generated C++/Python code around them.
     torch.manual_seed(0)
     model = _Head()
     x, labels = torch.randn(16, 8), torch.randint(0, 5, (16,))
@@ -246,7 +253,7 @@ def test_compile_fullgraph_has_no_graph_break():
     eager.backward()
     expected = model.linear.weight.grad.clone()
     model.zero_grad()
-    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    compiled = torch.compile(model, fullgraph=True, backend=backend)
     loss = compiled(x, labels)
     loss.backward()
     torch.testing.assert_close(loss, eager)
@@ -307,6 +314,44 @@ def test_results_do_not_alias_the_input():
     y = _ops.softmax(x, [1], None, 1.0, False)
     assert y.data_ptr() != x.data_ptr()
     torch.testing.assert_close(x, before, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("shape", [(4, 5), (1100, 1024)], ids=["small", "4MiB-huge-pages"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)
+def test_results_are_ordinary_torch_tensors(shape, dtype):
+    # Results come from torch's allocator (large ones with huge-page advice), not from NumPy
+    # memory wrapped by torch: they can be resized, like the results of torch's own ops.
+    x = torch.randn(*shape).to(dtype)
+    for result in (_ops.softmax(x, [1], None, 1.0, False), _ops.softmax(x, [1], None, 1.0, True),
+                   _ops.softmax_vjp(torch.softmax(x.float(), 1).to(dtype), x, [1])):
+        assert result.is_contiguous() and result.dtype == dtype and result.shape == shape
+        expected = result.clone()
+        result.resize_(shape[0] * shape[1])
+        torch.testing.assert_close(result, expected.reshape(-1), rtol=0, atol=0)
+    torch.testing.assert_close(_ops.softmax(x, [1], None, 1.0, False).float(), torch.softmax(x.float(), 1),
+                               rtol=1e-2 if dtype == torch.bfloat16 else 1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("offset", [0, 1, 4095, 4096, 4097])
+def test_huge_page_advice_on_unaligned_memory(offset):
+    # The advice covers the whole pages inside the buffer only: a buffer that starts inside a
+    # page, or holds no whole page, is never advised beyond its ends (and nothing fails).
+    from softmaxkit.torch._cpu import _advise_huge_pages
+
+    buffer = torch.zeros(3 << 20, dtype=torch.uint8)
+    view = buffer[offset:offset + (2 << 20)]
+    _advise_huge_pages(view.data_ptr(), view.numel())
+    _advise_huge_pages(view.data_ptr(), 100)
+    assert int(buffer.sum()) == 0
+
+
+def test_eager_calls_use_the_functions_without_setup_context():
+    # Eager calls take the twin of each autograd.Function whose forward takes ctx (PyTorch binds
+    # the arguments of the other kind with inspect on every call); torch.func needs the other.
+    x = torch.randn(3, 4, requires_grad=True)
+    assert type(sk.softmax(x).grad_fn).__name__ == "SoftmaxBackward"
+    ours = torch.func.grad(lambda x: sk.softmax(x)[0, 0])(x.detach())
+    torch.testing.assert_close(ours, torch.func.grad(lambda x: torch.softmax(x, -1)[0, 0])(x.detach()))
 
 
 def test_empty_tensors():

@@ -45,6 +45,7 @@ import importlib
 import importlib.util
 import inspect
 import logging
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -53,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from softmaxkit._arrays import is_half
+from softmaxkit.generic._temperature import reciprocal_is_accurate
 
 logger = logging.getLogger("softmaxkit")
 
@@ -110,7 +112,13 @@ def _is_torch_tensor(x: Any) -> bool:
 
     if not array_api_compat.is_torch_array(x):
         return False
-    device = str(getattr(getattr(x, "device", None), "type", ""))
+    # is_cpu / is_cuda before x.device: building the device object costs more than the rest.
+    device = "cpu" if x.is_cpu else "cuda" if x.is_cuda else str(getattr(x.device, "type", ""))
+    return _torch_kernels_installed(device)
+
+
+@functools.cache
+def _torch_kernels_installed(device: str) -> bool:
     needs = {"cpu": "numba", "cuda": "cupy"}.get(device)
     return needs is not None and _importable(needs)
 
@@ -169,7 +177,8 @@ class EngineSpec:
         return [m for m in self.requires if not _importable(m)]
 
     def load(self) -> ModuleType:
-        return importlib.import_module(self.module)
+        loaded = sys.modules.get(self.module)  # every call asks: import_module's lookup costs more
+        return loaded if loaded is not None else importlib.import_module(self.module)
 
     def gap(self, function: str, call: Call) -> Gap | None:
         """The first declared gap that this call of ``function`` falls into, if any."""
@@ -251,8 +260,6 @@ def _temperature_beyond_kernels(accumulator: Callable[[Any], Any]) -> Callable[[
     exact steps give those the limits."""
 
     def applies(call: Call) -> bool:
-        from softmaxkit.generic._temperature import reciprocal_is_accurate
-
         return not reciprocal_is_accurate(call["temperature"], accumulator(_result_dtype(call)))
 
     return applies

@@ -32,7 +32,8 @@ def in_jax_if_traced(x: Any, *values: Any) -> Any:
     """``x`` as a JAX array when one of ``values`` is traced (a NumPy ``x`` with a traced
     temperature, say): NumPy cannot compute with tracers, and under a JAX transformation
     NumPy inputs are constants of the computation anyway."""
-    if not any(is_traced(v) for v in values) or is_traced(x) or is_concrete_jax_array(x):
+    if "jax" not in sys.modules or not any(is_traced(v) for v in values) or is_traced(x) \
+            or is_concrete_jax_array(x):
         return x
     import jax.numpy as jnp
 

@@ -205,17 +205,33 @@ def _torch_cross_entropy(logits: Any, labels: Any) -> Any:
 def time_interleaved(
     functions: dict[str, Callable[[], Any]], repeats: int = 7, warmup: int = 1
 ) -> dict[str, float]:
-    """Median seconds per call of each function, the functions taking turns in every round."""
+    """Median seconds per call of each function, the functions taking turns in every round.
+
+    A call shorter than :data:`MIN_SAMPLE_SECONDS` is timed over as many calls in a row as
+    fill that time (as ``timeit`` does): one 6 µs call is mostly timer and scheduler noise.
+    """
+    calls = {name: 1 for name in functions}
     for _ in range(warmup):
-        for f in functions.values():
-            f()
-    times: dict[str, list[float]] = {name: [] for name in functions}
-    for _ in range(repeats):
         for name, f in functions.items():
             start = time.perf_counter()
             f()
-            times[name].append(time.perf_counter() - start)
+            once = time.perf_counter() - start
+            calls[name] = max(1, min(MAX_CALLS_PER_SAMPLE, int(MIN_SAMPLE_SECONDS / max(once, 1e-9))))
+    times: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, f in functions.items():
+            n = calls[name]
+            start = time.perf_counter()
+            for _ in range(n):
+                f()
+            times[name].append((time.perf_counter() - start) / n)
     return {name: statistics.median(t) for name, t in times.items()}
+
+
+MIN_SAMPLE_SECONDS = 2e-3
+"""Shortest timed sample: calls faster than this are repeated within one sample."""
+
+MAX_CALLS_PER_SAMPLE = 2000
 
 
 @dataclass

@@ -77,6 +77,8 @@ def reciprocal_is_accurate(temperature: float, dtype: Any) -> bool:
     (``|x - max| / T > max / T >= 256``). Kernels must still take the halves of ``x - max`` for
     ``log_softmax`` when ``T > 1`` and the row maximum is huge.
     """
+    if temperature == 1.0:  # the common call; its reciprocal is exact in every dtype
+        return True
     info = np.finfo(dtype)
     r = 1.0 / temperature
     return float(info.smallest_normal) <= r <= float(info.max) / 2 and temperature <= float(info.max) / 256

@@ -30,10 +30,12 @@ def _needs_grad(*tensors: torch.Tensor | None) -> bool:
     they require grad, as inside ``grad(vmap(f))``), may differentiate the call."""
     if not torch.is_grad_enabled():
         return False
-    if any(t is not None and t.requires_grad for t in tensors):
-        return True
-    return not torch.compiler.is_compiling() and any(
-        t is not None and torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors)
+    for t in tensors:
+        if t is not None and t.requires_grad:
+            return True
+    if torch.compiler.is_compiling() or not torch._C._are_functorch_transforms_active():
+        return False
+    return any(t is not None and torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors)
 
 
 def _wants_grad(*tensors: torch.Tensor | None) -> bool:
@@ -41,19 +43,47 @@ def _wants_grad(*tensors: torch.Tensor | None) -> bool:
     asked for. A compiled graph holds the operator itself, differentiated by its registered
     formula (Dynamo's tracing of a Function instantiates it, which PyTorch 2.13 deprecates
     with a warning)."""
-    return not torch.compiler.is_compiling() and _needs_grad(*tensors)
+    return _needs_grad(*tensors) and not torch.compiler.is_compiling()
 
 
 def _run(name: str, *args: Any) -> Any:
     """The operator ``name`` on ``args``; in eager mode on plain tensors, the kernel it would run,
     called directly: the dispatcher's round trip costs about 7 µs, as much as the whole kernel
     on a 64 x 10 tensor. Traced, fake, meta or torch.func-wrapped tensors go through the operator."""
-    tensors = [a for a in args if isinstance(a, torch.Tensor)]
-    if args[0].device.type in ("cpu", "cuda") and not torch.compiler.is_compiling() and all(
-            type(t) is torch.Tensor and not torch._C._functorch.is_functorch_wrapped_tensor(t)
-            for t in tensors):
-        return getattr(_ops._kernels(args[0]), name)(*args)
-    return getattr(_ops, name)(*args)
+    if torch.compiler.is_compiling() or not (args[0].is_cpu or args[0].is_cuda):  # meta: the fake
+        return getattr(_ops, name)(*args)
+    for a in args:
+        if isinstance(a, torch.Tensor) and (
+                type(a) is not torch.Tensor or torch._C._functorch.is_functorch_wrapped_tensor(a)):
+            return getattr(_ops, name)(*args)
+    return getattr(_ops._kernels(args[0]), name)(*args)
+
+
+def _eager_twin(function: type[torch.autograd.Function]) -> type[torch.autograd.Function]:
+    """``function`` with the forward that takes ``ctx`` (and calls its ``setup_context``).
+
+    PyTorch binds every call of a Function that defines ``setup_context`` to the forward's
+    signature with ``inspect`` (about 23 µs of a 64 x 10 softmax's 66 µs forward and
+    backward); the form with ``ctx`` skips that, but torch.func transforms need
+    ``setup_context``. :func:`_apply` picks the twin when no transform is active.
+    """
+
+    def forward(ctx: Any, *args: Any) -> Any:
+        output = function.forward(*args)
+        function.setup_context(ctx, args, output)
+        return output
+
+    # Named for what users see as grad_fn in eager mode: <SoftmaxBackward>, <CrossEntropyBackward>.
+    return type(function.__name__.lstrip("_"), (torch.autograd.Function,),
+                {"forward": staticmethod(forward), "backward": staticmethod(function.backward),
+                 "__doc__": f"{function.__name__} for eager calls outside torch.func transforms."})
+
+
+def _apply(function: type[torch.autograd.Function], *args: Any) -> Any:
+    """``function.apply(*args)``, by its eager twin when no torch.func transform is active."""
+    if torch._C._are_functorch_transforms_active():
+        return function.apply(*args)
+    return _EAGER[function].apply(*args)
 
 
 # --- softmax / log_softmax ---------------------------------------------------------------------
@@ -69,8 +99,6 @@ def _softmax_backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:
     if ctx.temperature != 1.0:
         dx = dx / ctx.temperature
     return dx, None, None, None, None
-
-
 
 
 class _Softmax(torch.autograd.Function):
@@ -89,7 +117,7 @@ def softmax(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None = None, 
             log: bool = False) -> torch.Tensor:
     """softmax (or log_softmax) of ``x`` over ``dims`` (sorted, non-negative), differentiable."""
     if _wants_grad(x):
-        return _Softmax.apply(x, dims, mask, temperature, log)
+        return _apply(_Softmax, x, dims, mask, temperature, log)
     return _run("softmax", x, dims, mask, temperature, log)
 
 
@@ -109,8 +137,6 @@ def _logsumexp_backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:
     return softmax(x, ctx.dims, mask, 1.0, False) * g, None, None, None
 
 
-
-
 class _LogSumExp(torch.autograd.Function):
     generate_vmap_rule = True
 
@@ -126,7 +152,7 @@ def logsumexp(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None = None
               keepdim: bool = False) -> torch.Tensor:
     """``log(sum(exp(x)))`` over ``dims``, differentiable (its gradient is ``softmax(x)``)."""
     if _wants_grad(x):
-        return _LogSumExp.apply(x, dims, mask, keepdim)
+        return _apply(_LogSumExp, x, dims, mask, keepdim)
     return _run("logsumexp", x, dims, mask, keepdim)
 
 
@@ -157,8 +183,6 @@ def _log_softmax_vjp_backward(ctx: Any, d: torch.Tensor) -> tuple[Any, ...]:
     return -d_live * p * total, dg, None
 
 
-
-
 class _SoftmaxVjp(torch.autograd.Function):
     generate_vmap_rule = True
 
@@ -184,14 +208,14 @@ class _LogSoftmaxVjp(torch.autograd.Function):
 def softmax_vjp(s: torch.Tensor, g: torch.Tensor, dims: list[int]) -> torch.Tensor:
     """``s * (g - sum(g * s))`` over ``dims``, differentiable (second derivatives of softmax)."""
     if _wants_grad(s, g):
-        return _SoftmaxVjp.apply(s, g, dims)
+        return _apply(_SoftmaxVjp, s, g, dims)
     return _run("softmax_vjp", s, g, dims)
 
 
 def log_softmax_vjp(logp: torch.Tensor, g: torch.Tensor, dims: list[int]) -> torch.Tensor:
     """``g - exp(logp) * sum(g)`` over the live entries of ``dims``, differentiable."""
     if _wants_grad(logp, g):
-        return _LogSoftmaxVjp.apply(logp, g, dims)
+        return _apply(_LogSoftmaxVjp, logp, g, dims)
     return _run("log_softmax_vjp", logp, g, dims)
 
 
@@ -254,8 +278,6 @@ def _plain(t: torch.Tensor) -> bool:
     return type(t) is torch.Tensor and not torch._C._functorch.is_functorch_wrapped_tensor(t)
 
 
-
-
 class _CrossEntropy(torch.autograd.Function):
     generate_vmap_rule = True
 
@@ -278,11 +300,13 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tens
     if want_grad is None:
         want_grad = _needs_grad(logits)
     if _wants_grad(logits, target):
-        return _CrossEntropy.apply(logits, target, weight, dim, ignore_index, label_smoothing, reduction,
+        return _apply(_CrossEntropy, logits, target, weight, dim, ignore_index, label_smoothing, reduction,
                                    want_grad)
     return _run("cross_entropy", logits, target, weight, dim, ignore_index, label_smoothing, reduction,
                               want_grad)
 
+_EAGER: dict[type[torch.autograd.Function], type[torch.autograd.Function]] = {
+    f: _eager_twin(f) for f in (_Softmax, _LogSumExp, _SoftmaxVjp, _LogSoftmaxVjp, _CrossEntropy)}
 
 _ops.softmax.register_autograd(_softmax_backward, setup_context=_softmax_setup)
 _ops.logsumexp.register_autograd(_logsumexp_backward, setup_context=_logsumexp_setup)

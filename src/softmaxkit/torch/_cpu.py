@@ -8,10 +8,17 @@ bfloat16, the type the Numba engine's half-precision kernels recognise.
 Contiguous float32/float64 rows without a mask call the row kernels directly: the engine's
 argument plumbing (``errstate``, the layout) costs about 8 µs, more than the whole kernel on
 a 64 x 10 tensor.
+
+Results of 4 MiB or more ask for huge pages (:func:`new_result`).
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import math
+import mmap
+import sys
 from typing import Any
 
 import numpy as np
@@ -45,34 +52,76 @@ def as_tensor(a: Any) -> torch.Tensor:
     return torch.from_numpy(a)
 
 
+def new_result(like: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+    """A new contiguous CPU tensor of ``like``'s shape and dtype, and a NumPy view of it.
+
+    Results of 4 MiB or more are backed by transparent huge pages where Linux offers them
+    on request (as NumPy does for its arrays): the first writes into fresh memory are page
+    faults, and torch's CPU allocator asks for none. Softmax of a 8,192 x 1,024 float32
+    tensor took 11 ms into 4 KiB pages and 3.1 ms into huge ones (BENCHMARKS.md).
+    """
+    result = torch.empty_like(like, memory_format=torch.contiguous_format)
+    if result.nbytes >= _HUGE_PAGE_MIN_BYTES:
+        _advise_huge_pages(result.data_ptr(), result.nbytes)
+    return result, as_numpy(result)
+
+
+_HUGE_PAGE_MIN_BYTES = 1 << 22
+"""NumPy's threshold for the same advice: below it a result rarely spans one 2 MiB page."""
+
+
+@functools.cache
+def _madvise() -> Any:
+    """libc's ``madvise``, or None where there is no such call (not Linux)."""
+    if not sys.platform.startswith("linux") or not hasattr(mmap, "MADV_HUGEPAGE"):
+        return None
+    try:
+        madvise = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):
+        return None
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    madvise.restype = ctypes.c_int
+    return madvise
+
+
+def _advise_huge_pages(address: int, size: int) -> None:
+    """``madvise(MADV_HUGEPAGE)`` over the whole pages of ``[address, address + size)``; a
+    refusal (huge pages off, an old kernel) changes nothing but the speed."""
+    madvise = _madvise()
+    start = -(-address // mmap.PAGESIZE) * mmap.PAGESIZE
+    end = (address + size) // mmap.PAGESIZE * mmap.PAGESIZE
+    if madvise is not None and end > start:
+        madvise(start, end - start, mmap.MADV_HUGEPAGE)
+
+
 def _trailing(dims: list[int], ndim: int) -> bool:
-    return bool(dims) and dims == list(range(ndim - len(dims), ndim))
+    # dims are sorted and distinct: they are the trailing ones when the first of them is.
+    return bool(dims) and dims[0] == ndim - len(dims)
 
 
-def _rows(t: torch.Tensor, n_dims: int) -> np.ndarray:
-    """A contiguous tensor as a ``(rows, n)`` NumPy view over its last ``n_dims`` dims."""
-    n = 1
-    for size in t.shape[t.dim() - n_dims:]:
-        n *= size
-    return as_numpy(t).reshape(-1, n)
+def _rows(a: np.ndarray, n_dims: int) -> np.ndarray:
+    """A C-contiguous array as a ``(rows, n)`` view over its last ``n_dims`` dims."""
+    if a.ndim == 2 and n_dims == 1:
+        return a
+    return a.reshape(-1, math.prod(a.shape[a.ndim - n_dims:]))
 
 
 def softmax(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, temperature: float,
             log: bool) -> torch.Tensor:
     """softmax (or log_softmax) of ``x`` over ``dims`` into a new contiguous tensor."""
-    y = torch.empty(x.shape, dtype=x.dtype)
-    if x.numel() == 0:
-        return y
-    if (mask is None and x.dtype in _ROW_KERNEL_DTYPES and x.is_contiguous()
-            and _trailing(dims, x.dim())):
-        rows, out = _rows(x, len(dims)), _rows(y, len(dims))
-        # The engine's row driver: small tensors on the calling thread, large ones over fixed
-        # ranges of rows on its pool (the same bits for any thread count).
-        rows_softmax(rows, out, rows.dtype.type(1.0 / temperature), log)
+    y, out = new_result(x)
+    if out.size == 0:
         return y
     xn = as_numpy(x)
+    if (mask is None and x.dtype in _ROW_KERNEL_DTYPES and x.is_contiguous()
+            and _trailing(dims, x.dim())):
+        rows = _rows(xn, len(dims))
+        # The engine's row driver: small tensors on the calling thread, large ones over fixed
+        # ranges of rows on its pool (the same bits for any thread count).
+        rows_softmax(rows, _rows(out, len(dims)), rows.dtype.type(1.0 / temperature), log)
+        return y
     engine.softmax(xn, tuple(dims), where=None if mask is None else as_numpy(mask),
-                   temperature=temperature, dtype=xn.dtype, out=as_numpy(y), log=log)
+                   temperature=temperature, dtype=xn.dtype, out=out, log=log)
     return y
 
 
@@ -93,12 +142,14 @@ def _vjp(kernel: Any, first: torch.Tensor, g: torch.Tensor, dims: list[int], log
         moved = _vjp(kernel, first.movedim(dims, ends).contiguous(), g.movedim(dims, ends), ends, log)
         return moved.movedim(ends, dims).contiguous()
     if first.dtype in _ROW_KERNEL_DTYPES and first.is_contiguous() and not (log and _beyond_exp(first)):
-        g = g.to(first.dtype).contiguous()
-        out = torch.empty(first.shape, dtype=first.dtype)
-        first_rows = _rows(first, len(dims))
-        run(kernel, first_rows.shape[0], first_rows.size, readonly(first_rows),
-            readonly(_rows(g, len(dims))), _rows(out, len(dims)))
-        return out
+        first_n = as_numpy(first)
+        first_rows = _rows(first_n, len(dims))
+        # NumPy's copy of a strided g (as loss.sum()'s expanded ones) costs a fifth of torch's.
+        g_rows = _rows(np.ascontiguousarray(as_numpy(g), dtype=first_n.dtype), len(dims))
+        result, out = new_result(first)
+        run(kernel, first_rows.shape[0], first_rows.size, readonly(first_rows), readonly(g_rows),
+            _rows(out, len(dims)))
+        return result
     fn, gn = as_numpy(first), as_numpy(g.to(first.dtype))
     if log and _beyond_exp(first):
         # The kernels' exp is accurate below 40 only; log_softmax never gives more than 0.

@@ -39,9 +39,9 @@ from softmaxkit.torch import _cpu
 
 def _kernels(t: torch.Tensor) -> ModuleType:
     """The implementation for ``t``'s device: the Numba engine on CPU, the CUDA engine on GPUs."""
-    if t.device.type == "cpu":
+    if t.is_cpu:  # not t.device.type: building the device object costs more than these
         return _cpu
-    if t.device.type == "cuda":
+    if t.is_cuda:
         from softmaxkit.torch import _cuda
 
         return _cuda
