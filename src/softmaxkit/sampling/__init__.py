@@ -72,7 +72,6 @@ row)."""
 SAMPLING_FUNCTIONS = frozenset({"sample", "top_k_mask", "top_p_mask", "min_p_mask"})
 
 
-
 def _beyond_cuda_rows(call: Call) -> bool:
     from softmaxkit.cuda._plan import SAMPLING_MAX_N
 
