@@ -60,6 +60,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 LONG = 9_000
 """A 256-thread block."""
+LONGEST = 140_000
+"""A 512-thread block with more than 255 entries a thread: the packed 8-bit digit counts of
+the threshold searches are emptied into their counters mid-row."""
 H100 = (132, 227 * 1024)
 
 FILTERS = [
@@ -71,7 +74,7 @@ FILTERS = [
 
 def instances() -> dict[str, set[str]]:
     names = set()
-    for dtype, n in [*itertools.product(DTYPES, LENGTHS), ("float32", LONG)]:
+    for dtype, n in [*itertools.product(DTYPES, LENGTHS), ("float32", LONG), ("float32", LONGEST)]:
         names |= {_plan.sampling_name(k, dtype, _plan.sampling_block(n)) for k in _plan.SAMPLING_KERNELS}
     return {_plan.SAMPLING_SOURCE: names}
 
@@ -265,6 +268,23 @@ def test_long_rows_take_a_larger_block(harness):
         draws, status = cuda_sample(harness, x, "float32", mask, p, u, replacement)
         _ok_rows_agree(draws, status, *numba_sample(x, "float32", mask, p, u, replacement))
         assert (status == OK).all()
+
+
+def test_rows_longer_than_255_entries_a_thread(harness):
+    # Values in [1, 1.5] share their sign and exponent: every thread counts all its 273
+    # entries into one digit bin for the first passes, which would wrap an 8-bit field (and
+    # pick the wrong digit) without the flush every 255 entries.
+    rng = np.random.default_rng(12)
+    x = 1 + np.round(rng.random((2, LONGEST)) * 8) / 16
+    p = row_params(np.array([0.7, 1.0]), np.array([50, 3000]), np.array([0.9, 0.6]), np.array([0.0, 0.0]),
+                   (2,), LONGEST)
+    assert _plan.sampling_block(LONGEST) == 512 and LONGEST / 512 > 255
+    keep, status = cuda_filter(harness, x, "float32", None, p)
+    _ok_rows_agree(keep, status, *numba_filter(x, "float32", None, p))
+    assert keep[0].sum() <= 50 and 0 < keep[1].sum() <= 3000
+    u = np.random.default_rng(13).random((2, 4))
+    draws, status = cuda_sample(harness, x, "float32", None, p, u, True)
+    _ok_rows_agree(draws, status, *numba_sample(x, "float32", None, p, u, True))
 
 
 LOGITS = np.array([1.2, -0.3, 2.5, 2.5, 0.7, -np.inf, 1.9, 0.1])

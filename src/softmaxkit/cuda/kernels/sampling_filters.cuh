@@ -136,6 +136,27 @@ __device__ __forceinline__ void sk_block_bins(Q (&q)[SK_BINS], Q (*per_warp)[SK_
     for (int b = 0; b < SK_BINS; ++b) q[b] = total[b];
 }
 
+// Per-thread digit counts packed as 8-bit fields of two 64-bit words (bins 0-7 and 8-15): one
+// add per entry instead of 16 predicated ones; emptied into the 16 counters every 255 entries.
+struct sk_packed_bins {
+    sk_u64 low = 0, high = 0;
+    int pending = 0;
+    __device__ __forceinline__ void add(int d, unsigned (&c)[SK_BINS]) {
+        const sk_u64 one = 1ULL << (8 * (d & 7));
+        if (d < 8) low += one; else high += one;
+        if (++pending == 255) flush(c);
+    }
+    __device__ __forceinline__ void flush(unsigned (&c)[SK_BINS]) {
+#pragma unroll
+        for (int b = 0; b < 8; ++b) {
+            c[b] += static_cast<unsigned>((low >> (8 * b)) & 255u);
+            c[b + 8] += static_cast<unsigned>((high >> (8 * b)) & 255u);
+        }
+        low = high = 0;
+        pending = 0;
+    }
+};
+
 // The rank threshold of the entry where the running count (MASS false: `target` = k) or the
 // running weight (MASS true: `target` = p, a fraction of the eligible weight) of the eligible
 // entries, taken from the highest rank down, first reaches the target. Eligible: included and
@@ -154,19 +175,21 @@ __device__ bool sk_rank_search(const sk_row<T>& r, sk_rank within, double target
         double w[SK_BINS];
 #pragma unroll
         for (int b = 0; b < SK_BINS; ++b) { c[b] = 0u; w[b] = 0.0; }
+        sk_packed_bins packed;
         for (sk_i64 i = threadIdx.x; i < r.n; i += BLOCK) {
             A v;
             if (!r.included(i, v)) continue;
             const sk_u64 key = sk_rank_key(v);
             if (!within.keeps(key, i) || !sk_same_above(key, prefix, shift + SK_DIGIT)) continue;
             const int d = static_cast<int>((key >> shift) & (SK_BINS - 1));
-            const double wv = MASS ? r.weight(v) : 0.0;
+            packed.add(d, c);
+            if (MASS) {
+                const double wv = r.weight(v);
 #pragma unroll
-            for (int b = 0; b < SK_BINS; ++b) {  // no indexing by d: the bins stay in registers
-                c[b] += b == d ? 1u : 0u;
-                if (MASS) w[b] += b == d ? wv : 0.0;
+                for (int b = 0; b < SK_BINS; ++b) w[b] += b == d ? wv : 0.0;  // no indexing by d: registers
             }
         }
+        packed.flush(c);
         sk_block_bins<BLOCK>(c, sm.count, sm.count_total);
         if (MASS) sk_block_bins<BLOCK>(w, sm.mass, sm.mass_total);
         if (MASS && first) {  // the first pass sees every eligible entry: the target's total
@@ -215,16 +238,16 @@ __device__ bool sk_rank_search(const sk_row<T>& r, sk_rank within, double target
         unsigned c[SK_BINS];
 #pragma unroll
         for (int b = 0; b < SK_BINS; ++b) c[b] = 0;
+        sk_packed_bins packed;
         for (sk_i64 i = threadIdx.x; i < r.n; i += BLOCK) {
             A v;
             if (!r.included(i, v)) continue;
             const sk_u64 key = sk_rank_key(v);
             if (key != prefix || !within.keeps(key, i)) continue;
             if (!sk_same_above(static_cast<sk_u64>(i), index_prefix, shift + SK_DIGIT)) continue;
-            const int d = static_cast<int>((i >> shift) & (SK_BINS - 1));
-#pragma unroll
-            for (int b = 0; b < SK_BINS; ++b) c[b] += b == d ? 1u : 0u;
+            packed.add(static_cast<int>((i >> shift) & (SK_BINS - 1)), c);
         }
+        packed.flush(c);
         sk_block_bins<BLOCK>(c, sm.count, sm.count_total);
         int d = -1;
 #pragma unroll
