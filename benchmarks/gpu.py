@@ -10,6 +10,12 @@ Protocol (SPEC §4): every contender runs on the same device array, interleaved,
 CUDA events around each call, median of ``--repeat`` (>= 7) runs after ``--warmup`` runs.
 Throughput is ``2 * bytes(x) / time`` (one read, one write); the ceiling is a
 device-to-device copy of the same bytes. Ratios are softmaxkit's speed over each contender's.
+
+``--op sample`` is issue 17's case instead of the suite: 32 x 128,256 float32 logits,
+temperature 0.7, top-k 50, top-p 0.9, one draw per row; ``sk.sample`` (uniforms drawn on the
+host from a NumPy generator, as a user's call does) against the torch recipes of
+``benchmarks/sampling.py`` on the GPU (a full sort per row; ``torch.topk`` first). Its GB/s
+count one read of the logits (``bytes(x) / time``).
 """
 
 from __future__ import annotations
@@ -25,14 +31,18 @@ from typing import Any
 from softmaxkit.benchmark import SHAPES as CPU_SHAPES
 from softmaxkit.benchmark import Shape
 
-OPERATIONS = ("softmax", "log_softmax", "cross_entropy")
+OPERATIONS = ("softmax", "log_softmax", "cross_entropy", "sample")
 OURS, TORCH, SEED, COPY = "softmaxkit", "torch", "seed_cupy", "copy"
+TORCH_TOPK = "torch_topk"
 FACE = "softmaxkit.torch"
 """The drop-in face on the torch tensor sharing the array's memory (forward + backward for the loss)."""
 
 
 SHAPES: tuple[Shape, ...] = (*CPU_SHAPES, Shape(16_384, 131_072, "GPU only: 8 GiB of float32"))
 """SPEC §4: the CPU suite plus 16,384 x 131,072."""
+
+SAMPLING_SHAPE = Shape(32, 128_256, "issue 17: a batch of 32 over Llama 3's vocabulary")
+"""The one shape of ``--op sample`` (the CPU benchmark's, benchmarks/sampling.py)."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,14 @@ def plans(shape: Shape, sm_count: int = 132, max_shared_bytes: int = 227 * 1024)
     return f"{p.strategy}: {', '.join(p.kernels)} x {p.grid} blocks{split}"
 
 
+def sampling_plan(shape: Shape) -> str:
+    """The sampling kernel and grid for ``shape`` (one block per row)."""
+    from softmaxkit.cuda import _plan
+
+    block = _plan.sampling_block(shape.cols)
+    return f"{_plan.sampling_name('sk_sample_rows', shape.dtype, block)} x {shape.rows} blocks"
+
+
 # --- contenders (need a GPU) -------------------------------------------------------------------------
 
 def seed_softmax_cupy(x: Any) -> Any:
@@ -123,12 +141,48 @@ def seed_log_softmax_cupy(x: Any) -> Any:
     return shifted - cp.log(cp.exp(shifted).sum(axis=1)).reshape((-1, 1))
 
 
+def _cpu_sampling_benchmark() -> Any:
+    """benchmarks/sampling.py (its torch recipes and parameters), loaded by path."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).with_name("sampling.py")
+    spec = importlib.util.spec_from_file_location("benchmarks_sampling", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def sampling_contenders(x: Any) -> dict[str, Callable[[], Any]]:
+    """``sk.sample`` and the torch recipes on the CuPy logits ``x`` (torch shares its memory)."""
+    import numpy as np
+
+    import softmaxkit as sk
+
+    cpu = _cpu_sampling_benchmark()
+    t, k, p = cpu.TEMPERATURE, cpu.TOP_K, cpu.TOP_P
+    rng = np.random.default_rng(0)
+    calls: dict[str, Callable[[], Any]] = {
+        OURS: lambda: sk.sample(x, temperature=t, top_k=k, top_p=p, rng=rng, engine="cuda"),
+    }
+    torch = _torch_cuda()
+    if torch is not None:
+        xt = torch.from_dlpack(x)
+        generator = torch.Generator(device=xt.device).manual_seed(0)
+        calls[TORCH] = lambda: cpu.torch_sort_recipe(xt, t, k, p, generator)
+        calls[TORCH_TOPK] = lambda: cpu.torch_topk_recipe(xt, t, k, p, generator)
+    return calls
+
+
 def contenders(operation: str, x: Any, axis: int) -> dict[str, Callable[[], Any]]:
     """The timed calls of ``operation`` on the CuPy array ``x`` (torch shares its memory)."""
     import cupy
 
     import softmaxkit as sk
 
+    if operation == "sample":
+        return sampling_contenders(x)
     out = cupy.empty_like(x)
     nbytes = x.nbytes
     calls: dict[str, Callable[[], Any]] = {}
@@ -204,17 +258,23 @@ def time_interleaved(calls: dict[str, Callable[[], Any]], repeat: int, warmup: i
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def shapes_of(operation: str, shapes: Sequence[Shape]) -> list[Shape]:
+    """The suite's shapes, or issue 17's one shape for ``sample``."""
+    return [SAMPLING_SHAPE] if operation == "sample" else list(shapes)
+
+
 def run(args: argparse.Namespace) -> list[Result]:
     import cupy
 
     results = []
     for operation in args.ops:
-        for shape in args.shapes:
+        for shape in shapes_of(operation, args.shapes):
             rng = cupy.random.default_rng(0)
             x = (rng.standard_normal((shape.rows, shape.cols), dtype=cupy.float32) * 4).astype(shape.dtype)
             medians = time_interleaved(contenders(operation, x, shape.axis), args.repeat, args.warmup)
+            nbytes = x.nbytes // 2 if operation == "sample" else x.nbytes  # sampling writes no array
             for name, ms in medians.items():
-                results.append(Result(operation, shape.label, name, ms, throughput(x.nbytes, ms / 1e3)))
+                results.append(Result(operation, shape.label, name, ms, throughput(nbytes, ms / 1e3)))
             del x
             cupy.get_default_memory_pool().free_all_blocks()
     return results
@@ -225,6 +285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.list:
         for i, shape in enumerate(args.shapes):
             print(f"{i}: {shape.label} ({shape.why}): {plans(shape)}")
+        if "sample" in args.ops:
+            print(f"sample: {SAMPLING_SHAPE.label} ({SAMPLING_SHAPE.why}): {sampling_plan(SAMPLING_SHAPE)}")
         return 0
     import cupy
 

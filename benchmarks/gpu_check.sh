@@ -12,8 +12,8 @@
 #   racecheck  compute-sanitizer racecheck (shared memory hazards), fewer shapes
 #   synccheck  compute-sanitizer synccheck (barriers), fewer shapes
 #   bench-*    benchmarks/gpu.py: softmax, log_softmax, cross_entropy vs torch and the copy (markdown
-#              table in bench-OP.log, figures in bench-OP.json)
-# The limits add up to 455 s: with start-up, under 8 minutes.
+#              table in bench-OP.log, figures in bench-OP.json); sample vs torch's sort recipe
+# The limits add up to 470 s: with start-up, under 8 minutes.
 # GPU_CHECK_DRY_RUN=1 prints the steps without running them (tests/test_gpu_check.py).
 # Exit status: 0 all steps passed, 1 a step failed (see summary.txt; env and prewarm only
 # inform), 2 usage, 3 no GPU.
@@ -94,6 +94,8 @@ fi
 for op in softmax log_softmax cross_entropy; do  # one step each: a time limit keeps the others' figures
     step "bench-$op" 25 "$PY" benchmarks/gpu.py --op "$op" --repeat 7 --warmup 2 --json "$OUT/bench-$op.json"
 done
+# Issue 17's sampling case (32 x 128,256, T 0.7, top-k 50, top-p 0.9) vs torch's sort recipe
+step bench-sample 15 "$PY" benchmarks/gpu.py --op sample --repeat 7 --warmup 2 --json "$OUT/bench-sample.json"
 
 if [ -n "$FAILED" ]; then
     log "FAILED:$FAILED"

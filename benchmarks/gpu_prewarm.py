@@ -29,6 +29,8 @@ def names() -> list[tuple[str, str]]:
                         _plan.name_expression("sk_logsumexp_split_finish", dtype, _plan.Config(1, 1, 1, 1)),
                     )
                 )
+    for dtype in _plan.DTYPES:
+        out += [(_plan.SAMPLING_SOURCE, n) for n in _plan.sampling_names(dtype)]
     return list(dict.fromkeys(out))
 
 

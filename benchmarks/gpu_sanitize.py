@@ -2,8 +2,9 @@
 
 Shapes reach every launch strategy (warp, block, shared memory, split with a warp merge of
 more than 32 partials) in float32 and bfloat16 (torch), with a mask, misaligned views and
-cross-entropy's options. Exits 0 when every result is finite where the reference is; the
-sanitizer's own exit code reports what it found. ``--list`` prints the calls (no GPU needed)::
+cross-entropy's options; the sampling kernels draw with and without replacement and filter.
+Exits 0 when every result is finite where the reference is; the sanitizer's own exit code
+reports what it found. ``--list`` prints the calls (no GPU needed)::
 
     compute-sanitizer --tool memcheck --error-exitcode 9 python benchmarks/gpu_sanitize.py
 """
@@ -29,6 +30,9 @@ def calls(quick: bool = False) -> list[str]:
             f"log_softmax_vjp {rows}x{n}",
             f"cross_entropy {rows}x{n}",
             f"softmax {rows}x{n - 1} misaligned view",
+            f"sample {rows}x{n} T 0.7 top-k 50 top-p 0.9, 4 draws",
+            f"sample {rows}x{n} where top-k 8, 2 draws without replacement",
+            f"top_k_mask {rows}x{n}",
         ]
     out += ["torch bfloat16 softmax 64x1000", "torch cross_entropy 64x1000 on a side stream"]
     return out
@@ -59,6 +63,14 @@ def run(quick: bool = False) -> int:
         for i, r in enumerate(results):
             if not bool(cupy.isfinite(r).all()) and i != 1:  # the masked log_softmax has -inf
                 bad.append(f"{rows}x{n} result {i}")
+        draws = [sk.sample(x, temperature=0.7, top_k=50, top_p=0.9, num_samples=4, rng=0, engine="cuda"),
+                 sk.sample(x, top_k=8, where=where | (cupy.arange(n) < 2), num_samples=2, replacement=False,
+                           rng=1, engine="cuda")]
+        for i, d in enumerate(draws):
+            if not bool(((d >= 0) & (d < n)).all()):
+                bad.append(f"{rows}x{n} sample {i}")
+        if int(sk.top_k_mask(x, 3, engine="cuda").sum()) != rows * min(3, n):
+            bad.append(f"{rows}x{n} top_k_mask")
     try:
         import torch
     except ImportError:

@@ -61,6 +61,9 @@ def instances(file: str, dtype: str, full: bool) -> tuple[str, ...]:
             names += _plan.name_expressions(pick(family, dtype), family, dtype)
     if file == "softmax.cu":  # logsumexp's split finish is templated on the dtype only
         names.append(_plan.name_expression("sk_logsumexp_split_finish", dtype, _plan.Config(1, 1, 1, 1)))
+    if file == _plan.SAMPLING_SOURCE:  # one block per row; the largest block has the fewest registers
+        blocks = _plan.SAMPLING_BLOCKS if full else _plan.SAMPLING_BLOCKS[-1:]
+        names += [_plan.sampling_name(k, dtype, b) for k in _plan.SAMPLING_KERNELS for b in blocks]
     return tuple(dict.fromkeys(names))
 
 
@@ -111,7 +114,7 @@ def compile_unit(file: str, dtype: str, arch: str, full: bool) -> tuple[tuple[st
 
 
 def units() -> list[tuple[str, str, str]]:
-    files = sorted({f.source for f in _plan.FAMILIES.values()})
+    files = sorted({f.source for f in _plan.FAMILIES.values()} | {_plan.SAMPLING_SOURCE})
     return [(file, dtype, arch) for arch in ARCHS for dtype in _plan.DTYPES for file in files]
 
 

@@ -322,6 +322,15 @@ def run_request(worker: Worker, request: dict[str, Any]) -> dict[str, Any]:
             )
             result["losses"] = np.array(losses)
             result["grad"] = None if arrays["grad"] is None else arrays["grad"].copy()
+        elif function in ("sample", "sample_filter"):
+            per_row = tuple(arrays[k] for k in ("inv_t", "top_k", "top_p", "min_p"))
+            if function == "sample":
+                _launch.sample(arrays["x"], arrays["mask"], per_row, arrays["u"], arrays["out"],
+                               arrays["status"], params["dtype"], params["replacement"])
+            else:
+                _launch.sample_filter(arrays["x"], arrays["mask"], per_row, arrays["out"], arrays["status"],
+                                      params["dtype"])
+            result["out"], result["status"] = arrays["out"].copy(), arrays["status"].copy()
         elif function == "raw":  # one kernel with the request's own arguments
             worker.kernels[request["name"]]((request["grid"],), (request["block"],), tuple(request["args"]))
         else:

@@ -60,3 +60,17 @@ def test_list_shows_every_shape_with_its_plan(gpu, capsys):
     assert len(lines) == len(gpu.SHAPES)
     assert "warp" in lines[0] and "smem" in lines[3] and "split" in lines[-1]
     assert "sk_softmax_rows<float, 32, 128, 4, 8>" in lines[6]  # axis=0: 8,192 rows of 1,024
+
+
+def test_sample_is_issue_17s_case(gpu, capsys):
+    args = gpu.parse_args(["--op", "sample"])
+    assert args.ops == ["sample"]
+    assert gpu.shapes_of("sample", args.shapes) == [gpu.SAMPLING_SHAPE]
+    shape = gpu.SAMPLING_SHAPE
+    assert (shape.rows, shape.cols, shape.dtype) == (32, 128_256, "float32")
+    assert gpu.shapes_of("softmax", args.shapes) == list(gpu.SHAPES)
+    cpu = gpu._cpu_sampling_benchmark()  # the torch recipes it times on the GPU
+    assert (cpu.TEMPERATURE, cpu.TOP_K, cpu.TOP_P) == (0.7, 50, 0.9)
+    assert gpu.main(["--list", "--op", "sample"]) == 0
+    assert "sample: 32 x 128,256" in capsys.readouterr().out.splitlines()[-1]
+    assert "sk_sample_rows<float, 512> x 32 blocks" in gpu.sampling_plan(gpu.SAMPLING_SHAPE)

@@ -33,6 +33,7 @@ TEMPLATES = {
     k for f in _plan.FAMILIES.values() for k in (f.rows_kernel, *f.split_kernels, f.smem_kernel) if k
 }
 TEMPLATES.add("sk_logsumexp_split_finish")
+TEMPLATES.update(_plan.SAMPLING_KERNELS)
 MAX_THREAD_REGISTERS = 255
 REGISTER_FILE = 65_536  # 32-bit registers per multiprocessor on sm_80 and sm_90
 
@@ -41,6 +42,8 @@ def block_of(name: str) -> int:
     """Threads per block of the kernel instance ``name`` (the launch bound ptxas compiled for)."""
     if name.startswith("sk_logsumexp_split_finish"):
         return _plan.FINISH_BLOCK
+    if name.startswith(_plan.SAMPLING_KERNELS):  # <T, BLOCK>
+        return int(name.split(",")[1].rstrip(">"))
     return int(name.split(",")[2])
 
 
@@ -94,6 +97,17 @@ def test_no_flush_to_zero(dtype):
 
 
 @needs_nvrtc
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_sampling_kernels_keep_subnormals(dtype):
+    # The weights exp((x - max) / T) of the sampler's kernels go through the same expf: no
+    # other flush, so a weight below 2^-126 is not 0 (it still counts toward top-p and draws).
+    names = instances(_plan.SAMPLING_SOURCE, dtype, full=False)
+    ptx = _nvrtc.compile_program(_plan.SAMPLING_SOURCE, names, "-arch=sm_90").ptx
+    assert _ftz_instructions(ptx) <= {"ex2.approx.ftz.f32"}
+    assert "ex2.approx.ftz.f32" in ptx  # the check sees expf's core: the kernels were compiled
+
+
+@needs_nvrtc
 def test_verbose_report_changes_no_instruction():
     names = instances("cross_entropy.cu", "float16", full=False)
     quiet = _nvrtc.compile_program("cross_entropy.cu", names, "-arch=sm_80")
@@ -119,7 +133,7 @@ def test_arch_option_falls_back_to_ptx_for_newer_devices():
 
 
 def test_quick_mode_is_a_subset_of_every_config():
-    for file in sorted({f.source for f in _plan.FAMILIES.values()}):
+    for file in sorted({f.source for f in _plan.FAMILIES.values()} | {_plan.SAMPLING_SOURCE}):
         for dtype in _plan.DTYPES:
             assert set(instances(file, dtype, False)) <= set(instances(file, dtype, True))
 
@@ -157,6 +171,18 @@ def test_disk_cache_returns_the_same_program_and_keys_on_the_source(tmp_path, mo
     assert _nvrtc.cached_program("softmax.cu", names, "-arch=sm_80") == first and not calls
     _nvrtc.cached_program("softmax.cu", names, "-arch=sm_90")  # another key: compiles
     assert calls == [("softmax.cu", names, "-arch=sm_90")]
+
+
+@needs_nvrtc
+def test_sampling_kernels_fit_the_default_static_shared_memory():
+    # 48 KiB of static shared memory at most (a launch needs no opt-in), and the launcher does
+    # not opt them in to dynamic shared memory (static + dynamic may not exceed the device's).
+    # The most: float64 candidates and the largest block's per-warp bins.
+    names = instances(_plan.SAMPLING_SOURCE, "float64", full=False)
+    assert all(name.endswith(f", {_plan.SAMPLING_BLOCKS[-1]}>") for name in names)
+    log = _nvrtc.compile_program(_plan.SAMPLING_SOURCE, names, "-arch=sm_90", VERBOSE).log
+    sizes = [int(b) for b in re.findall(r"(\d+) bytes smem", log)]
+    assert len(sizes) == len(names) and max(sizes) <= 48 * 1024, sizes
 
 
 @needs_nvrtc
@@ -203,3 +229,6 @@ def test_engine_loads_the_nvrtc_image_it_compiled_not_cupys_rawmodule(tmp_path, 
     assert function.symbol == program.lowered[name]
     assert code_sections(loaded[0]) == code_sections(program.image)
     assert attributes == [(7, driver.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, 164 * 1024 - 1024)]
+    _launch._function(0, _plan.SAMPLING_SOURCE, "sk_filter_rows<double, 128>")  # static shared memory only
+    _launch._function.cache_clear()
+    assert len(loaded) == 2 and len(attributes) == 1

@@ -416,3 +416,41 @@ def test_split_merge_is_deterministic_with_many_partials(n):
     x64 = cupy.asnumpy(x).astype(np.float64)
     want = float(sk.logsumexp(x64, axis=1)[0])
     assert abs(float(first[0]) - want) < 8 * EPS["float32"] * (1 + abs(want))
+
+
+# --- sampling (kernels/sampling.cu; on the CPU they run in tests/test_cuda_sampling_on_cpu.py) -------
+
+SAMPLE_FILTERS = [{}, {"temperature": 0.7, "top_k": 50, "top_p": 0.9}, {"top_p": 0.8, "min_p": 0.05},
+                  {"temperature": 0.0}, {"top_k": 3, "num_samples": 3, "replacement": False}]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("rows", "n"), [(7, 37), (5, 3000), (3, 20_000), (2, 128_256)])
+def test_sample_draws_what_the_host_draws_with_the_same_seed(rows, n, dtype):
+    # The generic engine as the host reference: it draws what the Numba kernels draw from the
+    # same uniforms (tests/test_sampling.py) and needs no compilation on a fresh machine.
+    x64 = np.round(random_rows(rows, n, dtype, seed=n) * 2) / 2  # ties
+    x64 = rounded(x64, dtype)
+    host = x64.astype(np.float64 if dtype == "float64" else np.float32)
+    x = to_gpu(x64, dtype)
+    for f in SAMPLE_FILTERS:
+        got = sk.sample(x, rng=3, engine="cuda", **f)
+        want = sk.sample(host, rng=3, engine="generic", **f)
+        np.testing.assert_array_equal(to_np(got).astype(np.int64), want)
+        np.testing.assert_array_equal(to_np(sk.sample(x, rng=3, engine="cuda", **f)), to_np(got))
+    for mask, k in ((sk.top_k_mask, 5), (sk.top_p_mask, 0.9), (sk.min_p_mask, 0.1)):
+        got_mask = mask(x, k, engine="cuda")
+        got_mask = cupy.asnumpy(got_mask) if isinstance(got_mask, cupy.ndarray) else got_mask.cpu().numpy()
+        np.testing.assert_array_equal(got_mask, mask(host, k, engine="generic"))
+
+
+def test_sample_on_torch_is_automatic_and_on_the_callers_stream():
+    torch = torch_or_skip()
+    x = torch.from_numpy(random_rows(4, 1000, "float32")).cuda()
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        got = sk.sample(x, top_k=10, num_samples=4, rng=torch.Generator(device="cuda").manual_seed(0))
+    stream.synchronize()
+    assert got.device == x.device and got.dtype == torch.int64 and got.shape == (4, 4)
+    keep = sk.top_k_mask(x, 10).cpu().numpy()
+    assert np.take_along_axis(keep, got.cpu().numpy(), axis=1).all()

@@ -142,12 +142,16 @@ def test_nothing_to_launch_raises(bad):
 # --- sources ------------------------------------------------------------------------------------
 
 def test_sources_and_plan_agree():
-    assert {p.name for p in kernel_files()} == {f.source for f in _plan.FAMILIES.values()}
+    files = {f.source for f in _plan.FAMILIES.values()} | {_plan.SAMPLING_SOURCE}
+    assert {p.name for p in kernel_files()} == files
     for family in _plan.FAMILIES.values():
         text = source(family.source)
         kernels = [family.rows_kernel, *family.split_kernels, family.smem_kernel]
         for name in filter(None, kernels):
             assert re.search(rf"__global__ void __launch_bounds__\([^)]*\)\s*{name}\(", text), name
+    sampling = source(_plan.SAMPLING_SOURCE)
+    for name in _plan.SAMPLING_KERNELS:
+        assert re.search(rf"__global__ void __launch_bounds__\([^)]*\)\s*{name}\(", sampling), name
 
 
 def test_sources_are_self_contained_for_nvrtc():

@@ -24,6 +24,7 @@ STEPS = [
     "bench-softmax",
     "bench-log_softmax",
     "bench-cross_entropy",
+    "bench-sample",
 ]
 pytestmark = pytest.mark.skipif(
     shutil.which("bash") is None or shutil.which("timeout") is None,
@@ -98,6 +99,7 @@ def _python(
 def test_helpers_list_their_work_without_a_gpu():
     prewarm = _python("benchmarks/gpu_prewarm.py", "--list")
     assert prewarm.returncode == 0 and re.search(r"softmax\.cu: \d+ kernels", prewarm.stdout)
+    assert "sampling.cu: 24 kernels" in prewarm.stdout
     sanitize = _python("benchmarks/gpu_sanitize.py", "--list")
     assert sanitize.returncode == 0 and "cross_entropy 1x140000" in sanitize.stdout
     quick = _python("benchmarks/gpu_sanitize.py", "--list", "--quick")

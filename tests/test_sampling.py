@@ -250,7 +250,8 @@ def test_too_many_draws_without_replacement(sampler):
     ({"top_p": [0.5, 0.5, 0.5]}, ValueError, "does not broadcast"),
     ({"num_samples": 0}, ValueError, "num_samples must be an int >= 1"),
     ({"rng": "seed"}, TypeError, "rng must be"),
-    ({"engine": "cupy"}, ValueError, "sampling engines: numba, generic"),
+    ({"engine": "tpu"}, ValueError, "sampling engines: cuda, numba, generic"),
+    ({"engine": "cupy"}, ValueError, r"'cuda' cannot run on ndarray .*engines that can: numba, generic"),
     ({"where": np.ones(3, dtype=bool)}, ValueError, "does not broadcast"),
 ])
 def test_bad_arguments_raise(kwargs, error, message):

@@ -58,6 +58,7 @@ inline float __int_as_float(int v) { float f; std::memcpy(&f, &v, 4); return f; 
 inline float __uint_as_float(unsigned v) { float f; std::memcpy(&f, &v, 4); return f; }
 inline unsigned __float_as_uint(float v) { unsigned u; std::memcpy(&u, &v, 4); return u; }
 inline double __longlong_as_double(long long v) { double d; std::memcpy(&d, &v, 8); return d; }
+inline long long __double_as_longlong(double v) { long long l; std::memcpy(&l, &v, 8); return l; }
 
 inline float sk_host_half_to_float(unsigned short bits) { _Float16 h; std::memcpy(&h, &bits, 2); return h; }
 inline unsigned short sk_host_float_to_half(float v) {

@@ -19,6 +19,9 @@ Everything a call does (casts, copies, kernels, the result's conversion) runs in
 :func:`softmaxkit.cuda._launch.context`: on the input's device and its library's current
 stream; NumPy masks, targets and weights are copied to that device first.
 
+Sampling (``sk.sample`` and the sampling masks) has its own kernels, ``kernels/sampling.cu``,
+launched by :mod:`softmaxkit.cuda._sampling` when :mod:`softmaxkit.sampling` chooses this engine.
+
 CuPy is imported inside the functions: importing this module imports no GPU library.
 """
 

@@ -53,9 +53,12 @@ def _function(device_id: int, file: str, name: str) -> tuple[Any, Any]:
         module.load(program.image)
         function = module.get_function(program.lowered[name])
     # Opt in to the device's whole shared memory once (the smem strategy may use more than 48 KiB).
-    _, shared = device_limits(device_id)
-    driver.funcSetAttribute(function.ptr, driver.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                            shared - _plan.SMEM_STATIC)
+    # Not for the sampling kernels: they have no dynamic shared memory, and their static tens of
+    # KiB plus this opt-in would exceed the device's limit (the driver refuses the attribute).
+    if file != _plan.SAMPLING_SOURCE:
+        _, shared = device_limits(device_id)
+        driver.funcSetAttribute(function.ptr, driver.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                                shared - _plan.SMEM_STATIC)
     return module, function
 
 
@@ -228,3 +231,28 @@ def cross_entropy(
          (x, *target, divisor, partials, parts, _ptr(grad), i64(rows), i64(n), *split))
     # Each row's shares added in split order: deterministic.
     return parts.reshape(rows, p.splits).sum(axis=1)
+
+
+def _sampling_kernel(name: str, dtype: str, n: int) -> tuple[Any, int]:
+    block = _plan.sampling_block(n)
+    return kernel(_plan.SAMPLING_SOURCE, _plan.sampling_name(name, dtype, block)), block
+
+
+def sample(x: Any, mask: Any, params: tuple[Any, Any, Any, Any], u: Any, out: Any, status: Any,
+           dtype: str, replacement: bool) -> None:
+    """Draw ``out.shape[1]`` indices per row of ``x`` into ``out`` (int64), one uniform of ``u``
+    (float64, like ``out``) per draw; ``params`` the per-row ``(1 / T, top_k, top_p, min_p)``
+    (float64, int64, float64, float64); each row's status code into ``status`` (int8)."""
+    rows, n = x.shape
+    fn, block = _sampling_kernel("sk_sample_rows", dtype, n)
+    i64 = np.int64
+    fn((rows,), (block,), (x, _ptr(mask), *params, u, out, status, i64(rows), i64(n), i64(out.shape[1]),
+                           np.int32(replacement)))
+
+
+def sample_filter(x: Any, mask: Any, params: tuple[Any, Any, Any, Any], keep: Any, status: Any,
+                  dtype: str) -> None:
+    """The kept set of each row of ``x`` as 0/1 bytes into ``keep`` (uint8, like ``x``)."""
+    rows, n = x.shape
+    fn, block = _sampling_kernel("sk_filter_rows", dtype, n)
+    fn((rows,), (block,), (x, _ptr(mask), *params, keep, status, np.int64(rows), np.int64(n)))

@@ -276,3 +276,32 @@ def name_expressions(configs: list[tuple[str, Config]], family: str, dtype: str)
                    "smem": (fam.smem_kernel,), "split": fam.split_kernels}[strategy]
         names += [name_expression(k, dtype, config) for k in kernels if k]
     return list(dict.fromkeys(names))
+
+
+# --- sampling (kernels/sampling.cu): one block per row ----------------------------------------
+
+SAMPLING_SOURCE = "sampling.cu"
+SAMPLING_KERNELS = ("sk_sample_rows", "sk_filter_rows")
+SAMPLING_BLOCKS = (128, 256, 512)
+"""Threads per block of the sampling kernels. 512 at most: each thread keeps 16 bins of counts
+and of weights (float64) in registers, and ptxas caps a thread at 128 registers at 512 threads."""
+SAMPLING_MAX_N = 2**31 - 1
+"""Longest row: the threshold searches count entries in 32-bit bins (longer rows are a gap of
+the engine in :mod:`softmaxkit.sampling`)."""
+SAMPLING_ELEMENTS = 64
+"""Entries per thread before the block grows: a block of 128 threads up to 8,192 entries."""
+
+
+def sampling_block(n: int) -> int:
+    """Threads per block for rows of ``n`` entries."""
+    return min(SAMPLING_BLOCKS[-1], max(SAMPLING_BLOCKS[0], next_pow2(-(-n // SAMPLING_ELEMENTS))))
+
+
+def sampling_name(kernel: str, dtype: str, block: int) -> str:
+    """The NVRTC name expression of a sampling kernel (``sk_sample_rows<float, 512>``)."""
+    return f"{kernel}<{DTYPES[dtype].ctype}, {block}>"
+
+
+def sampling_names(dtype: str) -> list[str]:
+    """Every sampling kernel instance the launcher can use for ``dtype``."""
+    return [sampling_name(k, dtype, b) for k in SAMPLING_KERNELS for b in SAMPLING_BLOCKS]

@@ -46,7 +46,7 @@ from softmaxkit._arrays import (
     result_dtype,
     single_axis,
 )
-from softmaxkit._engines import NUMBA_MIN_SIZE, logger
+from softmaxkit._engines import ENGINE_ALIASES, NUMBA_MIN_SIZE, Call, Gap, logger
 from softmaxkit.sampling._gumbel import gumbel_softmax
 from softmaxkit.sampling._params import (
     EMPTY,
@@ -62,10 +62,28 @@ from softmaxkit.sampling._params import (
 
 __all__ = ["gumbel_softmax", "min_p_mask", "sample", "top_k_mask", "top_p_mask"]
 
-ENGINES = ("numba", "generic")
-"""Sampling engines in order of preference: ``numba`` (NumPy arrays and CPU torch tensors of at
-least ``NUMBA_MIN_SIZE`` elements, through a zero-copy NumPy view) and ``generic`` (any
-array-API library; sorts each row)."""
+ENGINES = ("cuda", "numba", "generic")
+"""Sampling engines in order of preference: ``cuda`` (CuPy arrays, torch CUDA tensors and JAX
+GPU arrays, CuPy installed: the kernels of ``cuda/kernels/sampling.cu``, tested on the CPU
+harness only), ``numba`` (NumPy arrays and CPU torch tensors of at least ``NUMBA_MIN_SIZE``
+elements, through a zero-copy NumPy view) and ``generic`` (any array-API library; sorts each
+row)."""
+
+SAMPLING_FUNCTIONS = frozenset({"sample", "top_k_mask", "top_p_mask", "min_p_mask"})
+
+
+def _beyond_cuda_rows(call: Call) -> bool:
+    from softmaxkit.cuda._plan import SAMPLING_MAX_N
+
+    return bool(call["n"] > SAMPLING_MAX_N)
+
+
+GAPS: dict[str, tuple[Gap, ...]] = {
+    "cuda": (Gap(SAMPLING_FUNCTIONS, "rows of 2**31 entries or more", _beyond_cuda_rows),),
+}
+"""What an engine does not cover (read by the parameter names of ``call``: ``x``, ``n`` the
+row length, ``num_samples``, ``replacement``), as in the registry of :mod:`softmaxkit._engines`:
+the automatic choice passes over it, an explicit ``engine=`` raises ValueError."""
 
 
 def _numba_runs(x: Any) -> bool:
@@ -75,18 +93,52 @@ def _numba_runs(x: Any) -> bool:
     return torch is not None and isinstance(x, torch.Tensor) and x.device.type == "cpu"
 
 
-def _choose(x: Any, engine: str | None, name: str) -> str:
-    numba_ok = _numba_runs(x) and importlib.util.find_spec("numba") is not None
+def _cuda_runs(x: Any) -> bool:
+    from softmaxkit.cuda._bridge import is_gpu_array
+
+    return is_gpu_array(x)
+
+
+RUNS = {"cuda": (_cuda_runs, "cupy"), "numba": (_numba_runs, "numba"), "generic": (lambda x: True, None)}
+"""Each engine's array test and the module it needs installed."""
+
+
+def _runs(engine: str, x: Any) -> bool:
+    test, needs = RUNS[engine]
+    return test(x) and (needs is None or importlib.util.find_spec(needs) is not None)
+
+
+def _gap(engine: str, name: str, call: Call) -> Gap | None:
+    return next((g for g in GAPS.get(engine, ()) if name in g.functions and g.applies(call)), None)
+
+
+def _choose(x: Any, engine: str | None, name: str, call: Call) -> str:
     if engine is None:
-        # Small arrays stay generic, as softmax's do: loading the kernels costs seconds.
-        chosen = "numba" if numba_ok and math.prod(x.shape) >= NUMBA_MIN_SIZE else "generic"
-        logger.debug("%s: engine %r chosen for %s", name, chosen, type(x).__name__)
-        return chosen
+        passed = []
+        for candidate in ENGINES:
+            # Small arrays stay generic, as softmax's do: loading the kernels costs seconds.
+            if not _runs(candidate, x) or (candidate == "numba" and math.prod(x.shape) < NUMBA_MIN_SIZE):
+                continue
+            gap = _gap(candidate, name, call)
+            if gap is not None:
+                passed.append(f"{candidate} does not cover {gap.what}")
+                continue
+            logger.debug("%s: engine %r chosen for %s%s", name, candidate, type(x).__name__,
+                         f" ({'; '.join(passed)})" if passed else "")
+            return candidate
+    engine = ENGINE_ALIASES.get(engine, engine) if isinstance(engine, str) else engine
     if engine not in ENGINES:
         raise ValueError(f"{name}: unknown engine {engine!r}; sampling engines: {', '.join(ENGINES)}")
-    if engine == "numba" and not numba_ok:
-        raise ValueError(f"{name}: engine 'numba' cannot run on {type(x).__name__} "
-                         "(NumPy arrays and CPU torch tensors, numba installed); engines that can: generic")
+    able = [e for e in ENGINES if _runs(e, x) and _gap(e, name, call) is None]
+    if not _runs(engine, x):
+        needs = RUNS[engine][1]
+        raise ValueError(f"{name}: engine {engine!r} cannot run on {type(x).__name__} (needs "
+                         f"{'GPU arrays' if engine == 'cuda' else 'NumPy arrays or CPU torch tensors'}"
+                         f" and {needs} installed); engines that can: {', '.join(able)}")
+    gap = _gap(engine, name, call)
+    if gap is not None:
+        raise ValueError(f"{name}: engine {engine!r} does not cover {gap.what}; engines that can: "
+                         f"{', '.join(able)}")
     return engine
 
 
@@ -147,7 +199,13 @@ def _shaped(xp: Any, flat: Array, batch: tuple[int, ...], a: int, last: int) -> 
 def _filtered(name: str, x: Array, xp: Any, a: int, mask: Array | None, params: RowParams,
               engine: str | None) -> Array:
     batch, n = _batch(x, a), int(x.shape[a])
-    chosen = _choose(x, engine, name)
+    chosen = _choose(x, engine, name, {"x": x, "n": n, "num_samples": 1, "replacement": True})
+    if chosen == "cuda":
+        from softmaxkit.cuda import _sampling
+
+        keep, status = _sampling.filter_rows(x, a, mask, params)
+        raise_for_status(np.where(status == EMPTY, OK, status), batch, name, 1)
+        return keep
     if chosen == "numba":
         from softmaxkit.numba._threads import run
         from softmaxkit.sampling import _kernels
@@ -281,9 +339,11 @@ def sample(
         The random stream. All uniforms are drawn up front, one per draw, so the result does
         not depend on the number of threads. None: fresh entropy (torch tensors: torch's
         global generator).
-    engine : {"numba", "generic"}, optional
-        Force an engine; by default NumPy arrays and CPU tensors use the Numba kernels (small
-        ones the generic engine, as :func:`softmaxkit.softmax` does).
+    engine : {"cuda", "numba", "generic"}, optional
+        Force an engine; by default GPU arrays (CuPy, torch CUDA tensors, JAX on GPUs) use the
+        CUDA kernels when CuPy is installed, NumPy arrays and CPU tensors the Numba kernels
+        (small ones the generic engine, as :func:`softmaxkit.softmax` does). The CUDA kernels
+        are tested on a CPU emulation of the GPU only; they have not run on a GPU yet.
 
     Returns
     -------
@@ -313,7 +373,18 @@ def sample(
     params = row_params(temperature, top_k, top_p, min_p, batch, n)
     rows = int(np.prod(batch, dtype=np.int64))
     u = uniforms(rng, (rows, count), x)
-    chosen = _choose(x, engine, "sample")
+    chosen = _choose(x, engine, "sample", {"x": x, "n": n, "num_samples": count,
+                                            "replacement": bool(replacement)})
+    if chosen == "cuda":
+        from softmaxkit.cuda import _bridge, _sampling
+        from softmaxkit.sampling._generic import index_dtype
+
+        if rows and not n:
+            raise_for_status(np.full(rows, EMPTY), batch, "sample", count)
+        picks, status = _sampling.sample(x, a, mask, params, u, bool(replacement),
+                                         _bridge.dtype_name(index_dtype(xp)))
+        raise_for_status(status, batch, "sample", count)
+        return picks
     if chosen == "numba":
         from softmaxkit.numba._threads import run
         from softmaxkit.sampling import _kernels
