@@ -400,6 +400,7 @@ def test_inputs_are_left_as_they_were(dtype):
     skt.log_softmax(x, dim=0).sum().backward()
     skt.cross_entropy(x, labels).backward()
     sk.logsumexp(x, axis=1).sum().backward()
+    sk.sample(x.detach(), top_k=3, where=mask, rng=torch.Generator().manual_seed(0))
     for t in (x, labels, mask):
         t.data.resize_(t.numel() + 1)  # raises "Trying to resize storage that is not resizable"
 

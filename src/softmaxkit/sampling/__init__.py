@@ -41,6 +41,7 @@ from softmaxkit._arrays import (
     Array,
     as_array,
     check_mask,
+    cpu_tensor_view,
     device_of,
     namespace,
     result_dtype,
@@ -159,10 +160,9 @@ def _batch(x: Array, a: int) -> tuple[int, ...]:
 def _host_rows(x: Any, a: int) -> np.ndarray:
     """NumPy ``(rows, n)`` float32/float64 C-contiguous rows (a view where the layout allows)."""
     if not isinstance(x, np.ndarray):  # a CPU torch tensor: its NumPy view shares memory
-        x = x.detach()
         if str(x.dtype) not in ("torch.float32", "torch.float64"):
             x = x.float()
-        x = x.numpy()
+        x = cpu_tensor_view(x)
     if x.dtype not in (np.float32, np.float64):
         x = x.astype(np.float32)  # float16 / bfloat16 computed in float32, as softmax does
     moved = np.moveaxis(x, a, -1)
@@ -170,7 +170,8 @@ def _host_rows(x: Any, a: int) -> np.ndarray:
 
 
 def _host_mask(mask: Any, a: int) -> np.ndarray:
-    m = mask.detach().cpu().numpy() if hasattr(mask, "detach") else np.asarray(mask)
+    # A torch mask: a view of CPU memory, or of a host copy of GPU memory.
+    m = cpu_tensor_view(mask.detach().cpu()) if hasattr(mask, "detach") else np.asarray(mask)
     moved = np.moveaxis(m, a, -1)
     return np.ascontiguousarray(moved.reshape(math.prod(moved.shape[:-1]), moved.shape[-1]))
 
