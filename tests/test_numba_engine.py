@@ -408,6 +408,31 @@ def test_half_rows_in_kernel(dtype: object) -> None:
             _assert_same(result, expected, dtype, log=True, ulps=1)
 
 
+@pytest.mark.parametrize("shape", [(37, 5), (300, 700), (3, 40_000), (4, 6, 50)], ids=str)
+@pytest.mark.parametrize("dtype", [np.float16, ml_dtypes.bfloat16], ids=lambda d: np.dtype(d).name)
+def test_half_vjps_in_kernel_give_the_float32_kernels_bits(dtype: object, shape: tuple[int, ...]) -> None:
+    """The vjps of half-precision rows widen and round each row inside the kernel: the bits of
+    the float32 kernel on the widened arrays, rounded once (SPEC §2: halves compute in float32),
+    with -inf log-probabilities and zero probabilities in the rows."""
+    from softmaxkit.numba import _grad
+
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal(shape).astype(np.float32) * 4
+    x[0, ..., :2] = -np.inf
+    logp = x - np.log(np.exp(x).sum(-1, keepdims=True))
+    g = rng.standard_normal(shape).astype(dtype)
+    for name, first, kernel in (("softmax_vjp", np.exp(logp).astype(dtype), _grad.softmax_vjp_rows),
+                                ("log_softmax_vjp", logp.astype(dtype), _grad.log_softmax_vjp_rows)):
+        widened, g32 = first.astype(np.float32), g.astype(np.float32)
+        n = shape[-1]
+        expected = np.empty_like(widened)
+        sknumba.run(kernel, widened.size // n, widened.size, sknumba.readonly(widened.reshape(-1, n)),
+                    sknumba.readonly(g32.reshape(-1, n)), expected.reshape(-1, n))
+        result = getattr(sk, name)(first, g, axis=-1, engine="numba")
+        assert result.dtype == first.dtype and result.shape == shape
+        np.testing.assert_array_equal(result.view(np.uint16), expected.astype(dtype).view(np.uint16))
+
+
 def test_half_conversions_match_numpy() -> None:
     """Both float16 conversion paths (CPU instructions where present, integer operations
     elsewhere) agree with NumPy's casts: every float16 widened, float32 rounded to nearest even."""

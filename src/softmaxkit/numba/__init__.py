@@ -32,7 +32,12 @@ from softmaxkit.numba import _half, _rows, _short_rows
 from softmaxkit.numba._columns import softmax_columns
 from softmaxkit.numba._compile import cache_status, compile_all
 from softmaxkit.numba._grad import log_softmax_vjp_rows, softmax_vjp_rows
-from softmaxkit.numba._half import cross_entropy_half_rows, softmax_half_rows
+from softmaxkit.numba._half import (
+    cross_entropy_half_rows,
+    log_softmax_vjp_half_rows,
+    softmax_half_rows,
+    softmax_vjp_half_rows,
+)
 from softmaxkit.numba._layout import deliver, layout
 from softmaxkit.numba._loss import cross_entropy_columns, cross_entropy_rows, cross_entropy_short_rows
 from softmaxkit.numba._pieces import softmax_from_pair_rows, softmax_pair_rows
@@ -310,7 +315,20 @@ def cross_entropy(
     return loss, deliver(lay.restore(grad), np.dtype(dtype), None)
 
 
+_HALF_VJP = {softmax_vjp_rows: softmax_vjp_half_rows, log_softmax_vjp_rows: log_softmax_vjp_half_rows}
+"""The half-precision kernel of each vjp row kernel."""
+
+
 def _vjp_rows(kernel: Any, first: np.ndarray, g: np.ndarray, axes: tuple[int, ...], dtype: Any) -> Any:
+    if _half_rows(first, axes, dtype, None) and g.dtype == first.dtype:
+        # float16 / bfloat16 rows widened one at a time inside the kernel: no float32 copies.
+        bits = first.view(np.uint16).reshape(-1, math.prod(first.shape[first.ndim - len(axes):]))
+        rows = bits.shape[0]
+        g_bits = np.ascontiguousarray(g).view(np.uint16).reshape(bits.shape)
+        result = np.empty(first.shape, dtype=first.dtype)
+        run(_HALF_VJP[kernel], _half.tasks(rows), bits.size, readonly(bits), readonly(g_bits),
+            result.view(np.uint16).reshape(bits.shape), str(np.dtype(dtype)) == "bfloat16")
+        return result
     cdt = _covered_dtype(dtype)
     lay = layout(first, axes, cdt, last=True)
     outer, n, _ = lay.shape3

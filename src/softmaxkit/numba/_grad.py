@@ -10,7 +10,7 @@ from softmaxkit.numba._sums import REDUCE_FLAGS, span_dot
 
 
 @helper(fastmath=EXACT_FLAGS)
-def _scale_difference(s, g, out, dot):
+def scale_difference(s, g, out, dot):
     for i in range(s.size):
         out[i] = s[i] * (g[i] - dot)
 
@@ -21,11 +21,11 @@ def softmax_vjp_rows(s, g, out, start, stop):
     and compensated."""
     for r in range(start, stop):
         dot = s.dtype.type(span_dot(g[r], s[r]))
-        _scale_difference(s[r], g[r], out[r], dot)
+        scale_difference(s[r], g[r], out[r], dot)
 
 
 @helper(fastmath=REDUCE_FLAGS)
-def _live_sum(lp, g):
+def live_sum(lp, g):
     total = 0.0
     for i in range(lp.size):
         total += 0.0 if lp[i] == -np.inf else np.float64(g[i])
@@ -33,7 +33,7 @@ def _live_sum(lp, g):
 
 
 @helper(fastmath=EXACT_FLAGS)
-def _live_difference(lp, g, out, total):
+def live_difference(lp, g, out, total):
     zero = lp.dtype.type(0.0)
     for i in range(lp.size):
         out[i] = zero if lp[i] == -np.inf else g[i] - exp_small(lp[i]) * total
@@ -46,5 +46,5 @@ def log_softmax_vjp_rows(lp, g, out, start, stop):
     ``lp`` must be below 40 (log-probabilities are at most 0), the domain of ``exp_small``.
     """
     for r in range(start, stop):
-        total = lp.dtype.type(_live_sum(lp[r], g[r]))
-        _live_difference(lp[r], g[r], out[r], total)
+        total = lp.dtype.type(live_sum(lp[r], g[r]))
+        live_difference(lp[r], g[r], out[r], total)

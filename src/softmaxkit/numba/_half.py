@@ -26,10 +26,11 @@ from numba.extending import intrinsic
 from softmaxkit._arrays import is_half
 from softmaxkit.numba import _threads as threads
 from softmaxkit.numba._exp import EXACT_FLAGS, _f32_bits, _f32_from_bits
+from softmaxkit.numba._grad import live_difference, live_sum, scale_difference
 from softmaxkit.numba._jit import helper, kernel
 from softmaxkit.numba._loss import row_cross_entropy
 from softmaxkit.numba._rows import settled_row
-from softmaxkit.numba._sums import store_exp, sum_exp
+from softmaxkit.numba._sums import span_dot, store_exp, sum_exp
 from softmaxkit.numba._threads import readonly
 
 
@@ -252,3 +253,35 @@ def cross_entropy_half_rows(x, grad, losses, labels, counted, w, smoothing, scal
             losses[r] = row_cross_entropy(row, g, label, counted[r], w, smoothing, scale, want_grad)
             if want_grad:
                 _narrow(g, grad[r], bf16)
+
+
+@kernel(fastmath=EXACT_FLAGS)
+def softmax_vjp_half_rows(s, g, out, bf16, start, stop):
+    """:func:`softmaxkit.numba._grad.softmax_vjp_rows` on half-precision bits (``uint16``):
+    each row of ``s`` and ``g`` widened into float32, the product rounded back, with no
+    float32 copy of the arrays (the same float32 arithmetic, so the same bits). Tasks
+    ``start .. stop`` (:func:`tasks`)."""
+    rows, n = s.shape
+    for c in range(start, stop):
+        sf = np.empty(n, dtype=np.float32)
+        gf = np.empty(n, dtype=np.float32)
+        for r in range(c * _ROWS_PER_TASK, min(rows, (c + 1) * _ROWS_PER_TASK)):
+            _widen(s[r], sf, bf16)
+            _widen(g[r], gf, bf16)
+            scale_difference(sf, gf, sf, np.float32(span_dot(gf, sf)))
+            _narrow(sf, out[r], bf16)
+
+
+@kernel(fastmath=EXACT_FLAGS)
+def log_softmax_vjp_half_rows(lp, g, out, bf16, start, stop):
+    """:func:`softmaxkit.numba._grad.log_softmax_vjp_rows` on half-precision bits, as
+    :func:`softmax_vjp_half_rows` (``lp`` below 40, the domain of the kernels' ``exp``)."""
+    rows, n = lp.shape
+    for c in range(start, stop):
+        lf = np.empty(n, dtype=np.float32)
+        gf = np.empty(n, dtype=np.float32)
+        for r in range(c * _ROWS_PER_TASK, min(rows, (c + 1) * _ROWS_PER_TASK)):
+            _widen(lp[r], lf, bf16)
+            _widen(g[r], gf, bf16)
+            live_difference(lf, gf, lf, np.float32(live_sum(lf, gf)))
+            _narrow(lf, out[r], bf16)
