@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     print(suite.markdown_table(records))
     print()
     print(suite.summary(records))
+    small = [r for r in records if r.nbytes < 1 << 16]
+    if small:  # the per-call shapes: time per call says more than GB/s
+        print()
+        print(suite.per_call_table(small))
     return 0
 
 

@@ -58,3 +58,10 @@ def test_training_loop_benchmark(capsys: pytest.CaptureFixture[str]) -> None:
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
     assert [r.split(" | ")[0] for r in rows[1:]] == ["| torch", "| softmaxkit.torch", "| sk api"]
     assert rows[1].endswith("| 1.00 |")  # torch's own time is the unit
+
+
+def test_per_call_table() -> None:
+    record = suite.Record("softmax", suite.TENSOR_SHAPES[-1], 2560,
+                          {"softmaxkit": 6e-6, "sk api": 1e-5, "torch": 5e-6, "copy": 1e-6})
+    row = suite.per_call_table([record]).splitlines()[-1]
+    assert row == "| softmax | 64 x 10 | 6.0 | 10.0 | 5.0 | 1.20 | 2.00 |"

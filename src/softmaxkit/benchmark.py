@@ -307,6 +307,21 @@ def markdown_table(records: list[Record]) -> str:
     return "\n".join(lines)
 
 
+def per_call_table(records: list[Record]) -> str:
+    """Microseconds per call of every contender, and each peer's time over softmaxkit's."""
+    names = [BASELINE, *sorted({n for r in records for n in r.seconds} - {BASELINE, CEILING})]
+    head = ["operation", "shape", *(f"{n} µs" for n in names), *(f"{n} / torch" for n in names
+                                                                  if n != "torch")]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in records:
+        cells = [r.operation, r.shape.label] + [f"{r.seconds[n] * 1e6:.1f}" if n in r.seconds else ""
+                                                for n in names]
+        cells += [f"{r.seconds[n] / r.seconds['torch']:.2f}" if n in r.seconds and "torch" in r.seconds
+                  else "" for n in names if n != "torch"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def summary(records: list[Record]) -> str:
     """Median speed-ups over the suite per operation and peer, and the worst shape."""
     lines = []
