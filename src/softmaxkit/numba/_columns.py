@@ -21,12 +21,10 @@ whose maximum is ``+inf`` are computed by the row kernel on a copy.
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.extending import intrinsic
 
 from softmaxkit.numba._exp import EXACT_FLAGS, exp_small, log_positive
 from softmaxkit.numba._jit import helper, kernel
+from softmaxkit.numba._prefetch import prefetch_bytes
 from softmaxkit.numba._rows import row_softmax
 from softmaxkit.numba._sums import halves_needed, shifted
 
@@ -40,25 +38,6 @@ AHEAD = 4
 """Rows of a chunk prefetched ahead of the copy into the tile."""
 
 
-@intrinsic
-def _prefetch(typingctx, address, write):
-    """Ask for the cache line at ``address`` (an integer) in every cache level, to be written
-    when the literal ``write`` is 1 (``llvm.prefetch``: a hint, no effect on any result)."""
-    rw = getattr(write, "literal_value", None)
-    if rw not in (0, 1):
-        return None
-
-    def codegen(context, builder, signature, args):
-        i32 = ir.IntType(32)
-        pointer = builder.inttoptr(args[0], ir.IntType(8).as_pointer())
-        fn = builder.module.declare_intrinsic(
-            "llvm.prefetch", [pointer.type], ir.FunctionType(ir.VoidType(), [pointer.type, i32, i32, i32]))
-        builder.call(fn, [pointer, i32(rw), i32(3), i32(1)])
-        return context.get_dummy_value()
-
-    return types.void(types.uintp, write), codegen
-
-
 @helper(fastmath=EXACT_FLAGS)
 def _prefetch_run(a, o, i, j0, w, write):
     """Prefetch ``a[o, i, j0:j0 + w]`` of a C-contiguous 3-d array (``write``: a literal 0 or 1).
@@ -68,8 +47,7 @@ def _prefetch_run(a, o, i, j0, w, write):
     (1,024 x 8,192 float32, one thread, 256 columns: 2.3 ms for that pass, 1.6 ms prefetched).
     """
     start = a.ctypes.data + np.uint64((o * a.shape[1] + i) * a.strides[1]) + j0 * np.uint64(a.itemsize)
-    for line in range(0, w * a.itemsize, 64):
-        _prefetch(start + np.uint64(line), write)
+    prefetch_bytes(start, w * a.itemsize, write)
 
 
 def width(n: int, itemsize: int) -> int:

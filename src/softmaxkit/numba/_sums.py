@@ -16,6 +16,7 @@ import numpy as np
 
 from softmaxkit.numba._exp import EXACT_FLAGS, exp_small, float_key, key_float
 from softmaxkit.numba._jit import helper
+from softmaxkit.numba._prefetch import prefetch_bytes
 
 REDUCE_FLAGS = {"reassoc", "contract", "nsz"}
 """Flags of the inner loops: reassociation lets LLVM vectorise the sums (and only the sums)."""
@@ -83,12 +84,48 @@ def _block_exp_in_place(x, shift, inv_t):
 
 
 @helper(fastmath=EXACT_FLAGS)
-def sum_exp(x, shift, inv_t):
-    """``sum(exp((x - shift) * inv_t))`` in float64 (NaN if a term is NaN)."""
+def _ahead(next_x, next_out, count, itemsize, b):
+    """Prefetch elements ``b .. b + BLOCK`` of the next span (addresses ``next_x`` and, to be
+    written, ``next_out``; ``count`` elements) while this span's block ``b`` computes."""
+    if b < count:
+        nbytes = min(BLOCK, count - b) * itemsize
+        offset = np.uint64(b * itemsize)
+        prefetch_bytes(next_x + offset, nbytes, 0)
+        prefetch_bytes(next_out + offset, nbytes, 1)
+
+
+@helper(fastmath=EXACT_FLAGS)
+def sum_exp_ahead(x, shift, inv_t, next_x, next_out, count):
+    """:func:`sum_exp`, prefetching the next span meanwhile (see :mod:`._prefetch`): ``count``
+    elements at ``next_x`` (read next) and ``next_out`` (written next); ``count = 0``: none."""
     total, carry = 0.0, 0.0
     for b in range(0, x.size, BLOCK):
+        _ahead(next_x, next_out, count, x.itemsize, b)
         total, carry = add_compensated(
             total, carry, np.float64(_block_sum_exp(x[b:b + BLOCK], shift, inv_t)))
+    return total + carry
+
+
+@helper(fastmath=EXACT_FLAGS)
+def sum_exp(x, shift, inv_t):
+    """``sum(exp((x - shift) * inv_t))`` in float64 (NaN if a term is NaN)."""
+    return sum_exp_ahead(x, shift, inv_t, np.uint64(0), np.uint64(0), 0)
+
+
+@helper(fastmath=EXACT_FLAGS)
+def store_exp_ahead(x, out, shift, inv_t, next_x, next_out, count):
+    """:func:`store_exp`, prefetching the next span meanwhile, as :func:`sum_exp_ahead`."""
+    total, carry = 0.0, 0.0
+    if x.ctypes.data == out.ctypes.data:
+        for b in range(0, x.size, BLOCK):
+            _ahead(next_x, next_out, count, x.itemsize, b)
+            total, carry = add_compensated(
+                total, carry, np.float64(_block_exp_in_place(out[b:b + BLOCK], shift, inv_t)))
+    else:
+        for b in range(0, x.size, BLOCK):
+            _ahead(next_x, next_out, count, x.itemsize, b)
+            total, carry = add_compensated(
+                total, carry, np.float64(_block_store_exp(x[b:b + BLOCK], out[b:b + BLOCK], shift, inv_t)))
     return total + carry
 
 
@@ -100,16 +137,7 @@ def store_exp(x, out, shift, inv_t):
     LLVM's overlap check would route the loop to its scalar version, summing in another
     order — slower, and the sum of a block would lose its lane-wise split.
     """
-    total, carry = 0.0, 0.0
-    if x.ctypes.data == out.ctypes.data:
-        for b in range(0, x.size, BLOCK):
-            total, carry = add_compensated(
-                total, carry, np.float64(_block_exp_in_place(out[b:b + BLOCK], shift, inv_t)))
-        return total + carry
-    for b in range(0, x.size, BLOCK):
-        total, carry = add_compensated(
-            total, carry, np.float64(_block_store_exp(x[b:b + BLOCK], out[b:b + BLOCK], shift, inv_t)))
-    return total + carry
+    return store_exp_ahead(x, out, shift, inv_t, np.uint64(0), np.uint64(0), 0)
 
 
 @helper(fastmath=REDUCE_FLAGS)
