@@ -29,8 +29,10 @@ from softmaxkit.numba._sums import (
     scale_span,
     shifted,
     span_max,
+    store_exp,
     store_exp_ahead,
     store_log,
+    sum_exp,
     sum_exp_ahead,
 )
 
@@ -86,8 +88,16 @@ def row_softmax_ahead(x, out, inv_t, log, next_x, next_out, count):
 
 @helper(fastmath=EXACT_FLAGS)
 def row_softmax(x, out, inv_t, log):
-    """softmax (or log_softmax) of one row into ``out`` (which may be ``x``)."""
-    row_softmax_ahead(x, out, inv_t, log, np.uint64(0), np.uint64(0), 0)
+    """softmax (or log_softmax) of one row into ``out`` (which may be ``x``): the same
+    arithmetic as :func:`row_softmax_ahead`, without prefetches (see ``_sums.sum_exp``)."""
+    x, shift = settled_row(x)
+    if log:
+        s = sum_exp(x, shift, inv_t)
+        lse = math.log(s) if s != 0.0 else 0.0
+        store_log(x, out, shift, inv_t, x.dtype.type(lse))
+    else:
+        s = store_exp(x, out, shift, inv_t)
+        scale_span(out, x.dtype.type(1.0 / s if s != 0.0 else 1.0))
 
 
 @helper(fastmath=EXACT_FLAGS)
