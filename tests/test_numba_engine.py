@@ -7,7 +7,9 @@ into blocks (longer than ``_rows.SPLIT``), non-last axes (the column kernels), t
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -51,6 +53,17 @@ def _specials(x: np.ndarray, axis: object) -> np.ndarray:
         flat[3, ::2] = -np.inf  # some -inf
         flat[4, :2] = np.inf  # two +inf share the mass
     return x
+
+
+@contextlib.contextmanager
+def sknumba_threads(threads: int) -> Iterator[None]:
+    """The numba engine on ``threads`` threads inside the block."""
+    before = sknumba.get_num_threads()
+    sknumba.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        sknumba.set_num_threads(before)
 
 
 def _both(function: str, *args: object, **kwargs: object) -> tuple[object, object]:
@@ -293,7 +306,8 @@ def test_integer_and_bool_input() -> None:
 # --- accuracy against truth (SPEC §2 bounds) ------------------------------------------------
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize(("shape", "axis"), [((64, 1000), -1), ((1, 300_000), -1), ((500, 64), 0)], ids=str)
+@pytest.mark.parametrize(("shape", "axis"), [((64, 1000), -1), ((1, 300_000), -1), ((500, 64), 0),
+                                             ((20_000, 40), 0)], ids=str)
 def test_accuracy_within_spec_bounds(shape: tuple[int, ...], axis: int, dtype: object) -> None:
     """Each probability within ``4 eps (1 + |x - max|)`` relative, log_softmax within
     ``8 eps (1 + |y|)``, rows of any length (float64 / long double references).
@@ -390,6 +404,41 @@ def test_in_place_and_columns_give_the_row_kernels_bits() -> None:
     inplace = np.ascontiguousarray(x.T)
     sk.softmax(inplace, out=inplace, engine="numba")
     np.testing.assert_array_max_ulp(inplace.T, rows, maxulp=4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("function", ["softmax", "log_softmax"])
+def test_column_chunks(function: str, dtype: object) -> None:
+    """The column kernel: ragged last chunk, rows a power of two bytes apart, special columns
+    beside ordinary ones in a chunk (they are redone by the row kernel), a temperature, in
+    place, and bitwise the same for 1, 2 and 3 threads."""
+    from softmaxkit.numba import _columns
+
+    n = 300
+    inner = 3 * _columns.width(n, np.dtype(dtype).itemsize) + 8  # three whole chunks and a ragged one
+    x = np.random.default_rng(13).standard_normal((n, inner)).astype(dtype) * 4
+    x[:, 1:4] = _specials(np.ascontiguousarray(x[:, 1:6].T), -1)[:3].T  # +inf, NaN, all -inf
+    x[7, 5], x[9, 5] = np.inf, np.inf  # two +inf share the mass
+    x[::2, 6] = -np.inf
+    x[:, -1] = x[:, -1] + 2.0**70  # x - max overflows where T > 1 (log_softmax halves it)
+    f = getattr(sk, function)
+    for temperature in (1.0, 2.5):
+        # The row kernel on the transposed copy does the same arithmetic but for the order of
+        # the sums; the generic engine divides by T where the kernels multiply by 1/T, which
+        # moves a probability by up to |x - max| eps: compared at T = 1 only.
+        expected = f(np.ascontiguousarray(x.T), temperature=temperature, engine="numba").T
+        if temperature == 1.0:
+            _assert_same(expected, f(x, axis=0, engine="generic"), dtype, log=function == "log_softmax")
+        results = []
+        for threads in (1, 2, 3):
+            with sknumba_threads(threads):
+                results.append(f(x, axis=0, temperature=temperature, engine="numba"))
+        for r in results[1:]:
+            np.testing.assert_array_equal(r, results[0])
+        _assert_same(results[0], expected, dtype, log=function == "log_softmax")
+        inplace = x.copy()
+        assert f(inplace, axis=0, temperature=temperature, out=inplace, engine="numba") is inplace
+        np.testing.assert_array_equal(inplace, results[0])
 
 
 @pytest.mark.parametrize("dtype", [np.float16, ml_dtypes.bfloat16], ids=lambda d: np.dtype(d).name)

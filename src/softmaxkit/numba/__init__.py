@@ -28,7 +28,7 @@ import numpy as np
 from softmaxkit._arrays import is_half, reduced_shape
 from softmaxkit._engines import numba_kernel_dtype as kernel_dtype
 from softmaxkit._rules import mean, mean_denominator, mean_gradient_scale
-from softmaxkit.numba import _half, _rows, _short_rows
+from softmaxkit.numba import _columns, _half, _rows, _short_rows
 from softmaxkit.numba._columns import softmax_columns
 from softmaxkit.numba._compile import cache_status, compile_all
 from softmaxkit.numba._grad import log_softmax_vjp_rows, softmax_vjp_rows
@@ -136,7 +136,7 @@ def softmax(
     if inner == 1:
         rows_softmax(lay.data.reshape(outer, n), result.reshape(outer, n), inv_t, log)
     else:
-        width = _column_width(n, cdt.itemsize)
+        width = _columns.width(n, cdt.itemsize)
         run(softmax_columns, outer * -(-inner // width), lay.data.size, readonly(lay.view3(lay.data)),
             lay.view3(result), inv_t, log, width)
     if out is not None and direct is not None:  # direct is a view of out: the result is out itself

@@ -25,11 +25,11 @@ from numba.extending import intrinsic
 
 from softmaxkit._arrays import is_half
 from softmaxkit.numba import _threads as threads
-from softmaxkit.numba._exp import EXACT_FLAGS, _f32_bits, _f32_from_bits
+from softmaxkit.numba._exp import EXACT_FLAGS, _f32_bits, _f32_from_bits, float_key, key_float
 from softmaxkit.numba._grad import live_difference, live_sum, scale_difference
 from softmaxkit.numba._jit import helper, kernel
 from softmaxkit.numba._loss import row_cross_entropy
-from softmaxkit.numba._rows import settled_row
+from softmaxkit.numba._rows import limit_row
 from softmaxkit.numba._sums import span_dot, store_exp, sum_exp
 from softmaxkit.numba._threads import readonly
 
@@ -139,6 +139,26 @@ def _widen(h, f, bf16):
 
 
 @helper(fastmath=EXACT_FLAGS)
+def _widen_max(h, f, bf16):
+    """:func:`_widen`, returning the largest value (a NaN may or may not win, as in
+    ``_sums.span_max``, whose integer keys it shares): one pass over the row instead of two."""
+    key = float_key(np.float32(-np.inf))
+    if bf16:
+        for i in range(h.size):
+            v = bfloat_to_float(h[i])
+            f[i] = v
+            k = float_key(v)
+            key = k if k > key else key
+    else:
+        for i in range(h.size):
+            v = half_in(h[i])
+            f[i] = v
+            k = float_key(v)
+            key = k if k > key else key
+    return key_float(key)
+
+
+@helper(fastmath=EXACT_FLAGS)
 def _narrow(f, h, bf16):
     if bf16:
         for i in range(f.size):
@@ -189,8 +209,11 @@ def softmax_half_rows(x, out, inv_t, log, bf16, start, stop):
     for c in range(start, stop):
         scratch = np.empty(n, dtype=np.float32)  # one per task: an allocation per row costs more
         for r in range(c * _ROWS_PER_TASK, min(rows, (c + 1) * _ROWS_PER_TASK)):
-            _widen(x[r], scratch, bf16)
-            row, shift = settled_row(scratch)
+            row, shift = scratch, _widen_max(x[r], scratch, bf16)  # _rows.settled_row, fused
+            if shift == np.inf:
+                row, shift = limit_row(scratch), np.float32(0.0)
+            elif shift == -np.inf:
+                shift = np.float32(0.0)
             if log:
                 s = sum_exp(row, shift, inv_t)
                 lse = np.float32(math.log(s) if s != 0.0 else 0.0)

@@ -30,13 +30,20 @@ from softmaxkit.numba._sums import (
     shifted,
     span_max,
     store_exp,
+    store_exp_ahead,
     store_log,
     sum_exp,
+    sum_exp_ahead,
 )
 
 SPLIT = 32768
 """Rows longer than this are processed in blocks of this many elements (128 KiB of float32:
 a block and its output stay in a core's L2 between the passes over it)."""
+PREFETCH_BYTES = 32768
+"""Rows of at least this many bytes prefetch the next row during their ``exp`` pass
+(:mod:`._prefetch`). Shorter rows are left to the hardware's prefetchers, which follow them:
+prefetching rows of 4 KiB made 8,192 x 1,024 float32 log_softmax 3.7 -> 4.1 ms (one thread),
+while 1,024 x 32,000 softmax went 13.0 -> 11.0 ms and rows cut in blocks 8.4 -> 7.3 ms."""
 
 
 @helper(fastmath=EXACT_FLAGS)
@@ -65,8 +72,24 @@ def settled_row(x):
 
 
 @helper(fastmath=EXACT_FLAGS)
+def row_softmax_ahead(x, out, inv_t, log, next_x, next_out, count):
+    """softmax (or log_softmax) of one row into ``out`` (which may be ``x``), prefetching the
+    next row meanwhile: ``count`` elements at the addresses ``next_x`` and ``next_out``
+    (``_sums.sum_exp_ahead``; 0: none)."""
+    x, shift = settled_row(x)
+    if log:
+        s = sum_exp_ahead(x, shift, inv_t, next_x, next_out, count)
+        lse = math.log(s) if s != 0.0 else 0.0
+        store_log(x, out, shift, inv_t, x.dtype.type(lse))
+    else:
+        s = store_exp_ahead(x, out, shift, inv_t, next_x, next_out, count)
+        scale_span(out, x.dtype.type(1.0 / s if s != 0.0 else 1.0))
+
+
+@helper(fastmath=EXACT_FLAGS)
 def row_softmax(x, out, inv_t, log):
-    """softmax (or log_softmax) of one row into ``out`` (which may be ``x``)."""
+    """softmax (or log_softmax) of one row into ``out`` (which may be ``x``): the same
+    arithmetic as :func:`row_softmax_ahead`, without prefetches (see ``_sums.sum_exp``)."""
     x, shift = settled_row(x)
     if log:
         s = sum_exp(x, shift, inv_t)
@@ -77,11 +100,18 @@ def row_softmax(x, out, inv_t, log):
         scale_span(out, x.dtype.type(1.0 / s if s != 0.0 else 1.0))
 
 
+@helper(fastmath=EXACT_FLAGS)
+def row_address(a, r):
+    """The address of row ``r`` of a 2-d array."""
+    return a.ctypes.data + np.uint64(r * a.strides[0])
+
+
 @kernel(fastmath=EXACT_FLAGS)
 def softmax_rows(x, out, inv_t, log, start, stop):
     """softmax over axis 1 of rows ``start .. stop`` of ``x`` (rows of at most ``SPLIT``)."""
     for r in range(start, stop):
-        row_softmax(x[r], out[r], inv_t, log)
+        ahead = x.shape[1] if r + 1 < stop and x.shape[1] * x.itemsize >= PREFETCH_BYTES else 0
+        row_softmax_ahead(x[r], out[r], inv_t, log, row_address(x, r + 1), row_address(out, r + 1), ahead)
 
 
 @helper(fastmath=EXACT_FLAGS)
@@ -145,12 +175,18 @@ def long_row_blocks(x, out, inv_t, log, block_max, block_sum, start, stop):
         m = span_max(block)
         block_max[k] = m
         shift = m if (m > -np.inf and m < np.inf) else x.dtype.type(0.0)
+        # The next block, prefetched while this one computes (._prefetch).
+        r1 = (k + 1) // nb
+        lo1 = (k + 1 - r1 * nb) * SPLIT
+        ahead = min(SPLIT, n - lo1) if k + 1 < stop else 0
+        next_x = row_address(x, r1) + np.uint64(lo1 * x.itemsize)
+        next_out = row_address(out, r1) + np.uint64(lo1 * out.itemsize)
         # A block holding +inf is not stored: its row is redone from x below, and with out = x
         # storing would have replaced the +inf entries by exp's clamped finite value.
         if log or m == np.inf:
-            block_sum[k] = sum_exp(block, shift, inv_t)
+            block_sum[k] = sum_exp_ahead(block, shift, inv_t, next_x, next_out, ahead)
         else:
-            block_sum[k] = store_exp(block, out[r][lo:hi], shift, inv_t)
+            block_sum[k] = store_exp_ahead(block, out[r][lo:hi], shift, inv_t, next_x, next_out, ahead)
 
 
 @kernel(fastmath=EXACT_FLAGS)
