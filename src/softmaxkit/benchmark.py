@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import random
 import statistics
 import time
 from collections.abc import Callable, Iterable
@@ -209,9 +210,10 @@ def time_interleaved(
 
     A call shorter than :data:`MIN_SAMPLE_SECONDS` is timed over as many calls in a row as
     fill that time (as ``timeit`` does): one 6 µs call is mostly timer and scheduler noise.
-    The order of the turns rotates from round to round: a call that follows another one's
-    large free gets different memory from the allocator (already mapped or fresh pages)
-    than one that follows a copy, and no contender should always get the same.
+    The order of the turns is shuffled from round to round (the same shuffles every run): a
+    call that follows another one's large free gets different memory from the allocator
+    (pages already mapped, or fresh ones to fault in) than one that follows a copy, and no
+    contender should always follow the same one (rotating the order would keep who follows whom).
     """
     calls = {name: 1 for name in functions}
     for _ in range(warmup):
@@ -222,8 +224,9 @@ def time_interleaved(
             calls[name] = max(1, min(MAX_CALLS_PER_SAMPLE, int(MIN_SAMPLE_SECONDS / max(once, 1e-9))))
     times: dict[str, list[float]] = {name: [] for name in functions}
     names = list(functions)
-    for round_ in range(repeats):
-        for name in names[round_ % len(names):] + names[:round_ % len(names)]:
+    turns = random.Random(0)
+    for _ in range(repeats):
+        for name in turns.sample(names, len(names)):
             f, n = functions[name], calls[name]
             start = time.perf_counter()
             for _ in range(n):
