@@ -63,7 +63,9 @@ def is_half(dtype: Any) -> bool:
 
 
 def is_real_float(xp: Any, dtype: Any) -> bool:
-    return is_half(dtype) or _isdtype(xp, dtype, "real floating")
+    # The namespace's answer first (cached per dtype); is_half catches ml_dtypes' bfloat16,
+    # which NumPy's namespace does not call floating.
+    return _isdtype(xp, dtype, "real floating") or is_half(dtype)
 
 
 def _isdtype(xp: Any, dtype: Any, kind: str | tuple[str, ...]) -> bool:
@@ -313,14 +315,8 @@ class _TensorMemory:
     """A CPU tensor's memory as NumPy's array interface describes it; it keeps the tensor alive."""
 
     __slots__ = ("__array_interface__", "tensor")
-
-    def __init__(self, t: Any, typestr: str, writable: bool) -> None:
-        self.tensor = t
-        size = t.element_size()
-        self.__array_interface__ = {
-            "data": (t.data_ptr(), not writable), "shape": tuple(t.shape),
-            "strides": tuple(stride * size for stride in t.stride()), "typestr": typestr, "version": 3,
-        }
+    __array_interface__: dict[str, Any]
+    tensor: Any
 
 
 _TENSOR_TYPESTR = {
@@ -328,6 +324,7 @@ _TENSOR_TYPESTR = {
     "torch.int8": "|i1", "torch.uint8": "|u1", "torch.int16": "<i2", "torch.int32": "<i4",
     "torch.int64": "<i8", "torch.bool": "|b1", "torch.complex64": "<c8", "torch.complex128": "<c16",
 }
+_typestr_of_dtype: dict[Any, str] = {}  # the same, keyed by the torch dtype objects met so far
 
 
 def cpu_tensor_view(t: Any, writable: bool = False) -> np.ndarray:
@@ -337,14 +334,24 @@ def cpu_tensor_view(t: Any, writable: bool = False) -> np.ndarray:
     to grow for good (``t.resize_`` raises): a lasting change to the caller's tensor. The array
     interface shares the memory and changes nothing; the view is read-only unless ``writable``.
     """
-    typestr = _TENSOR_TYPESTR.get(str(t.dtype))
-    if typestr is None or not t.is_cpu:
-        raise TypeError(f"no NumPy view of a {t.dtype} tensor on {t.device}")
+    typestr = _typestr_of_dtype.get(t.dtype)
+    if typestr is None:
+        typestr = _TENSOR_TYPESTR.get(str(t.dtype))
+        if typestr is None:
+            raise TypeError(f"no NumPy view of a {t.dtype} tensor")
+        _typestr_of_dtype[t.dtype] = typestr
+    if not t.is_cpu:
+        raise TypeError(f"no NumPy view of a tensor on {t.device}")
     if t.numel() == 0:
-        view = np.empty(tuple(t.shape), dtype=typestr)
+        view = np.empty(tuple(t.shape), typestr)
     else:
-        view = np.asarray(_TensorMemory(t, typestr, writable))
-    if str(t.dtype) == "torch.bfloat16":
+        memory = _TensorMemory()  # built inline: this runs on every call, twice for a softmax
+        memory.tensor = t
+        strides = None if t.is_contiguous() else tuple(s * t.element_size() for s in t.stride())
+        memory.__array_interface__ = {"data": (t.data_ptr(), not writable), "shape": t.shape,
+                                      "strides": strides, "typestr": typestr, "version": 3}
+        view = np.asarray(memory)
+    if typestr == "<u2":  # bfloat16's bits
         import ml_dtypes
 
         return view.view(ml_dtypes.bfloat16)

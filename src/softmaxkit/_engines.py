@@ -261,7 +261,9 @@ def _temperature_beyond_kernels(accumulator: Callable[[Any], Any]) -> Callable[[
     exact steps give those the limits."""
 
     def applies(call: Call) -> bool:
-        return not reciprocal_is_accurate(call["temperature"], accumulator(_result_dtype(call)))
+        # T = 1 needs no dtype: its reciprocal is exact in every one (the common call, cheaply).
+        t = call["temperature"]
+        return t != 1.0 and not reciprocal_is_accurate(t, accumulator(_result_dtype(call)))
 
     return applies
 

@@ -9,16 +9,12 @@ Contiguous float32/float64 rows without a mask call the row kernels directly: th
 argument plumbing (``errstate``, the layout) costs about 8 µs, more than the whole kernel on
 a 64 x 10 tensor.
 
-Results of 4 MiB or more ask for huge pages (:func:`new_result`).
+Results are allocated by NumPy (:func:`new_result`): huge pages for large ones.
 """
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import math
-import mmap
-import sys
 from typing import Any
 
 import numpy as np
@@ -49,45 +45,33 @@ def as_tensor(a: Any) -> torch.Tensor:
 
 
 def new_result(like: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
-    """A new contiguous CPU tensor of ``like``'s shape and dtype, and a NumPy view of it.
+    """A new C-contiguous CPU tensor of ``like``'s shape and dtype, and a NumPy view of it.
 
-    Results of 4 MiB or more are backed by transparent huge pages where Linux offers them
-    on request (as NumPy does for its arrays): the first writes into fresh memory are page
-    faults, and torch's CPU allocator asks for none. Softmax of a 8,192 x 1,024 float32
-    tensor took 11 ms into 4 KiB pages and 3.1 ms into huge ones (BENCHMARKS.md).
+    NumPy allocates it and torch takes the memory over (``torch.from_numpy``): NumPy asks
+    Linux for transparent huge pages on arrays of 4 MiB or more, torch's CPU allocator does
+    not, and the first writes into fresh memory are page faults. Softmax of a 8,192 x 1,024
+    float32 tensor took 10.5 ms into ``torch.empty``'s memory and 3.1 ms into NumPy's
+    (BENCHMARKS.md). Like every tensor whose memory NumPy has seen, it cannot be resized.
     """
-    result = torch.empty_like(like, memory_format=torch.contiguous_format)
-    if result.nbytes >= _HUGE_PAGE_MIN_BYTES:
-        _advise_huge_pages(result.data_ptr(), result.nbytes)
-    return result, as_numpy(result, writable=True)
+    numpy_dtype = _NUMPY_DTYPES.get(like.dtype)
+    if numpy_dtype is None:  # no kernel computes in it: the engine's own error follows
+        result = torch.empty_like(like, memory_format=torch.contiguous_format)
+        return result, as_numpy(result, writable=True)
+    memory = np.empty(tuple(like.shape), numpy_dtype)
+    if like.dtype == torch.bfloat16:  # no NumPy dtype for torch: its bits as int16
+        return torch.from_numpy(memory.view(np.int16)).view(torch.bfloat16), memory.view(_bfloat16())
+    return torch.from_numpy(memory), memory
 
 
-_HUGE_PAGE_MIN_BYTES = 1 << 22
-"""NumPy's threshold for the same advice: below it a result rarely spans one 2 MiB page."""
+def _bfloat16() -> Any:
+    import ml_dtypes
+
+    return ml_dtypes.bfloat16
 
 
-@functools.cache
-def _madvise() -> Any:
-    """libc's ``madvise``, or None where there is no such call (not Linux)."""
-    if not sys.platform.startswith("linux") or not hasattr(mmap, "MADV_HUGEPAGE"):
-        return None
-    try:
-        madvise = ctypes.CDLL(None, use_errno=True).madvise
-    except (OSError, AttributeError):
-        return None
-    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    madvise.restype = ctypes.c_int
-    return madvise
-
-
-def _advise_huge_pages(address: int, size: int) -> None:
-    """``madvise(MADV_HUGEPAGE)`` over the whole pages of ``[address, address + size)``; a
-    refusal (huge pages off, an old kernel) changes nothing but the speed."""
-    madvise = _madvise()
-    start = -(-address // mmap.PAGESIZE) * mmap.PAGESIZE
-    end = (address + size) // mmap.PAGESIZE * mmap.PAGESIZE
-    if madvise is not None and end > start:
-        madvise(start, end - start, mmap.MADV_HUGEPAGE)
+_NUMPY_DTYPES = {torch.float16: np.float16, torch.bfloat16: np.int16, torch.float32: np.float32,
+                 torch.float64: np.float64}
+"""The NumPy dtype that holds each dtype the kernels compute in (bfloat16 by its bits)."""
 
 
 def _trailing(dims: list[int], ndim: int) -> bool:
