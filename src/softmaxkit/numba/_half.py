@@ -288,11 +288,14 @@ def softmax_vjp_half_rows(s, g, out, bf16, start, stop):
     for c in range(start, stop):
         sf = np.empty(n, dtype=np.float32)
         gf = np.empty(n, dtype=np.float32)
+        # The product into a third buffer: written over sf, LLVM's overlap check would send
+        # the loop to its scalar version.
+        pf = np.empty(n, dtype=np.float32)
         for r in range(c * _ROWS_PER_TASK, min(rows, (c + 1) * _ROWS_PER_TASK)):
             _widen(s[r], sf, bf16)
             _widen(g[r], gf, bf16)
-            scale_difference(sf, gf, sf, np.float32(span_dot(gf, sf)))
-            _narrow(sf, out[r], bf16)
+            scale_difference(sf, gf, pf, np.float32(span_dot(gf, sf)))
+            _narrow(pf, out[r], bf16)
 
 
 @kernel(fastmath=EXACT_FLAGS)
@@ -303,8 +306,9 @@ def log_softmax_vjp_half_rows(lp, g, out, bf16, start, stop):
     for c in range(start, stop):
         lf = np.empty(n, dtype=np.float32)
         gf = np.empty(n, dtype=np.float32)
+        pf = np.empty(n, dtype=np.float32)  # a third buffer, as in softmax_vjp_half_rows
         for r in range(c * _ROWS_PER_TASK, min(rows, (c + 1) * _ROWS_PER_TASK)):
             _widen(lp[r], lf, bf16)
             _widen(g[r], gf, bf16)
-            live_difference(lf, gf, lf, np.float32(live_sum(lf, gf)))
-            _narrow(lf, out[r], bf16)
+            live_difference(lf, gf, pf, np.float32(live_sum(lf, gf)))
+            _narrow(pf, out[r], bf16)

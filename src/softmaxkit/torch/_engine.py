@@ -51,7 +51,8 @@ def register_with_dynamo() -> None:
 
 
 def _register_if_eager() -> None:
-    if not _registered and not torch.compiler.is_compiling():
+    # Every eager call asks: the dict lookup first, it is the cheapest test.
+    if "torch._dynamo" in sys.modules and not _registered and not torch.compiler.is_compiling():
         register_with_dynamo()
 
 
