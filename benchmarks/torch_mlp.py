@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 
-def _digits() -> tuple[Any, Any]:
+def digits() -> tuple[Any, Any]:
     import torch
     from sklearn.datasets import load_digits
 
@@ -29,7 +29,8 @@ def _digits() -> tuple[Any, Any]:
 
 
 def train(loss_fn: Callable[[Any, Any], Any], X: Any, y: Any, epochs: int) -> float:
-    """Seconds to train the MLP for ``epochs`` epochs with ``loss_fn``; returns the time."""
+    """Seconds to train the MLP for ``epochs`` epochs with ``loss_fn`` (the training run that
+    ``tests/test_torch_face.py`` compares with ``F.cross_entropy``, loss by loss)."""
     import torch
 
     torch.manual_seed(0)
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    X, y = _digits()
+    X, y = digits()
     runs = contenders()
     for f in runs.values():  # warm-up: kernels loaded, torch's first-call work done
         train(f, X, y, 1)

@@ -463,6 +463,15 @@ class Harness:
         self.process = None
 
 
+def storage(values: np.ndarray, dtype: str) -> np.ndarray:
+    """float64 values as the kernels store them (bfloat16 as its int16 bits)."""
+    if dtype == "bfloat16":
+        import ml_dtypes
+
+        return values.astype(ml_dtypes.bfloat16).view(np.int16)
+    return values.astype(dtype)
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["--serve"]:
         serve()

@@ -19,7 +19,16 @@ import numpy as np
 import pytest
 
 import softmaxkit as sk
-from cuda_on_cpu import Harness, WorkerCrashed, build, build_all, compiler, runtime_library, translation_unit
+from cuda_on_cpu import (
+    Harness,
+    WorkerCrashed,
+    build,
+    build_all,
+    compiler,
+    runtime_library,
+    storage,
+    translation_unit,
+)
 from edge_cases import EDGE_CASES
 from softmaxkit.cuda import _plan
 
@@ -167,13 +176,6 @@ def harness(request):
 
 
 # --- inputs and references ----------------------------------------------------------------------
-
-
-def storage(values: np.ndarray, dtype: str) -> np.ndarray:
-    """float64 values as the kernels store them (bfloat16 as its int16 bits)."""
-    if dtype == "bfloat16":
-        return values.astype(ml_dtypes.bfloat16).view(np.int16)
-    return values.astype(dtype)
 
 
 def values(stored: np.ndarray, dtype: str) -> np.ndarray:

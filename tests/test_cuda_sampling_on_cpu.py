@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from cuda_on_cpu import Harness, WorkerCrashed, build, compiler, runtime_library, translation_unit
+from cuda_on_cpu import Harness, WorkerCrashed, build, compiler, runtime_library, storage, translation_unit
 from sampling_reference import distribution
 from softmaxkit.cuda import _plan
 from softmaxkit.sampling import _kernels
@@ -85,13 +85,6 @@ def harness():
     h = Harness(libs, "asan")
     yield h
     h.close()
-
-
-def storage(values: np.ndarray, dtype: str) -> np.ndarray:
-    """float64 values as the kernels store them (bfloat16 as its int16 bits)."""
-    if dtype == "bfloat16":
-        return values.astype(ml_dtypes.bfloat16).view(np.int16)
-    return values.astype(dtype)
 
 
 def as_numba_rows(x64: np.ndarray, dtype: str) -> np.ndarray:

@@ -266,21 +266,18 @@ def test_cross_entropy_zero_dim_input_is_refused():
 # --- a training run: the same losses as F.cross_entropy -------------------------------------------
 
 def _train(loss_fn, epochs: int = 5) -> list[float]:
-    load_digits = pytest.importorskip("sklearn.datasets").load_digits
-    X, y = load_digits(return_X_y=True)
-    X = torch.tensor(X / 16.0, dtype=torch.float32)
-    y = torch.tensor(y)
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    losses = []
-    for _ in range(epochs):
-        for start in range(0, len(X), 128):
-            opt.zero_grad()
-            loss = loss_fn(model(X[start:start + 128]), y[start:start + 128])
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
+    """The losses of the digits training run that ``python -m benchmarks.torch_mlp`` times."""
+    pytest.importorskip("sklearn")
+    from benchmarks import torch_mlp
+
+    losses: list[float] = []
+
+    def recorded(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        loss = loss_fn(z, t)
+        losses.append(float(loss.detach()))
+        return loss
+
+    torch_mlp.train(recorded, *torch_mlp.digits(), epochs)
     return losses
 
 

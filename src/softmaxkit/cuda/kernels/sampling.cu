@@ -112,10 +112,7 @@ sk_sample_rows(const T* __restrict__ x, const sk_u8* __restrict__ mask, const do
     __shared__ sk_sample_smem<BLOCK, typename sk_acc<T>::type> sm;
     const sk_i64 row = blockIdx.x;
     if (row >= rows) return;  // the whole block: rows are block-uniform
-    sk_row<T> r;
-    r.x = x + row * n;
-    r.mask = mask == nullptr ? nullptr : mask + row * n;
-    r.n = n;
+    sk_row<T> r = sk_row<T>::at(x, mask, row, n);
     sk_rank keep;
     int listed;
     const double mp = min_p[row];
@@ -210,10 +207,7 @@ sk_filter_rows(const T* __restrict__ x, const sk_u8* __restrict__ mask, const do
     __shared__ sk_sample_smem<BLOCK, typename sk_acc<T>::type> sm;
     const sk_i64 row = blockIdx.x;
     if (row >= rows) return;  // the whole block: rows are block-uniform
-    sk_row<T> r;
-    r.x = x + row * n;
-    r.mask = mask == nullptr ? nullptr : mask + row * n;
-    r.n = n;
+    sk_row<T> r = sk_row<T>::at(x, mask, row, n);
     sk_rank keep;
     int listed;
     const double mp = min_p[row];

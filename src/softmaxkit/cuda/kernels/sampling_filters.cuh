@@ -54,6 +54,15 @@ template <typename T> struct sk_row {
     A inv_t;  // 1 / T in the accumulator type, as the Numba kernels round it
     bool indicator;  // T = 0 or +inf in the row: the mass sits on the entries equal to the max
 
+    // Row `row` of the (rows, n) logits and of the optional mask; max, inv_t and indicator are
+    // set by the row's planning.
+    __device__ __forceinline__ static sk_row at(const T* x, const sk_u8* mask, sk_i64 row, sk_i64 n) {
+        sk_row r;
+        r.x = x + row * n;
+        r.mask = mask == nullptr ? nullptr : mask + row * n;
+        r.n = n;
+        return r;
+    }
     // Whether entry i may be drawn at all (where= allows it and it is not -inf or NaN); v its value.
     __device__ __forceinline__ bool included(sk_i64 i, A& v) const {
         v = sk_to_acc(x[i]);
