@@ -12,6 +12,8 @@ import sys
 import textwrap
 import types
 
+import pytest
+
 import softmaxkit as sk
 
 HEAVY = ("numba", "cupy", "dask", "torch", "jax", "scipy", "sklearn", "matplotlib", "zarr", "llvmlite")
@@ -109,3 +111,40 @@ def test_no_import_cycles():
     for module in sorted(graph):
         if module not in state:
             visit(module, [])
+
+
+def test_numpy_namespace_is_array_api_compat_numpy():
+    """NumPy's namespace answers every name with ``array_api_compat.numpy``'s object: the few
+    it takes from NumPy before importing that module (``NUMPY_OWN``) are those very objects."""
+    import array_api_compat
+    import array_api_compat.numpy as compat
+    import numpy as np
+
+    from softmaxkit._arrays import namespace
+    from softmaxkit._numpy_namespace import NUMPY, NUMPY_OWN
+
+    for name in NUMPY_OWN:
+        if hasattr(np, name):
+            assert vars(NUMPY)[name] is getattr(compat, name) is getattr(np, name), name
+    for name in ("astype", "asarray", "__array_namespace_info__", "linalg", "isdtype", "any", "exp"):
+        assert getattr(NUMPY, name) is getattr(compat, name), name
+    assert NUMPY.__name__ == compat.__name__ and array_api_compat.is_numpy_namespace(NUMPY)
+    for arrays in [(np.ones(3),), (np.float64(1.0),), (np.ones(2), np.ones(2)), (np.ma.ones(2),)]:
+        assert namespace(*arrays) is NUMPY, arrays
+
+
+def test_numba_engine_call_imports_no_compat_wrapper_nor_cuda_engine():
+    """Regression (issue 14, a warm cache's first call): a NumPy array on the numba engine
+    imported ``array_api_compat.numpy`` (60 ms: it imports every NumPy submodule) for its
+    namespace, and the CUDA engine (8 ms) to learn that the array is not on a GPU."""
+    pytest.importorskip("numba")
+    code = textwrap.dedent("""
+        import sys, numpy as np, softmaxkit as sk
+        x = np.ones((64, 128), np.float32)
+        sk.softmax(x); sk.log_softmax(x); sk.softmax(x.astype(np.float64))
+        sk.cross_entropy(x, np.zeros(64, int), return_grad=True)
+        assert "softmaxkit.numba" in sys.modules
+        loaded = [m for m in ("array_api_compat.numpy", "softmaxkit.cuda") if m in sys.modules]
+        assert not loaded, loaded
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True)

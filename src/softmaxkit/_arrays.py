@@ -15,17 +15,25 @@ from typing import Any
 
 import numpy as np
 
+from softmaxkit._numpy_namespace import COMPAT_NAME, NUMPY
+
 Array = Any
 """Any array of a library that implements the Python array API standard."""
 
 
 def namespace(*arrays: Array) -> Any:
-    """The array-API namespace of ``arrays`` (``None`` entries are skipped)."""
+    """The array-API namespace of ``arrays`` (``None`` entries are skipped).
+
+    NumPy's is :data:`softmaxkit._numpy_namespace.NUMPY`: ``array_api_compat.numpy``, imported
+    when a call needs more of it than NumPy's own ``isdtype`` and ``any``.
+    """
     import array_api_compat
 
     if len(arrays) == 1 and type(arrays[0]) in _NAMESPACE_BY_TYPE:
         return _NAMESPACE_BY_TYPE[type(arrays[0])]
     xp = array_api_compat.array_namespace(*[a for a in arrays if a is not None])
+    if getattr(xp, "__name__", None) == COMPAT_NAME:  # NumPy scalars, subclasses, several arrays
+        xp = NUMPY
     if len(arrays) == 1 and (array_api_compat.is_numpy_array(arrays[0])
                              or array_api_compat.is_torch_array(arrays[0])):
         # One namespace per class for these (array-api-compat's wrappers): every call asks, and
@@ -34,7 +42,7 @@ def namespace(*arrays: Array) -> Any:
     return xp
 
 
-_NAMESPACE_BY_TYPE: dict[type, Any] = {}
+_NAMESPACE_BY_TYPE: dict[type, Any] = {np.ndarray: NUMPY}
 
 
 def as_array(x: Any, name: str = "x") -> Array:

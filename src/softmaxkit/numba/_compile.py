@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -176,7 +175,8 @@ def compile_all(families: Iterable[str] | None = None, dtypes: Iterable[str] | N
     notice.announced = True  # compiling was asked for: no notice that it happens
     start = time.perf_counter()
     if jobs > 1 and CACHE and len(chosen) > 1:
-        import multiprocessing
+        import multiprocessing  # here, not at the top: every first use of the engine imports this module
+        from concurrent.futures import ProcessPoolExecutor
 
         # The largest family alone, the others shared. Families share no kernel but the half
         # conversions (one specialisation each), so no two processes add different entries to
