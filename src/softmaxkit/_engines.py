@@ -96,7 +96,7 @@ def _is_array_api(x: Any) -> bool:
 
 
 def _is_gpu_array(x: Any) -> bool:
-    if type(x) is np.ndarray:  # the common case: no need to import the CUDA engine (8 ms) to say no
+    if type(x) is np.ndarray:  # the common case: no need to import the CUDA engine (ms) to say no
         return False
     from softmaxkit.cuda._bridge import is_gpu_array
 
