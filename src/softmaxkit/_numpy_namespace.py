@@ -9,7 +9,7 @@ unchanged (NumPy 2 has ``isdtype``). :data:`NUMPY` holds those NumPy functions f
 and takes any other name from ``array_api_compat.numpy``, imported then: the same objects
 either way (a test checks), so only the moment of the import changes. (Where SciPy is
 installed, Numba's first cache load imports ``scipy.linalg``, which clones NumPy the same way
-in SciPy's own copy of array-api-compat: the saving there is a few milliseconds.)
+in SciPy's own copy of array-api-compat: nothing is saved there.)
 """
 
 from __future__ import annotations
