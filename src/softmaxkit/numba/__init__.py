@@ -2,11 +2,11 @@
 
 Each function has the generic engine's signature (:mod:`softmaxkit.generic`) and gives its
 answers for every case of SPEC §2. The kernels (``_rows``, ``_columns``, ``_loss``,
-``_grad``, and ``_pieces`` for the pieces of rows split across Dask chunks) compute float32
-and float64; float16 and bfloat16 go through float32. What the kernels do not cover (other dtypes, weighted
-``b=`` or signed logsumexp, probability targets in cross_entropy, vector-Jacobian products
-over other than the trailing axes) is declared in the registry
-(:data:`softmaxkit._engines.NUMBA_GAPS`): such calls never reach this module.
+``_grad`` and ``_grad_columns``, and ``_pieces`` for the pieces of rows split across Dask
+chunks) compute float32 and float64; float16 and bfloat16 go through float32. What the
+kernels do not cover (other dtypes, weighted ``b=`` or signed logsumexp, probability targets
+in cross_entropy, log-probabilities beyond ``exp``'s domain in log_softmax_vjp) is declared in
+the registry (:data:`softmaxkit._engines.NUMBA_GAPS`): such calls never reach this module.
 
 Kernels are compiled on first use (only those the call needs, with a notice on the
 ``softmaxkit.numba`` logger) and cached on disk, so later processes load them instead of
@@ -28,10 +28,11 @@ import numpy as np
 from softmaxkit._arrays import is_half, reduced_shape
 from softmaxkit._engines import numba_kernel_dtype as kernel_dtype
 from softmaxkit._rules import mean, mean_denominator, mean_gradient_scale
-from softmaxkit.numba import _columns, _half, _rows, _short_rows
+from softmaxkit.numba import _columns, _grad_columns, _half, _rows, _short_rows
 from softmaxkit.numba._columns import softmax_columns
 from softmaxkit.numba._compile import cache_status, compile_all
 from softmaxkit.numba._grad import log_softmax_vjp_rows, softmax_vjp_rows
+from softmaxkit.numba._grad_columns import log_softmax_vjp_columns, softmax_vjp_columns
 from softmaxkit.numba._half import (
     cross_entropy_half_rows,
     log_softmax_vjp_half_rows,
@@ -317,26 +318,49 @@ def cross_entropy(
 
 _HALF_VJP = {softmax_vjp_rows: softmax_vjp_half_rows, log_softmax_vjp_rows: log_softmax_vjp_half_rows}
 """The half-precision kernel of each vjp row kernel."""
+_COLUMN_VJP = {softmax_vjp_rows: softmax_vjp_columns, log_softmax_vjp_rows: log_softmax_vjp_columns}
+"""The column kernel of each vjp row kernel (reduced axes not last in memory)."""
 
 
-def _vjp_rows(kernel: Any, first: np.ndarray, g: np.ndarray, axes: tuple[int, ...], dtype: Any) -> Any:
-    if _half_rows(first, axes, dtype, None) and g.dtype == first.dtype:
+def _vjp_rows(kernel: Any, first: np.ndarray, g: np.ndarray, axes: tuple[int, ...], dtype: Any,
+              out: np.ndarray | None = None) -> Any:
+    if _half_rows(first, axes, dtype, out) and g.dtype == first.dtype:
         # float16 / bfloat16 rows widened one at a time inside the kernel: no float32 copies.
         bits = first.view(np.uint16).reshape(-1, math.prod(first.shape[first.ndim - len(axes):]))
         rows = bits.shape[0]
         g_bits = np.ascontiguousarray(g).view(np.uint16).reshape(bits.shape)
-        result = np.empty(first.shape, dtype=first.dtype)
+        result = np.empty(first.shape, dtype=first.dtype) if out is None else out
         run(_HALF_VJP[kernel], _half.tasks(rows), bits.size, readonly(bits), readonly(g_bits),
             result.view(np.uint16).reshape(bits.shape), str(np.dtype(dtype)) == "bfloat16")
         return result
     cdt = _covered_dtype(dtype)
-    lay = layout(first, axes, cdt, last=True)
-    outer, n, _ = lay.shape3
-    g_rows = np.ascontiguousarray(g.transpose(lay.perm), dtype=cdt).reshape(outer, n)
-    result = np.empty(lay.data.shape, dtype=cdt)
-    run(kernel, outer, lay.data.size, readonly(lay.data.reshape(outer, n)), readonly(g_rows),
-        result.reshape(outer, n))
-    return deliver(lay.restore(result), np.dtype(dtype), None)
+    lay = layout(first, axes, cdt)
+    if lay.shape3[2] > 1 and lay.shape3[1] > SPLIT:  # column tiles would not fit in cache: rows
+        lay = layout(first, axes, cdt, last=True)
+    outer, n, inner = lay.shape3
+    # g in first's layout: a view when it already is (the common case), else its only copy.
+    g_data = np.ascontiguousarray(g.transpose(lay.perm), dtype=cdt)
+    direct = lay.out_view(out) if np.dtype(dtype) == cdt else None
+    result = direct if direct is not None else np.empty(lay.data.shape, dtype=cdt)
+    if inner == 1:
+        run(kernel, outer, lay.data.size, readonly(lay.data.reshape(outer, n)),
+            readonly(g_data.reshape(outer, n)), result.reshape(outer, n))
+    else:
+        width = _grad_columns.width(n, cdt.itemsize)
+        run(_COLUMN_VJP[kernel], outer * -(-inner // width), lay.data.size, readonly(lay.view3(lay.data)),
+            readonly(lay.view3(g_data)), lay.view3(result), width)
+    if out is not None and direct is not None:  # direct is a view of out: the result is out itself
+        return out
+    return deliver(lay.restore(result), np.dtype(dtype), out)
+
+
+def vjp_into(first: np.ndarray, g: np.ndarray, axes: tuple[int, ...], out: np.ndarray, *, log: bool) -> None:
+    """softmax_vjp (``first`` = s) or log_softmax_vjp (``first`` = logp) over any ``axes``
+    into ``out`` (``first``'s shape, not overlapping the inputs), in ``out``'s dtype: for the
+    torch operators, whose results are new tensors. Log-probabilities must be below 40 (the
+    registry's gap: the caller checks)."""
+    with np.errstate(all="ignore"):
+        _vjp_rows(log_softmax_vjp_rows if log else softmax_vjp_rows, first, g, axes, out.dtype, out)
 
 
 @_engine_call

@@ -116,26 +116,25 @@ def logsumexp(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, keepd
 def _vjp(kernel: Any, first: torch.Tensor, g: torch.Tensor, dims: list[int], log: bool) -> torch.Tensor:
     if first.numel() == 0:
         return torch.empty(first.shape, dtype=first.dtype)
-    if not _trailing(dims, first.dim()):
-        # The kernels reduce trailing dims: move them there (a copy, as the engine would make).
-        ends = list(range(first.dim() - len(dims), first.dim()))
-        moved = _vjp(kernel, first.movedim(dims, ends).contiguous(), g.movedim(dims, ends), ends, log)
-        return moved.movedim(ends, dims).contiguous()
-    if first.dtype in _ROW_KERNEL_DTYPES and first.is_contiguous() and not (log and _beyond_exp(first)):
+    if log and _beyond_exp(first):
+        # The kernels' exp is accurate below 40 only; log_softmax never gives more than 0.
+        fn, gn = as_numpy(first), as_numpy(g.to(first.dtype))
+        return as_tensor(generic.log_softmax_vjp(fn, gn, tuple(dims), dtype=fn.dtype))
+    result, out = new_result(first)
+    if first.dtype in _ROW_KERNEL_DTYPES and first.is_contiguous() and _trailing(dims, first.dim()):
         first_n = as_numpy(first)
         first_rows = _rows(first_n, len(dims))
         # NumPy's copy of a strided g (as loss.sum()'s expanded ones) costs a fifth of torch's.
         g_rows = _rows(np.ascontiguousarray(as_numpy(g), dtype=first_n.dtype), len(dims))
-        result, out = new_result(first)
         run(kernel, first_rows.shape[0], first_rows.size, readonly(first_rows), readonly(g_rows),
             _rows(out, len(dims)))
         return result
-    fn, gn = as_numpy(first), as_numpy(g.to(first.dtype))
-    if log and _beyond_exp(first):
-        # The kernels' exp is accurate below 40 only; log_softmax never gives more than 0.
-        return as_tensor(generic.log_softmax_vjp(fn, gn, tuple(dims), dtype=fn.dtype))
-    vjp = engine.log_softmax_vjp if log else engine.softmax_vjp
-    return as_tensor(vjp(fn, gn, tuple(dims), dtype=fn.dtype))
+    # Other dims, layouts and dtypes: the engine on the tensors' own memory, column kernels for
+    # dims that are not last in memory. Moving the dims to the end instead cost transposed
+    # copies of both inputs and of the result (1,024 x 8,192 float32 over dim 0: 84 ms
+    # against 4 ms; BENCHMARKS.md, "Axis-0 vjp column kernels").
+    engine.vjp_into(as_numpy(first), as_numpy(g.to(first.dtype)), tuple(dims), out, log=log)
+    return result
 
 
 def _beyond_exp(logp: torch.Tensor) -> bool:
