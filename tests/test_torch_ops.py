@@ -159,6 +159,35 @@ def test_cross_entropy_gradient_buffer_becomes_the_leafs_grad():
     torch.testing.assert_close(x.grad, expected)
 
 
+@pytest.mark.parametrize("layout", ["transposed", "middle-dim-first-in-memory"])
+def test_cross_entropy_gradient_keeps_the_logits_strides(layout):
+    """Regression: logits whose classes are not last in memory (``x.T``, classes on dim 1) got
+    a contiguous gradient, a transposed copy of the kernels' result, which AccumulateGrad then
+    copied back into the leaf's strides. Now the buffer has the logits' strides and becomes
+    the leaf's ``.grad``; opcheck (fake against real strides) and torch's gradient agree."""
+    gen = torch.Generator().manual_seed(9)
+    if layout == "transposed":
+        base = torch.randn(50, 40, generator=gen, dtype=torch.float64)
+        x, labels = base.t(), torch.randint(0, 50, (40,), generator=gen)
+    else:
+        base = torch.randn(7, 3, 5, generator=gen, dtype=torch.float64)  # (classes, d1, batch)
+        x, labels = base.permute(2, 0, 1), torch.randint(0, 7, (5, 3), generator=gen)
+    leaf = x.detach().requires_grad_()
+    loss, grad = _autograd.cross_entropy(leaf, labels, None, 1, -100, 0.1, "mean")
+    assert grad.stride() == leaf.stride()
+    buffer = grad.data_ptr()
+    del grad
+    loss.backward()
+    assert leaf.grad.data_ptr() == buffer and leaf.grad.stride() == leaf.stride()
+    theirs = x.detach().requires_grad_()
+    F.cross_entropy(theirs, labels, label_smoothing=0.1).backward()
+    torch.testing.assert_close(leaf.grad, theirs.grad)
+    torch.library.opcheck(_ops.cross_entropy, (x.detach(), labels, None, 1, -100, 0.1, "mean", True))
+    sliced = torch.randn(6, 20, dtype=torch.float64, generator=gen)[:, ::2]  # not dense: contiguous
+    _, grad = _ops.cross_entropy(sliced, torch.zeros(6, dtype=torch.long), None, 1, None, 0.0, "sum", True)
+    assert grad.stride() == torch.empty_like(sliced).stride()
+
+
 def test_cross_entropy_backward_twice_with_retained_graph():
     x = _f64(4, 6)
     loss = skt.cross_entropy(x, torch.tensor([0, 1, 2, 3]))

@@ -185,4 +185,22 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tens
     if not want_grad:
         return as_tensor(result), torch.empty((0,), dtype=logits.dtype)
     loss, grad = result
-    return as_tensor(loss), as_tensor(grad)
+    return as_tensor(loss), strided_like(logits, grad)
+
+
+def strided_like(like: torch.Tensor, a: np.ndarray) -> torch.Tensor:
+    """``a`` (``like``'s shape) as a tensor with the strides of ``torch.empty_like(like)``,
+    as the operator's fake says: the engine's own result when its strides already are those
+    (a dense ``like``, the result in its memory order), else a copy.
+
+    The gradient of logits whose classes are not last in memory (``x.T`` of a C-contiguous
+    ``x``, classes on dim 1) comes out of the column kernels in the logits' memory order;
+    made contiguous it cost a transposed copy here and another in autograd's AccumulateGrad,
+    which gives a leaf's ``.grad`` the leaf's strides (1,024 x 8,192 float32: BENCHMARKS.md,
+    "Axis-0 vjp column kernels").
+    """
+    if a.strides == tuple(s * a.itemsize for s in like.stride()) and all(s >= 0 for s in a.strides):
+        if a.dtype.type.__name__ == "bfloat16":
+            return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+        return torch.from_numpy(a)
+    return torch.empty_like(like).copy_(as_tensor(a))
