@@ -164,7 +164,7 @@ def test_cross_entropy_matches_generic(dtype: object, n: int) -> None:
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize(("shape", "axis"), [((5, 6, 3), 1), ((20, 1100), 0), ((4, 20, 2100), 1)], ids=str)
 def test_cross_entropy_other_axis(dtype: object, shape: tuple[int, ...], axis: int) -> None:
-    # Over 16 classes on a non-last axis run on transposed tiles (1100 and 2100 samples span
+    # Over 16 classes on a non-last axis run on column tiles (1100 and 2100 samples span
     # several); fewer run on a transposed copy.
     rng = np.random.default_rng(4)
     x = _specials((rng.standard_normal(shape) * 3).astype(dtype), axis)
@@ -174,6 +174,42 @@ def test_cross_entropy_other_axis(dtype: object, shape: tuple[int, ...], axis: i
         for options in ({}, {"weight": rng.random(shape[axis]), "label_smoothing": 0.1}):
             _assert_same(*_both("cross_entropy", x, labels, axis=axis, ignore_index=-100, return_grad=True,
                                 reduction=reduction, **options), dtype, log=True, ulps=64)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: f"numpy-numba-{np.dtype(d).name}")
+def test_cross_entropy_columns_match_rows(dtype: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The column kernel (classes on axis 0, no transposed copy): the row kernel's losses and
+    gradient on the transposed logits (special samples too: +inf, NaN, all -inf, some -inf),
+    the same bits for 1, 2 and 3 threads, and the same loss without the gradient."""
+    from softmaxkit.numba import _grad_columns
+
+    rng = np.random.default_rng(24)
+    n = 300
+    inner = 2 * _grad_columns.width(n, np.dtype(dtype).itemsize) + 9
+    x = np.ascontiguousarray(_specials((rng.standard_normal((inner, n)) * 3).astype(dtype), -1).T)
+    labels = rng.integers(0, n, inner)
+    labels[::11] = -100
+    options = {"weight": rng.random(n).astype(dtype), "label_smoothing": 0.15, "ignore_index": -100,
+               "reduction": "none", "engine": "numba"}
+    kernels: list[str] = []
+    run = sknumba.run
+
+    def spy(kernel: object, *args: object) -> None:
+        kernels.append(getattr(kernel, "__name__", ""))
+        run(kernel, *args)
+
+    monkeypatch.setattr(sknumba, "run", spy)
+    loss, grad = sk.cross_entropy(x, labels, axis=0, return_grad=True, **options)
+    assert "cross_entropy_columns" in kernels
+    monkeypatch.setattr(sknumba, "run", run)
+    row_loss, row_grad = sk.cross_entropy(np.ascontiguousarray(x.T), labels, return_grad=True, **options)
+    _assert_same((loss, grad), (row_loss, row_grad.T), dtype, log=True, ulps=64)
+    _assert_same(sk.cross_entropy(x, labels, axis=0, **options), loss, dtype, log=True, ulps=0)
+    for threads in (1, 3):
+        with sknumba_threads(threads):
+            again = sk.cross_entropy(x, labels, axis=0, return_grad=True, **options)
+        np.testing.assert_array_equal(again[0], loss)
+        np.testing.assert_array_equal(again[1], grad)
 
 
 @pytest.mark.parametrize("axis", [0, 1, 2])

@@ -40,7 +40,8 @@ from softmaxkit.numba._half import (
     softmax_vjp_half_rows,
 )
 from softmaxkit.numba._layout import deliver, layout
-from softmaxkit.numba._loss import cross_entropy_columns, cross_entropy_rows, cross_entropy_short_rows
+from softmaxkit.numba._loss import cross_entropy_rows, cross_entropy_short_rows
+from softmaxkit.numba._loss_columns import cross_entropy_columns
 from softmaxkit.numba._pieces import softmax_from_pair_rows, softmax_pair_rows
 from softmaxkit.numba._rows import SPLIT, logsumexp_rows, mask_rows, softmax_masked_rows, softmax_rows
 from softmaxkit.numba._short_rows import SHORT_ROWS, softmax_short_rows
@@ -50,10 +51,6 @@ __all__ = [
     "cache_status", "compile_all", "cross_entropy", "get_num_threads", "log_softmax_vjp", "logsumexp",
     "set_num_threads", "softmax", "softmax_from_pairs", "softmax_jvp", "softmax_pairs", "softmax_vjp",
 ]
-
-_CHUNK_BYTES = 128 * 1024
-"""Bytes of one column chunk (``n`` rows of ``width`` columns) kept in L2 between passes."""
-
 
 def _engine_call(function: Callable[..., Any]) -> Callable[..., Any]:
     """NumPy's floating-point warnings off: every case is settled explicitly, as in generic."""
@@ -101,11 +98,6 @@ def _covered_dtype(dtype: Any) -> np.dtype:
     if cdt is None:  # only a call that bypassed the registry gets here
         raise TypeError(f"the numba engine does not compute in {dtype}")
     return cdt
-
-
-def _column_width(n: int, itemsize: int) -> int:
-    width = _CHUNK_BYTES // max(1, n * itemsize)
-    return int(min(1024, max(16, width - width % 16)))
 
 
 def _masked(x: np.ndarray, where: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -289,7 +281,7 @@ def cross_entropy(
     elif inner > 1:
         # Classes on a non-last axis: transposed tiles in cache, no transposed copy of the logits.
         grad = np.empty(lay.data.shape if return_grad else (0, 0, 0), dtype=cdt)
-        width = _column_width(n, cdt.itemsize)
+        width = _grad_columns.width(n, cdt.itemsize)  # two tiles a chunk, as the vjps'
         run(cross_entropy_columns, outer * -(-inner // width), lay.data.size, readonly(lay.view3(lay.data)),
             lay.view3(grad) if return_grad else grad, losses, *options, width)
     else:

@@ -118,13 +118,14 @@ def kernels() -> list[Any]:
         _half,
         _jit,
         _loss,
+        _loss_columns,
         _pieces,
         _rows,
         _short_rows,
     )
 
     modules: Iterable[ModuleType] = (
-        _rows, _short_rows, _columns, _loss, _grad, _grad_columns, _pieces, _half)
+        _rows, _short_rows, _columns, _loss, _loss_columns, _grad, _grad_columns, _pieces, _half)
     return [v for m in modules for k, v in vars(m).items() if _jit.is_kernel(v) and v.py_func.__name__ == k]
 
 

@@ -4,7 +4,7 @@ C-contiguous ``(outer, n, inner)`` array, without a transposed copy of any array
 As the forward's column kernels (:mod:`._columns`): the inner axis is cut into chunks of
 ``width`` contiguous columns, and every loop runs along a row of a chunk (SIMD lanes across
 columns). Pass 1 copies the chunk of both inputs (``s`` or ``logp``, and ``g``) into two
-contiguous ``n x width`` tiles that stay in L2 and, in the same loop, accumulates each
+contiguous ``n x width`` tiles kept in cache and, row by row, accumulates each
 column's reduction; pass 2 reads the tiles and writes the result. Memory sees each input
 read once and the result written once, in runs of ``width`` elements — where the transposing
 path (copies of both inputs into rows, the row kernels, a copy back) moved every element
@@ -25,20 +25,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from softmaxkit.numba import _columns
 from softmaxkit.numba._columns import AHEAD, BLOCK, _add_block, _prefetch_run
 from softmaxkit.numba._exp import EXACT_FLAGS, exp_small
 from softmaxkit.numba._jit import helper, kernel
 from softmaxkit.numba._sums import compensated_total
 
-CHUNK_BYTES = 512 * 1024
-"""Bytes of one chunk of one input (``n`` rows of ``width`` columns): the two tiles of a
-chunk take 1 MiB, as the forward's single tile (:data:`._columns.CHUNK_BYTES`)."""
-
 
 def width(n: int, itemsize: int) -> int:
-    """Columns per chunk: a multiple of 16 (whole SIMD vectors), 16 to 512."""
-    w = CHUNK_BYTES // max(1, n * itemsize)
-    return int(min(512, max(16, w - w % 16)))
+    """Columns per chunk: the forward's (:func:`._columns.width`), 1 MiB of each input.
+
+    The two tiles of a chunk then take 2 MiB, more than a core's L2 (1 MiB on the machines of
+    BENCHMARKS.md), yet half the width, both tiles in L2, was slower: 1,024 x 8,192 float32,
+    one thread, 256 columns 6.8 ms, 128 columns 10.1 ms. Memory reads each input as runs of
+    ``width`` elements a row apart (32 KiB here); longer runs cost fewer DRAM row openings.
+    """
+    return _columns.width(n, itemsize)
 
 
 @helper(fastmath=EXACT_FLAGS)
