@@ -279,7 +279,7 @@ def cross_entropy(
         run(cross_entropy_half_rows, _half.tasks(rows), bits.size, bits,
             grad.view(np.uint16).reshape(rows, grad_n), losses, *options, str(np.dtype(dtype)) == "bfloat16")
     elif inner > 1:
-        # Classes on a non-last axis: transposed tiles in cache, no transposed copy of the logits.
+        # Classes on a non-last axis: column tiles in cache (_loss_columns), no transposed copy.
         grad = np.empty(lay.data.shape if return_grad else (0, 0, 0), dtype=cdt)
         width = _grad_columns.width(n, cdt.itemsize)  # two tiles a chunk, as the vjps'
         run(cross_entropy_columns, outer * -(-inner // width), lay.data.size, readonly(lay.view3(lay.data)),
