@@ -418,6 +418,23 @@ def test_column_vjps_into_out(function: str) -> None:
     np.testing.assert_allclose(half.astype(np.float32), reference.astype(np.float32), rtol=2e-3, atol=2e-3)
 
 
+def test_results_keep_the_memory_order_of_transposed_inputs() -> None:
+    """Regression: results of transposed inputs were made C-contiguous, a transposed copy of
+    each (the gradient of a transposed tensor's cross_entropy then cost a second one in
+    torch's autograd). They keep the input's memory order, as NumPy's elementwise functions."""
+    rng = np.random.default_rng(25)
+    x = rng.standard_normal((300, 200)).astype(np.float32)
+    labels = rng.integers(0, 300, 200)
+    results = [sk.softmax(x.T, axis=1, engine="numba"), sk.softmax_vjp(x.T, x.T, axis=1, engine="numba"),
+               sk.cross_entropy(x.T, labels, axis=1, return_grad=True, engine="numba")[1]]
+    for result in results:
+        assert result.flags.f_contiguous and not result.flags.c_contiguous
+    rows = np.ascontiguousarray(x.T)
+    _assert_same(results[0], sk.softmax(rows, axis=1, engine="numba"), np.float32)
+    expected = sk.cross_entropy(rows, labels, axis=1, return_grad=True, engine="numba")[1]
+    _assert_same(results[2], expected, np.float32, log=True, ulps=64)
+
+
 @pytest.mark.parametrize("function", ["softmax", "log_softmax"])
 def test_layouts_and_out(function: str) -> None:
     """Views, byte order, read-only input, and ``out=`` (also the input itself) as in generic."""
