@@ -1,9 +1,10 @@
 """The Numba engine: fused, multi-threaded CPU kernels for NumPy arrays.
 
 Each function has the generic engine's signature (:mod:`softmaxkit.generic`) and gives its
-answers for every case of SPEC §2. The kernels (``_rows``, ``_columns``, ``_loss``,
-``_grad`` and ``_grad_columns``, and ``_pieces`` for the pieces of rows split across Dask
-chunks) compute float32 and float64; float16 and bfloat16 go through float32. What the
+answers for every case of SPEC §2. The kernels (``_rows``, ``_loss``, ``_grad``, their
+column versions ``_columns``, ``_loss_columns``, ``_grad_columns`` for reduced axes that are
+not last in memory, and ``_pieces`` for the pieces of rows split across Dask chunks) compute
+float32 and float64; float16 and bfloat16 go through float32. What the
 kernels do not cover (other dtypes, weighted ``b=`` or signed logsumexp, probability targets
 in cross_entropy, log-probabilities beyond ``exp``'s domain in log_softmax_vjp) is declared in
 the registry (:data:`softmaxkit._engines.NUMBA_GAPS`): such calls never reach this module.
