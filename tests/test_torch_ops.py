@@ -415,14 +415,16 @@ def _non_last_dim_case(name: str, dtype: torch.dtype) -> tuple[torch.Tensor, int
     return x.to(dtype), dim, g.to(dtype)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64],
-                         ids=["torch-numba-float32", "torch-numba-float64"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16],
+                         ids=["torch-numba-float32", "torch-numba-float64", "torch-numba-float16",
+                              "torch-numba-bfloat16"])
 @pytest.mark.parametrize("layout", ["dim0", "middle", "transposed", "expanded-cotangent"])
 @pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
 def test_backward_along_a_non_last_dim(log, layout, dtype, monkeypatch):
     """The backward of softmax / log_softmax over a dim that is not last in memory (the
-    engine's column kernels on the tensors' own memory): torch's gradient, and 0 (never NaN)
-    at -inf entries and in an all -inf column, where torch's backward gives NaN."""
+    engine's column kernels on the tensors' own memory; half types through float32 copies):
+    torch's gradient, and 0 (never NaN) at -inf entries and in an all -inf column, where
+    torch's backward gives NaN."""
     import softmaxkit.numba as sknumba
     from softmaxkit.torch import _cpu
 
@@ -443,8 +445,10 @@ def test_backward_along_a_non_last_dim(log, layout, dtype, monkeypatch):
     ours, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
     y = (skt.log_softmax if log else skt.softmax)(ours, dim)
     y.backward(g)
-    # The forward's result is contiguous: the backward of a transposed input reduces its rows.
-    kind = "rows" if layout == "transposed" else "columns"
+    # The forward's result is contiguous: the backward of a transposed input reduces its rows
+    # (half types by their own row kernels).
+    half = dtype in (torch.float16, torch.bfloat16)
+    kind = "columns" if layout != "transposed" else "half_rows" if half else "rows"
     assert f"{'log_softmax' if log else 'softmax'}_vjp_{kind}" in kernels
     (torch.log_softmax if log else torch.softmax)(theirs, dim).backward(g)
     dead = torch.isneginf(x)
@@ -454,11 +458,13 @@ def test_backward_along_a_non_last_dim(log, layout, dtype, monkeypatch):
     # sums the cotangent of the excluded entries too), the generic engine's on NumPy.
     clean = ~dead.any(dim, keepdim=True).expand_as(x)
     assert clean.any()
-    tol = {"rtol": 1e-4, "atol": 1e-5} if dtype == torch.float32 else {"rtol": 1e-10, "atol": 1e-12}
+    tol = {torch.float32: {"rtol": 1e-4, "atol": 1e-5}, torch.float64: {"rtol": 1e-10, "atol": 1e-12},
+           torch.float16: {"rtol": 1e-2, "atol": 1e-2}, torch.bfloat16: {"rtol": 4e-2, "atol": 4e-2}}[dtype]
     torch.testing.assert_close(ours.grad[clean], theirs.grad[clean], **tol)
+    # The float64 reference on the same values (half types compute in float32: SPEC §2).
     vjp = sk.log_softmax_vjp if log else sk.softmax_vjp
-    expected = vjp(y.detach().numpy(), g.numpy(), axis=dim, engine="generic")
-    torch.testing.assert_close(ours.grad, torch.from_numpy(expected), **tol)
+    expected = vjp(y.detach().double().numpy(), g.double().numpy(), axis=dim, engine="generic")
+    torch.testing.assert_close(ours.grad, torch.from_numpy(expected).to(dtype), **tol)
 
 
 @pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
