@@ -6,9 +6,9 @@ As the forward's column kernels (:mod:`._columns`): the inner axis is cut into c
 columns). Pass 1 copies the chunk of both inputs (``s`` or ``logp``, and ``g``) into two
 contiguous ``n x width`` tiles kept in cache and, row by row, accumulates each
 column's reduction; pass 2 reads the tiles and writes the result. Memory sees each input
-read once and the result written once, in runs of ``width`` elements — where the transposing
-path (copies of both inputs into rows, the row kernels, a copy back) moved every element
-three times more, and transposed copies are slow (BENCHMARKS.md, "Axis-0 vjp column kernels").
+read once and the result written once, in runs of ``width`` elements, where the path this
+replaced made transposed copies of both inputs and of the result around the row kernels
+(each transposed copy slower than the whole kernel; BENCHMARKS.md, "Axis-0 vjp column kernels").
 
 The per-element arithmetic is the row kernels' (:mod:`._grad`), so the results differ from
 theirs at most through the order of each column's sum, never in the special cases:
