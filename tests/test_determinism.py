@@ -90,3 +90,49 @@ print(parallel._is_initialized)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"  # no Numba threading layer was started
+
+
+_COMPILED_OR_CACHED = """
+import sys
+import numpy as np, softmaxkit as sk
+from softmaxkit.numba import _jit
+from softmaxkit.numba._rows import SPLIT
+rng = np.random.default_rng(21)
+rows = (rng.standard_normal((64, 1024)) * 4).astype(np.float32)
+long = (rng.standard_normal((2, SPLIT + 5000)) * 4).astype(np.float32)
+labels = rng.integers(0, 1024, 64)
+g = rng.standard_normal(rows.shape).astype(np.float32)
+s = sk.softmax(rows, engine="numba")
+results = {
+    "softmax": s,
+    "log_softmax": sk.log_softmax(rows, engine="numba"),
+    "softmax axis 0": sk.softmax(rows.T.copy(), axis=0, engine="numba"),
+    "softmax long rows": sk.softmax(long, engine="numba"),
+    "logsumexp": sk.logsumexp(rows, axis=1, engine="numba"),
+    "cross_entropy grad": sk.cross_entropy(rows, labels, return_grad=True, engine="numba")[1],
+    "softmax_vjp": sk.softmax_vjp(s, g, engine="numba"),
+    "softmax float64": sk.softmax(rows.astype(np.float64), engine="numba"),
+}
+np.savez(sys.argv[1], **results)
+print(_jit.notice.announced)  # whether this process compiled a kernel
+"""
+
+
+def test_compiled_and_cached_kernels_give_the_same_bits(tmp_path) -> None:
+    """Regression: a kernel compiled in the running process gave softmax results up to 4 ulp
+    away from the same kernel loaded from Numba's cache by a later process (a helper's call
+    bound to the helper's own code in the first, to the kernel's copy in the second; see
+    ``numba._jit.helper``). Two processes on one empty cache: the first compiles, the second
+    loads; every result must agree bit for bit."""
+    pytest.importorskip("numba")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    compiled = []
+    for name in ("compiled", "cached"):
+        done = subprocess.run([sys.executable, "-c", _COMPILED_OR_CACHED, str(tmp_path / f"{name}.npz")],
+                              capture_output=True, text=True, env=env, timeout=600)
+        assert done.returncode == 0, done.stderr
+        compiled.append(done.stdout.strip())
+    assert compiled == ["True", "False"]  # the first process compiled, the second only loaded
+    first, second = np.load(tmp_path / "compiled.npz"), np.load(tmp_path / "cached.npz")
+    for key in first.files:
+        assert np.array_equal(first[key], second[key], equal_nan=True), key

@@ -70,7 +70,7 @@ def test_opcheck(op, args):
 
 
 def _first_output(op):
-    if op is _ops.cross_entropy:
+    if op in (_ops.cross_entropy, _autograd.cross_entropy):
         return lambda *a: op(*a)[0]
     # -inf outputs (masked log_softmax) have no finite differences: they count as 0.
     return lambda *a: torch.nan_to_num(op(*a), neginf=0.0)
@@ -89,6 +89,85 @@ def test_every_operator_has_a_sample():
 def test_second_derivatives(log):
     x = _f64(3, 5)
     assert torch.autograd.gradgradcheck(lambda t: _autograd.softmax(t, [1], None, 1.5, log), (x,))
+
+
+# --- forward mode and second derivatives --------------------------------------------------------
+
+_FUNCTIONS = {_ops.softmax: _autograd.softmax, _ops.logsumexp: _autograd.logsumexp,
+              _ops.softmax_vjp: _autograd.softmax_vjp, _ops.log_softmax_vjp: _autograd.log_softmax_vjp,
+              _ops.cross_entropy: _autograd.cross_entropy}
+"""The differentiable function the package calls for each operator (its autograd.Function)."""
+
+
+@pytest.mark.parametrize(("op", "args"), [s[1:] for s in SAMPLES if "probabilities" not in s[0]],
+                         ids=[s[0] for s in SAMPLES if "probabilities" not in s[0]])
+# gradcheck's forward mode imports torch's jvp decompositions, which call torch.jit.script.
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_gradcheck_forward_mode(op, args):
+    """jvp rules of every Function, checked against finite differences (torch.autograd.forward_ad)."""
+    assert torch.autograd.gradcheck(_first_output(_FUNCTIONS[op]), args, check_forward_ad=True,
+                                    check_backward_ad=False)
+
+
+def _cross_entropy_cases() -> list[tuple[str, dict]]:
+    return [("mean", {}), ("sum-weight", {"reduction": "sum", "weight": torch.rand(5, dtype=torch.float64)}),
+            ("none-smoothing-ignore", {"reduction": "none", "label_smoothing": 0.1, "ignore_index": 2})]
+
+
+@pytest.mark.parametrize("transform", ["jvp", "jacfwd", "hessian"])
+@pytest.mark.parametrize("case", [c[1] for c in _cross_entropy_cases()],
+                         ids=[c[0] for c in _cross_entropy_cases()])
+def test_torch_func_forward_mode_and_hessian_of_cross_entropy(transform, case):
+    """Regression: the Hessian of cross_entropy came out 0 under torch.func (the backward handed
+    on the gradient from the forward pass, a constant); forward mode was not implemented."""
+    x, labels = _f64(4, 5, requires_grad=False), torch.tensor([0, 4, 2, 2])
+    ours = lambda a: skt.cross_entropy(a, labels, **case)  # noqa: E731
+    ref = lambda a: F.cross_entropy(a, labels, **case)  # noqa: E731
+    if transform == "jvp":
+        v = _f64(4, 5, seed=7, requires_grad=False)
+        torch.testing.assert_close(torch.func.jvp(ours, (x,), (v,)), torch.func.jvp(ref, (x,), (v,)))
+    else:
+        f = getattr(torch.func, transform)
+        torch.testing.assert_close(f(ours)(x), f(ref)(x))
+
+
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+@pytest.mark.parametrize("transform", ["jacfwd", "hessian"])
+def test_torch_func_forward_mode_and_hessian_of_softmax(transform, log):
+    x = _f64(3, 5, requires_grad=False)
+    ours = (lambda a: skt.log_softmax(a, 1)) if log else (lambda a: sk.softmax(a, axis=1, temperature=2.0))
+    ref = (lambda a: torch.log_softmax(a, 1)) if log else (lambda a: torch.softmax(a / 2.0, 1))
+    if transform == "hessian":
+        weights = torch.arange(1.0, 16.0, dtype=torch.float64).reshape(3, 5)
+        ours, ref = (lambda a, f=ours: (f(a) * weights).sum()), (lambda a, f=ref: (f(a) * weights).sum())
+    f = getattr(torch.func, transform)
+    torch.testing.assert_close(f(ours)(x), f(ref)(x))
+
+
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+def test_forward_mode_tangent_is_zero_at_excluded_entries(log):
+    x = _edge_rows().detach()
+    v = torch.ones_like(x)
+    _, tangent = torch.func.jvp(lambda a: (skt.log_softmax if log else skt.softmax)(a, dim=1), (x,), (v,))
+    assert torch.isfinite(tangent).all()
+    assert (tangent[1] == 0).all() and tangent[3, 0] == 0
+    _, lse_tangent = torch.func.jvp(lambda a: sk.logsumexp(a, axis=1), (x,), (v,))
+    torch.testing.assert_close(lse_tangent[[0, 3]], torch.ones(2, dtype=torch.float64))
+
+
+def test_cross_entropy_double_backward_outside_torch_func_is_refused():
+    # The logits are not kept (only the gradient): create_graph cannot differentiate it again.
+    x = _f64(3, 5)
+    (g,) = torch.autograd.grad(skt.cross_entropy(x, torch.tensor([0, 1, 2])), x, retain_graph=True)
+    with pytest.raises(RuntimeError, match=r"double backward.*torch\.func\.hessian"):
+        torch.autograd.grad(skt.cross_entropy(x, torch.tensor([0, 1, 2])), x, create_graph=True)
+    torch.testing.assert_close(g, torch.autograd.grad(F.cross_entropy(x, torch.tensor([0, 1, 2])), x)[0])
+
+
+def test_forward_mode_with_respect_to_probability_targets_is_refused():
+    x, probs = _f64(3, 5, requires_grad=False), torch.softmax(_f64(3, 5, seed=2, requires_grad=False), 1)
+    with pytest.raises(NotImplementedError, match="target"):
+        torch.func.jvp(lambda t: skt.cross_entropy(x, t), (probs,), (torch.ones_like(probs),))
 
 
 # --- SPEC §2 gradients: 0 where excluded, never NaN -----------------------------------------------

@@ -2,7 +2,7 @@
 
 Kernels (:func:`kernel`) are the functions called from Python: they release the GIL (the
 pool of :mod:`._threads` runs them at once) and are cached on disk. Helpers (:func:`helper`)
-are only called from jitted code and compiled into each kernel that uses them, so they get
+are only called from jitted code and inlined into each kernel that uses them, so they get
 neither a Python nor a C wrapper and no cache entry of their own: each of those costs a
 compile, and the helpers are most of the functions (8,192 x 1,024 float32 softmax compiled
 in 2.6 s of CPU with them, 2.1 s without; BENCHMARKS.md).
@@ -97,5 +97,17 @@ def kernel(**options: Any) -> Callable[[Callable[..., Any]], Any]:
 
 
 def helper(**options: Any) -> Callable[[Callable[..., Any]], Any]:
-    """``njit`` for a function called from jitted code only: no wrappers, no cache entry."""
-    return njit(no_cpython_wrapper=True, no_cfunc_wrapper=True, **options)
+    """``njit`` for a function called from jitted code only: no wrappers, no cache entry, and
+    inlined by LLVM into every kernel that calls it (``forceinline``: LLVM's ``alwaysinline``).
+
+    Inlining is what keeps results the same across processes (SPEC: determinism). Numba links
+    a copy of each helper into the kernel's module, where it is optimised a second time; a
+    copy left as a call is a weak symbol. The process that compiles a kernel binds that call to
+    the helper's own, once-optimised code, already loaded; a process that loads the kernel from
+    the cache has only the kernel's copy. The two copies of a ``reassoc`` sum added their lanes
+    in another order, and softmax results differed by up to 4 ulp between the two processes.
+    Inlined, the kernel's code is all its own in both. (Numba's ``inline="always"`` inlines
+    earlier, into the caller's Numba IR, where the helper's fast-math flags are lost: its sums
+    stopped vectorising, 8,192 x 1,024 softmax 2.3 -> 11.7 ms.)
+    """
+    return njit(forceinline=True, no_cpython_wrapper=True, no_cfunc_wrapper=True, **options)

@@ -27,9 +27,9 @@ draw locates its block from the block sums and recomputes that block only.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from softmaxkit.numba._exp import EXACT_FLAGS, exp_small
+from softmaxkit.numba._jit import helper, kernel
 from softmaxkit.numba._sums import REDUCE_FLAGS, shifted
 from softmaxkit.sampling._params import EMPTY, HAS_NAN, OK, TOO_FEW
 
@@ -40,7 +40,7 @@ ALL = -1
 """Tie quota meaning every entry equal to the threshold is kept."""
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def row_stats(x, mrow, has_mask):  # type: ignore[no-untyped-def]
     """``(max, count, nan)`` over the included entries that are not ``-inf``."""
     m = -np.inf
@@ -59,7 +59,7 @@ def row_stats(x, mrow, has_mask):  # type: ignore[no-untyped-def]
     return m, count, nan
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def weight(v, m, inv_t, indicator):  # type: ignore[no-untyped-def]
     """``exp((v - m) / T)``, computed in the row's dtype, as float64; in the limit (``+inf`` in
     the row, or ``T = 0``) the mass sits on the entries equal to the maximum."""
@@ -68,7 +68,7 @@ def weight(v, m, inv_t, indicator):  # type: ignore[no-untyped-def]
     return np.float64(exp_small((v - m) * inv_t))
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def _cut_buffer(vals, idx, count, k):  # type: ignore[no-untyped-def]
     """Keep the ``k`` best of ``vals[:count]`` in place, in their order; return the k-th value.
 
@@ -92,7 +92,7 @@ def _cut_buffer(vals, idx, count, k):  # type: ignore[no-untyped-def]
     return threshold
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def top_k_gather(x, mrow, has_mask, k, vals, idx):  # type: ignore[no-untyped-def]
     """The ``k`` best included entries (value, then lower index) into ``vals``/``idx``, in
     index order, with the row's statistics from the same pass: ``(kept, max, count, nan)``.
@@ -133,7 +133,7 @@ def top_k_gather(x, mrow, has_mask, k, vals, idx):  # type: ignore[no-untyped-de
     return kept, m, count, nan
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def top_p_threshold(vals, ws, count, p):  # type: ignore[no-untyped-def]
     """``(v, q)`` of the smallest prefix (by value, then index) of the ``count`` entries whose
     weight reaches ``p`` of the total. ``vals``/``ws`` are given in index order and are permuted.
@@ -190,7 +190,7 @@ def top_p_threshold(vals, ws, count, p):  # type: ignore[no-untyped-def]
     return vals.dtype.type(-np.inf), ALL  # rounding left the total short of p: keep all
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def plan_row(x, mrow, has_mask, inv_t, k, p, min_p, cand_v, cand_i):  # type: ignore[no-untyped-def]
     """Filter one row: ``(status, m, indicator, n_cand, v, q)``.
 
@@ -250,7 +250,7 @@ def plan_row(x, mrow, has_mask, inv_t, k, p, min_p, cand_v, cand_i):  # type: ig
     return OK, top, indicator, -1, neg, ALL
 
 
-@njit(fastmath=REDUCE_FLAGS, cache=True)
+@helper(fastmath=REDUCE_FLAGS)
 def _plain_block_weights(x, start, m, inv_t, min_p, out):  # type: ignore[no-untyped-def]
     # Branch-free, so LLVM vectorises exp and the sum (reassociated: a fixed order for the
     # compiled code, the same on every thread). -inf entries get exp(-inf) = 0.
@@ -263,7 +263,7 @@ def _plain_block_weights(x, start, m, inv_t, min_p, out):  # type: ignore[no-unt
     return s
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def block_weights(x, mrow, has_mask, start, m, inv_t, indicator, v, q, ties, min_p, removed, out):  # type: ignore[no-untyped-def]
     """Kept weights of ``x[start:start + out.size]`` into ``out`` (0 where not kept); returns
     ``(sum, ties)`` with ``ties`` the count of kept entries equal to ``v`` so far."""
@@ -287,7 +287,7 @@ def block_weights(x, mrow, has_mask, start, m, inv_t, indicator, v, q, ties, min
     return s, ties
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def _pick(ws, target):  # type: ignore[no-untyped-def]
     """The first position whose cumulative weight exceeds ``target``; the last positive one
     if rounding leaves ``target`` at or above the sum; -1 if every weight is 0."""
@@ -303,7 +303,7 @@ def _pick(ws, target):  # type: ignore[no-untyped-def]
     return last
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def _draw_listed(cand_v, cand_i, n, m, inv_t, indicator, u, replacement, out):  # type: ignore[no-untyped-def]
     ws = np.empty(n, dtype=np.float64)
     positive = 0
@@ -323,7 +323,7 @@ def _draw_listed(cand_v, cand_i, n, m, inv_t, indicator, u, replacement, out):  
     return OK
 
 
-@njit(fastmath=EXACT_FLAGS, cache=True)
+@helper(fastmath=EXACT_FLAGS)
 def _draw_row(x, mrow, has_mask, m, inv_t, indicator, v, q, min_p, u, replacement, out):  # type: ignore[no-untyped-def]
     n = x.size
     nb = (n + BLOCK - 1) // BLOCK
@@ -369,7 +369,7 @@ def _draw_row(x, mrow, has_mask, m, inv_t, indicator, v, q, min_p, u, replacemen
     return OK
 
 
-@njit(nogil=True, fastmath=EXACT_FLAGS, cache=True)
+@kernel(fastmath=EXACT_FLAGS)
 def sample_rows(x, mask, has_mask, inv_t, top_k, top_p, min_p, cap, u, replacement, out, status,  # type: ignore[no-untyped-def]
                 start, stop):
     """Draw ``u.shape[1]`` indices per row of ``x`` into ``out`` for rows ``start:stop`` (the
@@ -392,7 +392,7 @@ def sample_rows(x, mask, has_mask, inv_t, top_k, top_p, min_p, cap, u, replaceme
         status[r] = st
 
 
-@njit(nogil=True, fastmath=EXACT_FLAGS, cache=True)
+@kernel(fastmath=EXACT_FLAGS)
 def filter_rows(x, mask, has_mask, inv_t, top_k, top_p, min_p, cap, out, status, start, stop):  # type: ignore[no-untyped-def]
     """The kept set of rows ``start:stop`` as booleans in ``out`` (what :func:`sample_rows`
     draws from)."""

@@ -22,12 +22,14 @@ from typing import Any
 
 import torch
 
-from softmaxkit.torch import _ops
+from softmaxkit.torch import _formulas, _ops
 
 
 def _needs_grad(*tensors: torch.Tensor | None) -> bool:
-    """Whether autograd, or a torch.func transform (whose wrapped tensors may not say that
-    they require grad, as inside ``grad(vmap(f))``), may differentiate the call."""
+    """Whether autograd, forward-mode AD, or a torch.func transform (whose wrapped tensors may
+    not say that they require grad, as inside ``grad(vmap(f))``), may differentiate the call."""
+    if _formulas.forward_ad_active():
+        return True
     if not torch.is_grad_enabled():
         return False
     for t in tensors:
@@ -59,6 +61,13 @@ def _run(name: str, *args: Any) -> Any:
     return getattr(_ops._kernels(args[0]), name)(*args)
 
 
+def _save(ctx: Any, *tensors: torch.Tensor | None) -> None:
+    """Keep ``tensors`` for the backward and the jvp alike: under torch.func, two different
+    sets would leave the saved tensors' batch dimensions of one of them wrong."""
+    ctx.save_for_backward(*tensors)
+    ctx.save_for_forward(*tensors)
+
+
 def _eager_twin(function: type[torch.autograd.Function]) -> type[torch.autograd.Function]:
     """``function`` with the forward that takes ``ctx`` (and calls its ``setup_context``).
 
@@ -76,6 +85,7 @@ def _eager_twin(function: type[torch.autograd.Function]) -> type[torch.autograd.
     # Named for what users see as grad_fn in eager mode: <SoftmaxBackward>, <CrossEntropyBackward>.
     return type(function.__name__.lstrip("_"), (torch.autograd.Function,),
                 {"forward": staticmethod(forward), "backward": staticmethod(function.backward),
+                 "jvp": staticmethod(function.jvp),
                  "__doc__": f"{function.__name__} for eager calls outside torch.func transforms."})
 
 
@@ -90,12 +100,27 @@ def _apply(function: type[torch.autograd.Function], *args: Any) -> Any:
 
 def _softmax_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
     _, ctx.dims, _, ctx.temperature, ctx.log = inputs
-    ctx.save_for_backward(output)
+    _save(ctx, output)
+
+
+def _softmax_jvp(ctx: Any, x_t: torch.Tensor | None, *_: Any) -> torch.Tensor:
+    (y,) = ctx.saved_tensors
+    if x_t is None:
+        return torch.zeros_like(y)
+    y_t = _formulas.log_softmax_jvp(y, x_t, ctx.dims) if ctx.log else softmax_vjp(y, x_t, ctx.dims)
+    return y_t / ctx.temperature if ctx.temperature != 1.0 else y_t
 
 
 def _softmax_backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:
     (y,) = ctx.saved_tensors
-    dx = (log_softmax_vjp if ctx.log else softmax_vjp)(y, g, ctx.dims)
+    if torch.is_grad_enabled():
+        # create_graph, or a torch.func transform: the vjp will be differentiated (hessian).
+        # PyTorch's own ops, whose derivatives PyTorch knows in both modes (forward mode
+        # through a Function under vmap trips on a missing tangent in PyTorch 2.13).
+        vjp = _formulas.log_softmax_vjp if ctx.log else _formulas.softmax_vjp
+    else:
+        vjp = log_softmax_vjp if ctx.log else softmax_vjp
+    dx = vjp(y, g, ctx.dims)
     if ctx.temperature != 1.0:
         dx = dx / ctx.temperature
     return dx, None, None, None, None
@@ -111,6 +136,7 @@ class _Softmax(torch.autograd.Function):
 
     setup_context = staticmethod(_softmax_setup)
     backward = staticmethod(_softmax_backward)
+    jvp = staticmethod(_softmax_jvp)
 
 
 def softmax(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None = None, temperature: float = 1.0,
@@ -125,7 +151,15 @@ def softmax(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None = None, 
 
 def _logsumexp_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
     x, ctx.dims, mask, ctx.keepdim = inputs
-    ctx.save_for_backward(x, mask)
+    _save(ctx, x, mask)
+
+
+def _logsumexp_jvp(ctx: Any, x_t: torch.Tensor | None, *_: Any) -> torch.Tensor:
+    x, mask = ctx.saved_tensors
+    p = softmax(x, ctx.dims, mask, 1.0, False)
+    if x_t is None:
+        x_t = torch.zeros_like(x)
+    return _formulas.weighted_sum(p, x_t, ctx.dims, ctx.keepdim)
 
 
 def _logsumexp_backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:
@@ -146,6 +180,7 @@ class _LogSumExp(torch.autograd.Function):
 
     setup_context = staticmethod(_logsumexp_setup)
     backward = staticmethod(_logsumexp_backward)
+    jvp = staticmethod(_logsumexp_jvp)
 
 
 def logsumexp(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None = None,
@@ -160,7 +195,21 @@ def logsumexp(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None = None
 
 def _vjp_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
     first, g, ctx.dims = inputs
-    ctx.save_for_backward(first, g)
+    _save(ctx, first, g)
+
+
+def _softmax_vjp_jvp(ctx: Any, s_t: torch.Tensor | None, g_t: torch.Tensor | None, _: Any) -> torch.Tensor:
+    # Linear in g (its tangent goes through the vjp itself), bilinear in s.
+    s, g = ctx.saved_tensors
+    out = torch.zeros_like(s) if g_t is None else softmax_vjp(s, g_t, ctx.dims)
+    return out if s_t is None else out + _formulas.softmax_vjp_tangent(s, g, s_t, ctx.dims)
+
+
+def _log_softmax_vjp_jvp(ctx: Any, logp_t: torch.Tensor | None, g_t: torch.Tensor | None,
+                         _: Any) -> torch.Tensor:
+    logp, g = ctx.saved_tensors
+    out = torch.zeros_like(logp) if g_t is None else log_softmax_vjp(logp, g_t, ctx.dims)
+    return out if logp_t is None else out + _formulas.log_softmax_vjp_tangent(logp, g, logp_t, ctx.dims)
 
 
 def _softmax_vjp_backward(ctx: Any, d: torch.Tensor) -> tuple[Any, ...]:
@@ -192,6 +241,7 @@ class _SoftmaxVjp(torch.autograd.Function):
 
     setup_context = staticmethod(_vjp_setup)
     backward = staticmethod(_softmax_vjp_backward)
+    jvp = staticmethod(_softmax_vjp_jvp)
 
 
 class _LogSoftmaxVjp(torch.autograd.Function):
@@ -203,6 +253,7 @@ class _LogSoftmaxVjp(torch.autograd.Function):
 
     setup_context = staticmethod(_vjp_setup)
     backward = staticmethod(_log_softmax_vjp_backward)
+    jvp = staticmethod(_log_softmax_vjp_jvp)
 
 
 def softmax_vjp(s: torch.Tensor, g: torch.Tensor, dims: list[int]) -> torch.Tensor:
@@ -223,25 +274,54 @@ def log_softmax_vjp(logp: torch.Tensor, g: torch.Tensor, dims: list[int]) -> tor
 
 def _cross_entropy_setup(ctx: Any, inputs: tuple[Any, ...],
                          output: tuple[torch.Tensor, torch.Tensor]) -> None:
-    logits, _, weight, ctx.dim, _, ctx.smoothing, ctx.reduction, ctx.want_grad = inputs
+    logits, target, weight, ctx.dim, ctx.ignore_index, ctx.smoothing, ctx.reduction, ctx.want_grad = inputs
     ctx.mark_non_differentiable(output[1])
     # Else autograd would fill a logits-sized tensor of zeros as the gradient of that output.
     ctx.set_materialize_grads(False)
     # Probability targets may require grad too (PyTorch differentiates them): their gradient
-    # needs the log-probabilities, recomputed in the backward from the logits.
+    # needs the log-probabilities, recomputed in the backward from the logits. Under a
+    # torch.func transform or forward-mode AD the gradient may be differentiated in turn
+    # (hessian, jacfwd of jacrev): it is then recomputed from the logits as well. Otherwise
+    # only the gradient is kept, not the logits (the memory of the fused loss).
     ctx.target_grad = ctx.needs_input_grad[1]
-    kept = (logits, weight) if ctx.target_grad else (None, None)
-    ctx.save_for_backward(output[1], *kept)
+    keep = ctx.target_grad or _second_order_possible()
+    _save(ctx, output[1], *((logits, target, weight) if keep else (None, None, None)))
+
+
+def _second_order_possible() -> bool:
+    return torch._C._are_functorch_transforms_active() or _formulas.forward_ad_active()
+
+
+def _cross_entropy_jvp(ctx: Any, logits_t: torch.Tensor | None, target_t: torch.Tensor | None,
+                       *_: Any) -> tuple[torch.Tensor, None]:
+    # The loss is differentiable in the logits by the gradient the forward pass computed.
+    grad = ctx.saved_tensors[0]
+    if target_t is not None:
+        raise NotImplementedError("softmaxkit cross_entropy: forward-mode AD with respect to the "
+                                  "target is not supported (reverse mode is)")
+    if not ctx.want_grad:
+        raise RuntimeError("softmaxkit::cross_entropy was called with want_grad=False: "
+                           "its gradient was not computed in the forward pass")
+    if logits_t is None:
+        logits_t = torch.zeros_like(grad)
+    if ctx.reduction == "none":
+        return (grad * logits_t).sum(ctx.dim), None
+    return (grad * logits_t).sum(), None
 
 
 def _cross_entropy_backward(ctx: Any, g_loss: torch.Tensor, _: Any) -> tuple[Any, ...]:
-    grad, logits, weight = ctx.saved_tensors
+    grad, logits, target, weight = ctx.saved_tensors
     if g_loss is None:  # the loss took no part in what is differentiated
         return (None,) * 8
     d_target = _target_grad(ctx, logits, weight, g_loss) if ctx.target_grad else None
     rest = (None,) * 6
     if not ctx.needs_input_grad[0]:
         return None, d_target, *rest
+    if torch.is_grad_enabled():
+        # create_graph (or a torch.func transform): the gradient will be differentiated, and
+        # the one from the forward pass is a constant: the generic engine's torch ops instead.
+        grad = _differentiable_gradient(ctx, logits, target, weight)
+        return grad * (g_loss.unsqueeze(ctx.dim) if ctx.reduction == "none" else g_loss), d_target, *rest
     if not ctx.want_grad:
         raise RuntimeError("softmaxkit::cross_entropy was called with want_grad=False: "
                            "its gradient was not computed in the forward pass")
@@ -253,6 +333,23 @@ def _cross_entropy_backward(ctx: Any, g_loss: torch.Tensor, _: Any) -> tuple[Any
         # under a retained graph it copies, so a later backward still reads it intact.
         return grad, d_target, *rest
     return grad * g_loss, d_target, *rest
+
+
+def _differentiable_gradient(ctx: Any, logits: torch.Tensor | None, target: torch.Tensor | None,
+                             weight: torch.Tensor | None) -> torch.Tensor:
+    """d loss / d logits as a function of the logits that autograd can differentiate again."""
+    if logits is None or target is None:
+        raise RuntimeError(
+            "softmaxkit cross_entropy: double backward (create_graph=True) is not supported, since "
+            "the gradient is computed in the forward pass and kept instead of the logits; "
+            "torch.func.hessian / jacfwd(jacrev(...)) are supported, as is F.cross_entropy")
+    from softmaxkit import generic
+
+    labels = target.dim() == logits.dim() - 1
+    _, grad = generic.cross_entropy(
+        logits, target, ctx.dim, weight=weight, ignore_index=ctx.ignore_index if labels else None,
+        label_smoothing=ctx.smoothing, reduction=ctx.reduction, return_grad=True, dtype=logits.dtype)
+    return grad
 
 
 def _target_grad(ctx: Any, logits: torch.Tensor, weight: torch.Tensor | None,
@@ -290,6 +387,7 @@ class _CrossEntropy(torch.autograd.Function):
 
     setup_context = staticmethod(_cross_entropy_setup)
     backward = staticmethod(_cross_entropy_backward)
+    jvp = staticmethod(_cross_entropy_jvp)
 
 
 def cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, dim: int,
