@@ -315,8 +315,10 @@ _COLUMN_VJP = {softmax_vjp_rows: softmax_vjp_columns, log_softmax_vjp_rows: log_
 """The column kernel of each vjp row kernel (reduced axes not last in memory)."""
 
 
-def _vjp_rows(kernel: Any, first: np.ndarray, g: np.ndarray, axes: tuple[int, ...], dtype: Any,
-              out: np.ndarray | None = None) -> Any:
+def _product(kernel: Any, first: np.ndarray, g: np.ndarray, axes: tuple[int, ...], dtype: Any,
+             out: np.ndarray | None = None) -> Any:
+    """The vjp whose row kernel is ``kernel`` (its half-precision and column versions where
+    they apply), into ``out`` when given."""
     if _half_rows(first, axes, dtype, out) and g.dtype == first.dtype:
         # float16 / bfloat16 rows widened one at a time inside the kernel: no float32 copies.
         bits = first.view(np.uint16).reshape(-1, math.prod(first.shape[first.ndim - len(axes):]))
@@ -353,13 +355,13 @@ def vjp_into(first: np.ndarray, g: np.ndarray, axes: tuple[int, ...], out: np.nd
     torch operators, whose results are new tensors. Log-probabilities must be below 40 (the
     registry's gap: the caller checks)."""
     with np.errstate(all="ignore"):
-        _vjp_rows(log_softmax_vjp_rows if log else softmax_vjp_rows, first, g, axes, out.dtype, out)
+        _product(log_softmax_vjp_rows if log else softmax_vjp_rows, first, g, axes, out.dtype, out)
 
 
 @_engine_call
 def softmax_vjp(s: np.ndarray, g: np.ndarray, axes: tuple[int, ...], *, dtype: Any) -> Any:
     """``s * (g - sum(g * s))`` over trailing axes of a non-empty ``s``."""
-    return _vjp_rows(softmax_vjp_rows, s, g, axes, dtype)
+    return _product(softmax_vjp_rows, s, g, axes, dtype)
 
 
 def softmax_jvp(s: np.ndarray, v: np.ndarray, axes: tuple[int, ...], *, dtype: Any) -> Any:
@@ -374,4 +376,4 @@ def log_softmax_vjp(logp: np.ndarray, g: np.ndarray, axes: tuple[int, ...], *, d
     Log-probabilities of 40 or more (never produced by log_softmax) are a gap in the registry:
     they leave the domain of the kernels' ``exp``.
     """
-    return _vjp_rows(log_softmax_vjp_rows, logp, g, axes, dtype)
+    return _product(log_softmax_vjp_rows, logp, g, axes, dtype)
