@@ -49,6 +49,8 @@ def _every_kind_of_call(dtype: object) -> None:
         s = sk.softmax(logits, engine="numba")
         sk.softmax_vjp(s, s, engine="numba")
         sk.log_softmax_vjp(np.log(s), s, engine="numba")
+        sk.softmax_vjp(s, s, axis=0, engine="numba")  # column kernels
+        sk.log_softmax_vjp(np.log(s), s.T.copy().T, axis=0, engine="numba")  # g copied into s's layout
 
 
 def test_compile_all_covers_every_kernel_with_one_specialisation_per_dtype() -> None:

@@ -164,7 +164,7 @@ def test_cross_entropy_matches_generic(dtype: object, n: int) -> None:
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize(("shape", "axis"), [((5, 6, 3), 1), ((20, 1100), 0), ((4, 20, 2100), 1)], ids=str)
 def test_cross_entropy_other_axis(dtype: object, shape: tuple[int, ...], axis: int) -> None:
-    # Over 16 classes on a non-last axis run on transposed tiles (1100 and 2100 samples span
+    # Over 16 classes on a non-last axis run on column tiles (1100 and 2100 samples span
     # several); fewer run on a transposed copy.
     rng = np.random.default_rng(4)
     x = _specials((rng.standard_normal(shape) * 3).astype(dtype), axis)
@@ -174,6 +174,42 @@ def test_cross_entropy_other_axis(dtype: object, shape: tuple[int, ...], axis: i
         for options in ({}, {"weight": rng.random(shape[axis]), "label_smoothing": 0.1}):
             _assert_same(*_both("cross_entropy", x, labels, axis=axis, ignore_index=-100, return_grad=True,
                                 reduction=reduction, **options), dtype, log=True, ulps=64)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: f"numpy-numba-{np.dtype(d).name}")
+def test_cross_entropy_columns_match_rows(dtype: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The column kernel (classes on axis 0, no transposed copy): the row kernel's losses and
+    gradient on the transposed logits (special samples too: +inf, NaN, all -inf, some -inf),
+    the same bits for 1, 2 and 3 threads, and the same loss without the gradient."""
+    from softmaxkit.numba import _grad_columns
+
+    rng = np.random.default_rng(24)
+    n = 300
+    inner = 2 * _grad_columns.width(n, np.dtype(dtype).itemsize) + 9
+    x = np.ascontiguousarray(_specials((rng.standard_normal((inner, n)) * 3).astype(dtype), -1).T)
+    labels = rng.integers(0, n, inner)
+    labels[::11] = -100
+    options = {"weight": rng.random(n).astype(dtype), "label_smoothing": 0.15, "ignore_index": -100,
+               "reduction": "none", "engine": "numba"}
+    kernels: list[str] = []
+    run = sknumba.run
+
+    def spy(kernel: object, *args: object) -> None:
+        kernels.append(getattr(kernel, "__name__", ""))
+        run(kernel, *args)
+
+    monkeypatch.setattr(sknumba, "run", spy)
+    loss, grad = sk.cross_entropy(x, labels, axis=0, return_grad=True, **options)
+    assert "cross_entropy_columns" in kernels
+    monkeypatch.setattr(sknumba, "run", run)
+    row_loss, row_grad = sk.cross_entropy(np.ascontiguousarray(x.T), labels, return_grad=True, **options)
+    _assert_same((loss, grad), (row_loss, row_grad.T), dtype, log=True, ulps=64)
+    _assert_same(sk.cross_entropy(x, labels, axis=0, **options), loss, dtype, log=True, ulps=0)
+    for threads in (1, 3):
+        with sknumba_threads(threads):
+            again = sk.cross_entropy(x, labels, axis=0, return_grad=True, **options)
+        np.testing.assert_array_equal(again[0], loss)
+        np.testing.assert_array_equal(again[1], grad)
 
 
 @pytest.mark.parametrize("axis", [0, 1, 2])
@@ -267,6 +303,136 @@ def test_vjps_match_generic(shape: tuple[int, ...], axis: object, dtype: object)
     logp = sk.log_softmax(x, axis=axis, engine="generic")
     for function, first in (("softmax_vjp", s), ("softmax_jvp", s), ("log_softmax_vjp", logp)):
         _assert_same(*_both(function, first, g, axis=axis), dtype, log=True, ulps=64)
+
+
+def _column_vjp_case(name: str, dtype: object) -> tuple[np.ndarray, np.ndarray, np.ndarray, object]:
+    """(s, logp, g, axis) laid out so that the reduced axis is not last in memory (``g`` may be
+    laid out otherwise), with -inf entries, an all -inf column, and NaN / inf in ``g``."""
+    from softmaxkit.numba import _grad_columns
+
+    rng = np.random.default_rng(21)
+    n = 70
+    inner = 2 * _grad_columns.width(n, np.dtype(dtype).itemsize) + 5  # two whole chunks, a ragged one
+    x = (rng.standard_normal((n, inner)) * 4).astype(dtype)
+    x[:, 3] = -np.inf  # an all -inf column: gradient 0, never NaN
+    x[::3, 4] = -np.inf  # some -inf entries
+    x[0, 6] = np.inf  # +inf: s is the limit (1 there, 0 elsewhere)
+    g = rng.standard_normal((n, inner)).astype(dtype)
+    g[5, 8] = np.nan
+    g[9, 9] = np.inf
+    g[9, 11] = -np.inf
+    # Softmax over axis 0 (the columns), C-contiguous; each layout rearranges the columns.
+    s, logp = (np.ascontiguousarray(f(x, axis=0, engine="generic")) for f in (sk.softmax, sk.log_softmax))
+    arrange = {
+        "C": (lambda a: a, 0),
+        "fortran": (lambda a: np.asfortranarray(a.T), 1),
+        "transposed": (lambda a: a.T, 1),  # a view whose reduced axis is first in memory
+        "strided": (lambda a: np.repeat(a, 2, axis=1)[:, ::2], 0),  # copied once into a layout
+        # (2, n, 8, 5) reduced over axis 1: 40 columns per outer index.
+        "middle": (lambda a: np.ascontiguousarray(a[:, :80].reshape(n, 2, 40).transpose(1, 0, 2))
+                   .reshape(2, n, 8, 5), 1),
+        "g-fortran": (lambda a: a, 0),
+        "g-float64": (lambda a: a, 0),
+    }
+    f, axis = arrange[name]
+    g_arranged = np.asfortranarray(g) if name == "g-fortran" else g.astype(np.float64) \
+        if name == "g-float64" else f(g)  # g copied into s's layout, s read in place
+    return f(s), f(logp), g_arranged, axis
+
+
+COLUMN_VJP_LAYOUTS = ["C", "fortran", "transposed", "strided", "middle", "g-fortran", "g-float64"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: f"numpy-numba-{np.dtype(d).name}")
+@pytest.mark.parametrize("layout_name", COLUMN_VJP_LAYOUTS)
+@pytest.mark.parametrize("function", ["softmax_vjp", "log_softmax_vjp"])
+def test_column_vjps_match_generic_and_rows(function: str, layout_name: str, dtype: object,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The vjps over an axis that is not last in memory run the column kernels (no transposed
+    copy of the first input): the generic engine's result (special values exactly), the row
+    kernels' on the transposed copy to the same tolerance (only the order of each column's
+    sum differs), 0 for every -inf entry and all -inf column, and the same bits for 1, 2 or
+    3 threads."""
+    from softmaxkit.numba import _grad_columns
+
+    s, logp, g, axis = _column_vjp_case(layout_name, dtype)
+    first = s if function == "softmax_vjp" else logp
+    kernels: list[str] = []
+    run = sknumba.run
+
+    def spy(kernel: object, *args: object) -> None:
+        kernels.append(getattr(kernel, "__name__", ""))
+        run(kernel, *args)
+
+    monkeypatch.setattr(sknumba, "run", spy)
+    result = getattr(sk, function)(first, g, axis=axis, engine="numba")
+    monkeypatch.setattr(sknumba, "run", run)
+    column_kernel = getattr(_grad_columns, function + "_columns").__name__
+    assert column_kernel in kernels
+    expected = getattr(sk, function)(first, g, axis=axis, engine="generic")
+    _assert_same(result, expected, dtype, log=True, ulps=64)
+    # The row kernels on copies with the reduced axis last.
+    moved = (np.ascontiguousarray(np.moveaxis(a, axis, -1)) for a in (first, g))
+    rows = np.moveaxis(getattr(sk, function)(*moved, axis=-1, engine="numba"), -1, axis)
+    _assert_same(result, rows, dtype, log=True, ulps=64)
+    assert np.all(result[np.isneginf(logp)] == 0)  # the all -inf column too: never NaN
+    for threads in (1, 3):
+        with sknumba_threads(threads):
+            np.testing.assert_array_equal(getattr(sk, function)(first, g, axis=axis, engine="numba"), result)
+
+
+@pytest.mark.parametrize("axis", [-1, 0], ids=["numpy-numba-rows", "numpy-numba-columns"])
+def test_vjp_of_an_infinite_cotangent(axis: int) -> None:
+    """Regression: an infinite ``g`` made the compensated dot NaN (its carry ``inf - inf``),
+    so softmax_vjp gave NaN for the whole row where the generic engine gives ``-inf`` (and
+    NaN only at the infinity itself: ``inf - inf``)."""
+    rng = np.random.default_rng(23)
+    s = sk.softmax(rng.standard_normal((40, 300)), axis=axis)
+    g = rng.standard_normal((40, 300))
+    g[3, 5] = np.inf
+    g[7, 9] = -np.inf
+    result = sk.softmax_vjp(s, g, axis=axis, engine="numba")
+    _assert_same(result, sk.softmax_vjp(s, g, axis=axis, engine="generic"), np.float64, log=True, ulps=64)
+    line, at = (result[3], 5) if axis == -1 else (result[:, 5], 3)
+    assert np.isnan(line[at]) and np.all(np.isneginf(np.delete(line, at)))
+
+
+@pytest.mark.parametrize("function", ["softmax_vjp", "log_softmax_vjp"])
+def test_column_vjps_into_out(function: str) -> None:
+    """``vjp_into`` (the torch operators' entry): straight into a C-contiguous ``out`` of the
+    input's dtype, through a converted copy into a float16 ``out``."""
+    rng = np.random.default_rng(22)
+    x = (rng.standard_normal((50, 300)) * 3).astype(np.float32)
+    x[:, 7] = -np.inf
+    g = rng.standard_normal((50, 300)).astype(np.float32)
+    first = sk.softmax(x, axis=0) if function == "softmax_vjp" else sk.log_softmax(x, axis=0)
+    expected = getattr(sk, function)(first, g, axis=0, engine="generic")
+    out = np.full_like(first, np.nan)
+    sknumba.vjp_into(first, g, (0,), out, log=function == "log_softmax_vjp")
+    _assert_same(out, expected, np.float32, log=True, ulps=64)
+    assert np.all(out[:, 7] == 0)
+    half = np.full(first.shape, np.nan, np.float16)
+    first16, g16 = first.astype(np.float16), g.astype(np.float16)
+    sknumba.vjp_into(first16, g16, (0,), half, log=function == "log_softmax_vjp")
+    reference = getattr(sk, function)(first16, g16, axis=0, engine="generic")
+    np.testing.assert_allclose(half.astype(np.float32), reference.astype(np.float32), rtol=2e-3, atol=2e-3)
+
+
+def test_results_keep_the_memory_order_of_transposed_inputs() -> None:
+    """Regression: results of transposed inputs were made C-contiguous, a transposed copy of
+    each (the gradient of a transposed tensor's cross_entropy then cost a second one in
+    torch's autograd). They keep the input's memory order, as NumPy's elementwise functions."""
+    rng = np.random.default_rng(25)
+    x = rng.standard_normal((300, 200)).astype(np.float32)
+    labels = rng.integers(0, 300, 200)
+    results = [sk.softmax(x.T, axis=1, engine="numba"), sk.softmax_vjp(x.T, x.T, axis=1, engine="numba"),
+               sk.cross_entropy(x.T, labels, axis=1, return_grad=True, engine="numba")[1]]
+    for result in results:
+        assert result.flags.f_contiguous and not result.flags.c_contiguous
+    rows = np.ascontiguousarray(x.T)
+    _assert_same(results[0], sk.softmax(rows, axis=1, engine="numba"), np.float32)
+    expected = sk.cross_entropy(rows, labels, axis=1, return_grad=True, engine="numba")[1]
+    _assert_same(results[2], expected, np.float32, log=True, ulps=64)
 
 
 @pytest.mark.parametrize("function", ["softmax", "log_softmax"])

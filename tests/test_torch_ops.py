@@ -46,6 +46,9 @@ def _samples() -> list[tuple[str, object, tuple]]:
         ("softmax_vjp-dim0", _ops.softmax_vjp, (torch.rand(3, 5, dtype=torch.float64, requires_grad=True),
                                                 _f64(3, 5, seed=3), [0])),
         ("log_softmax_vjp", _ops.log_softmax_vjp, (_f64(3, 5), _f64(3, 5, seed=4), [1])),
+        ("log_softmax_vjp-dim0", _ops.log_softmax_vjp, (_f64(3, 5), _f64(3, 5, seed=4), [0])),
+        ("softmax_vjp-middle-dim", _ops.softmax_vjp,
+         (torch.rand(2, 5, 3, dtype=torch.float64, requires_grad=True), _f64(2, 5, 3, seed=5), [1])),
         ("cross_entropy", _ops.cross_entropy, (_f64(3, 5), labels, None, 1, -100, 0.0, "mean", True)),
         ("cross_entropy-weight-smoothing-sum", _ops.cross_entropy,
          (_f64(3, 5), labels, torch.rand(5, dtype=torch.float64), 1, None, 0.2, "sum", True)),
@@ -233,6 +236,35 @@ def test_cross_entropy_gradient_buffer_becomes_the_leafs_grad():
     loss.backward()
     assert x.grad.data_ptr() == buffer  # no copy between the forward's gradient and x.grad
     torch.testing.assert_close(x.grad, expected)
+
+
+@pytest.mark.parametrize("layout", ["transposed", "middle-dim-first-in-memory"])
+def test_cross_entropy_gradient_keeps_the_logits_strides(layout):
+    """Regression: logits whose classes are not last in memory (``x.T``, classes on dim 1) got
+    a contiguous gradient, a transposed copy of the kernels' result, which AccumulateGrad then
+    copied back into the leaf's strides. Now the buffer has the logits' strides and becomes
+    the leaf's ``.grad``; opcheck (fake against real strides) and torch's gradient agree."""
+    gen = torch.Generator().manual_seed(9)
+    if layout == "transposed":
+        base = torch.randn(50, 40, generator=gen, dtype=torch.float64)
+        x, labels = base.t(), torch.randint(0, 50, (40,), generator=gen)
+    else:
+        base = torch.randn(7, 3, 5, generator=gen, dtype=torch.float64)  # (classes, d1, batch)
+        x, labels = base.permute(2, 0, 1), torch.randint(0, 7, (5, 3), generator=gen)
+    leaf = x.detach().requires_grad_()
+    loss, grad = _autograd.cross_entropy(leaf, labels, None, 1, -100, 0.1, "mean")
+    assert grad.stride() == leaf.stride()
+    buffer = grad.data_ptr()
+    del grad
+    loss.backward()
+    assert leaf.grad.data_ptr() == buffer and leaf.grad.stride() == leaf.stride()
+    theirs = x.detach().requires_grad_()
+    F.cross_entropy(theirs, labels, label_smoothing=0.1).backward()
+    torch.testing.assert_close(leaf.grad, theirs.grad)
+    torch.library.opcheck(_ops.cross_entropy, (x.detach(), labels, None, 1, -100, 0.1, "mean", True))
+    sliced = torch.randn(6, 20, dtype=torch.float64, generator=gen)[:, ::2]  # not dense: contiguous
+    _, grad = _ops.cross_entropy(sliced, torch.zeros(6, dtype=torch.long), None, 1, None, 0.0, "sum", True)
+    assert grad.stride() == torch.empty_like(sliced).stride()
 
 
 def test_cross_entropy_backward_twice_with_retained_graph():
@@ -442,6 +474,88 @@ def test_non_contiguous_inputs():
         skt.softmax(xg, dim).backward(g)
         torch.softmax(xt, dim).backward(g)
         torch.testing.assert_close(xg.grad, xt.grad)
+
+
+def _non_last_dim_case(name: str, dtype: torch.dtype) -> tuple[torch.Tensor, int, torch.Tensor]:
+    """(x, dim, cotangent) with ``dim`` not last in memory: the vjps' column kernels."""
+    gen = torch.Generator().manual_seed(8)
+    base = torch.randn(70, 600, generator=gen, dtype=torch.float64) * 4
+    g = torch.randn(70, 600, generator=gen, dtype=torch.float64)
+    if name == "dim0":
+        x, dim = base, 0
+    elif name == "middle":
+        x, dim, g = base.reshape(7, 10, 600), 1, g.reshape(7, 10, 600)
+    elif name == "transposed":
+        x, dim, g = base.t(), 1, g.t()  # the forward's columns; g copied into the rows of s
+    elif name == "expanded-cotangent":
+        x, dim, g = base, 0, g[:1].expand(70, 600)  # copied once into x's layout
+    else:
+        raise AssertionError(name)
+    return x.to(dtype), dim, g.to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16],
+                         ids=["torch-numba-float32", "torch-numba-float64", "torch-numba-float16",
+                              "torch-numba-bfloat16"])
+@pytest.mark.parametrize("layout", ["dim0", "middle", "transposed", "expanded-cotangent"])
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+def test_backward_along_a_non_last_dim(log, layout, dtype, monkeypatch):
+    """The backward of softmax / log_softmax over a dim that is not last in memory (the
+    engine's column kernels on the tensors' own memory; half types through float32 copies):
+    torch's gradient, and 0 (never NaN) at -inf entries and in an all -inf column, where
+    torch's backward gives NaN."""
+    import softmaxkit.numba as sknumba
+    from softmaxkit.torch import _cpu
+
+    kernels: list[str] = []
+    run = sknumba.run
+
+    def spy(kernel, *args):
+        kernels.append(kernel.__name__)
+        run(kernel, *args)
+
+    for module in (sknumba, _cpu):  # the engine, and the operators' direct row calls
+        monkeypatch.setattr(module, "run", spy)
+    x, dim, g = _non_last_dim_case(layout, dtype)
+    x = x.clone()
+    lines = x.movedim(dim, -1)  # a view: the reduced lines last
+    lines[..., 0, :] = -INF  # all -inf lines
+    lines[..., 1, ::3] = -INF  # some -inf
+    ours, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y = (skt.log_softmax if log else skt.softmax)(ours, dim)
+    y.backward(g)
+    # The forward's result is contiguous: the backward of a transposed input reduces its rows
+    # (half types by their own row kernels).
+    half = dtype in (torch.float16, torch.bfloat16)
+    kind = "columns" if layout != "transposed" else "half_rows" if half else "rows"
+    assert f"{'log_softmax' if log else 'softmax'}_vjp_{kind}" in kernels
+    (torch.log_softmax if log else torch.softmax)(theirs, dim).backward(g)
+    dead = torch.isneginf(x)
+    assert torch.isfinite(ours.grad).all()
+    assert (ours.grad[dead] == 0).all()
+    # Lines without -inf: torch's gradient. With some: SPEC's (torch's log_softmax backward
+    # sums the cotangent of the excluded entries too), the generic engine's on NumPy.
+    clean = ~dead.any(dim, keepdim=True).expand_as(x)
+    assert clean.any()
+    tol = {torch.float32: {"rtol": 1e-4, "atol": 1e-5}, torch.float64: {"rtol": 1e-10, "atol": 1e-12},
+           torch.float16: {"rtol": 1e-2, "atol": 1e-2}, torch.bfloat16: {"rtol": 4e-2, "atol": 4e-2}}[dtype]
+    torch.testing.assert_close(ours.grad[clean], theirs.grad[clean], **tol)
+    # The float64 reference on the same values (half types compute in float32: SPEC §2).
+    vjp = sk.log_softmax_vjp if log else sk.softmax_vjp
+    expected = vjp(y.detach().double().numpy(), g.double().numpy(), axis=dim, engine="generic")
+    torch.testing.assert_close(ours.grad, torch.from_numpy(expected).to(dtype), **tol)
+
+
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+def test_gradcheck_along_a_non_last_dim(log):
+    """gradcheck (float64) through the public functions over dim 0, a middle dim and a
+    transposed input: every path of the column kernels, second derivatives through the vjp ops."""
+    x = _f64(4, 6)
+    assert torch.autograd.gradcheck(lambda t: (sk.log_softmax if log else sk.softmax)(t, axis=0), (x,))
+    f = skt.log_softmax if log else skt.softmax
+    assert torch.autograd.gradcheck(lambda t: f(t, 1), (_f64(3, 4, 5),))
+    assert torch.autograd.gradcheck(lambda t: f(t.t(), 1), (x,))
+    assert torch.autograd.gradgradcheck(lambda t: _autograd.softmax(t, [0], None, 1.5, log), (x,))
 
 
 def test_results_do_not_alias_the_input():

@@ -231,20 +231,12 @@ def _numba_dtype_gap(call: Call) -> bool:
     return not _numba_computes_in(_result_dtype(call))
 
 
-def _trailing(axes: tuple[int, ...], ndim: int) -> bool:
-    return not axes or axes == tuple(range(axes[0], ndim))
-
-
 def _product_input(call: Call) -> Any:
     return call["logp"] if "logp" in call else call["s"]
 
 
 def _empty_product(call: Call) -> bool:
     return int(_product_input(call).size) == 0
-
-
-def _non_trailing_product(call: Call) -> bool:
-    return not _trailing(call["axes"], _product_input(call).ndim)
 
 
 def _log_probability_beyond_exp(call: Call) -> bool:
@@ -282,7 +274,6 @@ NUMBA_GAPS = (
         lambda c: c["b"] is not None or bool(c["return_sign"])),
     Gap(frozenset({"cross_entropy"}), "probability targets", lambda c: c["target"].ndim == c["logits"].ndim),
     Gap(PRODUCT_FUNCTIONS, "an empty array", _empty_product),
-    Gap(PRODUCT_FUNCTIONS, "reduced axes other than the trailing ones", _non_trailing_product),
     Gap(frozenset({"log_softmax_vjp"}), "log-probabilities of 40 or more, or NaN",
         _log_probability_beyond_exp),
 )

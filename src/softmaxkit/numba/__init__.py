@@ -1,12 +1,13 @@
 """The Numba engine: fused, multi-threaded CPU kernels for NumPy arrays.
 
 Each function has the generic engine's signature (:mod:`softmaxkit.generic`) and gives its
-answers for every case of SPEC §2. The kernels (``_rows``, ``_columns``, ``_loss``,
-``_grad``, and ``_pieces`` for the pieces of rows split across Dask chunks) compute float32
-and float64; float16 and bfloat16 go through float32. What the kernels do not cover (other dtypes, weighted
-``b=`` or signed logsumexp, probability targets in cross_entropy, vector-Jacobian products
-over other than the trailing axes) is declared in the registry
-(:data:`softmaxkit._engines.NUMBA_GAPS`): such calls never reach this module.
+answers for every case of SPEC §2. The kernels (``_rows``, ``_loss``, ``_grad``, their
+column versions ``_columns``, ``_loss_columns``, ``_grad_columns`` for reduced axes that are
+not last in memory, and ``_pieces`` for the pieces of rows split across Dask chunks) compute
+float32 and float64; float16 and bfloat16 go through float32. What the
+kernels do not cover (other dtypes, weighted ``b=`` or signed logsumexp, probability targets
+in cross_entropy, log-probabilities beyond ``exp``'s domain in log_softmax_vjp) is declared in
+the registry (:data:`softmaxkit._engines.NUMBA_GAPS`): such calls never reach this module.
 
 Kernels are compiled on first use (only those the call needs, with a notice on the
 ``softmaxkit.numba`` logger) and cached on disk, so later processes load them instead of
@@ -28,10 +29,11 @@ import numpy as np
 from softmaxkit._arrays import is_half, reduced_shape
 from softmaxkit._engines import numba_kernel_dtype as kernel_dtype
 from softmaxkit._rules import mean, mean_denominator, mean_gradient_scale
-from softmaxkit.numba import _columns, _half, _rows, _short_rows
+from softmaxkit.numba import _columns, _grad_columns, _half, _rows, _short_rows
 from softmaxkit.numba._columns import softmax_columns
 from softmaxkit.numba._compile import cache_status, compile_all
 from softmaxkit.numba._grad import log_softmax_vjp_rows, softmax_vjp_rows
+from softmaxkit.numba._grad_columns import log_softmax_vjp_columns, softmax_vjp_columns
 from softmaxkit.numba._half import (
     cross_entropy_half_rows,
     log_softmax_vjp_half_rows,
@@ -39,7 +41,8 @@ from softmaxkit.numba._half import (
     softmax_vjp_half_rows,
 )
 from softmaxkit.numba._layout import deliver, layout
-from softmaxkit.numba._loss import cross_entropy_columns, cross_entropy_rows, cross_entropy_short_rows
+from softmaxkit.numba._loss import cross_entropy_rows, cross_entropy_short_rows
+from softmaxkit.numba._loss_columns import cross_entropy_columns
 from softmaxkit.numba._pieces import softmax_from_pair_rows, softmax_pair_rows
 from softmaxkit.numba._rows import SPLIT, logsumexp_rows, mask_rows, softmax_masked_rows, softmax_rows
 from softmaxkit.numba._short_rows import SHORT_ROWS, softmax_short_rows
@@ -49,10 +52,6 @@ __all__ = [
     "cache_status", "compile_all", "cross_entropy", "get_num_threads", "log_softmax_vjp", "logsumexp",
     "set_num_threads", "softmax", "softmax_from_pairs", "softmax_jvp", "softmax_pairs", "softmax_vjp",
 ]
-
-_CHUNK_BYTES = 128 * 1024
-"""Bytes of one column chunk (``n`` rows of ``width`` columns) kept in L2 between passes."""
-
 
 def _engine_call(function: Callable[..., Any]) -> Callable[..., Any]:
     """NumPy's floating-point warnings off: every case is settled explicitly, as in generic."""
@@ -100,11 +99,6 @@ def _covered_dtype(dtype: Any) -> np.dtype:
     if cdt is None:  # only a call that bypassed the registry gets here
         raise TypeError(f"the numba engine does not compute in {dtype}")
     return cdt
-
-
-def _column_width(n: int, itemsize: int) -> int:
-    width = _CHUNK_BYTES // max(1, n * itemsize)
-    return int(min(1024, max(16, width - width % 16)))
 
 
 def _masked(x: np.ndarray, where: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -286,9 +280,9 @@ def cross_entropy(
         run(cross_entropy_half_rows, _half.tasks(rows), bits.size, bits,
             grad.view(np.uint16).reshape(rows, grad_n), losses, *options, str(np.dtype(dtype)) == "bfloat16")
     elif inner > 1:
-        # Classes on a non-last axis: transposed tiles in cache, no transposed copy of the logits.
+        # Classes on a non-last axis: column tiles in cache (_loss_columns), no transposed copy.
         grad = np.empty(lay.data.shape if return_grad else (0, 0, 0), dtype=cdt)
-        width = _column_width(n, cdt.itemsize)
+        width = _grad_columns.width(n, cdt.itemsize)  # two tiles a chunk, as the vjps'
         run(cross_entropy_columns, outer * -(-inner // width), lay.data.size, readonly(lay.view3(lay.data)),
             lay.view3(grad) if return_grad else grad, losses, *options, width)
     else:
@@ -317,32 +311,57 @@ def cross_entropy(
 
 _HALF_VJP = {softmax_vjp_rows: softmax_vjp_half_rows, log_softmax_vjp_rows: log_softmax_vjp_half_rows}
 """The half-precision kernel of each vjp row kernel."""
+_COLUMN_VJP = {softmax_vjp_rows: softmax_vjp_columns, log_softmax_vjp_rows: log_softmax_vjp_columns}
+"""The column kernel of each vjp row kernel (reduced axes not last in memory)."""
 
 
-def _vjp_rows(kernel: Any, first: np.ndarray, g: np.ndarray, axes: tuple[int, ...], dtype: Any) -> Any:
-    if _half_rows(first, axes, dtype, None) and g.dtype == first.dtype:
+def _product(kernel: Any, first: np.ndarray, g: np.ndarray, axes: tuple[int, ...], dtype: Any,
+             out: np.ndarray | None = None) -> Any:
+    """The vjp whose row kernel is ``kernel`` (its half-precision and column versions where
+    they apply), into ``out`` when given."""
+    if _half_rows(first, axes, dtype, out) and g.dtype == first.dtype:
         # float16 / bfloat16 rows widened one at a time inside the kernel: no float32 copies.
         bits = first.view(np.uint16).reshape(-1, math.prod(first.shape[first.ndim - len(axes):]))
         rows = bits.shape[0]
         g_bits = np.ascontiguousarray(g).view(np.uint16).reshape(bits.shape)
-        result = np.empty(first.shape, dtype=first.dtype)
+        result = np.empty(first.shape, dtype=first.dtype) if out is None else out
         run(_HALF_VJP[kernel], _half.tasks(rows), bits.size, readonly(bits), readonly(g_bits),
             result.view(np.uint16).reshape(bits.shape), str(np.dtype(dtype)) == "bfloat16")
         return result
     cdt = _covered_dtype(dtype)
-    lay = layout(first, axes, cdt, last=True)
-    outer, n, _ = lay.shape3
-    g_rows = np.ascontiguousarray(g.transpose(lay.perm), dtype=cdt).reshape(outer, n)
-    result = np.empty(lay.data.shape, dtype=cdt)
-    run(kernel, outer, lay.data.size, readonly(lay.data.reshape(outer, n)), readonly(g_rows),
-        result.reshape(outer, n))
-    return deliver(lay.restore(result), np.dtype(dtype), None)
+    lay = layout(first, axes, cdt)
+    if lay.shape3[2] > 1 and lay.shape3[1] > SPLIT:  # column tiles would not fit in cache: rows
+        lay = layout(first, axes, cdt, last=True)
+    outer, n, inner = lay.shape3
+    # g in first's layout: a view when it already is (the common case), else its only copy.
+    g_data = np.ascontiguousarray(g.transpose(lay.perm), dtype=cdt)
+    direct = lay.out_view(out) if np.dtype(dtype) == cdt else None
+    result = direct if direct is not None else np.empty(lay.data.shape, dtype=cdt)
+    if inner == 1:
+        run(kernel, outer, lay.data.size, readonly(lay.data.reshape(outer, n)),
+            readonly(g_data.reshape(outer, n)), result.reshape(outer, n))
+    else:
+        width = _grad_columns.width(n, cdt.itemsize)
+        run(_COLUMN_VJP[kernel], outer * -(-inner // width), lay.data.size, readonly(lay.view3(lay.data)),
+            readonly(lay.view3(g_data)), lay.view3(result), width)
+    if out is not None and direct is not None:  # direct is a view of out: the result is out itself
+        return out
+    return deliver(lay.restore(result), np.dtype(dtype), out)
+
+
+def vjp_into(first: np.ndarray, g: np.ndarray, axes: tuple[int, ...], out: np.ndarray, *, log: bool) -> None:
+    """softmax_vjp (``first`` = s) or log_softmax_vjp (``first`` = logp) over any ``axes``
+    into ``out`` (``first``'s shape, not overlapping the inputs), in ``out``'s dtype: for the
+    torch operators, whose results are new tensors. Log-probabilities must be below 40 (the
+    registry's gap: the caller checks)."""
+    with np.errstate(all="ignore"):
+        _product(log_softmax_vjp_rows if log else softmax_vjp_rows, first, g, axes, out.dtype, out)
 
 
 @_engine_call
 def softmax_vjp(s: np.ndarray, g: np.ndarray, axes: tuple[int, ...], *, dtype: Any) -> Any:
     """``s * (g - sum(g * s))`` over trailing axes of a non-empty ``s``."""
-    return _vjp_rows(softmax_vjp_rows, s, g, axes, dtype)
+    return _product(softmax_vjp_rows, s, g, axes, dtype)
 
 
 def softmax_jvp(s: np.ndarray, v: np.ndarray, axes: tuple[int, ...], *, dtype: Any) -> Any:
@@ -357,4 +376,4 @@ def log_softmax_vjp(logp: np.ndarray, g: np.ndarray, axes: tuple[int, ...], *, d
     Log-probabilities of 40 or more (never produced by log_softmax) are a gap in the registry:
     they leave the domain of the kernels' ``exp``.
     """
-    return _vjp_rows(log_softmax_vjp_rows, logp, g, axes, dtype)
+    return _product(log_softmax_vjp_rows, logp, g, axes, dtype)

@@ -68,6 +68,9 @@ def _gradients(dtype: np.dtype) -> None:
     s = np.full((2, 64), 1 / 64, dtype)
     sk.softmax_vjp(s, s, engine="numba")
     sk.log_softmax_vjp(np.log(s), s, engine="numba")
+    columns = np.ascontiguousarray(s.T)  # reduced over axis 0: the column kernels
+    sk.softmax_vjp(columns, columns, axis=0, engine="numba")
+    sk.log_softmax_vjp(np.log(columns), columns, axis=0, engine="numba")
 
 
 def _pieces(dtype: np.dtype) -> None:
@@ -107,9 +110,21 @@ class CacheStatus:
 
 def kernels() -> list[Any]:
     """Every kernel of the engine (the dispatchers called from Python)."""
-    from softmaxkit.numba import _columns, _grad, _half, _jit, _loss, _pieces, _rows, _short_rows
+    from softmaxkit.numba import (
+        _columns,
+        _grad,
+        _grad_columns,
+        _half,
+        _jit,
+        _loss,
+        _loss_columns,
+        _pieces,
+        _rows,
+        _short_rows,
+    )
 
-    modules: Iterable[ModuleType] = (_rows, _short_rows, _columns, _loss, _grad, _pieces, _half)
+    modules: Iterable[ModuleType] = (
+        _rows, _short_rows, _columns, _loss, _loss_columns, _grad, _grad_columns, _pieces, _half)
     return [v for m in modules for k, v in vars(m).items() if _jit.is_kernel(v) and v.py_func.__name__ == k]
 
 

@@ -168,12 +168,20 @@ def _block_dot(x, y):
 
 
 @helper(fastmath=EXACT_FLAGS)
+def compensated_total(total, carry):
+    """``total + carry``, or ``total`` itself when it is infinite or NaN: an infinite term
+    makes Neumaier's carry ``inf - inf = NaN``, while the sum is the infinity (the plain
+    sum's answer, and the generic engine's)."""
+    return total + carry if total - total == 0.0 else total
+
+
+@helper(fastmath=EXACT_FLAGS)
 def span_dot(x, y):
-    """``sum(x * y)`` in float64, blocked and compensated."""
+    """``sum(x * y)`` in float64, blocked and compensated (an infinite sum stays infinite)."""
     total, carry = 0.0, 0.0
     for b in range(0, x.size, BLOCK):
         total, carry = add_compensated(total, carry, np.float64(_block_dot(x[b:b + BLOCK], y[b:b + BLOCK])))
-    return total + carry
+    return compensated_total(total, carry)
 
 
 @helper(fastmath=EXACT_FLAGS)

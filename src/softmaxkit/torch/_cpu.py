@@ -116,26 +116,25 @@ def logsumexp(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, keepd
 def _vjp(kernel: Any, first: torch.Tensor, g: torch.Tensor, dims: list[int], log: bool) -> torch.Tensor:
     if first.numel() == 0:
         return torch.empty(first.shape, dtype=first.dtype)
-    if not _trailing(dims, first.dim()):
-        # The kernels reduce trailing dims: move them there (a copy, as the engine would make).
-        ends = list(range(first.dim() - len(dims), first.dim()))
-        moved = _vjp(kernel, first.movedim(dims, ends).contiguous(), g.movedim(dims, ends), ends, log)
-        return moved.movedim(ends, dims).contiguous()
-    if first.dtype in _ROW_KERNEL_DTYPES and first.is_contiguous() and not (log and _beyond_exp(first)):
+    if log and _beyond_exp(first):
+        # The kernels' exp is accurate below 40 only; log_softmax never gives more than 0.
+        fn, gn = as_numpy(first), as_numpy(g.to(first.dtype))
+        return as_tensor(generic.log_softmax_vjp(fn, gn, tuple(dims), dtype=fn.dtype))
+    result, out = new_result(first)
+    if first.dtype in _ROW_KERNEL_DTYPES and first.is_contiguous() and _trailing(dims, first.dim()):
         first_n = as_numpy(first)
         first_rows = _rows(first_n, len(dims))
         # NumPy's copy of a strided g (as loss.sum()'s expanded ones) costs a fifth of torch's.
         g_rows = _rows(np.ascontiguousarray(as_numpy(g), dtype=first_n.dtype), len(dims))
-        result, out = new_result(first)
         run(kernel, first_rows.shape[0], first_rows.size, readonly(first_rows), readonly(g_rows),
             _rows(out, len(dims)))
         return result
-    fn, gn = as_numpy(first), as_numpy(g.to(first.dtype))
-    if log and _beyond_exp(first):
-        # The kernels' exp is accurate below 40 only; log_softmax never gives more than 0.
-        return as_tensor(generic.log_softmax_vjp(fn, gn, tuple(dims), dtype=fn.dtype))
-    vjp = engine.log_softmax_vjp if log else engine.softmax_vjp
-    return as_tensor(vjp(fn, gn, tuple(dims), dtype=fn.dtype))
+    # Other dims, layouts and dtypes: the engine on the tensors' own memory, column kernels for
+    # dims that are not last in memory. Moving the dims to the end instead cost transposed
+    # copies of both inputs and of the result (softmax forward + backward, 1,024 x 8,192
+    # float32 over dim 0: 0.54 against 5.9 GB/s; BENCHMARKS.md, "Axis-0 vjp column kernels").
+    engine.vjp_into(as_numpy(first), as_numpy(g.to(first.dtype)), tuple(dims), out, log=log)
+    return result
 
 
 def _beyond_exp(logp: torch.Tensor) -> bool:
@@ -186,4 +185,22 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tens
     if not want_grad:
         return as_tensor(result), torch.empty((0,), dtype=logits.dtype)
     loss, grad = result
-    return as_tensor(loss), as_tensor(grad)
+    return as_tensor(loss), strided_like(logits, grad)
+
+
+def strided_like(like: torch.Tensor, a: np.ndarray) -> torch.Tensor:
+    """``a`` (``like``'s shape) as a tensor with the strides of ``torch.empty_like(like)``,
+    as the operator's fake says: the engine's own result when its strides already are those
+    (a dense ``like``, the result in its memory order), else a copy.
+
+    The gradient of logits whose classes are not last in memory (``x.T`` of a C-contiguous
+    ``x``, classes on dim 1) comes out of the column kernels in the logits' memory order;
+    made contiguous it cost a transposed copy here and another in autograd's AccumulateGrad,
+    which gives a leaf's ``.grad`` the leaf's strides (1,024 x 8,192 float32: BENCHMARKS.md,
+    "Axis-0 vjp column kernels").
+    """
+    if a.strides == tuple(s * a.itemsize for s in like.stride()) and all(s >= 0 for s in a.strides):
+        if a.dtype.type.__name__ == "bfloat16":
+            return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+        return torch.from_numpy(a)
+    return torch.empty_like(like).copy_(as_tensor(a))

@@ -15,8 +15,10 @@ int? ignore_index, float label_smoothing, str reduction, bool want_grad)
 Each has a fake implementation (shapes for ``torch.compile`` and meta tensors) and a vmap
 rule here, and an autograd formula in :mod:`softmaxkit.torch._autograd`, so that autograd,
 ``torch.compile(fullgraph=True)``, ``torch.func`` and ``torch.library.opcheck`` work.
-Results are contiguous. ``dims`` are sorted non-negative dims; the callers (the engine, the
-``softmaxkit.torch`` face) have checked every argument.
+Results are contiguous, but for cross_entropy's gradient, which has the strides of
+``torch.empty_like(logits)`` (the logits' own when they are dense): only then does autograd
+hand it to a leaf as its ``.grad`` without a copy. ``dims`` are sorted non-negative dims;
+the callers (the engine, the ``softmaxkit.torch`` face) have checked every argument.
 
 cross_entropy computes its gradient in the forward pass when ``want_grad`` (as Liger-Kernel's
 fused loss does) and saves only that, so the loss holds one logits-sized buffer from
@@ -117,8 +119,7 @@ def _(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, d
       ignore_index: int | None, label_smoothing: float, reduction: str,
       want_grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
     shape = [s for d, s in enumerate(logits.shape) if d != dim] if reduction == "none" else []
-    grad_shape = logits.shape if want_grad else (0,)
-    return logits.new_empty(shape), logits.new_empty(grad_shape)
+    return logits.new_empty(shape), torch.empty_like(logits) if want_grad else logits.new_empty((0,))
 
 
 # --- vmap: batched calls --------------------------------------------------------------------------
