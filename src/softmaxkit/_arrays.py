@@ -49,7 +49,7 @@ def as_array(x: Any, name: str = "x") -> Array:
     """``x`` itself when it is an array; NumPy's view of a list, tuple or Python number."""
     import array_api_compat
 
-    if array_api_compat.is_array_api_obj(x):
+    if type(x) in _NAMESPACE_BY_TYPE or array_api_compat.is_array_api_obj(x):  # known array classes first
         return x
     try:
         return np.asarray(x)

@@ -111,9 +111,8 @@ def _is_dask_array(x: Any) -> bool:
 
 def _is_torch_tensor(x: Any) -> bool:
     """A PyTorch tensor on a device whose kernels are installed (CPU: Numba; CUDA: CuPy)."""
-    import array_api_compat
-
-    if not array_api_compat.is_torch_array(x):
+    torch = sys.modules.get("torch")  # no tensor exists before torch is imported
+    if torch is None or not isinstance(x, torch.Tensor):
         return False
     # is_cpu / is_cuda before x.device: building the device object costs more than the rest.
     device = "cpu" if x.is_cpu else "cuda" if x.is_cuda else str(getattr(x.device, "type", ""))
