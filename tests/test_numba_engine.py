@@ -683,3 +683,26 @@ def test_half_conversions_match_numpy() -> None:
         expected = f.astype(np.float16)
     for narrowed in narrow_both(f):
         np.testing.assert_array_equal(narrowed.view(np.float16), expected)
+
+
+@pytest.mark.parametrize("layout_name", ["C", "Fortran", "strided"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16, "bfloat16"],
+                         ids=["float32", "float64", "float16", "bfloat16"])
+def test_beyond_exp_finds_every_entry_outside_the_vjp_kernels_domain(dtype: object, layout_name: str) -> None:
+    """The log_softmax vjp kernels' domain check (40 or more, or NaN of either sign), one pass on
+    the engine's threads: at any position, in chunks and their ragged end, for every layout."""
+    from softmaxkit.numba._domain import beyond_exp
+
+    dt = np.dtype(ml_dtypes.bfloat16) if dtype == "bfloat16" else np.dtype(dtype)
+    base = -np.abs(np.random.default_rng(31).standard_normal((300, 457))).astype(dt)  # 2+ chunks
+    assert not beyond_exp(base) and not beyond_exp(base[:0])
+    for value in (40.0, 1e4, np.inf, np.nan, -np.nan, 39.0, -np.inf, 0.0):
+        for position in ((0, 0), (150, 200), (299, 456)):
+            x = base.copy()
+            x[position] = value
+            if layout_name == "Fortran":
+                x = np.asfortranarray(x)
+            elif layout_name == "strided":
+                x = np.concatenate([x, x], axis=1)[:, ::2]
+            expected = not np.nanmax(x.astype(np.float64)) < 40 or bool(np.isnan(x.astype(np.float64)).any())
+            assert beyond_exp(x) == expected, (value, position)

@@ -663,3 +663,21 @@ def test_logsumexp_options_the_operators_do_not_cover_go_to_generic():
     torch.testing.assert_close(sk.logsumexp(x, axis=1, b=b), torch.log((b * x.exp()).sum(1)))
     with pytest.raises(ValueError, match="does not cover logsumexp with weights"):
         sk.logsumexp(x, b=b, engine="torch")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["float32", "float16"])
+def test_log_softmax_vjp_beyond_the_kernels_exp_on_tensors(dtype):
+    """Log-probabilities of 40 or more (not from log_softmax) leave the kernels' exp: the
+    engine's domain check sends them to the generic formulas, whichever layout."""
+    from softmaxkit import generic
+
+    logp = torch.full((3, 6), -2.0, dtype=dtype)
+    logp[1, 2] = 45.0
+    g = torch.linspace(-1.0, 1.0, 18, dtype=dtype).reshape(3, 6)
+    expected = generic.log_softmax_vjp(logp.float().numpy(), g.float().numpy(), (1,), dtype=np.float32)
+    for lp, gg, axis in ((logp, g, 1), (logp.T.contiguous().T, g, 1), (logp.T, g.T, 0)):
+        got = sk.log_softmax_vjp(lp, gg, axis=axis)
+        got = got if axis == 1 else got.T
+        half = dtype == torch.float16
+        torch.testing.assert_close(got.float(), torch.from_numpy(np.asarray(expected)),
+                                   rtol=1e-3 if half else 1e-6, atol=1e-2 if half else 1e-5)

@@ -24,6 +24,7 @@ from softmaxkit import generic
 from softmaxkit import numba as engine
 from softmaxkit._arrays import cpu_tensor_view
 from softmaxkit.numba import rows_softmax
+from softmaxkit.numba._domain import beyond_exp
 from softmaxkit.numba._grad import log_softmax_vjp_rows, softmax_vjp_rows
 from softmaxkit.numba._threads import readonly, run
 
@@ -138,7 +139,9 @@ def _vjp(kernel: Any, first: torch.Tensor, g: torch.Tensor, dims: list[int], log
 
 
 def _beyond_exp(logp: torch.Tensor) -> bool:
-    return not bool(logp.max() < 40)
+    # The engine's own pass, not ``logp.max()``: a torch reduction leaves torch's OpenMP
+    # workers spinning on the cores the vjp kernel needs next (BENCHMARKS.md).
+    return beyond_exp(as_numpy(logp))
 
 
 def softmax_vjp(s: torch.Tensor, g: torch.Tensor, dims: list[int]) -> torch.Tensor:
