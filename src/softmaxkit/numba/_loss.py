@@ -73,6 +73,36 @@ def row_cross_entropy(x, g, label, counted, w, smoothing, scale, want_grad):
 
 
 @helper(fastmath=EXACT_FLAGS)
+def smoothing_losses(tile, w, shift, lse, smooth, weighted, losses, r0, count):
+    """Label smoothing's share of the losses of the first ``count`` samples of a tile (one per
+    column; rows of ``losses`` from ``r0``): ``smooth * sum_i w_i * -logp_i``, with each
+    sample's ``logp = (x - shift) - lse`` in float64. ``weighted`` is float64 scratch."""
+    for j in range(count):
+        weighted[j] = 0.0
+    for i in range(tile.shape[0]):
+        wi, ti = np.float64(w[i]), tile[i]
+        if wi != 0.0:  # 0 * -inf adds 0
+            for j in range(count):
+                weighted[j] += wi * ((np.float64(ti[j]) - np.float64(shift[j])) - lse[j])
+    for j in range(count):
+        if smooth[j] != 0.0:
+            losses[r0 + j] -= smooth[j] * weighted[j]
+
+
+@helper(fastmath=EXACT_FLAGS)
+def gradient_factors(hot, smooth, total, w, f, sm, count):
+    """Per sample of a tile, the gradient ``(f * e - sm * w) * scale`` (minus ``hot * scale`` at
+    the label) needs ``f = (hot + smooth * sum(w)) / sum(e)`` and ``sm = smooth``, in the
+    logits' dtype (``f`` and ``sm``'s): :func:`row_cross_entropy`'s ``big_a / s``."""
+    t = f.dtype.type
+    w_total = _weight_sum(w)
+    for j in range(count):
+        big_a = hot[j] + smooth[j] * w_total if smooth[j] != 0.0 else hot[j]
+        f[j] = t(big_a / total[j] if total[j] != 0.0 else 0.0)
+        sm[j] = t(smooth[j])
+
+
+@helper(fastmath=EXACT_FLAGS)
 def _tile_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, r0, rows,
                         tile, e, narrow, wide):
     # Short rows, as softmaxkit.numba._short_rows: ``rows`` rows transposed into a tile so every
@@ -85,7 +115,6 @@ def _tile_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, w
     load_tile(x, r0, rows, tile, m, shift)
     for j in range(rows):
         total[j] = 0.0
-        weighted[j] = 0.0
     for i in range(n):
         ti, ei = tile[i], e[i]
         for j in range(rows):
@@ -101,20 +130,9 @@ def _tile_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, w
             loss -= hot[j] * ((np.float64(x[r, labels[r]]) - np.float64(shift[j])) - lse[j])
         losses[r] = loss
     if smoothing != 0.0:
-        for i in range(n):
-            wi, ti = np.float64(w[i]), tile[i]
-            if wi != 0.0:  # 0 * -inf adds 0
-                for j in range(rows):
-                    weighted[j] += wi * ((np.float64(ti[j]) - np.float64(shift[j])) - lse[j])
-        for j in range(rows):
-            if smooth[j] != 0.0:
-                losses[r0 + j] -= smooth[j] * weighted[j]
+        smoothing_losses(tile, w, shift, lse, smooth, weighted, losses, r0, rows)
     if want_grad:
-        w_total = _weight_sum(w)
-        for j in range(rows):
-            big_a = hot[j] + smooth[j] * w_total if smooth[j] != 0.0 else hot[j]
-            f[j] = t(big_a / total[j] if total[j] != 0.0 else 0.0)
-            sm[j] = t(smooth[j])
+        gradient_factors(hot, smooth, total, w, f, sm, rows)
         sc = t(scale)
         for i in range(n):
             ei, wi = e[i], w[i]

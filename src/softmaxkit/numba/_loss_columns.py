@@ -23,7 +23,7 @@ import numpy as np
 from softmaxkit.numba._columns import BLOCK, _add_block, _load_chunk, _sum_exp
 from softmaxkit.numba._exp import EXACT_FLAGS, exp_small, log_positive
 from softmaxkit.numba._jit import helper, kernel
-from softmaxkit.numba._loss import _weight_sum, row_cross_entropy
+from softmaxkit.numba._loss import gradient_factors, row_cross_entropy, smoothing_losses
 from softmaxkit.numba._sums import shifted
 
 
@@ -70,26 +70,14 @@ def _chunk_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, 
         r = r0 + j
         hot[j] = (1.0 - smoothing) * np.float64(w[labels[r]]) if counted[r] else 0.0
         smooth[j] = smoothing / n if counted[r] else 0.0
-        weighted[j] = 0.0
         loss = 0.0
         if hot[j] != 0.0:
             loss -= hot[j] * ((np.float64(tile[labels[r], j]) - np.float64(shift[j])) - lse[j])
         losses[r] = loss
     if smoothing != 0.0:
-        for i in range(n):
-            wi, ti = np.float64(w[i]), tile[i]
-            if wi != 0.0:  # 0 * -inf adds 0
-                for j in range(width):
-                    weighted[j] += wi * ((np.float64(ti[j]) - np.float64(shift[j])) - lse[j])
-        for j in range(width):
-            if smooth[j] != 0.0:
-                losses[r0 + j] -= smooth[j] * weighted[j]
+        smoothing_losses(tile, w, shift, lse, smooth, weighted, losses, r0, width)
     if want_grad:
-        w_total = _weight_sum(w)
-        for j in range(width):
-            big_a = hot[j] + smooth[j] * w_total if smooth[j] != 0.0 else hot[j]
-            f[j] = t(big_a / total[j] if total[j] != 0.0 else 0.0)
-            sm[j] = t(smooth[j])
+        gradient_factors(hot, smooth, total, w, f, sm, width)
         sc = t(scale)
         for i in range(n):
             ei, wi = e[i], w[i]
