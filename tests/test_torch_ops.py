@@ -681,3 +681,30 @@ def test_log_softmax_vjp_beyond_the_kernels_exp_on_tensors(dtype):
         half = dtype == torch.float16
         torch.testing.assert_close(got.float(), torch.from_numpy(np.asarray(expected)),
                                    rtol=1e-3 if half else 1e-6, atol=1e-2 if half else 1e-5)
+
+
+def test_a_call_with_default_options_goes_straight_to_the_torch_engine(caplog):
+    """sk.softmax / log_softmax on a float tensor with every option at its default skip the
+    argument checks and the engine choice (the per-call bar of a 64 x 10 tensor): the same
+    bits as through the registry; any other call, dtype or a 0-d tensor takes the full path."""
+    import logging
+
+    x = torch.randn(4, 5, dtype=torch.float64)
+    with caplog.at_level(logging.DEBUG, logger="softmaxkit"):
+        fast = (sk.softmax(x), sk.log_softmax(x, axis=0), sk.softmax(x.half()),
+                sk.softmax(x.bfloat16(), axis=None))
+    assert caplog.text.count("engine 'torch' chosen for Tensor (default options)") == 4
+    full = (sk.softmax(x, engine="torch"), sk.log_softmax(x, axis=0, engine="torch"),
+            sk.softmax(x.half(), engine="torch"), sk.softmax(x.bfloat16(), axis=None, engine="torch"))
+    for a, b in zip(fast, full, strict=True):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="softmaxkit"):
+        assert sk.softmax(torch.arange(3)).dtype == torch.get_default_dtype()  # integers: the default float
+        assert sk.softmax(torch.tensor(2.0)).item() == 1.0  # 0-d
+        sk.softmax(x, temperature=2.0)
+    assert "default options" not in caplog.text
+    with pytest.raises(TypeError, match="complex"):
+        sk.softmax(torch.ones(3, dtype=torch.complex64))
+    with pytest.raises(ValueError, match="axis"):
+        sk.softmax(x, axis=2)

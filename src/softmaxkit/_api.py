@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from typing import Any, Literal, get_args, overload
 
 import numpy as np
@@ -35,8 +36,17 @@ from softmaxkit._arrays import (
     resolve_dtype,
     result_dtype,
     single_axis,
+    torch_compiling,
 )
-from softmaxkit._engines import NUMBA_MIN_SIZE, call_engine, choose_engine, logger, numba_kernel_dtype
+from softmaxkit._engines import (
+    NUMBA_MIN_SIZE,
+    call_engine,
+    choose_engine,
+    get_engine,
+    is_torch_tensor,
+    logger,
+    numba_kernel_dtype,
+)
 from softmaxkit._jax import (
     compiled,
     in_jax_if_traced,
@@ -66,6 +76,13 @@ def _softmax_family(
         if result is not None:
             logger.debug("%s: engine 'generic' (small-array path) chosen for ndarray", name)
             return result
+    if (
+        where is None and type(temperature) is float and temperature == 1.0 and dtype is None
+        and out is None and engine is None
+    ):
+        result = _eager_tensor_softmax(name, x, axis, log)
+        if result is not None:
+            return result
     if out is None and engine is None and is_concrete_jax_array(x):
         result = _eager_jax_softmax(name, x, axis, where, temperature, dtype, log)
         if result is not None:
@@ -81,6 +98,27 @@ def _softmax_family(
     return call_engine(
         "softmax", engine, x, axes, where=mask, temperature=t, dtype=out_dtype, out=out, log=log
     )
+
+
+def _eager_tensor_softmax(name: str, x: Any, axis: Axis, log: bool) -> Array | None:
+    """softmax of an eager floating tensor with every option at its default, handed to the
+    torch engine: the registry's choice for it, made without the checks and the choice, which
+    cost more than the kernel on a 64 x 10 tensor (SPEC §3's small-call bar). None when it does
+    not apply (no such tensor, no kernels for its device, another dtype, 0-d, a traced call)."""
+    torch = sys.modules.get("torch")  # no tensor exists before torch is imported
+    if (
+        torch is None or type(x) is not torch.Tensor or not is_torch_tensor(x) or x.ndim == 0
+        or x.dtype not in (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+        or torch_compiling()
+    ):
+        return None
+    axes = normalize_axes(axis, x.ndim)
+    logger.debug("%s: engine 'torch' chosen for Tensor (default options)", name)
+    engine = _TORCH_ENGINE.load()
+    return engine.softmax(x, axes, where=None, temperature=1.0, dtype=x.dtype, out=None, log=log)
+
+
+_TORCH_ENGINE = get_engine("torch")
 
 
 def _temperature(temperature: Any) -> Any:

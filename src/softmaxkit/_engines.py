@@ -109,7 +109,7 @@ def _is_dask_array(x: Any) -> bool:
     return bool(array_api_compat.is_dask_array(x))
 
 
-def _is_torch_tensor(x: Any) -> bool:
+def is_torch_tensor(x: Any) -> bool:
     """A PyTorch tensor on a device whose kernels are installed (CPU: Numba; CUDA: CuPy)."""
     torch = sys.modules.get("torch")  # no tensor exists before torch is imported
     if torch is None or not isinstance(x, torch.Tensor):
@@ -356,7 +356,7 @@ ENGINES: tuple[EngineSpec, ...] = (
         summary="PyTorch tensors through the operators torch.ops.softmaxkit.* (Numba kernels on CPU, "
                 "CUDA kernels on GPUs): autograd, torch.compile, torch.func",
         functions=ENGINE_FUNCTIONS - ROW_PIECE_FUNCTIONS,
-        runs=_is_torch_tensor,
+        runs=is_torch_tensor,
         requires=("torch",),
         gaps=TORCH_GAPS,
     ),
