@@ -1,0 +1,27 @@
+"""Smoke test: the back-to-back / after-torch benchmark runs once on a tiny tensor, so it cannot rot."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("numba")
+
+from benchmarks import after_torch
+
+
+def test_quick_run_prints_every_gap(capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    from softmaxkit.numba import get_num_threads, set_num_threads
+
+    threads, torch_threads = get_num_threads(), torch.get_num_threads()
+    try:
+        assert after_torch.main(["--quick", "--log"]) == 0
+    finally:
+        set_num_threads(threads)
+        torch.set_num_threads(torch_threads)
+    out = capsys.readouterr().out
+    assert "softmaxkit back to back:" in out and "torch back to back:" in out
+    assert out.count("alone, after") == 2
+    assert out.count("after torch's call:") == len(after_torch.GAPS)
