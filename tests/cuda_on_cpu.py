@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 HERE = Path(__file__).parent
 HEADER = HERE / "cuda_host" / "cuda_host.h"
@@ -74,6 +75,16 @@ def runtime_library(sanitizer: str) -> str | None:
     name = SANITIZERS[sanitizer][1]
     path = subprocess.run([cxx, f"-print-file-name={name}"], capture_output=True, text=True).stdout.strip()
     return path if os.path.isabs(path) and os.path.exists(path) else None
+
+
+HARNESS_MARKS = [
+    pytest.mark.cuda_on_cpu,
+    pytest.mark.skipif(
+        compiler() is None or runtime_library("asan") is None,
+        reason="needs g++ with AddressSanitizer (apt-get install g++)",
+    ),
+]
+"""The ``pytestmark`` of every test module that runs the CUDA sources on the CPU harness."""
 
 
 def translation_unit(file: str, names: list[str]) -> str:

@@ -20,11 +20,11 @@ import pytest
 
 import softmaxkit as sk
 from cuda_on_cpu import (
+    HARNESS_MARKS,
     Harness,
     WorkerCrashed,
     build,
     build_all,
-    compiler,
     runtime_library,
     storage,
     translation_unit,
@@ -34,13 +34,7 @@ from softmaxkit.cuda import _plan
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
 
-pytestmark = [
-    pytest.mark.cuda_on_cpu,
-    pytest.mark.skipif(
-        compiler() is None or runtime_library("asan") is None,
-        reason="needs g++ with AddressSanitizer (apt-get install g++)",
-    ),
-]
+pytestmark = HARNESS_MARKS
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 EPS = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "float64": 2.0**-52}

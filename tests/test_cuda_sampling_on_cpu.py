@@ -18,7 +18,15 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from cuda_on_cpu import Harness, WorkerCrashed, build, compiler, runtime_library, storage, translation_unit
+from cuda_on_cpu import (
+    HARNESS_MARKS,
+    Harness,
+    WorkerCrashed,
+    build,
+    runtime_library,
+    storage,
+    translation_unit,
+)
 from sampling_reference import distribution
 from softmaxkit.cuda import _plan
 from softmaxkit.sampling import _kernels
@@ -26,13 +34,7 @@ from softmaxkit.sampling._params import EMPTY, HAS_NAN, OK, TOO_FEW, RowParams, 
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
 
-pytestmark = [
-    pytest.mark.cuda_on_cpu,
-    pytest.mark.skipif(
-        compiler() is None or runtime_library("asan") is None,
-        reason="needs g++ with AddressSanitizer (apt-get install g++)",
-    ),
-]
+pytestmark = HARNESS_MARKS
 
 DTYPES = ("float32", "float64", "float16", "bfloat16")
 LENGTHS = (5, 37, 300, 1000)

@@ -76,6 +76,31 @@ def _load_chunk(x, o, j0, tile, m, shift):
 
 
 @helper(fastmath=EXACT_FLAGS)
+def chunk_at(k, chunks, width, inner):
+    """Chunk ``k`` of a column kernel's tasks: its outer index, its first column and its width
+    (``chunks`` chunks of ``width`` columns per outer index; the last may be narrower)."""
+    o = k // chunks
+    j0 = (k - o * chunks) * width
+    return o, j0, min(width, inner - j0)
+
+
+@helper(fastmath=EXACT_FLAGS)
+def tile_of(scratch, n, w):
+    """The first ``n * w`` elements of a task's scratch as a contiguous ``n x w`` tile (a
+    narrower last chunk views less of the same scratch: one allocation per task)."""
+    return scratch[:n * w].reshape((n, w))
+
+
+@helper(fastmath=EXACT_FLAGS)
+def reset_sums(w, block, total, carry):
+    """Zero the first ``w`` columns' block sums, totals and compensations."""
+    for j in range(w):
+        block[j] = 0.0
+        total[j] = 0.0
+        carry[j] = 0.0
+
+
+@helper(fastmath=EXACT_FLAGS)
 def _add_block(block, total, carry):
     """Neumaier's step (``_sums.add_compensated``) on every column, the block sums reset."""
     for j in range(block.size):
@@ -92,10 +117,7 @@ def _sum_exp(tile, inv_t, shift, block, total, carry, store):
     """Each column's float64 ``sum(exp((tile - shift) * inv_t))`` into ``total`` (``block``
     and ``carry`` are scratch); the exponentials replace the tile's values when ``store``."""
     n, w = tile.shape
-    for j in range(w):
-        block[j] = 0.0
-        total[j] = 0.0
-        carry[j] = 0.0
+    reset_sums(w, block, total, carry)
     for b in range(0, n, BLOCK):
         for i in range(b, min(b + BLOCK, n)):
             t = tile[i]
@@ -176,14 +198,9 @@ def softmax_columns(x, out, inv_t, log, width, start, stop):
     of outer index ``k // chunks``)."""
     n, inner = x.shape[1], x.shape[2]
     chunks = (inner + width - 1) // width
-    # Scratch per task, not per chunk. The tile's rows are contiguous and may be narrower
-    # than ``width`` (the last chunk): a view of the first rows * w elements.
     scratch = np.empty(n * width, dtype=x.dtype)
     narrow = np.empty((6, width), dtype=x.dtype)
     wide = np.empty((4, width), dtype=np.float64)
     for k in range(start, stop):
-        o = k // chunks
-        j0 = (k - o * chunks) * width
-        w = min(width, inner - j0)
-        tile = scratch[:n * w].reshape((n, w))
-        _chunk_softmax(x, out, o, np.uint64(j0), tile, inv_t, log, narrow, wide)
+        o, j0, w = chunk_at(k, chunks, width, inner)
+        _chunk_softmax(x, out, o, np.uint64(j0), tile_of(scratch, n, w), inv_t, log, narrow, wide)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from softmaxkit.numba import _columns
-from softmaxkit.numba._columns import AHEAD, BLOCK, _add_block, _prefetch_run
+from softmaxkit.numba._columns import AHEAD, BLOCK, _add_block, _prefetch_run, chunk_at, reset_sums, tile_of
 from softmaxkit.numba._exp import EXACT_FLAGS, exp_small
 from softmaxkit.numba._jit import helper, kernel
 from softmaxkit.numba._sums import compensated_total
@@ -62,10 +62,7 @@ def _load_dots(s, g, o, j0, ts, tg, block, total, carry):
     """Columns ``j0 .. j0 + w`` of ``s[o]`` and ``g[o]`` copied into the tiles ``ts``, ``tg``;
     each column's compensated float64 ``sum(g * s)`` into ``total`` (``block``, ``carry``: scratch)."""
     n, w = ts.shape
-    for j in range(w):
-        block[j] = 0.0
-        total[j] = 0.0
-        carry[j] = 0.0
+    reset_sums(w, block, total, carry)
     for b in range(0, n, BLOCK):
         for i in range(b, min(b + BLOCK, n)):
             if i + AHEAD < n:
@@ -102,17 +99,14 @@ def softmax_vjp_columns(s, g, out, width, start, stop):
     ``k // chunks``, as in ``softmax_columns``)."""
     n, inner = s.shape[1], s.shape[2]
     chunks = (inner + width - 1) // width
-    # Scratch per task, not per chunk; a narrower last chunk views the first n * w elements.
     s_scratch = np.empty(n * width, dtype=s.dtype)
     g_scratch = np.empty(n * width, dtype=s.dtype)
     narrow = np.empty((2, width), dtype=s.dtype)
     wide = np.empty((2, width), dtype=np.float64)
     for k in range(start, stop):
-        o = k // chunks
-        j0 = (k - o * chunks) * width
-        w = min(width, inner - j0)
-        _chunk_softmax_vjp(s, g, out, o, np.uint64(j0), s_scratch[:n * w].reshape((n, w)),
-                           g_scratch[:n * w].reshape((n, w)), narrow, wide)
+        o, j0, w = chunk_at(k, chunks, width, inner)
+        _chunk_softmax_vjp(s, g, out, o, np.uint64(j0), tile_of(s_scratch, n, w), tile_of(g_scratch, n, w),
+                           narrow, wide)
 
 
 @helper(fastmath=EXACT_FLAGS)
@@ -161,8 +155,6 @@ def log_softmax_vjp_columns(lp, g, out, width, start, stop):
     narrow = np.empty((1, width), dtype=lp.dtype)
     wide = np.empty((1, width), dtype=np.float64)
     for k in range(start, stop):
-        o = k // chunks
-        j0 = (k - o * chunks) * width
-        w = min(width, inner - j0)
-        _chunk_log_softmax_vjp(lp, g, out, o, np.uint64(j0), l_scratch[:n * w].reshape((n, w)),
-                               g_scratch[:n * w].reshape((n, w)), narrow, wide)
+        o, j0, w = chunk_at(k, chunks, width, inner)
+        _chunk_log_softmax_vjp(lp, g, out, o, np.uint64(j0), tile_of(l_scratch, n, w),
+                               tile_of(g_scratch, n, w), narrow, wide)

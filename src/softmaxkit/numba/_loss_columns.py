@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from softmaxkit.numba._columns import BLOCK, _add_block, _load_chunk, _sum_exp
+from softmaxkit.numba._columns import BLOCK, _add_block, _load_chunk, _sum_exp, chunk_at, reset_sums, tile_of
 from softmaxkit.numba._exp import EXACT_FLAGS, exp_small, log_positive
 from softmaxkit.numba._jit import helper, kernel
 from softmaxkit.numba._loss import gradient_factors, row_cross_entropy, smoothing_losses
@@ -32,10 +32,7 @@ def _store_exp(tile, e, shift, block, total, carry):
     """``e = exp(tile - shift)`` (per column's shift) and each column's float64 sum of it."""
     n, w = tile.shape
     one = tile.dtype.type(1.0)
-    for j in range(w):
-        block[j] = 0.0
-        total[j] = 0.0
-        carry[j] = 0.0
+    reset_sums(w, block, total, carry)
     for b in range(0, n, BLOCK):
         for i in range(b, min(b + BLOCK, n)):
             ti, ei = tile[i], e[i]
@@ -113,15 +110,12 @@ def cross_entropy_columns(x, grad, losses, labels, counted, w, smoothing, scale,
     """
     n, inner = x.shape[1], x.shape[2]
     chunks = (inner + width - 1) // width
-    # Scratch per task, not per chunk; a narrower last chunk views the first n * w elements.
     x_scratch = np.empty(n * width, dtype=x.dtype)
     e_scratch = np.empty(n * width, dtype=x.dtype)
     narrow = np.empty((5, width), dtype=x.dtype)
     wide = np.empty((6, width), dtype=np.float64)
     for k in range(start, stop):
-        o = k // chunks
-        j0 = (k - o * chunks) * width
-        cols = min(width, inner - j0)  # (w is the class weights)
+        o, j0, cols = chunk_at(k, chunks, width, inner)  # (w is the class weights)
         _chunk_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, o,
-                             np.uint64(j0), x_scratch[:n * cols].reshape((n, cols)),
-                             e_scratch[:n * cols].reshape((n, cols)), narrow, wide)
+                             np.uint64(j0), tile_of(x_scratch, n, cols), tile_of(e_scratch, n, cols),
+                             narrow, wide)
