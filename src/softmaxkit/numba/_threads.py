@@ -101,6 +101,8 @@ def run(kernel: Callable[..., Any], items: int, elements: int, *args: Any) -> No
 def readonly(a: Any) -> Any:
     """A read-only view of the array ``a``: kernels are compiled for read-only inputs only, so a
     writeable and a read-only input share one compiled specialisation instead of two."""
+    if not a.flags.writeable:
+        return a
     view = a.view()
     view.flags.writeable = False
     return view

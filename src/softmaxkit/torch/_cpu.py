@@ -117,13 +117,15 @@ def logsumexp(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, keepd
 def _vjp(kernel: Any, first: torch.Tensor, g: torch.Tensor, dims: list[int], log: bool) -> torch.Tensor:
     if first.numel() == 0:
         return torch.empty(first.shape, dtype=first.dtype)
-    if log and _beyond_exp(first):
-        # The kernels' exp is accurate below 40 only; log_softmax never gives more than 0.
-        fn, gn = as_numpy(first), as_numpy(g.to(first.dtype))
-        return as_tensor(generic.log_softmax_vjp(fn, gn, tuple(dims), dtype=fn.dtype))
+    first_n = as_numpy(first)
+    # The kernels' exp is accurate below 40 only; log_softmax never gives more than 0. The
+    # engine's own pass, not ``logp.max()``: a torch reduction leaves torch's OpenMP workers
+    # spinning on the cores the vjp kernel needs next (BENCHMARKS.md).
+    if log and beyond_exp(first_n):
+        gn = as_numpy(g.to(first.dtype))
+        return as_tensor(generic.log_softmax_vjp(first_n, gn, tuple(dims), dtype=first_n.dtype))
     result, out = new_result(first)
     if first.dtype in _ROW_KERNEL_DTYPES and first.is_contiguous() and _trailing(dims, first.dim()):
-        first_n = as_numpy(first)
         first_rows = _rows(first_n, len(dims))
         # NumPy's copy of a strided g (as loss.sum()'s expanded ones) costs a fifth of torch's.
         g_rows = _rows(np.ascontiguousarray(as_numpy(g), dtype=first_n.dtype), len(dims))
@@ -134,14 +136,8 @@ def _vjp(kernel: Any, first: torch.Tensor, g: torch.Tensor, dims: list[int], log
     # dims that are not last in memory. Moving the dims to the end instead cost transposed
     # copies of both inputs and of the result (softmax forward + backward, 1,024 x 8,192
     # float32 over dim 0: 0.54 against 5.9 GB/s; BENCHMARKS.md, "Axis-0 vjp column kernels").
-    engine.vjp_into(as_numpy(first), as_numpy(g.to(first.dtype)), tuple(dims), out, log=log)
+    engine.vjp_into(first_n, as_numpy(g.to(first.dtype)), tuple(dims), out, log=log)
     return result
-
-
-def _beyond_exp(logp: torch.Tensor) -> bool:
-    # The engine's own pass, not ``logp.max()``: a torch reduction leaves torch's OpenMP
-    # workers spinning on the cores the vjp kernel needs next (BENCHMARKS.md).
-    return beyond_exp(as_numpy(logp))
 
 
 def softmax_vjp(s: torch.Tensor, g: torch.Tensor, dims: list[int]) -> torch.Tensor:
