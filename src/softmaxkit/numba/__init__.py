@@ -13,7 +13,7 @@ Kernels are compiled on first use (only those the call needs, with a notice on t
 ``softmaxkit.numba`` logger) and cached on disk, so later processes load them instead of
 compiling; :func:`compile_all` (``softmaxkit compile``) compiles them all ahead of use, and
 without a writable cache directory they are compiled in each process (:mod:`._jit`). They
-release the GIL and run over fixed ranges of rows on a small thread pool
+release the GIL and run over chunks of rows claimed by the threads of a small pool
 (:mod:`softmaxkit.numba._threads`), not in Numba's threading layers.
 """
 
@@ -66,7 +66,7 @@ def _engine_call(function: Callable[..., Any]) -> Callable[..., Any]:
 
 def rows_softmax(x: np.ndarray, out: np.ndarray, inv_t: Any, log: bool) -> None:
     """softmax (or log_softmax) over axis 1 of a C-contiguous 2-d ``x`` into ``out`` (may be
-    ``x``): the kernel for the row length, run over fixed ranges of rows."""
+    ``x``): the kernel for the row length, run over chunks of rows on the pool."""
     rows, n = x.shape
     x = readonly(x)
     if n <= SHORT_ROWS:

@@ -97,8 +97,8 @@ def softmax(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, tempera
     if (mask is None and x.dtype in _ROW_KERNEL_DTYPES and x.is_contiguous()
             and _trailing(dims, x.dim())):
         rows = _rows(xn, len(dims))
-        # The engine's row driver: small tensors on the calling thread, large ones over fixed
-        # ranges of rows on its pool (the same bits for any thread count).
+        # The engine's row driver: small tensors on the calling thread, large ones in chunks of
+        # rows on its pool (the same bits for any thread count).
         rows_softmax(rows, _rows(out, len(dims)), rows.dtype.type(1.0 / temperature), log)
         return y
     engine.softmax(xn, tuple(dims), where=None if mask is None else as_numpy(mask),
