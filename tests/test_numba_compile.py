@@ -197,6 +197,27 @@ def test_late_worker_leaves_its_chunks_to_the_caller() -> None:
     assert sum(stop - start for _, start, stop in ran) == 1000
 
 
+def test_a_failing_chunk_stops_the_others_from_claiming_more() -> None:
+    events: list[str] = []  # list.append is atomic under the GIL
+
+    def kernel(start: int, stop: int) -> None:
+        events.append("start")
+        if len(events) == 1:
+            events.append("failed")
+            raise KeyboardInterrupt  # as Ctrl-C arriving in a thread
+
+    before = sknumba.get_num_threads()
+    try:
+        sknumba.set_num_threads(2)
+        with pytest.raises(KeyboardInterrupt):
+            _threads.run(kernel, 1000, 1 << 30)
+    finally:
+        sknumba.set_num_threads(before)
+    # The other thread may have been between its check and its next chunk; no more than that.
+    after = events[events.index("failed") + 1:]
+    assert len(after) <= 1 and len(events) < 2 * _threads.CHUNKS_PER_THREAD
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_pool_works_after_fork() -> None:
     """A child forked after the pool started has none of its threads: it builds its own

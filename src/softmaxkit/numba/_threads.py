@@ -103,10 +103,15 @@ def run(kernel: Callable[..., Any], items: int, elements: int, *args: Any) -> No
     chunks = max(parts, min(items, parts * CHUNKS_PER_THREAD, elements // MIN_CHUNK_ELEMENTS))
     bounds = [items * k // chunks for k in range(chunks + 1)]
     claims = itertools.count()  # next() on it is atomic under the GIL
+    failed = threading.Event()
 
     def claim_and_run() -> None:
-        while (k := next(claims)) < chunks:
-            kernel(*args, bounds[k], bounds[k + 1])
+        try:
+            while not failed.is_set() and (k := next(claims)) < chunks:
+                kernel(*args, bounds[k], bounds[k + 1])
+        except BaseException:
+            failed.set()  # the call fails (or is interrupted): nobody takes another chunk
+            raise
 
     pool = _get_pool()
     futures: list[Future[Any]] = [pool.submit(claim_and_run) for _ in range(parts - 1)]
