@@ -26,6 +26,7 @@ from softmaxkit._arrays import cpu_tensor_view
 from softmaxkit.numba import rows_softmax
 from softmaxkit.numba._domain import beyond_exp
 from softmaxkit.numba._grad import log_softmax_vjp_rows, softmax_vjp_rows
+from softmaxkit.numba._memory import empty as new_array
 from softmaxkit.numba._threads import readonly, run
 
 _ROW_KERNEL_DTYPES = (torch.float32, torch.float64)
@@ -52,13 +53,14 @@ def new_result(like: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
     Linux for transparent huge pages on arrays of 4 MiB or more, torch's CPU allocator does
     not, and the first writes into fresh memory are page faults. Softmax of a 8,192 x 1,024
     float32 tensor took 10.5 ms into ``torch.empty``'s memory and 3.1 ms into NumPy's
-    (BENCHMARKS.md). Like every tensor whose memory NumPy has seen, it cannot be resized.
+    (BENCHMARKS.md). Large ones reuse the memory of freed results (:mod:`softmaxkit.numba._memory`).
+    Like every tensor whose memory NumPy has seen, it cannot be resized.
     """
     numpy_dtype = _NUMPY_DTYPES.get(like.dtype)
     if numpy_dtype is None:  # no kernel computes in it: the engine's own error follows
         result = torch.empty_like(like, memory_format=torch.contiguous_format)
         return result, as_numpy(result, writable=True)
-    memory = np.empty(tuple(like.shape), numpy_dtype)
+    memory = new_array(tuple(like.shape), numpy_dtype)
     if like.dtype == torch.bfloat16:  # no NumPy dtype for torch: its bits as int16
         return torch.from_numpy(memory.view(np.int16)).view(torch.bfloat16), memory.view(_bfloat16())
     return torch.from_numpy(memory), memory
