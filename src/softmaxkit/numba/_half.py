@@ -268,8 +268,10 @@ def cross_entropy_half_rows(x, grad, losses, labels, counted, w, smoothing, scal
     Tasks ``start .. stop`` (:func:`tasks`)."""
     rows, n = x.shape
     for c in range(start, stop):
-        row = np.empty(n, dtype=np.float32)  # scratch per task, as in softmax_half_rows
-        g = np.empty(n if want_grad else 0, dtype=np.float32)
+        # Scratch per task, as in softmax_half_rows; the gradient row before the logits row, so
+        # that store_exp never finds it just after them (a copy per row: _sums.into_place).
+        scratch = np.empty(2 * n, dtype=np.float32)
+        g, row = scratch[:n if want_grad else 0], scratch[n:]
         for r in range(c * _ROWS_PER_TASK, min(rows, (c + 1) * _ROWS_PER_TASK)):
             _widen(x[r], row, bf16)
             label = labels[r] if counted[r] else 0
