@@ -30,7 +30,7 @@ from softmaxkit.numba._grad import live_difference, live_sum, scale_difference
 from softmaxkit.numba._jit import helper, kernel
 from softmaxkit.numba._loss import row_cross_entropy
 from softmaxkit.numba._rows import limit_row
-from softmaxkit.numba._sums import span_dot, store_exp, sum_exp
+from softmaxkit.numba._sums import halves_needed, span_dot, store_exp, store_log, sum_exp
 from softmaxkit.numba._threads import readonly
 
 
@@ -217,7 +217,11 @@ def softmax_half_rows(x, out, inv_t, log, bf16, start, stop):
             if log:
                 s = sum_exp(row, shift, inv_t)
                 lse = np.float32(math.log(s) if s != 0.0 else 0.0)
-                _narrow_log(row, out[r], shift, inv_t, lse, bf16)
+                if halves_needed(shift, inv_t):  # x - shift would overflow: _sums.store_log halves it
+                    store_log(row, row, shift, inv_t, lse)
+                    _narrow(row, out[r], bf16)
+                else:
+                    _narrow_log(row, out[r], shift, inv_t, lse, bf16)
             else:
                 s = store_exp(row, row, shift, inv_t)
                 _narrow_scaled(row, out[r], np.float32(1.0 / s if s != 0.0 else 1.0), bf16)
