@@ -296,10 +296,10 @@ def cross_entropy(
     if reduction == "none":
         lead = tuple(target.shape[a] for a in sample_axes)
         loss = losses.reshape(lead).transpose(np.argsort(sample_axes)).astype(dtype)
-    elif reduction == "sum":
-        loss = np.asarray(np.sum(losses), dtype=dtype)
+    elif reduction == "sum":  # a NumPy scalar, as NumPy's reductions and the generic engine give
+        loss = np.asarray(np.sum(losses), dtype=dtype)[()]
     else:
-        loss = np.asarray(mean(np.sum(losses), np.float64(denominator)), dtype=dtype)
+        loss = np.asarray(mean(np.sum(losses), np.float64(denominator)), dtype=dtype)[()]
     if not return_grad:
         return loss
     if reduction == "mean" and scale == 0.0:
