@@ -81,6 +81,29 @@ def test_concurrent_calls_from_threads() -> None:
         assert np.array_equal(r, expected)
 
 
+def test_thread_count_changed_during_a_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: set_num_threads shut the pool down while a call in another thread was about
+    to submit to it ("cannot schedule new futures after shutdown"). Here the change comes
+    between the call's taking the pool and its submitting, where the other thread's came."""
+    threads = pytest.importorskip("softmaxkit.numba._threads")
+    x = np.random.default_rng(10).standard_normal((64, 4096)).astype(np.float32)
+    expected = sk.softmax(x, engine="numba")
+    before = threads.get_num_threads()
+    take_pool = threads._get_pool
+
+    def taken_then_changed() -> object:
+        pool = take_pool()
+        threads.set_num_threads(2)
+        return pool
+
+    monkeypatch.setattr(threads, "_get_pool", taken_then_changed)
+    try:
+        threads.set_num_threads(2)
+        assert np.array_equal(sk.softmax(x, engine="numba"), expected)
+    finally:
+        threads.set_num_threads(before)
+
+
 def test_threads_under_the_workqueue_layer() -> None:
     """Regression (issue 13.8): with Numba's workqueue threading layer (its choice without TBB
     or OpenMP), concurrent calls from threads aborted the process. The engine no longer enters

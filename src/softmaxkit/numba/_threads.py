@@ -50,9 +50,10 @@ def set_num_threads(threads: int) -> None:
         raise ValueError(f"threads must be a positive int, got {threads!r}")
     with _lock:
         _threads = threads
-        old, _pool = _pool, None
-    if old is not None:
-        old.shutdown(wait=False)
+        # Dropped, not shut down: a call in another thread may hold it and still submit to it.
+        # Its idle threads end once the last such call lets it go (ThreadPoolExecutor's
+        # workers stop when their executor is collected).
+        _pool = None
 
 
 def _get_pool() -> ThreadPoolExecutor:
