@@ -127,21 +127,23 @@ def test_unreadable_cache_entry_is_compiled_again(tmp_path, monkeypatch, caplog)
         "from softmaxkit.numba._jit import kernel\n\n\n"
         "@kernel()\ndef twice(x, start, stop):\n    for i in range(start, stop):\n        x[i] *= 2.0\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "tiny_kernel", raising=False)  # removed again afterwards
-    module = importlib.import_module("tiny_kernel")
-    x = np.ones(3)
-    module.twice(x, 0, 3)  # compiled and cached
-    index = module.twice._cache._cache_file._index_path
-    with open(index, "r+b") as f:
-        f.write(b"\x00garbage")
-    module = importlib.reload(module)  # a new process, as far as the cache is concerned
-    with caplog.at_level(logging.WARNING, logger="softmaxkit.numba"):
+    try:
+        module = importlib.import_module("tiny_kernel")
+        x = np.ones(3)
+        module.twice(x, 0, 3)  # compiled and cached
+        index = module.twice._cache._cache_file._index_path
+        with open(index, "r+b") as f:
+            f.write(b"\x00garbage")
+        module = importlib.reload(module)  # a new process, as far as the cache is concerned
+        with caplog.at_level(logging.WARNING, logger="softmaxkit.numba"):
+            module.twice(x, 0, 3)
+        np.testing.assert_array_equal(x, [4.0, 4.0, 4.0])
+        assert "unreadable" in caplog.text and "twice" in caplog.text
+        module = importlib.reload(module)
         module.twice(x, 0, 3)
-    np.testing.assert_array_equal(x, [4.0, 4.0, 4.0])
-    assert "unreadable" in caplog.text and "twice" in caplog.text
-    module = importlib.reload(module)
-    module.twice(x, 0, 3)
-    assert sum(module.twice.stats.cache_hits.values()) == 1  # cached again, readable
+        assert sum(module.twice.stats.cache_hits.values()) == 1  # cached again, readable
+    finally:
+        sys.modules.pop("tiny_kernel", None)
 
 
 def test_cli_compile_and_info(tmp_path: object) -> None:
