@@ -186,6 +186,9 @@ def test_complex_input_is_refused():
         sk.softmax(np.array([1 + 1j, 2.0]))
     with pytest.raises(TypeError, match="complex"):
         sk.log_softmax(np.array([1 + 1j, 2.0]))
+    # Regression: with a real dtype= the imaginary parts were dropped (a ComplexWarning at most).
+    with pytest.raises(TypeError, match="complex"):
+        sk.softmax(np.array([1 + 1j, 2.0]), dtype=np.float64)
 
 
 def test_strings_are_refused():
