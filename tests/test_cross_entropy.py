@@ -123,6 +123,16 @@ def test_everything_ignored():
     np.testing.assert_array_equal(grad, 0.0)
 
 
+def test_no_classes_every_sample_ignored(engine: str):
+    # Regression: with label smoothing the generic engine divided by the 0 classes (ZeroDivisionError).
+    logits, labels = np.zeros((3, 0)), np.zeros(3, dtype=int)
+    for reduction, want in (("mean", np.nan), ("sum", 0.0), ("none", np.zeros(3))):
+        loss, grad = sk.cross_entropy(logits, labels, ignore_index=0, label_smoothing=0.1,
+                                      reduction=reduction, return_grad=True, engine=engine)
+        np.testing.assert_array_equal(loss, want)
+        assert grad.shape == (3, 0)
+
+
 def test_minus_inf_logit_outside_the_target_is_fine():
     loss, grad = sk.cross_entropy(np.array([[0.0, -np.inf, 0.0]]), np.array([0]), return_grad=True)
     assert loss == pytest.approx(np.log(2))
