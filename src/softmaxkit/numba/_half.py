@@ -252,7 +252,8 @@ def convert(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
         return a
     half_in, half_out = is_half(a.dtype), is_half(dtype)
     other = dtype if half_in else a.dtype
-    if not (a.flags.c_contiguous and a.dtype.isnative and half_in != half_out and other == np.float32):
+    if not (a.flags.c_contiguous and a.dtype.isnative and dtype.isnative and half_in != half_out
+            and other == np.float32):  # the kernels write native bits: byte-swapped halves by NumPy
         return a.astype(dtype, order="C", copy=False)
     result = np.empty(a.shape, dtype=dtype)
     bf16 = (a.dtype if half_in else dtype).type.__name__ == "bfloat16"
