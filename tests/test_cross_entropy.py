@@ -133,6 +133,21 @@ def test_no_classes_every_sample_ignored(engine: str):
         assert grad.shape == (3, 0)
 
 
+
+def test_ignored_labels_beyond_int64(engine: str):
+    """Regression: uint64 labels equal to ignore_index = 2**63 were cast to int64 (-2**63) by
+    the numba engine, counted, and read out of bounds (a loss of 5e-321 for all ignored)."""
+    logits = np.random.default_rng(3).normal(size=(6, 4))
+    labels = np.array([2**63, 1, 2**63, 3, 0, 2**63], dtype=np.uint64)
+    kept = labels != 2**63
+    loss, grad = sk.cross_entropy(logits, labels, ignore_index=2**63, return_grad=True, engine=engine)
+    want_loss, want_grad = sk.cross_entropy(logits[kept], labels[kept].astype(np.int64), return_grad=True,
+                                            engine="generic")
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-12)
+    np.testing.assert_allclose(grad[kept], want_grad, rtol=1e-12)
+    np.testing.assert_array_equal(grad[~kept], 0.0)
+    assert np.isnan(sk.cross_entropy(logits, np.full(6, 2**63, np.uint64), ignore_index=2**63, engine=engine))
+
 def test_minus_inf_logit_outside_the_target_is_fine():
     loss, grad = sk.cross_entropy(np.array([[0.0, -np.inf, 0.0]]), np.array([0]), return_grad=True)
     assert loss == pytest.approx(np.log(2))
