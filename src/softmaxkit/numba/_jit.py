@@ -112,7 +112,7 @@ def _recompile_unreadable_entries(dispatcher: Any) -> None:
 
     Reaches into Numba's cache (``_cache``, its index path): without them nothing changes.
     """
-    cache = getattr(dispatcher, "_cache", None)
+    cache: Any = getattr(dispatcher, "_cache", None)
     load = getattr(cache, "load_overload", None)
     index = getattr(getattr(cache, "_cache_file", None), "_index_path", None)
     if load is None or index is None:
