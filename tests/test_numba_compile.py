@@ -169,6 +169,8 @@ def test_set_num_threads() -> None:
     try:
         sknumba.set_num_threads(3)
         assert sknumba.get_num_threads() == 3
+        sknumba.set_num_threads(np.int64(2))  # regression: refused as "not a positive int"
+        assert sknumba.get_num_threads() == 2 and type(sknumba.get_num_threads()) is int
         for bad in (0, -1, 1.5, True, "2"):
             with pytest.raises(ValueError, match="threads"):
                 sknumba.set_num_threads(bad)  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ The pool is rebuilt in a child process after ``fork`` (the parent's threads do n
 
 from __future__ import annotations
 
+import numbers
 import os
 import threading
 from collections.abc import Callable
@@ -46,10 +47,10 @@ def get_num_threads() -> int:
 def set_num_threads(threads: int) -> None:
     """Use ``threads`` threads per call from now on (any count gives bitwise the same results)."""
     global _threads, _pool
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
         raise ValueError(f"threads must be a positive int, got {threads!r}")
     with _lock:
-        _threads = threads
+        _threads = int(threads)  # NumPy integers too (os.cpu_count() // 2 from an array, say)
         # Dropped, not shut down: a call in another thread may hold it and still submit to it.
         # Its idle threads end once the last such call lets it go (ThreadPoolExecutor's
         # workers stop when their executor is collected).
