@@ -224,6 +224,42 @@ def test_an_exception_in_one_range_reaches_the_caller() -> None:
     assert sorted(calls) == [(0, 5), (5, 10)]
 
 
+def test_no_range_outlives_a_call_whose_submit_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: when the pool could not take a range (no thread could be started), the call
+    raised while the ranges already submitted went on writing into the caller's arrays."""
+    import threading
+
+    done = []
+    release = threading.Event()
+
+    def kernel(start: int, stop: int) -> None:
+        if start > 0:
+            release.wait(5)  # still running when the next submit fails
+            done.append((start, stop))
+
+    class FullPool:
+        def __init__(self, pool: object) -> None:
+            self.pool, self.submitted = pool, 0
+
+        def submit(self, *args: object) -> object:
+            self.submitted += 1
+            if self.submitted > 1:
+                release.set()
+                raise RuntimeError("can't start new thread")
+            return self.pool.submit(*args)  # type: ignore[attr-defined]
+
+    before = sknumba.get_num_threads()
+    sknumba.set_num_threads(3)
+    pool = FullPool(_threads._get_pool())
+    monkeypatch.setattr(_threads, "_get_pool", lambda: pool)
+    try:
+        with pytest.raises(RuntimeError, match="new thread"):
+            _threads.run(kernel, 9, _threads.PARALLEL_MIN_SIZE)
+        assert done == [(3, 6)]  # finished before the call returned
+    finally:
+        sknumba.set_num_threads(before)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs a pseudo-terminal")
 def test_cli_says_once_on_a_terminal_that_it_compiles(tmp_path: object) -> None:
     """A command that compiles kernels on first use prints one status line on stderr (a

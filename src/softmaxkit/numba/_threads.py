@@ -90,9 +90,12 @@ def run(kernel: Callable[..., Any], items: int, elements: int, *args: Any) -> No
         return
     bounds = [items * k // parts for k in range(parts + 1)]
     pool = _get_pool()
-    futures: list[Future[Any]] = [pool.submit(kernel, *args, bounds[k], bounds[k + 1])
-                                  for k in range(1, parts)]
+    futures: list[Future[Any]] = []
     try:
+        # Submitted inside the try: a submit that fails (no thread can be started, in a
+        # container at its process limit) must not leave the ranges already submitted running.
+        for k in range(1, parts):
+            futures.append(pool.submit(kernel, *args, bounds[k], bounds[k + 1]))
         kernel(*args, bounds[0], bounds[1])
     finally:
         wait(futures)  # every range writes into the caller's arrays: none may outlive the call
