@@ -148,6 +148,14 @@ def test_ignored_labels_beyond_int64(engine: str):
     np.testing.assert_array_equal(grad[~kept], 0.0)
     assert np.isnan(sk.cross_entropy(logits, np.full(6, 2**63, np.uint64), ignore_index=2**63, engine=engine))
 
+
+def test_infinite_weights_give_nan_gradients(engine: str):
+    """As PyTorch: inf / inf. Regression: the numba engine took the mean's scale of 0 (1 / inf)
+    for a zero denominator and gave an all-zero gradient."""
+    logits, labels = np.random.default_rng(4).normal(size=(5, 3)), np.array([0, 1, 2, 0, 1])
+    loss, grad = sk.cross_entropy(logits, labels, weight=np.full(3, np.inf), return_grad=True, engine=engine)
+    assert np.isnan(loss) and np.all(np.isnan(grad))
+
 def test_minus_inf_logit_outside_the_target_is_fine():
     loss, grad = sk.cross_entropy(np.array([[0.0, -np.inf, 0.0]]), np.array([0]), return_grad=True)
     assert loss == pytest.approx(np.log(2))

@@ -305,7 +305,7 @@ def cross_entropy(
         loss = np.asarray(mean(np.sum(losses), np.float64(denominator)), dtype=dtype)[()]
     if not return_grad:
         return loss
-    if reduction == "mean" and scale == 0.0:
+    if reduction == "mean" and denominator == 0.0:  # not an infinite one: its scale is 0 too
         grad[...] = 0.0  # the kernels' 0 * inf or 0 * NaN: _rules.mean_gradient's zero, exactly
     if lay is None:
         return loss, grad
