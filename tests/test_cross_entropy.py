@@ -58,6 +58,8 @@ def test_class_indices_match_torch(engine: str, data, reduction, weighted, ignor
     only_loss = sk.cross_entropy(logits, labels, weight=w, ignore_index=ignore_index,
                                  label_smoothing=smoothing, reduction=reduction, engine=engine)
     np.testing.assert_allclose(only_loss, want_loss, rtol=1e-12)
+    if reduction != "none":  # regression: the numba engine gave a 0-d array, the others a scalar
+        assert isinstance(loss, np.generic) and isinstance(only_loss, np.generic)
 
 
 @pytest.mark.parametrize(("reduction", "weighted", "smoothing"),
@@ -120,6 +122,39 @@ def test_everything_ignored():
     assert np.isnan(loss)  # 0 / 0, as in PyTorch
     np.testing.assert_array_equal(grad, 0.0)
 
+
+def test_no_classes_every_sample_ignored(engine: str):
+    # Regression: with label smoothing the generic engine divided by the 0 classes (ZeroDivisionError).
+    logits, labels = np.zeros((3, 0)), np.zeros(3, dtype=int)
+    for reduction, want in (("mean", np.nan), ("sum", 0.0), ("none", np.zeros(3))):
+        loss, grad = sk.cross_entropy(logits, labels, ignore_index=0, label_smoothing=0.1,
+                                      reduction=reduction, return_grad=True, engine=engine)
+        np.testing.assert_array_equal(loss, want)
+        assert grad.shape == (3, 0)
+
+
+
+def test_ignored_labels_beyond_int64(engine: str):
+    """Regression: uint64 labels equal to ignore_index = 2**63 were cast to int64 (-2**63) by
+    the numba engine, counted, and read out of bounds (a loss of 5e-321 for all ignored)."""
+    logits = np.random.default_rng(3).normal(size=(6, 4))
+    labels = np.array([2**63, 1, 2**63, 3, 0, 2**63], dtype=np.uint64)
+    kept = labels != 2**63
+    loss, grad = sk.cross_entropy(logits, labels, ignore_index=2**63, return_grad=True, engine=engine)
+    want_loss, want_grad = sk.cross_entropy(logits[kept], labels[kept].astype(np.int64), return_grad=True,
+                                            engine="generic")
+    np.testing.assert_allclose(loss, want_loss, rtol=1e-12)
+    np.testing.assert_allclose(grad[kept], want_grad, rtol=1e-12)
+    np.testing.assert_array_equal(grad[~kept], 0.0)
+    assert np.isnan(sk.cross_entropy(logits, np.full(6, 2**63, np.uint64), ignore_index=2**63, engine=engine))
+
+
+def test_infinite_weights_give_nan_gradients(engine: str):
+    """As PyTorch: inf / inf. Regression: the numba engine took the mean's scale of 0 (1 / inf)
+    for a zero denominator and gave an all-zero gradient."""
+    logits, labels = np.random.default_rng(4).normal(size=(5, 3)), np.array([0, 1, 2, 0, 1])
+    loss, grad = sk.cross_entropy(logits, labels, weight=np.full(3, np.inf), return_grad=True, engine=engine)
+    assert np.isnan(loss) and np.all(np.isnan(grad))
 
 def test_minus_inf_logit_outside_the_target_is_fine():
     loss, grad = sk.cross_entropy(np.array([[0.0, -np.inf, 0.0]]), np.array([0]), return_grad=True)

@@ -54,6 +54,23 @@ def test_bitwise_identical_for_any_thread_count() -> None:
                 assert np.array_equal(a, b, equal_nan=True)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_same_bits_wherever_out_lies_after_x(dtype) -> None:
+    """Regression: with ``out`` a few vectors after ``x`` in memory, LLVM's overlap test sent
+    the numba row kernel to its scalar loop, which sums in another order: about a third of
+    rows of 17 entries gave other bits with ``out`` up to 256 bytes after ``x`` than far from it."""
+    pytest.importorskip("numba")
+    n = 17  # the shortest rows that take the row kernel (longer ones are not as close in float64)
+    for x in np.random.default_rng(17).standard_normal((8, n)).astype(dtype) * 3:
+        far = sk.softmax(x[None], engine="numba")
+        for gap in (0, 8, 16):  # elements between the end of x and out, in one buffer
+            buffer = np.zeros(2 * n + gap, dtype=dtype)
+            buffer[:n] = x
+            out = buffer[n + gap:].reshape(1, n)
+            sk.softmax(buffer[None, :n], out=out, engine="numba")
+            assert out.tobytes() == far.tobytes(), gap
+
+
 def test_concurrent_calls_from_threads() -> None:
     pytest.importorskip("numba")
     x = np.random.default_rng(10).standard_normal((64, 4096)).astype(np.float32)
@@ -62,6 +79,29 @@ def test_concurrent_calls_from_threads() -> None:
         results = list(pool.map(lambda _: sk.softmax(x, engine="numba"), range(8)))
     for r in results:
         assert np.array_equal(r, expected)
+
+
+def test_thread_count_changed_during_a_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: set_num_threads shut the pool down while a call in another thread was about
+    to submit to it ("cannot schedule new futures after shutdown"). Here the change comes
+    between the call's taking the pool and its submitting, where the other thread's came."""
+    threads = pytest.importorskip("softmaxkit.numba._threads")
+    x = np.random.default_rng(10).standard_normal((64, 4096)).astype(np.float32)
+    expected = sk.softmax(x, engine="numba")
+    before = threads.get_num_threads()
+    take_pool = threads._get_pool
+
+    def taken_then_changed() -> object:
+        pool = take_pool()
+        threads.set_num_threads(2)
+        return pool
+
+    monkeypatch.setattr(threads, "_get_pool", taken_then_changed)
+    try:
+        threads.set_num_threads(2)
+        assert np.array_equal(sk.softmax(x, engine="numba"), expected)
+    finally:
+        threads.set_num_threads(before)
 
 
 def test_threads_under_the_workqueue_layer() -> None:

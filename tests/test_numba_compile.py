@@ -121,6 +121,35 @@ print(info.numba_cache_line())
     assert "no writable cache directory" in done.stdout
 
 
+def test_unreadable_cache_entry_is_compiled_again(tmp_path, monkeypatch, caplog) -> None:
+    """Regression: a corrupt or truncated cache file failed every call of its kernel with
+    pickle's UnpicklingError (Numba's loader), until the user found and deleted it. Now the
+    entry is removed with a warning, the kernel compiled again and cached afresh."""
+    import importlib
+
+    (tmp_path / "tiny_kernel.py").write_text(
+        "from softmaxkit.numba._jit import kernel\n\n\n"
+        "@kernel()\ndef twice(x, start, stop):\n    for i in range(start, stop):\n        x[i] *= 2.0\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        module = importlib.import_module("tiny_kernel")
+        x = np.ones(3)
+        module.twice(x, 0, 3)  # compiled and cached
+        index = module.twice._cache._cache_file._index_path
+        with open(index, "r+b") as f:
+            f.write(b"\x00garbage")
+        module = importlib.reload(module)  # a new process, as far as the cache is concerned
+        with caplog.at_level(logging.WARNING, logger="softmaxkit.numba"):
+            module.twice(x, 0, 3)
+        np.testing.assert_array_equal(x, [4.0, 4.0, 4.0])
+        assert "unreadable" in caplog.text and "twice" in caplog.text
+        module = importlib.reload(module)
+        module.twice(x, 0, 3)
+        assert sum(module.twice.stats.cache_hits.values()) == 1  # cached again, readable
+    finally:
+        sys.modules.pop("tiny_kernel", None)
+
+
 def test_cli_compile_and_info(tmp_path: object) -> None:
     """``softmaxkit compile`` fills an empty cache; ``softmaxkit info`` counts what is there."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
@@ -144,6 +173,8 @@ def test_set_num_threads() -> None:
     try:
         sknumba.set_num_threads(3)
         assert sknumba.get_num_threads() == 3
+        sknumba.set_num_threads(np.int64(2))  # regression: refused as "not a positive int"
+        assert sknumba.get_num_threads() == 2 and type(sknumba.get_num_threads()) is int
         for bad in (0, -1, 1.5, True, "2"):
             with pytest.raises(ValueError, match="threads"):
                 sknumba.set_num_threads(bad)  # type: ignore[arg-type]
@@ -262,6 +293,45 @@ def test_an_exception_in_one_range_reaches_the_caller() -> None:
     finally:
         sknumba.set_num_threads(before)
     assert sorted(calls) == [(0, 5), (5, 10)]
+
+
+def test_no_range_outlives_a_call_whose_submit_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: when the pool could not take a range (no thread could be started), the call
+    raised while the ranges already submitted went on writing into the caller's arrays."""
+    import time
+
+    started: list[int] = []
+    finished: list[int] = []
+
+    def kernel(start: int, stop: int) -> None:
+        started.append(start)
+        time.sleep(0.05)  # still running when the next submit fails
+        finished.append(start)
+
+    class FullPool:
+        def __init__(self, pool: object) -> None:
+            self.pool, self.submitted = pool, 0
+
+        def submit(self, *args: object) -> object:
+            self.submitted += 1
+            if self.submitted > 1:
+                deadline = time.monotonic() + 5
+                while not started and time.monotonic() < deadline:
+                    time.sleep(0.001)  # the first worker is inside a chunk when this fails
+                raise RuntimeError("can't start new thread")
+            return self.pool.submit(*args)  # type: ignore[attr-defined]
+
+    before = sknumba.get_num_threads()
+    sknumba.set_num_threads(3)
+    pool = FullPool(_threads._get_pool())
+    monkeypatch.setattr(_threads, "_get_pool", lambda: pool)
+    try:
+        with pytest.raises(RuntimeError, match="new thread"):
+            _threads.run(kernel, 9, _threads.PARALLEL_MIN_SIZE)
+        assert started and sorted(finished) == sorted(started)  # all finished before the call returned
+        assert len(started) < 3  # and no chunk was claimed after the failure
+    finally:
+        sknumba.set_num_threads(before)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs a pseudo-terminal")

@@ -186,6 +186,9 @@ def test_complex_input_is_refused():
         sk.softmax(np.array([1 + 1j, 2.0]))
     with pytest.raises(TypeError, match="complex"):
         sk.log_softmax(np.array([1 + 1j, 2.0]))
+    # Regression: with a real dtype= the imaginary parts were dropped (a ComplexWarning at most).
+    with pytest.raises(TypeError, match="complex"):
+        sk.softmax(np.array([1 + 1j, 2.0]), dtype=np.float64)
 
 
 def test_strings_are_refused():
@@ -344,3 +347,22 @@ def test_long_rows_stay_accurate_float32(engine: str, n):
     spread = np.abs(x64 - x64.max())
     assert_spec_close(sk.softmax(x, engine=engine), sk.softmax(x64), "float32", spread=spread)
     assert_spec_close(sk.log_softmax(x, engine=engine), sk.log_softmax(x64), "float32", log=True)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_byte_swapped_input_and_out(engine: str, dtype: str) -> None:
+    """SPEC §2: byte-swapped arrays work, as input and as ``out=``. Regression: the numba engine
+    wrote native float16 bits into byte-swapped float16 results (a probability of 32896)."""
+    x = np.random.default_rng(5).standard_normal((40, 30)).astype(dtype) * 3
+    swapped = x.astype(x.dtype.newbyteorder())
+    want = sk.softmax(x.astype(np.float64), engine="generic")
+    got = sk.softmax(swapped, engine=engine)
+    assert got.dtype == swapped.dtype
+    assert_spec_close(got, want, dtype, spread=x - x.max(axis=-1, keepdims=True))
+    out = np.empty(x.shape, dtype=np.dtype(np.float16).newbyteorder())
+    assert sk.softmax(x, out=out, engine=engine) is out
+    assert_spec_close(out, want, "float16", spread=x - x.max(axis=-1, keepdims=True))
+    labels = np.arange(40) % 30
+    _, grad = sk.cross_entropy(swapped, labels, return_grad=True, engine=engine)
+    _, want_grad = sk.cross_entropy(x.astype(np.float64), labels, return_grad=True, engine="generic")
+    np.testing.assert_allclose(grad.astype(np.float64), want_grad, atol=1e-3 / 40)

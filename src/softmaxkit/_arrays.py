@@ -126,6 +126,9 @@ def result_dtype(xp: Any, x: Array, dtype: Any, *, allow_complex: bool, name: st
         ok = is_real_float(xp, out) or (allow_complex and _isdtype(xp, out, "complex floating"))
         if not ok:
             raise TypeError(f"{name}: dtype must be a floating dtype, got {out}")
+        if not allow_complex and _isdtype(xp, x.dtype, "complex floating"):
+            # A real dtype= does not make complex input real (NumPy's cast drops the imaginary parts).
+            raise TypeError(f"{name} is not defined for complex input (dtype {x.dtype})")
         return out
     if is_real_float(xp, x.dtype):
         return x.dtype

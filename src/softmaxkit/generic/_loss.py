@@ -68,7 +68,7 @@ def cross_entropy(
     else:
         q = xp.astype(rows_view(xp, target, (axis,))[0], ct)
         counted_f = xp.ones((q.shape[0], 1), dtype=ct, device=device_of(logp))
-    if not is_unit_zero(label_smoothing):
+    if not is_unit_zero(label_smoothing) and n_classes:  # no classes: nothing to mix (nor 1 / 0)
         q = (1.0 - label_smoothing) * q + (label_smoothing / n_classes) * counted_f
     a = q if weight is None else q * xp.astype(weight, ct)[None, :]
 

@@ -263,12 +263,15 @@ def cross_entropy(
     rows = outer * inner
     # The kernels see the samples in the layout's axis order, which may not be the user's.
     sample_axes = [p if p < axis else p - 1 for p in (lay.perm if lay else range(logits.ndim)) if p != axis]
-    labels = np.ascontiguousarray(target.transpose(sample_axes), dtype=np.int64).reshape(-1)
-    counted = (labels != ignore_index) if ignore_index is not None else np.ones(rows, dtype=np.bool_)
+    given = np.ascontiguousarray(target.transpose(sample_axes)).reshape(-1)
+    # Compared with ignore_index in their own dtype: an ignored label need not fit in int64
+    # (uint64 2**63 became -2**63, counted, and read out of bounds). The kernels read counted ones only.
+    counted = (given != ignore_index) if ignore_index is not None else np.ones(rows, dtype=np.bool_)
+    labels = given.astype(np.int64, copy=False)
     w = np.ones(n, dtype=cdt) if weight is None else np.ascontiguousarray(weight, dtype=cdt)
     scale = 1.0
     if reduction == "mean":
-        denominator = float(mean_denominator(np, labels, None if weight is None else w, ignore_index, rows,
+        denominator = float(mean_denominator(np, given, None if weight is None else w, ignore_index, rows,
                                              np.float64, None))
         scale = mean_gradient_scale(denominator)
     options = (readonly(labels), readonly(counted), readonly(w), float(label_smoothing), scale,
@@ -298,13 +301,13 @@ def cross_entropy(
     if reduction == "none":
         lead = tuple(target.shape[a] for a in sample_axes)
         loss = losses.reshape(lead).transpose(np.argsort(sample_axes)).astype(dtype)
-    elif reduction == "sum":
-        loss = np.asarray(np.sum(losses), dtype=dtype)
+    elif reduction == "sum":  # a NumPy scalar, as NumPy's reductions and the generic engine give
+        loss = np.asarray(np.sum(losses), dtype=dtype)[()]
     else:
-        loss = np.asarray(mean(np.sum(losses), np.float64(denominator)), dtype=dtype)
+        loss = np.asarray(mean(np.sum(losses), np.float64(denominator)), dtype=dtype)[()]
     if not return_grad:
         return loss
-    if reduction == "mean" and scale == 0.0:
+    if reduction == "mean" and denominator == 0.0:  # not an infinite one: its scale is 0 too
         grad[...] = 0.0  # the kernels' 0 * inf or 0 * NaN: _rules.mean_gradient's zero, exactly
     if lay is None:
         return loss, grad

@@ -30,7 +30,7 @@ from softmaxkit.numba._grad import live_sum
 from softmaxkit.numba._jit import helper, kernel
 from softmaxkit.numba._loss import row_cross_entropy
 from softmaxkit.numba._rows import limit_row
-from softmaxkit.numba._sums import span_dot, store_exp, sum_exp
+from softmaxkit.numba._sums import halves_needed, span_dot, store_exp, store_log, sum_exp
 from softmaxkit.numba._threads import readonly
 
 
@@ -217,7 +217,11 @@ def softmax_half_rows(x, out, inv_t, log, bf16, start, stop):
             if log:
                 s = sum_exp(row, shift, inv_t)
                 lse = np.float32(math.log(s) if s != 0.0 else 0.0)
-                _narrow_log(row, out[r], shift, inv_t, lse, bf16)
+                if halves_needed(shift, inv_t):  # x - shift would overflow: _sums.store_log halves it
+                    store_log(row, row, shift, inv_t, lse)
+                    _narrow(row, out[r], bf16)
+                else:
+                    _narrow_log(row, out[r], shift, inv_t, lse, bf16)
             else:
                 s = store_exp(row, row, shift, inv_t)
                 _narrow_scaled(row, out[r], np.float32(1.0 / s if s != 0.0 else 1.0), bf16)
@@ -248,7 +252,8 @@ def convert(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
         return a
     half_in, half_out = is_half(a.dtype), is_half(dtype)
     other = dtype if half_in else a.dtype
-    if not (a.flags.c_contiguous and a.dtype.isnative and half_in != half_out and other == np.float32):
+    if not (a.flags.c_contiguous and a.dtype.isnative and dtype.isnative and half_in != half_out
+            and other == np.float32):  # the kernels write native bits: byte-swapped halves by NumPy
         return a.astype(dtype, order="C", copy=False)
     result = np.empty(a.shape, dtype=dtype)
     bf16 = (a.dtype if half_in else dtype).type.__name__ == "bfloat16"
@@ -268,8 +273,10 @@ def cross_entropy_half_rows(x, grad, losses, labels, counted, w, smoothing, scal
     Tasks ``start .. stop`` (:func:`tasks`)."""
     rows, n = x.shape
     for c in range(start, stop):
-        row = np.empty(n, dtype=np.float32)  # scratch per task, as in softmax_half_rows
-        g = np.empty(n if want_grad else 0, dtype=np.float32)
+        # Scratch per task, as in softmax_half_rows; the gradient row before the logits row, so
+        # that store_exp never finds it just after them (a copy per row: _sums.into_place).
+        scratch = np.empty(2 * n, dtype=np.float32)
+        g, row = scratch[:n if want_grad else 0], scratch[n:]
         for r in range(c * _ROWS_PER_TASK, min(rows, (c + 1) * _ROWS_PER_TASK)):
             _widen(x[r], row, bf16)
             label = labels[r] if counted[r] else 0

@@ -22,7 +22,9 @@ seconds: the first one in a process is announced with one ``INFO`` record on the
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -93,7 +95,41 @@ event.register("numba:compile", notice)
 
 def kernel(**options: Any) -> Callable[[Callable[..., Any]], Any]:
     """``njit`` for a kernel: GIL released, cached on disk where a cache directory is writable."""
-    return njit(nogil=True, cache=CACHE, **options)
+    jit = njit(nogil=True, cache=CACHE, **options)
+
+    def decorate(function: Callable[..., Any]) -> Any:
+        dispatcher = jit(function)
+        _recompile_unreadable_entries(dispatcher)
+        return dispatcher
+
+    return decorate
+
+
+def _recompile_unreadable_entries(dispatcher: Any) -> None:
+    """A cache entry of ``dispatcher`` that cannot be read (a truncated or corrupt file) is
+    removed and compiled again, with a warning, instead of failing every call: Numba's own
+    loader raises pickle's errors, and its saver then fails on the same index file.
+
+    Reaches into Numba's cache (``_cache``, its index path): without them nothing changes.
+    """
+    cache: Any = getattr(dispatcher, "_cache", None)
+    load = getattr(cache, "load_overload", None)
+    index = getattr(getattr(cache, "_cache_file", None), "_index_path", None)
+    if load is None or index is None:
+        return
+
+    def load_overload(signature: Any, target_context: Any) -> Any:
+        try:
+            return load(signature, target_context)
+        except Exception as exc:  # whatever an unreadable file makes pickle or Numba raise
+            log.warning("softmaxkit: the numba cache entry of %s is unreadable (%s: %s); removed %s and "
+                        "compiling the kernel again", dispatcher.py_func.__name__, type(exc).__name__, exc,
+                        index)
+            with contextlib.suppress(OSError):
+                os.remove(index)
+            return None
+
+    cache.load_overload = load_overload
 
 
 def helper(**options: Any) -> Callable[[Callable[..., Any]], Any]:

@@ -94,6 +94,33 @@ def _ahead(next_x, next_out, count, itemsize, b):
         prefetch_bytes(next_out + offset, nbytes, 1)
 
 
+NEAR_BYTES = 4096
+"""An ``out`` that starts fewer bytes than this after ``x`` is computed in place (:func:`into_place`)."""
+
+
+@helper(fastmath=EXACT_FLAGS)
+def into_place(x, out):
+    """Whether :func:`store_exp` runs its in-place loop on ``out``: when ``out`` is ``x``, or
+    starts less than ``NEAR_BYTES`` after it (``x`` is then copied into ``out`` first).
+
+    LLVM guards a loop that reads ``x`` and writes ``out`` with a runtime test, and runs its
+    scalar version when ``out`` starts fewer bytes after ``x`` than one vector iteration
+    covers (256 here): a possible overlap, for all it knows. The scalar loop sums in another
+    order, so the bits depended on where the allocator had put two separate arrays (a
+    float32 row of 33 entries with ``out`` 196 bytes after ``x``; the scratch rows of the
+    half-precision cross_entropy kernel, allocated one after the other). The in-place loop has
+    no such test and gives the bits of the vector loop.
+    """
+    gap = np.uint64(out.ctypes.data) - np.uint64(x.ctypes.data)  # wraps when out is before x
+    if gap == 0:
+        return True
+    if gap < NEAR_BYTES:
+        for i in range(x.size):
+            out[i] = x[i]
+        return True
+    return False
+
+
 @helper(fastmath=EXACT_FLAGS)
 def sum_exp_ahead(x, shift, inv_t, next_x, next_out, count):
     """:func:`sum_exp`, prefetching the next span meanwhile (see :mod:`._prefetch`): ``count``
@@ -125,7 +152,7 @@ def sum_exp(x, shift, inv_t):
 def store_exp_ahead(x, out, shift, inv_t, next_x, next_out, count):
     """:func:`store_exp`, prefetching the next span meanwhile, as :func:`sum_exp_ahead`."""
     total, carry = 0.0, 0.0
-    if x.ctypes.data == out.ctypes.data:
+    if into_place(x, out):
         for b in range(0, x.size, BLOCK):
             _ahead(next_x, next_out, count, x.itemsize, b)
             total, carry = add_compensated(
@@ -144,11 +171,12 @@ def store_exp(x, out, shift, inv_t):
 
     ``out`` may be ``x`` itself. That case has its own loop: with two names for one array,
     LLVM's overlap check would route the loop to its scalar version, summing in another
-    order — slower, and the sum of a block would lose its lane-wise split. The loop of
-    :func:`store_exp_ahead` without its prefetches (see :func:`sum_exp`).
+    order — slower, and the sum of a block would lose its lane-wise split (see
+    :func:`into_place`). The loop of :func:`store_exp_ahead` without its prefetches (see
+    :func:`sum_exp`).
     """
     total, carry = 0.0, 0.0
-    if x.ctypes.data == out.ctypes.data:
+    if into_place(x, out):
         for b in range(0, x.size, BLOCK):
             total, carry = add_compensated(
                 total, carry, np.float64(_block_exp_in_place(out[b:b + BLOCK], shift, inv_t)))

@@ -22,6 +22,7 @@ The pool is rebuilt in a child process after ``fork`` (the parent's threads do n
 from __future__ import annotations
 
 import itertools
+import numbers
 import os
 import threading
 from collections.abc import Callable
@@ -51,13 +52,14 @@ def get_num_threads() -> int:
 def set_num_threads(threads: int) -> None:
     """Use ``threads`` threads per call from now on (any count gives bitwise the same results)."""
     global _threads, _pool
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
         raise ValueError(f"threads must be a positive int, got {threads!r}")
     with _lock:
-        _threads = threads
-        old, _pool = _pool, None
-    if old is not None:
-        old.shutdown(wait=False)
+        _threads = int(threads)  # NumPy integers too (os.cpu_count() // 2 from an array, say)
+        # Dropped, not shut down: a call in another thread may hold it and still submit to it.
+        # Its idle threads end once the last such call lets it go (ThreadPoolExecutor's
+        # workers stop when their executor is collected).
+        _pool = None
 
 
 def _get_pool() -> ThreadPoolExecutor:
@@ -114,9 +116,17 @@ def run(kernel: Callable[..., Any], items: int, elements: int, *args: Any) -> No
             raise
 
     pool = _get_pool()
-    futures: list[Future[Any]] = [pool.submit(claim_and_run) for _ in range(parts - 1)]
+    futures: list[Future[Any]] = []
     try:
+        # Submitted inside the try: a submit that fails (no thread can be started, in a
+        # container at its process limit) stops the workers already started from claiming more,
+        # and the finally waits for the chunks they are running.
+        for _ in range(parts - 1):
+            futures.append(pool.submit(claim_and_run))
         claim_and_run()
+    except BaseException:
+        failed.set()
+        raise
     finally:
         wait(futures)  # every chunk writes into the caller's arrays: none may outlive the call
     for f in futures:
