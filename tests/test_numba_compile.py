@@ -295,6 +295,39 @@ def test_an_exception_in_one_range_reaches_the_caller() -> None:
     assert sorted(calls) == [(0, 5), (5, 10)]
 
 
+def test_ctrl_c_while_waiting_for_the_workers_waits_for_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: a Ctrl-C that landed while the call waited for its workers left them writing
+    into the caller's arrays after the call had raised."""
+    import time
+    from concurrent.futures import wait as real_wait
+
+    started: list[int] = []
+    finished: list[int] = []
+
+    def kernel(start: int, stop: int) -> None:
+        started.append(start)
+        time.sleep(0.01)
+        finished.append(start)
+
+    interrupted: list[bool] = []
+
+    def wait_interrupted_once(futures: object) -> object:
+        if not interrupted:
+            interrupted.append(True)
+            raise KeyboardInterrupt
+        return real_wait(futures)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_threads, "wait", wait_interrupted_once)
+    before = sknumba.get_num_threads()
+    try:
+        sknumba.set_num_threads(2)
+        with pytest.raises(KeyboardInterrupt):
+            _threads.run(kernel, 1000, 1 << 30)
+        assert sorted(finished) == sorted(started)
+    finally:
+        sknumba.set_num_threads(before)
+
+
 def test_no_range_outlives_a_call_whose_submit_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     """Regression: when the pool could not take a range (no thread could be started), the call
     raised while the ranges already submitted went on writing into the caller's arrays."""

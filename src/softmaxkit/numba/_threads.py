@@ -128,9 +128,25 @@ def run(kernel: Callable[..., Any], items: int, elements: int, *args: Any) -> No
         failed.set()
         raise
     finally:
-        wait(futures)  # every chunk writes into the caller's arrays: none may outlive the call
+        _wait_for_all(futures, failed)
     for f in futures:
         f.result()  # re-raises a chunk's exception
+
+
+def _wait_for_all(futures: list[Future[Any]], failed: threading.Event) -> None:
+    """Wait until every worker is done, even through a Ctrl-C: their chunks write into the
+    caller's arrays, and none may go on writing after the call has returned or raised. An
+    interruption stops the claiming and is raised once the workers are done."""
+    interruption: BaseException | None = None
+    while True:
+        try:
+            wait(futures)
+            break
+        except BaseException as caught:
+            failed.set()
+            interruption = caught
+    if interruption is not None:
+        raise interruption
 
 
 def readonly(a: Any) -> Any:
