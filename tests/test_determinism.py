@@ -71,6 +71,30 @@ def test_same_bits_wherever_out_lies_after_x(dtype) -> None:
             assert out.tobytes() == far.tobytes(), gap
 
 
+def test_sampling_weights_sum_the_same_wherever_the_scratch_lies() -> None:
+    """Regression (found by the numba audit): the sampling kernels' weight pass wrote a scratch
+    block and summed it in one loop; with the scratch a few vectors after the logits in memory,
+    LLVM's overlap test took the scalar loop, which sums in another order, so a draw could
+    depend on where the allocator had put the two."""
+    numba = pytest.importorskip("numba")
+    kernels = pytest.importorskip("softmaxkit.sampling._kernels")
+
+    @numba.njit
+    def weights(x, out):  # type: ignore[no-untyped-def]
+        return kernels._plain_block_weights(x, 0, x.max(), 1.0, 0.0, out)
+
+    n = 19  # a row shorter than one unrolled vector iteration (256 bytes)
+    for x in np.random.default_rng(19).standard_normal((8, n)) * 3:
+        far = np.empty(n)
+        expected = weights(x, far)
+        for gap in (0, 8, 16):  # elements between the end of the logits and the scratch
+            buffer = np.zeros(2 * n + gap)
+            buffer[:n] = x
+            near = buffer[n + gap:]
+            assert weights(buffer[:n], near) == expected, gap
+            assert near.tobytes() == far.tobytes(), gap
+
+
 def test_concurrent_calls_from_threads() -> None:
     pytest.importorskip("numba")
     x = np.random.default_rng(10).standard_normal((64, 4096)).astype(np.float32)

@@ -250,16 +250,24 @@ def plan_row(x, mrow, has_mask, inv_t, k, p, min_p, cand_v, cand_i):  # type: ig
     return OK, top, indicator, -1, neg, ALL
 
 
-@helper(fastmath=REDUCE_FLAGS)
+@helper(fastmath=EXACT_FLAGS)
 def _plain_block_weights(x, start, m, inv_t, min_p, out):  # type: ignore[no-untyped-def]
-    # Branch-free, so LLVM vectorises exp and the sum (reassociated: a fixed order for the
-    # compiled code, the same on every thread). -inf entries get exp(-inf) = 0.
-    s = 0.0
+    # Branch-free, so LLVM vectorises exp. -inf entries get exp(-inf) = 0. The sum has a loop
+    # of its own: in one loop with the writes, LLVM's runtime overlap test (``out`` may lie just
+    # after ``x`` in memory) could send it to the scalar version, which sums in another order,
+    # and a draw would depend on where the allocator put the two arrays.
     for j in range(out.size):
         w = np.float64(exp_small(shifted(x[start + j], m, inv_t)))
-        w = w if w >= min_p else 0.0
-        out[j] = w
-        s += w
+        out[j] = w if w >= min_p else 0.0
+    return _sum(out)
+
+
+@helper(fastmath=REDUCE_FLAGS)
+def _sum(ws):  # type: ignore[no-untyped-def]
+    # Reassociated: vectorised in a fixed order for the compiled code, the same on every thread.
+    s = 0.0
+    for j in range(ws.size):
+        s += ws[j]
     return s
 
 
