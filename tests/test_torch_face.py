@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import warnings
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -102,9 +103,47 @@ def test_dim_out_of_range_raises_index_error_as_torch(dim):
         skt.softmax(x, dim)
 
 
-def test_non_int_dim_is_refused():
+@pytest.mark.parametrize("dim", [1.0, True, torch.tensor(1.0), "1"],
+                         ids=["float", "bool", "float-tensor", "str"])
+def test_non_int_dim_is_refused(dim):
     with pytest.raises(TypeError, match="dim"):
-        skt.softmax(torch.randn(2, 3), 1.0)
+        skt.softmax(torch.randn(2, 3), dim)
+
+
+@pytest.mark.parametrize("dim", [np.int64(1), torch.tensor(1), torch.tensor(-1, dtype=torch.int32)],
+                         ids=["numpy-int64", "tensor-int64", "tensor-int32"])
+def test_dim_as_an_index_is_taken_as_torch_takes_it(dim):
+    # Regression: TypeError where PyTorch converts the dim with __index__.
+    x = torch.randn(2, 3)
+    torch.testing.assert_close(skt.softmax(x, dim), F.softmax(x, dim))
+    torch.testing.assert_close(skt.LogSoftmax(dim)(x), torch.nn.LogSoftmax(dim)(x))
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: skt.softmax(torch.randn(2, 3, dtype=torch.complex64), 1), "complex"),
+    (lambda: skt.log_softmax(torch.randn(2, 3), 1, dtype=torch.complex64), "floating dtype"),
+    (lambda: skt.softmax(torch.randn(2, 3), 1, dtype=torch.int64), "floating dtype"),
+    (lambda: skt.cross_entropy(torch.randn(2, 3, dtype=torch.complex128), torch.tensor([0, 1])), "complex"),
+], ids=["softmax-complex-input", "log_softmax-complex-dtype", "softmax-int-dtype",
+        "cross_entropy-complex-input"])
+def test_complex_input_and_non_float_dtype_are_refused(call, message):
+    # Regression: the imaginary part was dropped (with a warning) and an integer dtype= truncated
+    # the logits before taking them as floats; PyTorch raises, and SPEC §2 says TypeError.
+    with pytest.raises(TypeError, match=message):
+        call()
+
+
+@pytest.mark.parametrize(("call", "argument"), [
+    (lambda: skt.softmax(np.ones((2, 3)), 1), "input"),
+    (lambda: skt.cross_entropy([[1.0, 2.0]], torch.tensor([0])), "input"),
+    (lambda: skt.cross_entropy(torch.randn(2, 3), [0, 1]), "target"),
+    (lambda: skt.cross_entropy(torch.randn(2, 3), torch.tensor([0, 1]), [1.0, 1.0, 1.0]), "weight"),
+], ids=["softmax-ndarray", "cross_entropy-input-list", "cross_entropy-target-list",
+        "cross_entropy-weight-list"])
+def test_non_tensor_arguments_raise_type_error(call, argument):
+    # Regression: AttributeError ('list' object has no attribute ...); PyTorch raises TypeError.
+    with pytest.raises(TypeError, match=f"argument '{argument}' must be Tensor"):
+        call()
 
 
 def test_where_torch_gives_nan_softmaxkit_keeps_the_spec():
@@ -117,6 +156,14 @@ def test_integer_input_gives_default_float():
     # torch.softmax refuses integer tensors; softmaxkit takes them as the default float (SPEC §2).
     x = torch.tensor([[1, 2, 3]])
     torch.testing.assert_close(skt.softmax(x, 1), F.softmax(x.float(), 1))
+
+
+def test_implicit_dim_compiles_with_fullgraph_as_torchs():
+    # Regression: Dynamo could not trace the deprecation warning (a graph break), where
+    # F.softmax(x) compiles with fullgraph=True.
+    x = torch.randn(3, 4)
+    compiled = torch.compile(lambda t: skt.softmax(t) + skt.LogSoftmax()(t), fullgraph=True, backend="eager")
+    torch.testing.assert_close(compiled(x), F.softmax(x, 1) + F.log_softmax(x, 1))
 
 
 def test_modules_forward_and_repr():
@@ -250,6 +297,36 @@ def test_cross_entropy_bad_arguments_raise(kwargs, error):
         skt.cross_entropy(**call)
     with pytest.raises((ValueError, RuntimeError, IndexError)):  # torch raises too
         F.cross_entropy(**call)
+
+
+def test_weight_that_requires_grad_is_refused():
+    # Regression: its gradient was silently None; PyTorch raises (not differentiable there).
+    w = torch.rand(3, requires_grad=True)
+    with pytest.raises(ValueError, match="not differentiable with respect to weight"):
+        skt.cross_entropy(torch.randn(2, 3, requires_grad=True), torch.tensor([0, 1]), w)
+    with torch.no_grad():
+        torch.testing.assert_close(skt.cross_entropy(torch.randn(2, 3), torch.tensor([0, 1]), w).shape,
+                                   torch.Size([]))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_cross_entropy_under_cpu_autocast_is_float32_as_torchs(dtype):
+    """Regression: under ``torch.autocast("cpu")`` the loss kept the logits' half dtype, where
+    PyTorch's cross_entropy (on autocast's float32 list) computes and returns float32; softmax
+    and log_softmax are not on the CPU list and keep it, in both."""
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(6, 5)
+    x, labels, w = torch.randn(8, 6), _labels((8,), 5), torch.rand(5, dtype=dtype)
+    grads = []
+    for ce, sm in [(skt.cross_entropy, skt.log_softmax), (F.cross_entropy, F.log_softmax)]:
+        linear.zero_grad()
+        with torch.autocast("cpu", dtype=dtype):
+            z = linear(x).to(dtype)
+            loss, logp = ce(z, labels, w), sm(z, 1)
+        assert (loss.dtype, logp.dtype) == (torch.float32, dtype)
+        loss.backward()
+        grads.append((loss, linear.weight.grad.clone()))
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-2, rtol=1e-2)
 
 
 def test_negative_label_smoothing_is_refused():

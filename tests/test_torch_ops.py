@@ -278,6 +278,18 @@ def test_cross_entropy_backward_twice_with_retained_graph():
     torch.testing.assert_close(x.grad, 4 * first)
 
 
+def test_cross_entropy_autograd_grad_with_retained_graph_is_not_the_saved_buffer():
+    # Regression: autograd.grad(..., retain_graph=True) returned the saved buffer itself, so
+    # what the caller did to its gradient reached the next backward.
+    x = _f64(4, 6)
+    loss = skt.cross_entropy(x, torch.tensor([0, 1, 2, 3]))
+    (first,) = torch.autograd.grad(loss, x, retain_graph=True)
+    expected = first.clone()
+    first.zero_()
+    (second,) = torch.autograd.grad(loss, x)
+    torch.testing.assert_close(second, expected)
+
+
 def test_cross_entropy_backward_scaled_by_incoming_gradient():
     x = _f64(4, 6)
     (3.0 * skt.cross_entropy(x, torch.tensor([0, 1, 2, 3]))).backward()
@@ -429,6 +441,31 @@ print("compiled")
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "compiled"
+
+
+def _traced_model(z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return (skt.cross_entropy(z, labels, label_smoothing=0.1) + skt.log_softmax(z, 0).sum() * 1e-2
+            + sk.logsumexp(z, axis=1).sum() * 1e-2 + skt.softmax(z, 1)[:, 0].sum())
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("example_requires_grad", [False, True], ids=["example-no-grad", "example-grad"])
+def test_jit_trace_records_the_operators(example_requires_grad):
+    """Regression: eager calls run the kernels without the dispatcher, so torch.jit.trace kept
+    the example's results as constants (a traced Softmax gave the example's output for any
+    input). The operators are recorded now, and a trace of a call without grad still trains."""
+    gen = torch.Generator().manual_seed(4)
+    example = torch.randn(3, 4, generator=gen, dtype=torch.float64).requires_grad_(example_requires_grad)
+    traced = torch.jit.trace(_traced_model, (example, torch.tensor([0, 1, 3])))
+    z, labels = torch.randn(6, 4, generator=gen, dtype=torch.float64), torch.tensor([3, 2, 1, 0, 1, 2])
+    ours, theirs = z.clone().requires_grad_(), z.clone().requires_grad_()
+    loss = traced(ours, labels)
+    loss.backward()
+    expected = _traced_model(theirs, labels)
+    expected.backward()
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(ours.grad, theirs.grad)
 
 
 # --- dtypes and layouts --------------------------------------------------------------------------

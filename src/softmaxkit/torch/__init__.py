@@ -21,6 +21,7 @@ graph: the check is part of the kernel, not a branch of the traced program).
 
 from __future__ import annotations
 
+import operator
 import warnings
 from typing import Any
 
@@ -38,15 +39,17 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 
 def _implicit_dim(name: str, ndim: int, stacklevel: int) -> int:
-    # torch.nn.functional's rule and warning for dim=None, kept for drop-in compatibility.
-    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to "
-                  "include dim=X as an argument.", stacklevel=stacklevel + 1)
+    # torch.nn.functional's rule and warning for dim=None, kept for drop-in compatibility. Not
+    # while Dynamo traces: it cannot trace warnings.warn, and fullgraph=True compiles F.softmax(x).
+    if not torch.compiler.is_compiling():
+        warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to "
+                      "include dim=X as an argument.", stacklevel=stacklevel + 1)
     return 0 if ndim in (0, 1, 3) else 1
 
 
 def _wrap_dim(dim: Any, ndim: int) -> int:
     if not isinstance(dim, int) or isinstance(dim, bool):
-        raise TypeError(f"dim must be an int, got {dim!r}")
+        dim = _index(dim)
     n = max(ndim, 1)  # PyTorch wraps the dim of a 0-d tensor as if it had one dim
     if not -n <= dim < n:
         raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], "
@@ -54,16 +57,50 @@ def _wrap_dim(dim: Any, ndim: int) -> int:
     return dim % n
 
 
-def _as_float(t: torch.Tensor) -> torch.Tensor:
-    return t if t.is_floating_point() else t.to(torch.get_default_dtype())
+def _index(dim: Any) -> int:
+    # As PyTorch: what converts to an index (NumPy integers, integer tensors of one element), not bool.
+    if not isinstance(dim, bool):
+        try:
+            return operator.index(dim)
+        except TypeError:
+            pass
+    raise TypeError(f"dim must be an int, got {dim!r}")
+
+
+def _check_tensor(name: str, argument: str, value: Any) -> None:
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name}(): argument '{argument}' must be Tensor, not {type(value).__name__}")
+
+
+def _as_float(name: str, t: torch.Tensor) -> torch.Tensor:
+    if t.is_floating_point():
+        return t
+    if t.is_complex():  # SPEC §2 (PyTorch raises too); .to() would drop the imaginary part
+        raise TypeError(f"{name} is not defined for complex input (dtype {t.dtype})")
+    return t.to(torch.get_default_dtype())
+
+
+def _autocast_to_float32(t: torch.Tensor, devices: tuple[str, ...]) -> bool:
+    """Whether ``torch.autocast`` would run PyTorch's own function on ``t`` in float32: half
+    types on a device where autocast is on and the function is on its float32 list
+    (cross_entropy on CPU and CUDA; softmax and log_softmax without ``dtype=`` on CUDA)."""
+    return t.dtype in _HALF_TYPES and t.device.type in devices and torch.is_autocast_enabled(t.device.type)
+
+
+_HALF_TYPES = (torch.float16, torch.bfloat16)
 
 
 def _softmax_family(name: str, input: torch.Tensor, dim: int | None, stacklevel: int,
                     dtype: torch.dtype | None, log: bool) -> torch.Tensor:
+    _check_tensor(name, "input", input)
     if dim is None:
         dim = _implicit_dim(name, input.dim(), stacklevel)
     d = _wrap_dim(dim, input.dim())
-    x = _as_float(input if dtype is None else input.to(dtype))
+    if dtype is None and _autocast_to_float32(input, ("cuda",)):
+        dtype = torch.float32
+    elif dtype is not None and not dtype.is_floating_point:
+        raise TypeError(f"{name}: dtype must be a floating dtype, got {dtype}")
+    x = _as_float(name, input if dtype is None else input.to(dtype))
     if x.dim() == 0:
         return _autograd.softmax(x.reshape(1), [0], None, 1.0, log).reshape(())
     return _autograd.softmax(x, [d], None, 1.0, log)
@@ -157,10 +194,15 @@ def cross_entropy(input: torch.Tensor, target: torch.Tensor, weight: torch.Tenso
     smoothing = float(label_smoothing)
     if not 0.0 <= smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0, got {label_smoothing!r}")
+    _check_tensor("cross_entropy", "input", input)
+    _check_tensor("cross_entropy", "target", target)
+    if weight is not None:
+        _check_tensor("cross_entropy", "weight", weight)
     if input.dim() == 0:
         raise ValueError("cross_entropy: input must have at least one dim (the classes)")
     dim = 1 if input.dim() >= 2 else 0
-    logits = _as_float(input)
+    logits = (input.float() if _autocast_to_float32(input, ("cpu", "cuda"))
+              else _as_float("cross_entropy", input))
     n_classes = logits.shape[dim]
     if target.is_floating_point():
         if target.shape != logits.shape:

@@ -44,15 +44,24 @@ def _wants_grad(*tensors: torch.Tensor | None) -> bool:
     """Whether to call through the autograd.Function: in eager mode, when a gradient may be
     asked for. A compiled graph holds the operator itself, differentiated by its registered
     formula (Dynamo's tracing of a Function instantiates it, which PyTorch 2.13 deprecates
-    with a warning)."""
-    return _needs_grad(*tensors) and not torch.compiler.is_compiling()
+    with a warning). So does a ``torch.jit.trace`` graph: its sanity check reruns the call
+    without grad, and a Function in one run but not the other fails it."""
+    return _needs_grad(*tensors) and not torch.compiler.is_compiling() and not _tracing()
+
+
+def _tracing() -> bool:
+    """Whether ``torch.jit.trace`` records the call."""
+    return torch._C._get_tracing_state() is not None
 
 
 def _run(name: str, *args: Any) -> Any:
     """The operator ``name`` on ``args``; in eager mode on plain tensors, the kernel it would run,
     called directly: the dispatcher's round trip costs about 7 µs, as much as the whole kernel
-    on a 64 x 10 tensor. Traced, fake, meta or torch.func-wrapped tensors go through the operator."""
-    if torch.compiler.is_compiling() or not (args[0].is_cpu or args[0].is_cuda):  # meta: the fake
+    on a 64 x 10 tensor. Traced, fake, meta or torch.func-wrapped tensors go through the operator;
+    so do calls under ``torch.jit.trace``, which records only what reaches the dispatcher (the
+    kernel called directly left the first input's result in the trace as a constant)."""
+    if (torch.compiler.is_compiling() or not (args[0].is_cpu or args[0].is_cuda)  # meta: the fake
+            or _tracing()):
         return getattr(_ops, name)(*args)
     for a in args:
         if isinstance(a, torch.Tensor) and (
@@ -327,12 +336,17 @@ def _cross_entropy_backward(ctx: Any, g_loss: torch.Tensor, _: Any) -> tuple[Any
                            "its gradient was not computed in the forward pass")
     if ctx.reduction == "none":
         g_loss = g_loss.unsqueeze(ctx.dim)
-    elif _plain(grad) and not grad.is_cuda and float(g_loss) == 1.0:
-        # loss.backward(): the saved buffer is the gradient, handed on without a copy. A leaf's
-        # AccumulateGrad adopts it only once the graph has released it (no retain_graph);
-        # under a retained graph it copies, so a later backward still reads it intact.
+    elif _plain(grad) and not grad.is_cuda and not _graph_kept() and float(g_loss) == 1.0:
+        # loss.backward(): the saved buffer is the gradient, handed on without a copy, once:
+        # the graph releases it. Under retain_graph it is not handed on (autograd.grad would
+        # return the buffer itself, and what the caller did to it would reach the next backward).
         return grad, d_target, *rest
     return grad * g_loss, d_target, *rest
+
+
+def _graph_kept() -> bool:
+    """Whether the running backward keeps the graph (``retain_graph=True``)."""
+    return bool(torch._C._autograd._get_current_graph_task_keep_graph())
 
 
 def _differentiable_gradient(ctx: Any, logits: torch.Tensor | None, target: torch.Tensor | None,
@@ -395,8 +409,13 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tens
                   want_grad: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(loss, grad)``; ``grad`` is computed (and kept for the backward) when ``want_grad``,
     by default when autograd will ask for it."""
+    if weight is not None and weight.requires_grad and torch.is_grad_enabled():
+        # Else the weight's gradient would be silently None.
+        raise ValueError("cross_entropy is not differentiable with respect to weight (nor is "
+                         "PyTorch's): pass weight.detach()")
     if want_grad is None:
-        want_grad = _needs_grad(logits)
+        # A jit trace keeps the flag as a constant of its graph: the traced module may train later.
+        want_grad = _needs_grad(logits) or _tracing()
     if _wants_grad(logits, target):
         return _apply(_CrossEntropy, logits, target, weight, dim, ignore_index, label_smoothing, reduction,
                                    want_grad)
