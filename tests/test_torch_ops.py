@@ -694,6 +694,18 @@ def test_main_api_result_dtype_on_tensors():
     assert sk.softmax(torch.tensor([[1, 2]])).dtype == torch.float32
 
 
+@pytest.mark.parametrize(("dtype", "expected"), [
+    (np.float64, torch.float64), (np.dtype("float16"), torch.float16), (float, torch.float64),
+    ("bfloat16", torch.bfloat16)],
+                         ids=["numpy-type", "numpy-dtype", "python-float", "name"])
+def test_main_api_takes_numpy_dtypes_for_tensors(dtype, expected):
+    # Regression: torch's namespace asked np.float64.is_floating_point (AttributeError).
+    x = torch.randn(3, 5)
+    assert sk.softmax(x, dtype=dtype).dtype == sk.logsumexp(x, axis=1, dtype=dtype).dtype == expected
+    with pytest.raises(TypeError, match="floating dtype"):
+        sk.log_softmax(x, dtype=np.int32)
+
+
 def test_logsumexp_options_the_operators_do_not_cover_go_to_generic():
     x = torch.randn(3, 4, dtype=torch.float64)
     b = torch.rand(3, 4, dtype=torch.float64)

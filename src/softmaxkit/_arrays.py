@@ -113,7 +113,24 @@ def resolve_dtype(xp: Any, dtype: Any) -> Any:
             return np.dtype(dtype)
         except TypeError as exc:
             raise TypeError(f"unknown dtype {dtype!r}: {exc}") from None
+    if xp.__name__.endswith("torch"):
+        return _torch_dtype(dtype)
     return dtype
+
+
+def _torch_dtype(dtype: Any) -> Any:
+    """A NumPy dtype (or Python type) for a tensor as torch's dtype of that name: torch's
+    namespace knows only its own (``isdtype`` raised AttributeError on ``np.float64``)."""
+    torch = sys.modules["torch"]  # loaded: the array is a tensor
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        name = np.dtype(dtype).name
+    except TypeError as exc:
+        raise TypeError(f"unknown dtype {dtype!r}: {exc}") from None
+    if not isinstance(getattr(torch, name, None), torch.dtype):
+        raise TypeError(f"unknown dtype {dtype!r} for torch tensors")
+    return getattr(torch, name)
 
 
 def result_dtype(xp: Any, x: Array, dtype: Any, *, allow_complex: bool, name: str) -> Any:
