@@ -620,6 +620,31 @@ def test_new_results_small_and_large(shape, dtype):
             torch.testing.assert_close(result, expected.to(dtype))  # the dtype's own tolerance
 
 
+def _negated_view(*shape: int, seed: int) -> torch.Tensor:
+    """A real tensor whose memory holds its negation (PyTorch's neg bit): ``z.conj().imag``."""
+    z = torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.complex128)
+    view = z.conj().imag
+    assert view.is_neg()
+    return view
+
+
+@pytest.mark.parametrize("function", ["softmax", "log_softmax-dim0", "sk.logsumexp", "cross_entropy-weight",
+                                      "cross_entropy-probabilities", "sk.softmax_vjp"])
+def test_negated_views_are_read_as_their_values(function):
+    # Regression: the kernels read the memory of a neg-bit view, i.e. -x (silently wrong values).
+    x, w = _negated_view(4, 5, seed=1), _negated_view(5, seed=2)
+    labels, s = torch.tensor([0, 4, 2, 1]), torch.softmax(x.resolve_neg(), 1)
+    calls = {
+        "softmax": lambda t, _: skt.softmax(t, 1),
+        "log_softmax-dim0": lambda t, _: skt.log_softmax(t, 0),
+        "sk.logsumexp": lambda t, _: sk.logsumexp(t, axis=1),
+        "cross_entropy-weight": lambda t, v: skt.cross_entropy(t, labels, v, reduction="none"),
+        "cross_entropy-probabilities": lambda t, _: skt.cross_entropy(s, t, reduction="none"),
+        "sk.softmax_vjp": lambda t, _: sk.softmax_vjp(s, t),
+    }
+    torch.testing.assert_close(calls[function](x, w), calls[function](x.resolve_neg(), w.resolve_neg()))
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64], ids=str)
 def test_inputs_are_left_as_they_were(dtype):
     # The kernels read tensors through NumPy views that leave them unchanged: t.numpy() would

@@ -367,6 +367,8 @@ def cpu_tensor_view(t: Any, writable: bool = False) -> np.ndarray:
         _typestr_of_dtype[t.dtype] = typestr
     if not t.is_cpu:
         raise TypeError(f"no NumPy view of a tensor on {t.device}")
+    if t.is_neg():  # a view that negates on read (z.conj().imag): its memory holds -t
+        t = t.resolve_neg()
     if t.numel() == 0:
         view = np.empty(tuple(t.shape), typestr)
     else:
