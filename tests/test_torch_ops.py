@@ -290,6 +290,25 @@ def test_cross_entropy_autograd_grad_with_retained_graph_is_not_the_saved_buffer
     torch.testing.assert_close(second, expected)
 
 
+@pytest.mark.parametrize("function", ["softmax", "log_softmax-dim0", "sk.softmax_vjp", "cross_entropy-mean",
+                                      "cross_entropy-none"])
+def test_jacobian_vectorized(function):
+    # Regression: autograd's batched incoming gradients (jacobian(vectorize=True),
+    # is_grads_batched) reached the kernels (no memory: RuntimeError) or float() (aten::item).
+    x, labels = _f64(3, 4, requires_grad=False), torch.tensor([0, 3, 1])
+    s = torch.softmax(x, 1)
+    ours, theirs = {
+        "softmax": (lambda a: skt.softmax(a, 1), lambda a: F.softmax(a, 1)),
+        "log_softmax-dim0": (lambda a: skt.log_softmax(a, 0), lambda a: F.log_softmax(a, 0)),
+        "sk.softmax_vjp": (lambda a: sk.softmax_vjp(s, a), lambda a: s * (a - (a * s).sum(1, keepdim=True))),
+        "cross_entropy-mean": (lambda a: skt.cross_entropy(a, labels), lambda a: F.cross_entropy(a, labels)),
+        "cross_entropy-none": (lambda a: skt.cross_entropy(a, labels, reduction="none", label_smoothing=0.1),
+                               lambda a: F.cross_entropy(a, labels, reduction="none", label_smoothing=0.1)),
+    }[function]
+    jacobian = torch.autograd.functional.jacobian
+    torch.testing.assert_close(jacobian(ours, x, vectorize=True), jacobian(theirs, x))
+
+
 def test_cross_entropy_backward_scaled_by_incoming_gradient():
     x = _f64(4, 6)
     (3.0 * skt.cross_entropy(x, torch.tensor([0, 1, 2, 3]))).backward()

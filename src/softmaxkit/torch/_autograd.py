@@ -70,6 +70,13 @@ def _run(name: str, *args: Any) -> Any:
     return getattr(_ops._kernels(args[0]), name)(*args)
 
 
+def _batched(g: torch.Tensor) -> bool:
+    """Whether ``g`` is a batch of incoming gradients (``autograd.grad(is_grads_batched=True)``,
+    ``jacobian(vectorize=True)``): PyTorch's legacy vmap, whose tensors have no memory for the
+    kernels and no value to read; PyTorch's own ops batch them."""
+    return bool(torch._C._functorch.is_legacy_batchedtensor(g))
+
+
 def _save(ctx: Any, *tensors: torch.Tensor | None) -> None:
     """Keep ``tensors`` for the backward and the jvp alike: under torch.func, two different
     sets would leave the saved tensors' batch dimensions of one of them wrong."""
@@ -122,7 +129,7 @@ def _softmax_jvp(ctx: Any, x_t: torch.Tensor | None, *_: Any) -> torch.Tensor:
 
 def _softmax_backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:
     (y,) = ctx.saved_tensors
-    if torch.is_grad_enabled():
+    if torch.is_grad_enabled() or _batched(g):
         # create_graph, or a torch.func transform: the vjp will be differentiated (hessian).
         # PyTorch's own ops, whose derivatives PyTorch knows in both modes (forward mode
         # through a Function under vmap trips on a missing tangent in PyTorch 2.13).
@@ -226,7 +233,7 @@ def _softmax_vjp_backward(ctx: Any, d: torch.Tensor) -> tuple[Any, ...]:
     s, g = ctx.saved_tensors
     dot = (g * s).sum(ctx.dims, keepdim=True)
     ds = d * (g - dot) - g * (d * s).sum(ctx.dims, keepdim=True)
-    return ds, softmax_vjp(s, d, ctx.dims), None
+    return ds, (_formulas.softmax_vjp if _batched(d) else softmax_vjp)(s, d, ctx.dims), None
 
 
 def _log_softmax_vjp_backward(ctx: Any, d: torch.Tensor) -> tuple[Any, ...]:
@@ -336,7 +343,8 @@ def _cross_entropy_backward(ctx: Any, g_loss: torch.Tensor, _: Any) -> tuple[Any
                            "its gradient was not computed in the forward pass")
     if ctx.reduction == "none":
         g_loss = g_loss.unsqueeze(ctx.dim)
-    elif _plain(grad) and not grad.is_cuda and not _graph_kept() and float(g_loss) == 1.0:
+    elif (_plain(grad) and not grad.is_cuda and not _graph_kept() and not _batched(g_loss)
+          and float(g_loss) == 1.0):
         # loss.backward(): the saved buffer is the gradient, handed on without a copy, once:
         # the graph releases it. Under retain_graph it is not handed on (autograd.grad would
         # return the buffer itself, and what the caller did to it would reach the next backward).
