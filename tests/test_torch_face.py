@@ -299,6 +299,33 @@ def test_cross_entropy_bad_arguments_raise(kwargs, error):
         F.cross_entropy(**call)
 
 
+@pytest.mark.parametrize("target_dtype", [torch.float64, torch.float16], ids=str)
+def test_probability_targets_of_another_dtype_promote_as_torchs(target_dtype):
+    # Regression: float64 probabilities were cast to the float32 logits (a float32 loss);
+    # PyTorch's loss has the promoted dtype, the gradient the logits'.
+    a, b = _pair(4, 5, dtype=torch.float32)
+    q = torch.softmax(torch.randn(4, 5, generator=torch.Generator().manual_seed(2)), 1).to(target_dtype)
+    ours, theirs = skt.cross_entropy(a, q, label_smoothing=0.1), F.cross_entropy(b, q, label_smoothing=0.1)
+    assert ours.dtype == theirs.dtype
+    # PyTorch smooths float16 probabilities in float16; softmaxkit in float32.
+    tolerance = {"rtol": 1e-3, "atol": 1e-3} if target_dtype == torch.float16 else {}
+    _same_values_and_grads(ours, theirs, a, b, **tolerance)
+    assert a.grad.dtype == torch.float32
+
+
+@pytest.mark.parametrize(("kwargs", "error"), [
+    ({"target": torch.full((4, 5), 0.2), "ignore_index": 1}, ValueError),
+    ({"ignore_index": 1.5}, TypeError),
+], ids=["probabilities-ignore_index", "float-ignore_index"])
+def test_ignore_index_that_torch_refuses_is_refused(kwargs, error):
+    # Regression: ignored silently (probabilities), truncated to an int (1.5); PyTorch raises.
+    call = {"input": torch.randn(4, 5), "target": torch.tensor([0, 1, 2, 3]), **kwargs}
+    with pytest.raises((RuntimeError, TypeError)):
+        F.cross_entropy(**call)
+    with pytest.raises(error, match="ignore_index"):
+        skt.cross_entropy(**call)
+
+
 def test_weight_that_requires_grad_is_refused():
     # Regression: its gradient was silently None; PyTorch raises (not differentiable there).
     w = torch.rand(3, requires_grad=True)

@@ -208,6 +208,11 @@ def cross_entropy(input: torch.Tensor, target: torch.Tensor, weight: torch.Tenso
         if target.shape != logits.shape:
             raise ValueError(f"cross_entropy: probability target of shape {tuple(target.shape)} must "
                              f"have the input's shape {tuple(logits.shape)}")
+        if ignore_index != -100:  # PyTorch raises too: it would silently count every sample
+            raise ValueError("cross_entropy: ignore_index applies to class-index targets only, "
+                             "not to probabilities")
+        # PyTorch's result has the promoted dtype of both (float64 probabilities: float64).
+        logits = logits.to(torch.promote_types(logits.dtype, target.dtype))
         target, ignore = target.to(logits.dtype), None
     else:
         expected = tuple(s for d, s in enumerate(logits.shape) if d != dim)
@@ -215,7 +220,10 @@ def cross_entropy(input: torch.Tensor, target: torch.Tensor, weight: torch.Tenso
             raise ValueError(f"cross_entropy: target must hold class indices of shape {expected} "
                              f"(or probabilities of shape {tuple(logits.shape)}), got "
                              f"{target.dtype} of shape {tuple(target.shape)}")
-        ignore = int(ignore_index)
+        try:
+            ignore = operator.index(ignore_index)
+        except TypeError:
+            raise TypeError(f"cross_entropy: ignore_index must be an int, got {ignore_index!r}") from None
     if weight is not None:
         if weight.shape != (n_classes,):
             raise ValueError(f"cross_entropy: weight must have shape ({n_classes},), "
