@@ -696,6 +696,23 @@ def test_empty_tensors():
     assert torch.isnan(loss)
 
 
+@pytest.mark.parametrize("call", [
+    lambda x: skt.cross_entropy(x, torch.tensor([0, 1, 2], device="meta")),
+    lambda x: skt.cross_entropy(x, torch.tensor([0, 1, 2]), torch.ones(4, device="meta")),
+    lambda x: skt.cross_entropy(x.to("meta"), torch.tensor([0, 1, 2])),
+    lambda x: sk.cross_entropy(x, torch.softmax(x, 1).to("meta")),
+    lambda x: sk.softmax(x, where=(x > 0).to("meta")),
+    lambda x: sk.logsumexp(x, axis=1, where=(x > 0).to("meta")),
+    lambda x: sk.log_softmax_vjp(x, x.to("meta")),
+], ids=["face-target", "face-weight", "face-logits", "cross_entropy-probabilities", "softmax-where",
+        "logsumexp-where", "log_softmax_vjp-g"])
+def test_tensors_on_another_device_are_refused(call):
+    # Regression: the kernels were handed tensors of another device (here meta: "no NumPy view",
+    # or a result on meta for meta logits with CPU labels; CUDA with CPU went to DLPack).
+    with pytest.raises(ValueError, match="expected all tensors on one device"):
+        call(torch.randn(3, 4))
+
+
 def test_unsupported_device_is_refused():
     x = torch.zeros(2, 3, device="meta")
     y = _ops.softmax(x, [1], None, 1.0, False)  # meta tensors take the fake implementation

@@ -70,6 +70,14 @@ def _run(name: str, *args: Any) -> Any:
     return getattr(_ops._kernels(args[0]), name)(*args)
 
 
+def check_devices(name: str, first: torch.Tensor, *others: torch.Tensor | None) -> None:
+    """ValueError unless ``others`` lie on ``first``'s device: the kernels would read a tensor
+    of another device as if it were on theirs (PyTorch raises too)."""
+    for t in others:
+        if t is not None and (t.is_cpu != first.is_cpu or (not t.is_cpu and t.device != first.device)):
+            raise ValueError(f"{name}: expected all tensors on one device, got {first.device} and {t.device}")
+
+
 def _batched(g: torch.Tensor) -> bool:
     """Whether ``g`` is a batch of incoming gradients (``autograd.grad(is_grads_batched=True)``,
     ``jacobian(vectorize=True)``): PyTorch's legacy vmap, whose tensors have no memory for the
@@ -158,6 +166,8 @@ class _Softmax(torch.autograd.Function):
 def softmax(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None = None, temperature: float = 1.0,
             log: bool = False) -> torch.Tensor:
     """softmax (or log_softmax) of ``x`` over ``dims`` (sorted, non-negative), differentiable."""
+    if mask is not None:
+        check_devices("softmax", x, mask)
     if _wants_grad(x):
         return _apply(_Softmax, x, dims, mask, temperature, log)
     return _run("softmax", x, dims, mask, temperature, log)
@@ -202,6 +212,8 @@ class _LogSumExp(torch.autograd.Function):
 def logsumexp(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None = None,
               keepdim: bool = False) -> torch.Tensor:
     """``log(sum(exp(x)))`` over ``dims``, differentiable (its gradient is ``softmax(x)``)."""
+    if mask is not None:
+        check_devices("logsumexp", x, mask)
     if _wants_grad(x):
         return _apply(_LogSumExp, x, dims, mask, keepdim)
     return _run("logsumexp", x, dims, mask, keepdim)
@@ -417,6 +429,7 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tens
                   want_grad: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(loss, grad)``; ``grad`` is computed (and kept for the backward) when ``want_grad``,
     by default when autograd will ask for it."""
+    check_devices("cross_entropy", logits, target, weight)
     if weight is not None and weight.requires_grad and torch.is_grad_enabled():
         # Else the weight's gradient would be silently None.
         raise ValueError("cross_entropy is not differentiable with respect to weight (nor is "

@@ -103,6 +103,7 @@ def logsumexp(
 def _product(op: Any, first: torch.Tensor, g: torch.Tensor, axes: tuple[int, ...],
              dtype: Any) -> torch.Tensor:
     _register_if_eager()
+    _autograd.check_devices(op.__name__, first, g)
     fc, rounding = _staged(first, dtype)
     return _finish(op(fc, g.to(fc.dtype), list(axes)), rounding)
 
