@@ -755,6 +755,20 @@ def test_main_api_result_dtype_on_tensors():
     assert sk.softmax(torch.tensor([[1, 2]])).dtype == torch.float32
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("function", ["softmax", "log_softmax", "logsumexp"])
+def test_integer_tensor_to_a_half_dtype_as_numpy(function, dtype):
+    # Regression: the torch engine cast integers to the half type before computing (70000 -> inf,
+    # softmax [0.5, 0.5]); the NumPy engine computes them in float32 and rounds once (SPEC §2).
+    import ml_dtypes
+
+    values = [[70000, 70001, 60000], [3, -2, 0]]
+    ours = getattr(sk, function)(torch.tensor(values), dtype=getattr(torch, dtype), axis=1)
+    numpy_dtype = np.float16 if dtype == "float16" else ml_dtypes.bfloat16
+    theirs = getattr(sk, function)(np.array(values), dtype=numpy_dtype, axis=1)
+    np.testing.assert_array_equal(ours.float().numpy(), theirs.astype(np.float32))
+
+
 @pytest.mark.parametrize(("dtype", "expected"), [
     (np.float64, torch.float64), (np.dtype("float16"), torch.float16), (float, torch.float64),
     ("bfloat16", torch.bfloat16)],

@@ -68,6 +68,8 @@ def _staged(x: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.dt
         return x, dtype
     if _size(x.dtype) == _size(dtype):  # float16 <-> bfloat16: through float32, rounded once
         return x.float(), dtype
+    if _size(dtype) == 16:  # integers to a half type: through float32 too (70000 is no inf)
+        return x.float(), dtype
     return x.to(dtype), None
 
 
