@@ -342,6 +342,24 @@ def test_vmap_of_every_function():
                                sk.softmax_vjp(s, xs, axis=2))
 
 
+@pytest.mark.parametrize("batch", [0, 3], ids=["empty-batch", "batch-3"])
+def test_vmap_of_cross_entropy_main_api_and_empty_batches(batch):
+    # Regression: sk.cross_entropy under vmap read the batched labels' memory (RuntimeError: no
+    # storage), and the operator's vmap rule stacked no results for an empty batch.
+    gen = torch.Generator().manual_seed(5)
+    xs, labels = torch.randn(batch, 4, 5, generator=gen), torch.randint(0, 5, (batch, 4), generator=gen)
+    vmap = torch.func.vmap
+    loss, grad = vmap(lambda x, t: sk.cross_entropy(x, t, label_smoothing=0.1, return_grad=True))(xs, labels)
+    assert loss.shape == (batch,) and grad.shape == (batch, 4, 5)
+    for i in range(batch):
+        torch.testing.assert_close((loss[i], grad[i]), sk.cross_entropy(xs[i], labels[i], label_smoothing=0.1,
+                                                                        return_grad=True))
+    torch.testing.assert_close(vmap(lambda x, t: skt.cross_entropy(x, t, reduction="none"))(xs, labels),
+                               vmap(lambda x, t: F.cross_entropy(x, t, reduction="none"))(xs, labels))
+    with pytest.raises(ValueError, match="label 7 is out of range"):
+        vmap(sk.cross_entropy)(torch.randn(2, 4, 5), torch.full((2, 4), 7))
+
+
 def test_grad_and_vmap_of_grad():
     xs = torch.randn(3, 4, 5)
     labels = torch.randint(0, 5, (3, 4))

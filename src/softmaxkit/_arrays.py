@@ -299,7 +299,8 @@ def check_labels(labels: Array, n_classes: int, ignore_index: int | None, name: 
     are returned unchecked, and the engines give NaN for an out-of-range label instead. Torch
     tensors being compiled (``torch.compile``) are returned unchecked too: reading them would
     break the graph, and the torch engine checks the labels when its kernel runs, raising the
-    same error from the compiled graph.
+    same error from the compiled graph; so are tensors inside ``torch.func`` transforms
+    (``vmap``), whose values only the kernel of each batch member sees.
     """
     import array_api_compat
 
@@ -314,7 +315,8 @@ def check_labels(labels: Array, n_classes: int, ignore_index: int | None, name: 
         check = functools.partial(check_labels, n_classes=n_classes, ignore_index=ignore_index, name=name)
         return da.map_blocks(check, labels, dtype=labels.dtype, token="checked-labels",
                              meta=meta_from_array(labels, ndim=labels.ndim, dtype=labels.dtype))
-    if is_traced(labels) or (array_api_compat.is_torch_array(labels) and torch_compiling()):
+    if is_traced(labels) or (array_api_compat.is_torch_array(labels)
+                             and (torch_compiling() or _torch_transformed(labels))):
         return labels
     if is_concrete_jax_array(labels):
         # Checked on the host: inside a JAX trace, operations on a closed-over concrete array
@@ -383,6 +385,11 @@ def cpu_tensor_view(t: Any, writable: bool = False) -> np.ndarray:
 
         return view.view(ml_dtypes.bfloat16)
     return view
+
+
+def _torch_transformed(t: Any) -> bool:
+    """Whether a tensor is wrapped by a ``torch.func`` transform (it has no memory to read)."""
+    return bool(sys.modules["torch"]._C._functorch.is_functorch_wrapped_tensor(t))
 
 
 def torch_compiling() -> bool:

@@ -115,9 +115,9 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tens
 
 
 @cross_entropy.register_fake
-def _(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, dim: int,
-      ignore_index: int | None, label_smoothing: float, reduction: str,
-      want_grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _cross_entropy_fake(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, dim: int,
+                        ignore_index: int | None, label_smoothing: float, reduction: str,
+                        want_grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
     shape = [s for d, s in enumerate(logits.shape) if d != dim] if reduction == "none" else []
     return logits.new_empty(shape), torch.empty_like(logits) if want_grad else logits.new_empty((0,))
 
@@ -166,6 +166,10 @@ def _cross_entropy_vmap(info: Any, in_dims: tuple[Any, ...], logits: torch.Tenso
 
     results = [cross_entropy(member(logits, in_dims[0], i), member(target, in_dims[1], i),
                              member(weight, in_dims[2], i), *options) for i in range(info.batch_size)]
+    if not results:  # an empty batch: no member to call, the members' shapes from the fake
+        shape = [s for d, s in enumerate(logits.shape) if d != in_dims[0]]
+        loss, grad = _cross_entropy_fake(logits.new_empty(shape), target, weight, *options)
+        return (loss.new_empty((0, *loss.shape)), grad.new_empty((0, *grad.shape))), (0, 0)
     return (torch.stack([r[0] for r in results]), torch.stack([r[1] for r in results])), (0, 0)
 
 
