@@ -465,8 +465,13 @@ def test_compile_fullgraph_of_the_public_api(backend):
 def test_compile_fullgraph_as_the_first_call_of_a_process():
     # No eager call first: Dynamo traces the public functions' own code, which must hold no
     # logger call and reach no importlib call (softmaxkit.torch's import loads the engine).
+    # dynamic=True: the temperature check took math.isfinite of a symbolic float (regression).
     script = """
 import torch, softmaxkit as sk, softmaxkit.torch
+dynamic = torch.compile(lambda z: sk.log_softmax(z, axis=0), fullgraph=True, dynamic=True,
+                        backend="aot_eager")
+for n in (3, 6):
+    torch.testing.assert_close(dynamic(torch.ones(4, n)), torch.full((4, n), -1.3862943611198906))
 z, labels = torch.randn(16, 5, requires_grad=True), torch.randint(0, 5, (16,))
 f = lambda z, t: sk.cross_entropy(z, t, axis=1) + sk.softmax(z).sum() + sk.logsumexp(z, axis=1).sum()
 loss = torch.compile(f, fullgraph=True, backend="aot_eager")(z, labels)

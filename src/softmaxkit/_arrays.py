@@ -267,7 +267,9 @@ def check_index(value: Any, name: str) -> int:
 
 def check_temperature(temperature: Any) -> float:
     t = check_real(temperature, "temperature")
-    if not (math.isfinite(t) and t > 0):
+    # Comparisons, not math.isfinite: under torch.compile(dynamic=True) t may be a symbolic
+    # float, which Dynamo can compare but not pass to math functions. NaN fails both.
+    if not 0 < t < math.inf:
         raise ValueError(f"temperature must be finite and > 0, got {temperature!r}")
     return t
 
