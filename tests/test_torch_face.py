@@ -178,6 +178,30 @@ def test_modules_forward_and_repr():
     assert len(caught) == 2
 
 
+class _ScriptedHead(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(3, 4)
+        self.softmax, self.log_softmax = skt.Softmax(1), skt.LogSoftmax(0)
+        self.loss = skt.CrossEntropyLoss(label_smoothing=0.1)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        z = self.linear(x)
+        return self.softmax(z)[:, 0].sum() + self.log_softmax(z)[0].sum() + self.loss(z, labels)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_modules_inside_a_torchscript_model():
+    # Regression: torch.jit.script of a model holding them failed to compile their forward
+    # (NotSupportedError in softmaxkit's code); TorchScript now calls it as Python.
+    torch.manual_seed(0)
+    model = _ScriptedHead()
+    x, labels = torch.randn(5, 3, dtype=torch.float64), _labels((5,), 4)
+    model.double()
+    scripted = torch.jit.script(model)
+    torch.testing.assert_close(scripted(x, labels), model(x, labels))
+
+
 # --- cross_entropy -------------------------------------------------------------------------------
 
 def _labels(shape: tuple[int, ...], n: int, seed: int = 1) -> torch.Tensor:

@@ -22,6 +22,7 @@ graph: the check is part of the kernel, not a branch of the traced program).
 from __future__ import annotations
 
 import operator
+import typing
 import warnings
 from typing import Any
 
@@ -233,6 +234,14 @@ def cross_entropy(input: torch.Tensor, target: torch.Tensor, weight: torch.Tenso
     return loss
 
 
+def _called_as_python_by_torchscript(forward: Any) -> Any:
+    """``forward`` for ``torch.jit.script`` of a model holding the module: called as Python
+    (``torch.jit.ignore``; TorchScript cannot compile the kernels' calls), with its annotations
+    as objects (this module's are strings, which TorchScript cannot read)."""
+    forward.__annotations__ = typing.get_type_hints(forward)
+    return torch.jit.ignore(forward)
+
+
 class Softmax(torch.nn.Softmax):
     """``torch.nn.Softmax`` computed by :func:`softmaxkit.torch.softmax` (same arguments).
 
@@ -243,6 +252,7 @@ class Softmax(torch.nn.Softmax):
     tensor([0.5000, 0.5000])
     """
 
+    @_called_as_python_by_torchscript
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         return softmax(input, self.dim, _stacklevel=5)
 
@@ -250,6 +260,7 @@ class Softmax(torch.nn.Softmax):
 class LogSoftmax(torch.nn.LogSoftmax):
     """``torch.nn.LogSoftmax`` computed by :func:`softmaxkit.torch.log_softmax` (same arguments)."""
 
+    @_called_as_python_by_torchscript
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         return log_softmax(input, self.dim, _stacklevel=5)
 
@@ -268,6 +279,7 @@ class CrossEntropyLoss(torch.nn.CrossEntropyLoss):
     0.437199
     """
 
+    @_called_as_python_by_torchscript
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return cross_entropy(input, target, weight=self.weight, ignore_index=self.ignore_index,
                              reduction=self.reduction, label_smoothing=self.label_smoothing)
