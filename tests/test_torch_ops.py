@@ -736,6 +736,52 @@ def test_tensors_on_another_device_are_refused(call):
         call(torch.randn(3, 4))
 
 
+_X, _LABELS = torch.randn(8, 300), torch.randint(0, 300, (8,))
+
+
+@pytest.mark.parametrize("call", [
+    lambda: _ops.cross_entropy(_X, _LABELS[:3], None, 1, -100, 0.0, "mean", True),
+    lambda: _ops.cross_entropy(_X, _LABELS.float(), None, 1, -100, 0.0, "mean", True),
+    lambda: _ops.cross_entropy(_X, torch.rand(8, 299), None, 1, None, 0.0, "mean", True),
+    lambda: _ops.cross_entropy(_X, _LABELS, torch.ones(3), 1, -100, 0.0, "mean", True),
+    lambda: _ops.cross_entropy(_X, _LABELS, None, 2, -100, 0.0, "mean", True),
+    lambda: _ops.cross_entropy(_X, _LABELS, None, 1, -100, 0.0, "avg", True),
+    lambda: _ops.softmax(_X, [2], None, 1.0, False),
+    lambda: _ops.softmax(_X, [1, 1], None, 1.0, False),
+    lambda: _ops.softmax(_X, [1], torch.ones(300, 8, dtype=torch.bool), 1.0, False),
+    lambda: _ops.softmax(_X, [1], None, 0.0, False),
+    lambda: _ops.logsumexp(_X, [0, 5], None, False),
+    lambda: _ops.softmax_vjp(torch.randn(8, 3000), torch.randn(2, 30), [1]),
+    lambda: _ops.log_softmax_vjp(_X, torch.randn(3, 300), [1]),
+], ids=["labels-short", "labels-float", "probabilities-shape", "weight-short", "dim", "reduction",
+        "dims-range", "dims-repeated", "mask-shape", "temperature", "logsumexp-dims", "softmax_vjp-shape",
+        "log_softmax_vjp-shape"])
+def test_direct_operator_calls_check_their_arguments(call):
+    # Regression: torch.ops.softmaxkit.* trusted their callers; a direct call with labels, a
+    # weight or a cotangent too short had the kernels read past the tensor (silent garbage).
+    with pytest.raises(ValueError, match="softmaxkit"):
+        call()
+
+
+@pytest.mark.parametrize(("mask", "mask_dim"), [
+    (torch.rand(10, generator=torch.Generator().manual_seed(1)) > 0.5, None),
+    (torch.rand(6, 1, generator=torch.Generator().manual_seed(2)) > 0.5, None),
+    (torch.rand(4, 10, generator=torch.Generator().manual_seed(3)) > 0.5, 0),
+    (torch.rand(6, 1, 4, generator=torch.Generator().manual_seed(4)) > 0.5, 2),
+], ids=["unbatched-row", "unbatched-column", "batched-row", "batched-column-last"])
+def test_vmap_of_the_operators_with_a_broadcast_mask(mask, mask_dim):
+    # Regression: the vmap rule expanded an unbatched mask to the batch in front of its own dims,
+    # lining the batch up with a dim of x, and the kernels read a mask smaller than x past its end.
+    xs = torch.randn(4, 6, 10, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    members = mask if mask_dim is None else mask.movedim(mask_dim, 0)
+    for op, dims, shifted in [(_ops.softmax, [1], (1.0, False)), (_ops.logsumexp, [0], (False,))]:
+        got = torch.func.vmap(lambda x, m, op=op, dims=dims, rest=shifted: op(x, dims, m, *rest),
+                              in_dims=(0, mask_dim))(xs, mask)
+        expected = torch.stack([op(xs[i], dims, (members if mask_dim is None else members[i]).expand(6, 10),
+                                   *shifted) for i in range(4)])
+        torch.testing.assert_close(got, expected)
+
+
 def test_unsupported_device_is_refused():
     x = torch.zeros(2, 3, device="meta")
     y = _ops.softmax(x, [1], None, 1.0, False)  # meta tensors take the fake implementation
