@@ -309,6 +309,23 @@ def test_jacobian_vectorized(function):
     torch.testing.assert_close(jacobian(ours, x, vectorize=True), jacobian(theirs, x))
 
 
+def test_cross_entropy_gradient_returned_to_the_caller_is_not_the_logits_gradient():
+    # Regression: autograd.grad of the loss returned the very tensor return_grad=True had given
+    # the caller (the saved buffer, handed on): changing one changed the other.
+    import torch._dynamo  # loaded: the eager call registers the public functions with it
+
+    x = _f64(4, 6)
+    loss, grad = sk.cross_entropy(x, torch.tensor([0, 1, 2, 3]), return_grad=True)
+    (dx,) = torch.autograd.grad(loss, x)
+    assert dx.data_ptr() != grad.data_ptr()
+    torch.testing.assert_close(dx, grad)
+    compiled = torch.compile(lambda z: sk.cross_entropy(z, torch.tensor([0, 1, 2, 3]), return_grad=True),
+                             fullgraph=True, backend="eager")
+    loss, grad = compiled(x)
+    loss.backward()
+    torch.testing.assert_close(x.grad, grad)
+
+
 def test_cross_entropy_backward_scaled_by_incoming_gradient():
     x = _f64(4, 6)
     (3.0 * skt.cross_entropy(x, torch.tensor([0, 1, 2, 3]))).backward()

@@ -356,10 +356,11 @@ def _cross_entropy_backward(ctx: Any, g_loss: torch.Tensor, _: Any) -> tuple[Any
     if ctx.reduction == "none":
         g_loss = g_loss.unsqueeze(ctx.dim)
     elif (_plain(grad) and not grad.is_cuda and not _graph_kept() and not _batched(g_loss)
-          and float(g_loss) == 1.0):
+          and not getattr(ctx, "gradient_returned", False) and float(g_loss) == 1.0):
         # loss.backward(): the saved buffer is the gradient, handed on without a copy, once:
         # the graph releases it. Under retain_graph it is not handed on (autograd.grad would
-        # return the buffer itself, and what the caller did to it would reach the next backward).
+        # return the buffer itself, and what the caller did to it would reach the next backward),
+        # nor when sk.cross_entropy(..., return_grad=True) returned it to the caller.
         return grad, d_target, *rest
     return grad * g_loss, d_target, *rest
 

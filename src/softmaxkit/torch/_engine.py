@@ -142,6 +142,11 @@ def cross_entropy(
                                     want_grad)
     if not return_grad:
         return _finish(loss, rounding)
+    if not torch.compiler.is_compiling() and loss.grad_fn is not None:
+        # The caller holds the gradient buffer: the backward must not hand it on as the logits'
+        # gradient too (autograd.grad would return the caller's own tensor). Compiled graphs
+        # never hand it on.
+        setattr(loss.grad_fn, "gradient_returned", True)  # noqa: B010 (no such attribute on Node)
     return _finish(loss, rounding), _finish(grad, rounding)
 
 
