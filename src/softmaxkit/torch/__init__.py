@@ -11,9 +11,10 @@ They run softmaxkit's fused kernels through the registered operators ``torch.ops
 (:mod:`softmaxkit.torch._ops`): autograd, ``torch.compile(fullgraph=True)``, ``torch.func``
 and CPU and CUDA tensors work. Values and gradients equal PyTorch's wherever PyTorch's are
 finite; where PyTorch gives NaN, softmaxkit's answers hold (SPEC §2): a row of all ``-inf``
-gives probabilities 0 and gradient 0, ``+inf`` entries share the mass. Two more differences,
-both where PyTorch raises: integer input is taken as the default float dtype, and a weight of
-another float dtype than the input is cast to it.
+gives probabilities 0 and gradient 0, ``+inf`` entries share the mass. Three more differences,
+all where PyTorch raises: integer input is taken as the default float dtype, a weight of
+another float dtype than the input is cast to it, and class indices may have any integer
+dtype (PyTorch's: int64 or uint8).
 
 Labels out of range raise ``ValueError`` when the operator runs (also inside a compiled
 graph: the check is part of the kernel, not a branch of the traced program).
