@@ -799,6 +799,21 @@ def test_vmap_of_the_operators_with_a_broadcast_mask(mask, mask_dim):
         torch.testing.assert_close(got, expected)
 
 
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors is in prototype stage:UserWarning")
+@pytest.mark.parametrize("call", [
+    lambda x: skt.softmax(x.to_sparse(), 1),
+    lambda x: skt.log_softmax(torch.nested.nested_tensor([x, x[:2]]), -1),
+    lambda x: skt.cross_entropy(x, torch.tensor([0, 1, 2]).to_sparse()),
+    lambda x: sk.softmax(x.to_sparse()),
+    lambda x: sk.cross_entropy(x.to_sparse(), torch.tensor([0, 1, 2])),
+], ids=["face-sparse", "face-nested", "face-sparse-target", "sk.softmax-sparse", "sk.cross_entropy-sparse"])
+def test_sparse_and_nested_tensors_are_refused(call):
+    # Regression: the kernels met them ("Cannot access data pointer of Tensor that doesn't have
+    # storage", "NestedTensorImpl doesn't support sizes").
+    with pytest.raises(TypeError, match="tensors are not supported"):
+        call(torch.randn(3, 4))
+
+
 def test_unsupported_device_is_refused():
     x = torch.zeros(2, 3, device="meta")
     y = _ops.softmax(x, [1], None, 1.0, False)  # meta tensors take the fake implementation

@@ -33,7 +33,7 @@ from torch.nn import _reduction
 # _engine: importing this module loads the torch engine too. A first call of sk.softmax & co.
 # inside torch.compile then finds it loaded (Dynamo cannot trace the registry's importlib
 # call), and once Dynamo is loaded the engine registers the public functions with it.
-from softmaxkit.torch import _autograd, _engine  # noqa: F401
+from softmaxkit.torch import _autograd, _engine
 
 __all__ = ["CrossEntropyLoss", "LogSoftmax", "Softmax", "cross_entropy", "log_softmax", "softmax"]
 
@@ -72,6 +72,7 @@ def _index(dim: Any) -> int:
 def _check_tensor(name: str, argument: str, value: Any) -> None:
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name}(): argument '{argument}' must be Tensor, not {type(value).__name__}")
+    _engine.check_layout(name, value)
 
 
 def _as_float(name: str, t: torch.Tensor) -> torch.Tensor:

@@ -60,8 +60,17 @@ def _size(dtype: torch.dtype) -> int:
     return torch.finfo(dtype).bits if dtype.is_floating_point else 0
 
 
+def check_layout(name: str, t: torch.Tensor) -> None:
+    """TypeError for sparse and nested tensors: the kernels read dense memory (they met
+    "Cannot access data pointer of Tensor that doesn't have storage")."""
+    if t.layout is not torch.strided or t.is_nested:
+        kind = "nested" if t.is_nested else str(t.layout).rsplit(".", 1)[-1]
+        raise TypeError(f"{name}: {kind} tensors are not supported; pass a dense tensor (.to_dense())")
+
+
 def _staged(x: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.dtype | None]:
     """``x`` in the dtype to compute in, and the dtype to round the result to afterwards (or None)."""
+    check_layout("softmaxkit", x)
     if x.dtype == dtype:
         return x, None
     if _size(x.dtype) > _size(dtype):
