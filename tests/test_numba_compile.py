@@ -1,12 +1,16 @@
 """The numba engine's compile driver: one specialisation per kernel and dtype, ahead-of-use
-compiling (``softmaxkit compile``), notices, no writable cache, its thread pool."""
+compiling (``softmaxkit compile``), notices, no writable cache, its thread pool (chunks claimed
+by the caller and the workers)."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -145,6 +149,73 @@ def test_set_num_threads() -> None:
                 sknumba.set_num_threads(bad)  # type: ignore[arg-type]
     finally:
         sknumba.set_num_threads(before)
+
+
+def _recording_kernel(ran: list[tuple[str, int, int]]) -> Callable[[int, int], None]:
+    def kernel(start: int, stop: int) -> None:
+        ran.append((threading.current_thread().name, start, stop))
+    return kernel
+
+
+@pytest.mark.parametrize("items", [2, 7, 1000])
+def test_run_covers_every_item_once_in_chunks(items: int) -> None:
+    ran: list[tuple[str, int, int]] = []
+    before = sknumba.get_num_threads()
+    try:
+        sknumba.set_num_threads(2)
+        _threads.run(_recording_kernel(ran), items, 1 << 30)
+    finally:
+        sknumba.set_num_threads(before)
+    ranges = sorted((start, stop) for _, start, stop in ran)
+    assert ranges[0][0] == 0 and ranges[-1][1] == items
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))  # contiguous, no overlap
+    assert len(ranges) == min(items, 2 * _threads.CHUNKS_PER_THREAD)
+
+
+def test_late_worker_leaves_its_chunks_to_the_caller() -> None:
+    """A worker that cannot start (here: busy with another task) does not hold the call up for
+    a share of its own: the calling thread claims every chunk, then the worker finds none."""
+    ran: list[tuple[str, int, int]] = []
+    record = _recording_kernel(ran)
+    released = threading.Event()
+    before = sknumba.get_num_threads()
+    try:
+        sknumba.set_num_threads(2)
+        pool = _threads._get_pool()
+        blocker = pool.submit(released.wait, 10)
+
+        def kernel(start: int, stop: int) -> None:
+            record(start, stop)
+            if stop == 1000:
+                released.set()  # the last chunk: let the worker go
+        _threads.run(kernel, 1000, 1 << 30)
+        assert blocker.result(timeout=60)  # released by the caller, not by the timeout
+    finally:
+        released.set()
+        sknumba.set_num_threads(before)
+    assert {name for name, _, _ in ran} == {threading.main_thread().name}
+    assert sum(stop - start for _, start, stop in ran) == 1000
+
+
+def test_a_failing_chunk_stops_the_others_from_claiming_more() -> None:
+    events: list[str] = []  # list.append is atomic under the GIL
+
+    def kernel(start: int, stop: int) -> None:
+        events.append("start")
+        if len(events) == 1:
+            events.append("failed")
+            raise KeyboardInterrupt  # as Ctrl-C arriving in a thread
+
+    before = sknumba.get_num_threads()
+    try:
+        sknumba.set_num_threads(2)
+        with pytest.raises(KeyboardInterrupt):
+            _threads.run(kernel, 1000, 1 << 30)
+    finally:
+        sknumba.set_num_threads(before)
+    # The other thread may have been between its check and its next chunk; no more than that.
+    after = events[events.index("failed") + 1:]
+    assert len(after) <= 1 and len(events) < 2 * _threads.CHUNKS_PER_THREAD
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")

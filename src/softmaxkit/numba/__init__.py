@@ -13,7 +13,7 @@ Kernels are compiled on first use (only those the call needs, with a notice on t
 ``softmaxkit.numba`` logger) and cached on disk, so later processes load them instead of
 compiling; :func:`compile_all` (``softmaxkit compile``) compiles them all ahead of use, and
 without a writable cache directory they are compiled in each process (:mod:`._jit`). They
-release the GIL and run over fixed ranges of rows on a small thread pool
+release the GIL and run over chunks of rows claimed by the threads of a small pool
 (:mod:`softmaxkit.numba._threads`), not in Numba's threading layers.
 """
 
@@ -29,7 +29,7 @@ import numpy as np
 from softmaxkit._arrays import is_half, reduced_shape
 from softmaxkit._engines import numba_kernel_dtype as kernel_dtype
 from softmaxkit._rules import mean, mean_denominator, mean_gradient_scale
-from softmaxkit.numba import _columns, _grad_columns, _half, _rows, _short_rows
+from softmaxkit.numba import _columns, _grad_columns, _half, _memory, _rows, _short_rows
 from softmaxkit.numba._columns import softmax_columns
 from softmaxkit.numba._compile import cache_status, compile_all
 from softmaxkit.numba._grad import log_softmax_vjp_rows, softmax_vjp_rows
@@ -43,6 +43,7 @@ from softmaxkit.numba._half import (
 from softmaxkit.numba._layout import deliver, layout
 from softmaxkit.numba._loss import cross_entropy_rows, cross_entropy_short_rows
 from softmaxkit.numba._loss_columns import cross_entropy_columns
+from softmaxkit.numba._memory import release as release_memory
 from softmaxkit.numba._pieces import softmax_from_pair_rows, softmax_pair_rows
 from softmaxkit.numba._rows import SPLIT, logsumexp_rows, mask_rows, softmax_masked_rows, softmax_rows
 from softmaxkit.numba._short_rows import SHORT_ROWS, softmax_short_rows
@@ -50,7 +51,8 @@ from softmaxkit.numba._threads import get_num_threads, readonly, run, set_num_th
 
 __all__ = [
     "cache_status", "compile_all", "cross_entropy", "get_num_threads", "log_softmax_vjp", "logsumexp",
-    "set_num_threads", "softmax", "softmax_from_pairs", "softmax_jvp", "softmax_pairs", "softmax_vjp",
+    "release_memory", "set_num_threads", "softmax", "softmax_from_pairs", "softmax_jvp", "softmax_pairs",
+    "softmax_vjp",
 ]
 
 def _engine_call(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -66,7 +68,7 @@ def _engine_call(function: Callable[..., Any]) -> Callable[..., Any]:
 
 def rows_softmax(x: np.ndarray, out: np.ndarray, inv_t: Any, log: bool) -> None:
     """softmax (or log_softmax) over axis 1 of a C-contiguous 2-d ``x`` into ``out`` (may be
-    ``x``): the kernel for the row length, run over fixed ranges of rows."""
+    ``x``): the kernel for the row length, run over chunks of rows on the pool."""
     rows, n = x.shape
     x = readonly(x)
     if n <= SHORT_ROWS:
@@ -125,7 +127,7 @@ def softmax(
     if n == 0:
         return deliver(np.asarray(x), np.dtype(dtype), out)
     direct = lay.out_view(out) if np.dtype(dtype) == cdt else None
-    result = direct if direct is not None else np.empty(lay.data.shape, dtype=cdt)
+    result = direct if direct is not None else _memory.empty(lay.data.shape, cdt)
     inv_t = cdt.type(1.0 / temperature)
     if inner == 1:
         rows_softmax(lay.data.reshape(outer, n), result.reshape(outer, n), inv_t, log)
@@ -166,7 +168,7 @@ def _softmax_masked(x: np.ndarray, where: np.ndarray, n_axes: int, temperature: 
     result itself, not into a temporary copy of ``x`` (a C-contiguous copy of a broadcast
     mask is a quarter of a float32 ``x`` at most)."""
     n = math.prod(x.shape[x.ndim - n_axes:])
-    target = np.empty_like(x) if out is None else out
+    target = _memory.empty(x.shape, x.dtype) if out is None else out
     rows, result = x.reshape(-1, n), target.reshape(-1, n)
     mask = np.ascontiguousarray(where).reshape(-1, n)
     inv_t = x.dtype.type(1.0 / temperature)
@@ -182,7 +184,7 @@ def _softmax_masked(x: np.ndarray, where: np.ndarray, n_axes: int, temperature: 
 def _softmax_half(x: np.ndarray, n_axes: int, temperature: float, dtype: Any, out: np.ndarray | None,
                   log: bool) -> np.ndarray:
     n = math.prod(x.shape[x.ndim - n_axes:])
-    target = np.empty(x.shape, dtype=dtype) if out is None else out
+    target = _memory.empty(x.shape, dtype) if out is None else out
     bits = readonly(x.view(np.uint16).reshape(-1, n))
     run(softmax_half_rows, _half.tasks(bits.shape[0]), bits.size, bits, target.view(np.uint16).reshape(-1, n),
         np.float32(1.0 / temperature), log, str(np.dtype(dtype)) == "bfloat16")
@@ -275,18 +277,18 @@ def cross_entropy(
     losses = np.empty(rows, dtype=np.float64)
     if lay is None:
         # float16 / bfloat16 rows widened one at a time inside the kernel: no float32 copies.
-        grad = np.empty(logits.shape if return_grad else (rows, 0), dtype=dtype)
+        grad = _memory.empty(logits.shape if return_grad else (rows, 0), dtype)
         bits = readonly(logits.view(np.uint16).reshape(rows, n))
         run(cross_entropy_half_rows, _half.tasks(rows), bits.size, bits,
             grad.view(np.uint16).reshape(rows, grad_n), losses, *options, str(np.dtype(dtype)) == "bfloat16")
     elif inner > 1:
         # Classes on a non-last axis: column tiles in cache (_loss_columns), no transposed copy.
-        grad = np.empty(lay.data.shape if return_grad else (0, 0, 0), dtype=cdt)
+        grad = _memory.empty(lay.data.shape if return_grad else (0, 0, 0), cdt)
         width = _grad_columns.width(n, cdt.itemsize)  # two tiles a chunk, as the vjps'
         run(cross_entropy_columns, outer * -(-inner // width), lay.data.size, readonly(lay.view3(lay.data)),
             lay.view3(grad) if return_grad else grad, losses, *options, width)
     else:
-        grad = np.empty(lay.data.shape if return_grad else (rows, 0), dtype=cdt)
+        grad = _memory.empty(lay.data.shape if return_grad else (rows, 0), cdt)
         x2 = readonly(lay.data.reshape(rows, n))
         if n <= SHORT_ROWS:
             run(cross_entropy_short_rows, _short_rows.tasks(rows), x2.size, x2, grad.reshape(rows, grad_n),
@@ -324,7 +326,7 @@ def _product(kernel: Any, first: np.ndarray, g: np.ndarray, axes: tuple[int, ...
         bits = first.view(np.uint16).reshape(-1, math.prod(first.shape[first.ndim - len(axes):]))
         rows = bits.shape[0]
         g_bits = np.ascontiguousarray(g).view(np.uint16).reshape(bits.shape)
-        result = np.empty(first.shape, dtype=first.dtype) if out is None else out
+        result = _memory.empty(first.shape, first.dtype) if out is None else out
         run(_HALF_VJP[kernel], _half.tasks(rows), bits.size, readonly(bits), readonly(g_bits),
             result.view(np.uint16).reshape(bits.shape), str(np.dtype(dtype)) == "bfloat16")
         return result
@@ -336,7 +338,7 @@ def _product(kernel: Any, first: np.ndarray, g: np.ndarray, axes: tuple[int, ...
     # g in first's layout: a view when it already is (the common case), else its only copy.
     g_data = np.ascontiguousarray(g.transpose(lay.perm), dtype=cdt)
     direct = lay.out_view(out) if np.dtype(dtype) == cdt else None
-    result = direct if direct is not None else np.empty(lay.data.shape, dtype=cdt)
+    result = direct if direct is not None else _memory.empty(lay.data.shape, cdt)
     if inner == 1:
         run(kernel, outer, lay.data.size, readonly(lay.data.reshape(outer, n)),
             readonly(g_data.reshape(outer, n)), result.reshape(outer, n))

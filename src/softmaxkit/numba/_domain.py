@@ -51,4 +51,4 @@ def beyond_exp(logp: np.ndarray) -> bool:
         return bool(count_half_beyond_exp(bits, logp.dtype.type.__name__ == "bfloat16"))
     values = logp.astype(np.float32) if half else logp
     with np.errstate(invalid="ignore"):  # a NaN maximum is an answer here
-        return not np.max(values) < EXP_LIMIT
+        return not values.max() < EXP_LIMIT

@@ -25,8 +25,8 @@ from numba.extending import intrinsic
 
 from softmaxkit._arrays import is_half
 from softmaxkit.numba import _threads as threads
-from softmaxkit.numba._exp import EXACT_FLAGS, _f32_bits, _f32_from_bits, float_key, key_float
-from softmaxkit.numba._grad import live_difference, live_sum, scale_difference
+from softmaxkit.numba._exp import EXACT_FLAGS, _f32_bits, _f32_from_bits, exp_small, float_key, key_float
+from softmaxkit.numba._grad import live_sum
 from softmaxkit.numba._jit import helper, kernel
 from softmaxkit.numba._loss import row_cross_entropy
 from softmaxkit.numba._rows import limit_row
@@ -278,24 +278,44 @@ def cross_entropy_half_rows(x, grad, losses, labels, counted, w, smoothing, scal
                 _narrow(g, grad[r], bf16)
 
 
+@helper(fastmath=EXACT_FLAGS)
+def _narrow_scale_difference(s, g, dot, h, bf16):
+    """``h = s * (g - dot)`` rounded to half precision: ``_grad.scale_difference`` and the
+    rounding in one pass (the same float32 products, so the same bits)."""
+    if bf16:
+        for i in range(s.size):
+            h[i] = float_to_bfloat(s[i] * (g[i] - dot))
+    else:
+        for i in range(s.size):
+            h[i] = half_out(s[i] * (g[i] - dot))
+
+
+@helper(fastmath=EXACT_FLAGS)
+def _narrow_live_difference(lp, g, total, h, bf16):
+    """``_grad.live_difference`` rounded to half precision in the same pass."""
+    zero = np.float32(0.0)
+    if bf16:
+        for i in range(lp.size):
+            h[i] = float_to_bfloat(zero if lp[i] == -np.inf else g[i] - exp_small(lp[i]) * total)
+    else:
+        for i in range(lp.size):
+            h[i] = half_out(zero if lp[i] == -np.inf else g[i] - exp_small(lp[i]) * total)
+
+
 @kernel(fastmath=EXACT_FLAGS)
 def softmax_vjp_half_rows(s, g, out, bf16, start, stop):
     """:func:`softmaxkit.numba._grad.softmax_vjp_rows` on half-precision bits (``uint16``):
-    each row of ``s`` and ``g`` widened into float32, the product rounded back, with no
-    float32 copy of the arrays (the same float32 arithmetic, so the same bits). Tasks
-    ``start .. stop`` (:func:`tasks`)."""
+    each row of ``s`` and ``g`` widened into float32, the product rounded back as it is
+    computed, with no float32 copy of the arrays (the same float32 arithmetic, so the same
+    bits). Tasks ``start .. stop`` (:func:`tasks`)."""
     rows, n = s.shape
     for c in range(start, stop):
         sf = np.empty(n, dtype=np.float32)
         gf = np.empty(n, dtype=np.float32)
-        # The product into a third buffer: written over sf, LLVM's overlap check would send
-        # the loop to its scalar version.
-        pf = np.empty(n, dtype=np.float32)
         for r in range(c * _ROWS_PER_TASK, min(rows, (c + 1) * _ROWS_PER_TASK)):
             _widen(s[r], sf, bf16)
             _widen(g[r], gf, bf16)
-            scale_difference(sf, gf, pf, np.float32(span_dot(gf, sf)))
-            _narrow(pf, out[r], bf16)
+            _narrow_scale_difference(sf, gf, np.float32(span_dot(gf, sf)), out[r], bf16)
 
 
 @kernel(fastmath=EXACT_FLAGS)
@@ -306,9 +326,7 @@ def log_softmax_vjp_half_rows(lp, g, out, bf16, start, stop):
     for c in range(start, stop):
         lf = np.empty(n, dtype=np.float32)
         gf = np.empty(n, dtype=np.float32)
-        pf = np.empty(n, dtype=np.float32)  # a third buffer, as in softmax_vjp_half_rows
         for r in range(c * _ROWS_PER_TASK, min(rows, (c + 1) * _ROWS_PER_TASK)):
             _widen(lp[r], lf, bf16)
             _widen(g[r], gf, bf16)
-            live_difference(lf, gf, pf, np.float32(live_sum(lf, gf)))
-            _narrow(pf, out[r], bf16)
+            _narrow_live_difference(lf, gf, np.float32(live_sum(lf, gf)), out[r], bf16)

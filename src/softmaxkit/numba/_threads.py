@@ -1,22 +1,27 @@
-"""The engine's threads: fixed ranges of work items run by a small pool, no Numba threading layer.
+"""The engine's threads: chunks of work items claimed by a small pool, no Numba threading layer.
 
 Every kernel is compiled with ``nogil=True`` and takes a range ``start, stop`` of its work
 items (rows, tiles of rows, column chunks, blocks of a long row). :func:`run` cuts the items
-into contiguous ranges, hands all but the first to a persistent pool and runs the first on the
-calling thread. Three reasons, measured or reported:
+into contiguous chunks, a few per thread; the calling thread and the pool's workers each claim
+the next unclaimed chunk until none is left. Claimed rather than dealt out in equal shares: a
+worker that starts late (its core still held by another library's spinning threads, or its
+virtual CPU woken from idle) then does less, instead of the caller waiting for the whole share
+it would have been dealt. Three reasons for the pool, measured or reported:
 
 - compile time: ``parallel=True`` (parfors) lowering was most of a cold compile (the first
   8,192 x 1,024 float32 softmax: 6.6 s of CPU with parfors, 3.1 s without; BENCHMARKS.md);
 - thread safety: Numba's ``workqueue`` layer (the one it picks without TBB or OpenMP) aborts
   the process when two threads enter a parallel region at once; Python threads have no such limit;
-- determinism: a result never depends on the cut, because each item is computed whole by one
-  thread in a fixed order (a long row's blocks are a fixed ``SPLIT``, merged in order).
+- determinism: a result never depends on the cut or on which thread ran a chunk, because each
+  item is computed whole by one thread in a fixed order (a long row's blocks are a fixed
+  ``SPLIT``, merged in order).
 
 The pool is rebuilt in a child process after ``fork`` (the parent's threads do not exist there).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Callable
@@ -79,28 +84,50 @@ def parts_for(items: int, elements: int) -> int:
     return max(1, min(_threads, items))
 
 
+CHUNKS_PER_THREAD = 4
+"""Chunks per thread of a parallel call: enough that a late worker's share can be taken over
+in pieces, few enough that the kernel's call overhead (a few µs each) stays small."""
+
+MIN_CHUNK_ELEMENTS = PARALLEL_MIN_SIZE // 2
+"""No chunk is cut smaller than this many elements (about 50 µs of float32 work)."""
+
+
 def run(kernel: Callable[..., Any], items: int, elements: int, *args: Any) -> None:
-    """``kernel(*args, start, stop)`` over ``range(items)``, cut into contiguous ranges run at once."""
+    """``kernel(*args, start, stop)`` over ``range(items)``, in contiguous chunks that the calling
+    thread and the pool's workers claim one at a time until all are done."""
     parts = parts_for(items, elements)
     if parts == 1:
         if items > 0:
             kernel(*args, 0, items)
         return
-    bounds = [items * k // parts for k in range(parts + 1)]
+    chunks = max(parts, min(items, parts * CHUNKS_PER_THREAD, elements // MIN_CHUNK_ELEMENTS))
+    bounds = [items * k // chunks for k in range(chunks + 1)]
+    claims = itertools.count()  # next() on it is atomic under the GIL
+    failed = threading.Event()
+
+    def claim_and_run() -> None:
+        try:
+            while not failed.is_set() and (k := next(claims)) < chunks:
+                kernel(*args, bounds[k], bounds[k + 1])
+        except BaseException:
+            failed.set()  # the call fails (or is interrupted): nobody takes another chunk
+            raise
+
     pool = _get_pool()
-    futures: list[Future[Any]] = [pool.submit(kernel, *args, bounds[k], bounds[k + 1])
-                                  for k in range(1, parts)]
+    futures: list[Future[Any]] = [pool.submit(claim_and_run) for _ in range(parts - 1)]
     try:
-        kernel(*args, bounds[0], bounds[1])
+        claim_and_run()
     finally:
-        wait(futures)  # every range writes into the caller's arrays: none may outlive the call
+        wait(futures)  # every chunk writes into the caller's arrays: none may outlive the call
     for f in futures:
-        f.result()  # re-raises a range's exception
+        f.result()  # re-raises a chunk's exception
 
 
 def readonly(a: Any) -> Any:
     """A read-only view of the array ``a``: kernels are compiled for read-only inputs only, so a
     writeable and a read-only input share one compiled specialisation instead of two."""
+    if not a.flags.writeable:
+        return a
     view = a.view()
     view.flags.writeable = False
     return view

@@ -26,6 +26,7 @@ from softmaxkit._arrays import cpu_tensor_view
 from softmaxkit.numba import rows_softmax
 from softmaxkit.numba._domain import beyond_exp
 from softmaxkit.numba._grad import log_softmax_vjp_rows, softmax_vjp_rows
+from softmaxkit.numba._memory import empty as new_array
 from softmaxkit.numba._threads import readonly, run
 
 _ROW_KERNEL_DTYPES = (torch.float32, torch.float64)
@@ -52,13 +53,14 @@ def new_result(like: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
     Linux for transparent huge pages on arrays of 4 MiB or more, torch's CPU allocator does
     not, and the first writes into fresh memory are page faults. Softmax of a 8,192 x 1,024
     float32 tensor took 10.5 ms into ``torch.empty``'s memory and 3.1 ms into NumPy's
-    (BENCHMARKS.md). Like every tensor whose memory NumPy has seen, it cannot be resized.
+    (BENCHMARKS.md). Large ones reuse the memory of freed results (:mod:`softmaxkit.numba._memory`).
+    Like every tensor whose memory NumPy has seen, it cannot be resized.
     """
     numpy_dtype = _NUMPY_DTYPES.get(like.dtype)
     if numpy_dtype is None:  # no kernel computes in it: the engine's own error follows
         result = torch.empty_like(like, memory_format=torch.contiguous_format)
         return result, as_numpy(result, writable=True)
-    memory = np.empty(tuple(like.shape), numpy_dtype)
+    memory = new_array(tuple(like.shape), numpy_dtype)
     if like.dtype == torch.bfloat16:  # no NumPy dtype for torch: its bits as int16
         return torch.from_numpy(memory.view(np.int16)).view(torch.bfloat16), memory.view(_bfloat16())
     return torch.from_numpy(memory), memory
@@ -97,8 +99,8 @@ def softmax(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, tempera
     if (mask is None and x.dtype in _ROW_KERNEL_DTYPES and x.is_contiguous()
             and _trailing(dims, x.dim())):
         rows = _rows(xn, len(dims))
-        # The engine's row driver: small tensors on the calling thread, large ones over fixed
-        # ranges of rows on its pool (the same bits for any thread count).
+        # The engine's row driver: small tensors on the calling thread, large ones in chunks of
+        # rows on its pool (the same bits for any thread count).
         rows_softmax(rows, _rows(out, len(dims)), rows.dtype.type(1.0 / temperature), log)
         return y
     engine.softmax(xn, tuple(dims), where=None if mask is None else as_numpy(mask),
@@ -117,13 +119,15 @@ def logsumexp(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, keepd
 def _vjp(kernel: Any, first: torch.Tensor, g: torch.Tensor, dims: list[int], log: bool) -> torch.Tensor:
     if first.numel() == 0:
         return torch.empty(first.shape, dtype=first.dtype)
-    if log and _beyond_exp(first):
-        # The kernels' exp is accurate below 40 only; log_softmax never gives more than 0.
-        fn, gn = as_numpy(first), as_numpy(g.to(first.dtype))
-        return as_tensor(generic.log_softmax_vjp(fn, gn, tuple(dims), dtype=fn.dtype))
+    first_n = as_numpy(first)
+    # The kernels' exp is accurate below 40 only; log_softmax never gives more than 0. The
+    # engine's own pass, not ``logp.max()``: a torch reduction leaves torch's OpenMP workers
+    # spinning on the cores the vjp kernel needs next (BENCHMARKS.md).
+    if log and beyond_exp(first_n):
+        gn = as_numpy(g.to(first.dtype))
+        return as_tensor(generic.log_softmax_vjp(first_n, gn, tuple(dims), dtype=first_n.dtype))
     result, out = new_result(first)
     if first.dtype in _ROW_KERNEL_DTYPES and first.is_contiguous() and _trailing(dims, first.dim()):
-        first_n = as_numpy(first)
         first_rows = _rows(first_n, len(dims))
         # NumPy's copy of a strided g (as loss.sum()'s expanded ones) costs a fifth of torch's.
         g_rows = _rows(np.ascontiguousarray(as_numpy(g), dtype=first_n.dtype), len(dims))
@@ -134,14 +138,8 @@ def _vjp(kernel: Any, first: torch.Tensor, g: torch.Tensor, dims: list[int], log
     # dims that are not last in memory. Moving the dims to the end instead cost transposed
     # copies of both inputs and of the result (softmax forward + backward, 1,024 x 8,192
     # float32 over dim 0: 0.54 against 5.9 GB/s; BENCHMARKS.md, "Axis-0 vjp column kernels").
-    engine.vjp_into(as_numpy(first), as_numpy(g.to(first.dtype)), tuple(dims), out, log=log)
+    engine.vjp_into(first_n, as_numpy(g.to(first.dtype)), tuple(dims), out, log=log)
     return result
-
-
-def _beyond_exp(logp: torch.Tensor) -> bool:
-    # The engine's own pass, not ``logp.max()``: a torch reduction leaves torch's OpenMP
-    # workers spinning on the cores the vjp kernel needs next (BENCHMARKS.md).
-    return beyond_exp(as_numpy(logp))
 
 
 def softmax_vjp(s: torch.Tensor, g: torch.Tensor, dims: list[int]) -> torch.Tensor:
