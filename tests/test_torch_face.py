@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import warnings
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -102,9 +103,47 @@ def test_dim_out_of_range_raises_index_error_as_torch(dim):
         skt.softmax(x, dim)
 
 
-def test_non_int_dim_is_refused():
+@pytest.mark.parametrize("dim", [1.0, True, torch.tensor(1.0), "1"],
+                         ids=["float", "bool", "float-tensor", "str"])
+def test_non_int_dim_is_refused(dim):
     with pytest.raises(TypeError, match="dim"):
-        skt.softmax(torch.randn(2, 3), 1.0)
+        skt.softmax(torch.randn(2, 3), dim)
+
+
+@pytest.mark.parametrize("dim", [np.int64(1), torch.tensor(1), torch.tensor(-1, dtype=torch.int32)],
+                         ids=["numpy-int64", "tensor-int64", "tensor-int32"])
+def test_dim_as_an_index_is_taken_as_torch_takes_it(dim):
+    # Regression: TypeError where PyTorch converts the dim with __index__.
+    x = torch.randn(2, 3)
+    torch.testing.assert_close(skt.softmax(x, dim), F.softmax(x, dim))
+    torch.testing.assert_close(skt.LogSoftmax(dim)(x), torch.nn.LogSoftmax(dim)(x))
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: skt.softmax(torch.randn(2, 3, dtype=torch.complex64), 1), "complex"),
+    (lambda: skt.log_softmax(torch.randn(2, 3), 1, dtype=torch.complex64), "floating dtype"),
+    (lambda: skt.softmax(torch.randn(2, 3), 1, dtype=torch.int64), "floating dtype"),
+    (lambda: skt.cross_entropy(torch.randn(2, 3, dtype=torch.complex128), torch.tensor([0, 1])), "complex"),
+], ids=["softmax-complex-input", "log_softmax-complex-dtype", "softmax-int-dtype",
+        "cross_entropy-complex-input"])
+def test_complex_input_and_non_float_dtype_are_refused(call, message):
+    # Regression: the imaginary part was dropped (with a warning) and an integer dtype= truncated
+    # the logits before taking them as floats; PyTorch raises, and SPEC §2 says TypeError.
+    with pytest.raises(TypeError, match=message):
+        call()
+
+
+@pytest.mark.parametrize(("call", "argument"), [
+    (lambda: skt.softmax(np.ones((2, 3)), 1), "input"),
+    (lambda: skt.cross_entropy([[1.0, 2.0]], torch.tensor([0])), "input"),
+    (lambda: skt.cross_entropy(torch.randn(2, 3), [0, 1]), "target"),
+    (lambda: skt.cross_entropy(torch.randn(2, 3), torch.tensor([0, 1]), [1.0, 1.0, 1.0]), "weight"),
+], ids=["softmax-ndarray", "cross_entropy-input-list", "cross_entropy-target-list",
+        "cross_entropy-weight-list"])
+def test_non_tensor_arguments_raise_type_error(call, argument):
+    # Regression: AttributeError ('list' object has no attribute ...); PyTorch raises TypeError.
+    with pytest.raises(TypeError, match=f"argument '{argument}' must be Tensor"):
+        call()
 
 
 def test_where_torch_gives_nan_softmaxkit_keeps_the_spec():
@@ -119,6 +158,14 @@ def test_integer_input_gives_default_float():
     torch.testing.assert_close(skt.softmax(x, 1), F.softmax(x.float(), 1))
 
 
+def test_implicit_dim_compiles_with_fullgraph_as_torchs():
+    # Regression: Dynamo could not trace the deprecation warning (a graph break), where
+    # F.softmax(x) compiles with fullgraph=True.
+    x = torch.randn(3, 4)
+    compiled = torch.compile(lambda t: skt.softmax(t) + skt.LogSoftmax()(t), fullgraph=True, backend="eager")
+    torch.testing.assert_close(compiled(x), F.softmax(x, 1) + F.log_softmax(x, 1))
+
+
 def test_modules_forward_and_repr():
     x = torch.randn(3, 4)
     for ours, theirs in [(skt.Softmax(dim=0), torch.nn.Softmax(dim=0)),
@@ -129,6 +176,30 @@ def test_modules_forward_and_repr():
         warnings.simplefilter("always")
         torch.testing.assert_close(skt.Softmax()(x), torch.nn.Softmax()(x))
     assert len(caught) == 2
+
+
+class _ScriptedHead(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(3, 4)
+        self.softmax, self.log_softmax = skt.Softmax(1), skt.LogSoftmax(0)
+        self.loss = skt.CrossEntropyLoss(label_smoothing=0.1)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        z = self.linear(x)
+        return self.softmax(z)[:, 0].sum() + self.log_softmax(z)[0].sum() + self.loss(z, labels)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_modules_inside_a_torchscript_model():
+    # Regression: torch.jit.script of a model holding them failed to compile their forward
+    # (NotSupportedError in softmaxkit's code); TorchScript now calls it as Python.
+    torch.manual_seed(0)
+    model = _ScriptedHead()
+    x, labels = torch.randn(5, 3, dtype=torch.float64), _labels((5,), 4)
+    model.double()
+    scripted = torch.jit.script(model)
+    torch.testing.assert_close(scripted(x, labels), model(x, labels))
 
 
 # --- cross_entropy -------------------------------------------------------------------------------
@@ -250,6 +321,63 @@ def test_cross_entropy_bad_arguments_raise(kwargs, error):
         skt.cross_entropy(**call)
     with pytest.raises((ValueError, RuntimeError, IndexError)):  # torch raises too
         F.cross_entropy(**call)
+
+
+@pytest.mark.parametrize("target_dtype", [torch.float64, torch.float16], ids=str)
+def test_probability_targets_of_another_dtype_promote_as_torchs(target_dtype):
+    # Regression: float64 probabilities were cast to the float32 logits (a float32 loss);
+    # PyTorch's loss has the promoted dtype, the gradient the logits'.
+    a, b = _pair(4, 5, dtype=torch.float32)
+    q = torch.softmax(torch.randn(4, 5, generator=torch.Generator().manual_seed(2)), 1).to(target_dtype)
+    ours, theirs = skt.cross_entropy(a, q, label_smoothing=0.1), F.cross_entropy(b, q, label_smoothing=0.1)
+    assert ours.dtype == theirs.dtype
+    # PyTorch smooths float16 probabilities in float16; softmaxkit in float32.
+    tolerance = {"rtol": 1e-3, "atol": 1e-3} if target_dtype == torch.float16 else {}
+    _same_values_and_grads(ours, theirs, a, b, **tolerance)
+    assert a.grad.dtype == torch.float32
+
+
+@pytest.mark.parametrize(("kwargs", "error"), [
+    ({"target": torch.full((4, 5), 0.2), "ignore_index": 1}, ValueError),
+    ({"ignore_index": 1.5}, TypeError),
+], ids=["probabilities-ignore_index", "float-ignore_index"])
+def test_ignore_index_that_torch_refuses_is_refused(kwargs, error):
+    # Regression: ignored silently (probabilities), truncated to an int (1.5); PyTorch raises.
+    call = {"input": torch.randn(4, 5), "target": torch.tensor([0, 1, 2, 3]), **kwargs}
+    with pytest.raises((RuntimeError, TypeError)):
+        F.cross_entropy(**call)
+    with pytest.raises(error, match="ignore_index"):
+        skt.cross_entropy(**call)
+
+
+def test_weight_that_requires_grad_is_refused():
+    # Regression: its gradient was silently None; PyTorch raises (not differentiable there).
+    w = torch.rand(3, requires_grad=True)
+    with pytest.raises(ValueError, match="not differentiable with respect to weight"):
+        skt.cross_entropy(torch.randn(2, 3, requires_grad=True), torch.tensor([0, 1]), w)
+    with torch.no_grad():
+        torch.testing.assert_close(skt.cross_entropy(torch.randn(2, 3), torch.tensor([0, 1]), w).shape,
+                                   torch.Size([]))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_cross_entropy_under_cpu_autocast_is_float32_as_torchs(dtype):
+    """Regression: under ``torch.autocast("cpu")`` the loss kept the logits' half dtype, where
+    PyTorch's cross_entropy (on autocast's float32 list) computes and returns float32; softmax
+    and log_softmax are not on the CPU list and keep it, in both."""
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(6, 5)
+    x, labels, w = torch.randn(8, 6), _labels((8,), 5), torch.rand(5, dtype=dtype)
+    grads = []
+    for ce, sm in [(skt.cross_entropy, skt.log_softmax), (F.cross_entropy, F.log_softmax)]:
+        linear.zero_grad()
+        with torch.autocast("cpu", dtype=dtype):
+            z = linear(x).to(dtype)
+            loss, logp = ce(z, labels, w), sm(z, 1)
+        assert (loss.dtype, logp.dtype) == (torch.float32, dtype)
+        loss.backward()
+        grads.append((loss, linear.weight.grad.clone()))
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-2, rtol=1e-2)
 
 
 def test_negative_label_smoothing_is_refused():

@@ -278,6 +278,54 @@ def test_cross_entropy_backward_twice_with_retained_graph():
     torch.testing.assert_close(x.grad, 4 * first)
 
 
+def test_cross_entropy_autograd_grad_with_retained_graph_is_not_the_saved_buffer():
+    # Regression: autograd.grad(..., retain_graph=True) returned the saved buffer itself, so
+    # what the caller did to its gradient reached the next backward.
+    x = _f64(4, 6)
+    loss = skt.cross_entropy(x, torch.tensor([0, 1, 2, 3]))
+    (first,) = torch.autograd.grad(loss, x, retain_graph=True)
+    expected = first.clone()
+    first.zero_()
+    (second,) = torch.autograd.grad(loss, x)
+    torch.testing.assert_close(second, expected)
+
+
+@pytest.mark.parametrize("function", ["softmax", "log_softmax-dim0", "sk.softmax_vjp", "cross_entropy-mean",
+                                      "cross_entropy-none"])
+def test_jacobian_vectorized(function):
+    # Regression: autograd's batched incoming gradients (jacobian(vectorize=True),
+    # is_grads_batched) reached the kernels (no memory: RuntimeError) or float() (aten::item).
+    x, labels = _f64(3, 4, requires_grad=False), torch.tensor([0, 3, 1])
+    s = torch.softmax(x, 1)
+    ours, theirs = {
+        "softmax": (lambda a: skt.softmax(a, 1), lambda a: F.softmax(a, 1)),
+        "log_softmax-dim0": (lambda a: skt.log_softmax(a, 0), lambda a: F.log_softmax(a, 0)),
+        "sk.softmax_vjp": (lambda a: sk.softmax_vjp(s, a), lambda a: s * (a - (a * s).sum(1, keepdim=True))),
+        "cross_entropy-mean": (lambda a: skt.cross_entropy(a, labels), lambda a: F.cross_entropy(a, labels)),
+        "cross_entropy-none": (lambda a: skt.cross_entropy(a, labels, reduction="none", label_smoothing=0.1),
+                               lambda a: F.cross_entropy(a, labels, reduction="none", label_smoothing=0.1)),
+    }[function]
+    jacobian = torch.autograd.functional.jacobian
+    torch.testing.assert_close(jacobian(ours, x, vectorize=True), jacobian(theirs, x))
+
+
+def test_cross_entropy_gradient_returned_to_the_caller_is_not_the_logits_gradient():
+    # Regression: autograd.grad of the loss returned the very tensor return_grad=True had given
+    # the caller (the saved buffer, handed on): changing one changed the other.
+    import torch._dynamo  # loaded: the eager call registers the public functions with it
+
+    x = _f64(4, 6)
+    loss, grad = sk.cross_entropy(x, torch.tensor([0, 1, 2, 3]), return_grad=True)
+    (dx,) = torch.autograd.grad(loss, x)
+    assert dx.data_ptr() != grad.data_ptr()
+    torch.testing.assert_close(dx, grad)
+    compiled = torch.compile(lambda z: sk.cross_entropy(z, torch.tensor([0, 1, 2, 3]), return_grad=True),
+                             fullgraph=True, backend="eager")
+    loss, grad = compiled(x)
+    loss.backward()
+    torch.testing.assert_close(x.grad, grad)
+
+
 def test_cross_entropy_backward_scaled_by_incoming_gradient():
     x = _f64(4, 6)
     (3.0 * skt.cross_entropy(x, torch.tensor([0, 1, 2, 3]))).backward()
@@ -309,6 +357,24 @@ def test_vmap_of_every_function():
     s = torch.softmax(xs, 2)
     torch.testing.assert_close(vmap(lambda a, b: _ops.softmax_vjp(a, b, [1]))(s, xs),
                                sk.softmax_vjp(s, xs, axis=2))
+
+
+@pytest.mark.parametrize("batch", [0, 3], ids=["empty-batch", "batch-3"])
+def test_vmap_of_cross_entropy_main_api_and_empty_batches(batch):
+    # Regression: sk.cross_entropy under vmap read the batched labels' memory (RuntimeError: no
+    # storage), and the operator's vmap rule stacked no results for an empty batch.
+    gen = torch.Generator().manual_seed(5)
+    xs, labels = torch.randn(batch, 4, 5, generator=gen), torch.randint(0, 5, (batch, 4), generator=gen)
+    vmap = torch.func.vmap
+    loss, grad = vmap(lambda x, t: sk.cross_entropy(x, t, label_smoothing=0.1, return_grad=True))(xs, labels)
+    assert loss.shape == (batch,) and grad.shape == (batch, 4, 5)
+    for i in range(batch):
+        torch.testing.assert_close((loss[i], grad[i]), sk.cross_entropy(xs[i], labels[i], label_smoothing=0.1,
+                                                                        return_grad=True))
+    torch.testing.assert_close(vmap(lambda x, t: skt.cross_entropy(x, t, reduction="none"))(xs, labels),
+                               vmap(lambda x, t: F.cross_entropy(x, t, reduction="none"))(xs, labels))
+    with pytest.raises(ValueError, match="label 7 is out of range"):
+        vmap(sk.cross_entropy)(torch.randn(2, 4, 5), torch.full((2, 4), 7))
 
 
 def test_grad_and_vmap_of_grad():
@@ -416,8 +482,13 @@ def test_compile_fullgraph_of_the_public_api(backend):
 def test_compile_fullgraph_as_the_first_call_of_a_process():
     # No eager call first: Dynamo traces the public functions' own code, which must hold no
     # logger call and reach no importlib call (softmaxkit.torch's import loads the engine).
+    # dynamic=True: the temperature check took math.isfinite of a symbolic float (regression).
     script = """
 import torch, softmaxkit as sk, softmaxkit.torch
+dynamic = torch.compile(lambda z: sk.log_softmax(z, axis=0), fullgraph=True, dynamic=True,
+                        backend="aot_eager")
+for n in (3, 6):
+    torch.testing.assert_close(dynamic(torch.ones(4, n)), torch.full((4, n), -1.3862943611198906))
 z, labels = torch.randn(16, 5, requires_grad=True), torch.randint(0, 5, (16,))
 f = lambda z, t: sk.cross_entropy(z, t, axis=1) + sk.softmax(z).sum() + sk.logsumexp(z, axis=1).sum()
 loss = torch.compile(f, fullgraph=True, backend="aot_eager")(z, labels)
@@ -429,6 +500,31 @@ print("compiled")
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "compiled"
+
+
+def _traced_model(z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return (skt.cross_entropy(z, labels, label_smoothing=0.1) + skt.log_softmax(z, 0).sum() * 1e-2
+            + sk.logsumexp(z, axis=1).sum() * 1e-2 + skt.softmax(z, 1)[:, 0].sum())
+
+
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("example_requires_grad", [False, True], ids=["example-no-grad", "example-grad"])
+def test_jit_trace_records_the_operators(example_requires_grad):
+    """Regression: eager calls run the kernels without the dispatcher, so torch.jit.trace kept
+    the example's results as constants (a traced Softmax gave the example's output for any
+    input). The operators are recorded now, and a trace of a call without grad still trains."""
+    gen = torch.Generator().manual_seed(4)
+    example = torch.randn(3, 4, generator=gen, dtype=torch.float64).requires_grad_(example_requires_grad)
+    traced = torch.jit.trace(_traced_model, (example, torch.tensor([0, 1, 3])))
+    z, labels = torch.randn(6, 4, generator=gen, dtype=torch.float64), torch.tensor([3, 2, 1, 0, 1, 2])
+    ours, theirs = z.clone().requires_grad_(), z.clone().requires_grad_()
+    loss = traced(ours, labels)
+    loss.backward()
+    expected = _traced_model(theirs, labels)
+    expected.backward()
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(ours.grad, theirs.grad)
 
 
 # --- dtypes and layouts --------------------------------------------------------------------------
@@ -583,6 +679,31 @@ def test_new_results_small_and_large(shape, dtype):
             torch.testing.assert_close(result, expected.to(dtype))  # the dtype's own tolerance
 
 
+def _negated_view(*shape: int, seed: int) -> torch.Tensor:
+    """A real tensor whose memory holds its negation (PyTorch's neg bit): ``z.conj().imag``."""
+    z = torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.complex128)
+    view = z.conj().imag
+    assert view.is_neg()
+    return view
+
+
+@pytest.mark.parametrize("function", ["softmax", "log_softmax-dim0", "sk.logsumexp", "cross_entropy-weight",
+                                      "cross_entropy-probabilities", "sk.softmax_vjp"])
+def test_negated_views_are_read_as_their_values(function):
+    # Regression: the kernels read the memory of a neg-bit view, i.e. -x (silently wrong values).
+    x, w = _negated_view(4, 5, seed=1), _negated_view(5, seed=2)
+    labels, s = torch.tensor([0, 4, 2, 1]), torch.softmax(x.resolve_neg(), 1)
+    calls = {
+        "softmax": lambda t, _: skt.softmax(t, 1),
+        "log_softmax-dim0": lambda t, _: skt.log_softmax(t, 0),
+        "sk.logsumexp": lambda t, _: sk.logsumexp(t, axis=1),
+        "cross_entropy-weight": lambda t, v: skt.cross_entropy(t, labels, v, reduction="none"),
+        "cross_entropy-probabilities": lambda t, _: skt.cross_entropy(s, t, reduction="none"),
+        "sk.softmax_vjp": lambda t, _: sk.softmax_vjp(s, t),
+    }
+    torch.testing.assert_close(calls[function](x, w), calls[function](x.resolve_neg(), w.resolve_neg()))
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64], ids=str)
 def test_inputs_are_left_as_they_were(dtype):
     # The kernels read tensors through NumPy views that leave them unchanged: t.numpy() would
@@ -613,6 +734,84 @@ def test_empty_tensors():
     assert _ops.logsumexp(torch.zeros(3, 0), [1], None, False).tolist() == [-INF] * 3
     loss = skt.cross_entropy(torch.zeros(0, 5), torch.zeros(0, dtype=torch.long))
     assert torch.isnan(loss)
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: skt.cross_entropy(x, torch.tensor([0, 1, 2], device="meta")),
+    lambda x: skt.cross_entropy(x, torch.tensor([0, 1, 2]), torch.ones(4, device="meta")),
+    lambda x: skt.cross_entropy(x.to("meta"), torch.tensor([0, 1, 2])),
+    lambda x: sk.cross_entropy(x, torch.softmax(x, 1).to("meta")),
+    lambda x: sk.softmax(x, where=(x > 0).to("meta")),
+    lambda x: sk.logsumexp(x, axis=1, where=(x > 0).to("meta")),
+    lambda x: sk.log_softmax_vjp(x, x.to("meta")),
+], ids=["face-target", "face-weight", "face-logits", "cross_entropy-probabilities", "softmax-where",
+        "logsumexp-where", "log_softmax_vjp-g"])
+def test_tensors_on_another_device_are_refused(call):
+    # Regression: the kernels were handed tensors of another device (here meta: "no NumPy view",
+    # or a result on meta for meta logits with CPU labels; CUDA with CPU went to DLPack).
+    with pytest.raises(ValueError, match="expected all tensors on one device"):
+        call(torch.randn(3, 4))
+
+
+_X, _LABELS = torch.randn(8, 300), torch.randint(0, 300, (8,))
+
+
+@pytest.mark.parametrize("call", [
+    lambda: _ops.cross_entropy(_X, _LABELS[:3], None, 1, -100, 0.0, "mean", True),
+    lambda: _ops.cross_entropy(_X, _LABELS.float(), None, 1, -100, 0.0, "mean", True),
+    lambda: _ops.cross_entropy(_X, torch.rand(8, 299), None, 1, None, 0.0, "mean", True),
+    lambda: _ops.cross_entropy(_X, _LABELS, torch.ones(3), 1, -100, 0.0, "mean", True),
+    lambda: _ops.cross_entropy(_X, _LABELS, None, 2, -100, 0.0, "mean", True),
+    lambda: _ops.cross_entropy(_X, _LABELS, None, 1, -100, 0.0, "avg", True),
+    lambda: _ops.softmax(_X, [2], None, 1.0, False),
+    lambda: _ops.softmax(_X, [1, 1], None, 1.0, False),
+    lambda: _ops.softmax(_X, [1], torch.ones(300, 8, dtype=torch.bool), 1.0, False),
+    lambda: _ops.softmax(_X, [1], None, 0.0, False),
+    lambda: _ops.logsumexp(_X, [0, 5], None, False),
+    lambda: _ops.softmax_vjp(torch.randn(8, 3000), torch.randn(2, 30), [1]),
+    lambda: _ops.log_softmax_vjp(_X, torch.randn(3, 300), [1]),
+], ids=["labels-short", "labels-float", "probabilities-shape", "weight-short", "dim", "reduction",
+        "dims-range", "dims-repeated", "mask-shape", "temperature", "logsumexp-dims", "softmax_vjp-shape",
+        "log_softmax_vjp-shape"])
+def test_direct_operator_calls_check_their_arguments(call):
+    # Regression: torch.ops.softmaxkit.* trusted their callers; a direct call with labels, a
+    # weight or a cotangent too short had the kernels read past the tensor (silent garbage).
+    with pytest.raises(ValueError, match="softmaxkit"):
+        call()
+
+
+@pytest.mark.parametrize(("mask", "mask_dim"), [
+    (torch.rand(10, generator=torch.Generator().manual_seed(1)) > 0.5, None),
+    (torch.rand(6, 1, generator=torch.Generator().manual_seed(2)) > 0.5, None),
+    (torch.rand(4, 10, generator=torch.Generator().manual_seed(3)) > 0.5, 0),
+    (torch.rand(6, 1, 4, generator=torch.Generator().manual_seed(4)) > 0.5, 2),
+], ids=["unbatched-row", "unbatched-column", "batched-row", "batched-column-last"])
+def test_vmap_of_the_operators_with_a_broadcast_mask(mask, mask_dim):
+    # Regression: the vmap rule expanded an unbatched mask to the batch in front of its own dims,
+    # lining the batch up with a dim of x, and the kernels read a mask smaller than x past its end.
+    xs = torch.randn(4, 6, 10, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    members = mask if mask_dim is None else mask.movedim(mask_dim, 0)
+    for op, dims, shifted in [(_ops.softmax, [1], (1.0, False)), (_ops.logsumexp, [0], (False,))]:
+        got = torch.func.vmap(lambda x, m, op=op, dims=dims, rest=shifted: op(x, dims, m, *rest),
+                              in_dims=(0, mask_dim))(xs, mask)
+        expected = torch.stack([op(xs[i], dims, (members if mask_dim is None else members[i]).expand(6, 10),
+                                   *shifted) for i in range(4)])
+        torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors is in prototype stage:UserWarning")
+@pytest.mark.parametrize("call", [
+    lambda x: skt.softmax(x.to_sparse(), 1),
+    lambda x: skt.log_softmax(torch.nested.nested_tensor([x, x[:2]]), -1),
+    lambda x: skt.cross_entropy(x, torch.tensor([0, 1, 2]).to_sparse()),
+    lambda x: sk.softmax(x.to_sparse()),
+    lambda x: sk.cross_entropy(x.to_sparse(), torch.tensor([0, 1, 2])),
+], ids=["face-sparse", "face-nested", "face-sparse-target", "sk.softmax-sparse", "sk.cross_entropy-sparse"])
+def test_sparse_and_nested_tensors_are_refused(call):
+    # Regression: the kernels met them ("Cannot access data pointer of Tensor that doesn't have
+    # storage", "NestedTensorImpl doesn't support sizes").
+    with pytest.raises(TypeError, match="tensors are not supported"):
+        call(torch.randn(3, 4))
 
 
 def test_unsupported_device_is_refused():
@@ -655,6 +854,32 @@ def test_main_api_result_dtype_on_tensors():
     assert sk.softmax(x, dtype=torch.bfloat16).dtype == torch.bfloat16  # rounded once, at the end
     torch.testing.assert_close(sk.softmax(x, dtype=torch.bfloat16), torch.softmax(x, 1).bfloat16())
     assert sk.softmax(torch.tensor([[1, 2]])).dtype == torch.float32
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("function", ["softmax", "log_softmax", "logsumexp"])
+def test_integer_tensor_to_a_half_dtype_as_numpy(function, dtype):
+    # Regression: the torch engine cast integers to the half type before computing (70000 -> inf,
+    # softmax [0.5, 0.5]); the NumPy engine computes them in float32 and rounds once (SPEC §2).
+    import ml_dtypes
+
+    values = [[70000, 70001, 60000], [3, -2, 0]]
+    ours = getattr(sk, function)(torch.tensor(values), dtype=getattr(torch, dtype), axis=1)
+    numpy_dtype = np.float16 if dtype == "float16" else ml_dtypes.bfloat16
+    theirs = getattr(sk, function)(np.array(values), dtype=numpy_dtype, axis=1)
+    np.testing.assert_array_equal(ours.float().numpy(), theirs.astype(np.float32))
+
+
+@pytest.mark.parametrize(("dtype", "expected"), [
+    (np.float64, torch.float64), (np.dtype("float16"), torch.float16), (float, torch.float64),
+    ("bfloat16", torch.bfloat16)],
+                         ids=["numpy-type", "numpy-dtype", "python-float", "name"])
+def test_main_api_takes_numpy_dtypes_for_tensors(dtype, expected):
+    # Regression: torch's namespace asked np.float64.is_floating_point (AttributeError).
+    x = torch.randn(3, 5)
+    assert sk.softmax(x, dtype=dtype).dtype == sk.logsumexp(x, axis=1, dtype=dtype).dtype == expected
+    with pytest.raises(TypeError, match="floating dtype"):
+        sk.log_softmax(x, dtype=np.int32)
 
 
 def test_logsumexp_options_the_operators_do_not_cover_go_to_generic():

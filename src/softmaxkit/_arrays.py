@@ -113,7 +113,24 @@ def resolve_dtype(xp: Any, dtype: Any) -> Any:
             return np.dtype(dtype)
         except TypeError as exc:
             raise TypeError(f"unknown dtype {dtype!r}: {exc}") from None
+    if xp.__name__.endswith("torch"):
+        return _torch_dtype(dtype)
     return dtype
+
+
+def _torch_dtype(dtype: Any) -> Any:
+    """A NumPy dtype (or Python type) for a tensor as torch's dtype of that name: torch's
+    namespace knows only its own (``isdtype`` raised AttributeError on ``np.float64``)."""
+    torch = sys.modules["torch"]  # loaded: the array is a tensor
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        name = np.dtype(dtype).name
+    except TypeError as exc:
+        raise TypeError(f"unknown dtype {dtype!r}: {exc}") from None
+    if not isinstance(getattr(torch, name, None), torch.dtype):
+        raise TypeError(f"unknown dtype {dtype!r} for torch tensors")
+    return getattr(torch, name)
 
 
 def result_dtype(xp: Any, x: Array, dtype: Any, *, allow_complex: bool, name: str) -> Any:
@@ -253,7 +270,9 @@ def check_index(value: Any, name: str) -> int:
 
 def check_temperature(temperature: Any) -> float:
     t = check_real(temperature, "temperature")
-    if not (math.isfinite(t) and t > 0):
+    # Comparisons, not math.isfinite: under torch.compile(dynamic=True) t may be a symbolic
+    # float, which Dynamo can compare but not pass to math functions. NaN fails both.
+    if not 0 < t < math.inf:
         raise ValueError(f"temperature must be finite and > 0, got {temperature!r}")
     return t
 
@@ -285,7 +304,8 @@ def check_labels(labels: Array, n_classes: int, ignore_index: int | None, name: 
     are returned unchecked, and the engines give NaN for an out-of-range label instead. Torch
     tensors being compiled (``torch.compile``) are returned unchecked too: reading them would
     break the graph, and the torch engine checks the labels when its kernel runs, raising the
-    same error from the compiled graph.
+    same error from the compiled graph; so are tensors inside ``torch.func`` transforms
+    (``vmap``), whose values only the kernel of each batch member sees.
     """
     import array_api_compat
 
@@ -300,7 +320,8 @@ def check_labels(labels: Array, n_classes: int, ignore_index: int | None, name: 
         check = functools.partial(check_labels, n_classes=n_classes, ignore_index=ignore_index, name=name)
         return da.map_blocks(check, labels, dtype=labels.dtype, token="checked-labels",
                              meta=meta_from_array(labels, ndim=labels.ndim, dtype=labels.dtype))
-    if is_traced(labels) or (array_api_compat.is_torch_array(labels) and torch_compiling()):
+    if is_traced(labels) or (array_api_compat.is_torch_array(labels)
+                             and (torch_compiling() or _torch_transformed(labels))):
         return labels
     if is_concrete_jax_array(labels):
         # Checked on the host: inside a JAX trace, operations on a closed-over concrete array
@@ -353,6 +374,8 @@ def cpu_tensor_view(t: Any, writable: bool = False) -> np.ndarray:
         _typestr_of_dtype[t.dtype] = typestr
     if not t.is_cpu:
         raise TypeError(f"no NumPy view of a tensor on {t.device}")
+    if t.is_neg():  # a view that negates on read (z.conj().imag): its memory holds -t
+        t = t.resolve_neg()
     if t.numel() == 0:
         view = np.empty(tuple(t.shape), typestr)
     else:
@@ -367,6 +390,11 @@ def cpu_tensor_view(t: Any, writable: bool = False) -> np.ndarray:
 
         return view.view(ml_dtypes.bfloat16)
     return view
+
+
+def _torch_transformed(t: Any) -> bool:
+    """Whether a tensor is wrapped by a ``torch.func`` transform (it has no memory to read)."""
+    return bool(sys.modules["torch"]._C._functorch.is_functorch_wrapped_tensor(t))
 
 
 def torch_compiling() -> bool:

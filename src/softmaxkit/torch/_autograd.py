@@ -44,21 +44,45 @@ def _wants_grad(*tensors: torch.Tensor | None) -> bool:
     """Whether to call through the autograd.Function: in eager mode, when a gradient may be
     asked for. A compiled graph holds the operator itself, differentiated by its registered
     formula (Dynamo's tracing of a Function instantiates it, which PyTorch 2.13 deprecates
-    with a warning)."""
-    return _needs_grad(*tensors) and not torch.compiler.is_compiling()
+    with a warning). So does a ``torch.jit.trace`` graph: its sanity check reruns the call
+    without grad, and a Function in one run but not the other fails it."""
+    return _needs_grad(*tensors) and not torch.compiler.is_compiling() and not _tracing()
+
+
+def _tracing() -> bool:
+    """Whether ``torch.jit.trace`` records the call."""
+    return torch._C._get_tracing_state() is not None
 
 
 def _run(name: str, *args: Any) -> Any:
     """The operator ``name`` on ``args``; in eager mode on plain tensors, the kernel it would run,
     called directly: the dispatcher's round trip costs about 7 µs, as much as the whole kernel
-    on a 64 x 10 tensor. Traced, fake, meta or torch.func-wrapped tensors go through the operator."""
-    if torch.compiler.is_compiling() or not (args[0].is_cpu or args[0].is_cuda):  # meta: the fake
+    on a 64 x 10 tensor. Traced, fake, meta or torch.func-wrapped tensors go through the operator;
+    so do calls under ``torch.jit.trace``, which records only what reaches the dispatcher (the
+    kernel called directly left the first input's result in the trace as a constant)."""
+    if (torch.compiler.is_compiling() or not (args[0].is_cpu or args[0].is_cuda)  # meta: the fake
+            or _tracing()):
         return getattr(_ops, name)(*args)
     for a in args:
         if isinstance(a, torch.Tensor) and (
                 type(a) is not torch.Tensor or torch._C._functorch.is_functorch_wrapped_tensor(a)):
             return getattr(_ops, name)(*args)
     return getattr(_ops._kernels(args[0]), name)(*args)
+
+
+def check_devices(name: str, first: torch.Tensor, *others: torch.Tensor | None) -> None:
+    """ValueError unless ``others`` lie on ``first``'s device: the kernels would read a tensor
+    of another device as if it were on theirs (PyTorch raises too)."""
+    for t in others:
+        if t is not None and (t.is_cpu != first.is_cpu or (not t.is_cpu and t.device != first.device)):
+            raise ValueError(f"{name}: expected all tensors on one device, got {first.device} and {t.device}")
+
+
+def _batched(g: torch.Tensor) -> bool:
+    """Whether ``g`` is a batch of incoming gradients (``autograd.grad(is_grads_batched=True)``,
+    ``jacobian(vectorize=True)``): PyTorch's legacy vmap, whose tensors have no memory for the
+    kernels and no value to read; PyTorch's own ops batch them."""
+    return bool(torch._C._functorch.is_legacy_batchedtensor(g))
 
 
 def _save(ctx: Any, *tensors: torch.Tensor | None) -> None:
@@ -113,7 +137,7 @@ def _softmax_jvp(ctx: Any, x_t: torch.Tensor | None, *_: Any) -> torch.Tensor:
 
 def _softmax_backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:
     (y,) = ctx.saved_tensors
-    if torch.is_grad_enabled():
+    if torch.is_grad_enabled() or _batched(g):
         # create_graph, or a torch.func transform: the vjp will be differentiated (hessian).
         # PyTorch's own ops, whose derivatives PyTorch knows in both modes (forward mode
         # through a Function under vmap trips on a missing tangent in PyTorch 2.13).
@@ -142,6 +166,8 @@ class _Softmax(torch.autograd.Function):
 def softmax(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None = None, temperature: float = 1.0,
             log: bool = False) -> torch.Tensor:
     """softmax (or log_softmax) of ``x`` over ``dims`` (sorted, non-negative), differentiable."""
+    if mask is not None:
+        check_devices("softmax", x, mask)
     if _wants_grad(x):
         return _apply(_Softmax, x, dims, mask, temperature, log)
     return _run("softmax", x, dims, mask, temperature, log)
@@ -186,6 +212,8 @@ class _LogSumExp(torch.autograd.Function):
 def logsumexp(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None = None,
               keepdim: bool = False) -> torch.Tensor:
     """``log(sum(exp(x)))`` over ``dims``, differentiable (its gradient is ``softmax(x)``)."""
+    if mask is not None:
+        check_devices("logsumexp", x, mask)
     if _wants_grad(x):
         return _apply(_LogSumExp, x, dims, mask, keepdim)
     return _run("logsumexp", x, dims, mask, keepdim)
@@ -217,7 +245,7 @@ def _softmax_vjp_backward(ctx: Any, d: torch.Tensor) -> tuple[Any, ...]:
     s, g = ctx.saved_tensors
     dot = (g * s).sum(ctx.dims, keepdim=True)
     ds = d * (g - dot) - g * (d * s).sum(ctx.dims, keepdim=True)
-    return ds, softmax_vjp(s, d, ctx.dims), None
+    return ds, (_formulas.softmax_vjp if _batched(d) else softmax_vjp)(s, d, ctx.dims), None
 
 
 def _log_softmax_vjp_backward(ctx: Any, d: torch.Tensor) -> tuple[Any, ...]:
@@ -327,12 +355,19 @@ def _cross_entropy_backward(ctx: Any, g_loss: torch.Tensor, _: Any) -> tuple[Any
                            "its gradient was not computed in the forward pass")
     if ctx.reduction == "none":
         g_loss = g_loss.unsqueeze(ctx.dim)
-    elif _plain(grad) and not grad.is_cuda and float(g_loss) == 1.0:
-        # loss.backward(): the saved buffer is the gradient, handed on without a copy. A leaf's
-        # AccumulateGrad adopts it only once the graph has released it (no retain_graph);
-        # under a retained graph it copies, so a later backward still reads it intact.
+    elif (_plain(grad) and not grad.is_cuda and not _graph_kept() and not _batched(g_loss)
+          and not getattr(ctx, "gradient_returned", False) and float(g_loss) == 1.0):
+        # loss.backward(): the saved buffer is the gradient, handed on without a copy, once:
+        # the graph releases it. Under retain_graph it is not handed on (autograd.grad would
+        # return the buffer itself, and what the caller did to it would reach the next backward),
+        # nor when sk.cross_entropy(..., return_grad=True) returned it to the caller.
         return grad, d_target, *rest
     return grad * g_loss, d_target, *rest
+
+
+def _graph_kept() -> bool:
+    """Whether the running backward keeps the graph (``retain_graph=True``)."""
+    return bool(torch._C._autograd._get_current_graph_task_keep_graph())
 
 
 def _differentiable_gradient(ctx: Any, logits: torch.Tensor | None, target: torch.Tensor | None,
@@ -395,8 +430,14 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tens
                   want_grad: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(loss, grad)``; ``grad`` is computed (and kept for the backward) when ``want_grad``,
     by default when autograd will ask for it."""
+    check_devices("cross_entropy", logits, target, weight)
+    if weight is not None and weight.requires_grad and torch.is_grad_enabled():
+        # Else the weight's gradient would be silently None.
+        raise ValueError("cross_entropy is not differentiable with respect to weight (nor is "
+                         "PyTorch's): pass weight.detach()")
     if want_grad is None:
-        want_grad = _needs_grad(logits)
+        # A jit trace keeps the flag as a constant of its graph: the traced module may train later.
+        want_grad = _needs_grad(logits) or _tracing()
     if _wants_grad(logits, target):
         return _apply(_CrossEntropy, logits, target, weight, dim, ignore_index, label_smoothing, reduction,
                                    want_grad)

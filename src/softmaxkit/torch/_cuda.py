@@ -30,7 +30,9 @@ def _torch_stream(t: torch.Tensor) -> Iterator[None]:
 
 
 def _plain(t: torch.Tensor) -> torch.Tensor:
-    return t.detach() if t.requires_grad else t
+    t = t.detach() if t.requires_grad else t
+    # A view that negates on read (z.conj().imag) crosses DLPack as its memory, which holds -t.
+    return t.resolve_neg() if t.is_neg() else t
 
 
 def softmax(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, temperature: float,
@@ -78,6 +80,7 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tens
                   ignore_index: int | None, label_smoothing: float, reduction: str,
                   want_grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
     logits, target = _plain(logits), _plain(target)
+    weight = None if weight is None else _plain(weight)
     labels = target.dim() == logits.dim() - 1
     if labels:
         # Out-of-range labels would index outside the logits in the kernel: checked first (one

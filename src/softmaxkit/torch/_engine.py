@@ -60,13 +60,24 @@ def _size(dtype: torch.dtype) -> int:
     return torch.finfo(dtype).bits if dtype.is_floating_point else 0
 
 
+def check_layout(name: str, t: torch.Tensor) -> None:
+    """TypeError for sparse and nested tensors: the kernels read dense memory (they met
+    "Cannot access data pointer of Tensor that doesn't have storage")."""
+    if t.layout is not torch.strided or t.is_nested:
+        kind = "nested" if t.is_nested else str(t.layout).rsplit(".", 1)[-1]
+        raise TypeError(f"{name}: {kind} tensors are not supported; pass a dense tensor (.to_dense())")
+
+
 def _staged(x: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.dtype | None]:
     """``x`` in the dtype to compute in, and the dtype to round the result to afterwards (or None)."""
+    check_layout("softmaxkit", x)
     if x.dtype == dtype:
         return x, None
     if _size(x.dtype) > _size(dtype):
         return x, dtype
     if _size(x.dtype) == _size(dtype):  # float16 <-> bfloat16: through float32, rounded once
+        return x.float(), dtype
+    if _size(dtype) == 16:  # integers to a half type: through float32 too (70000 is no inf)
         return x.float(), dtype
     return x.to(dtype), None
 
@@ -103,6 +114,7 @@ def logsumexp(
 def _product(op: Any, first: torch.Tensor, g: torch.Tensor, axes: tuple[int, ...],
              dtype: Any) -> torch.Tensor:
     _register_if_eager()
+    _autograd.check_devices(op.__name__, first, g)
     fc, rounding = _staged(first, dtype)
     return _finish(op(fc, g.to(fc.dtype), list(axes)), rounding)
 
@@ -139,6 +151,11 @@ def cross_entropy(
                                     want_grad)
     if not return_grad:
         return _finish(loss, rounding)
+    if not torch.compiler.is_compiling() and loss.grad_fn is not None:
+        # The caller holds the gradient buffer: the backward must not hand it on as the logits'
+        # gradient too (autograd.grad would return the caller's own tensor). Compiled graphs
+        # never hand it on.
+        setattr(loss.grad_fn, "gradient_returned", True)  # noqa: B010 (no such attribute on Node)
     return _finish(loss, rounding), _finish(grad, rounding)
 
 

@@ -30,6 +30,7 @@ as the gradient; otherwise it scales a copy.
 
 from __future__ import annotations
 
+import math
 from types import ModuleType
 from typing import Any
 
@@ -50,13 +51,62 @@ def _kernels(t: torch.Tensor) -> ModuleType:
     raise NotImplementedError(f"softmaxkit operators run on CPU and CUDA tensors, not on {t.device.type}")
 
 
+# --- the arguments of a direct call ----------------------------------------------------------------
+# The package's own calls pass checked arguments (and mostly reach the kernels without the
+# dispatcher); a direct call of torch.ops.softmaxkit.* is checked here, before the kernels
+# read past the end of a tensor of the wrong shape.
+
+def _check_dims(x: torch.Tensor, dims: list[int]) -> None:
+    if list(dims) != sorted(set(dims)) or not all(0 <= d < x.dim() for d in dims):
+        raise ValueError(f"softmaxkit: dims must be sorted, distinct dims of a {x.dim()}-d tensor, "
+                         f"got {dims}")
+
+
+def _full_mask(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor | None:
+    """``mask`` broadcast to ``x``'s shape (a view), as the kernels read it."""
+    if mask is None or mask.shape == x.shape:
+        return mask
+    if mask.dtype != torch.bool or mask.dim() > x.dim() or any(
+            m not in (1, s) for m, s in zip(reversed(mask.shape), reversed(x.shape), strict=False)):
+        raise ValueError(f"softmaxkit: the mask must be boolean and broadcast to {tuple(x.shape)}, got "
+                         f"{mask.dtype} of shape {tuple(mask.shape)}")
+    return mask.expand(x.shape)
+
+
+def _check_same_shape(first: torch.Tensor, g: torch.Tensor) -> None:
+    if g.shape != first.shape:
+        raise ValueError(f"softmaxkit: the cotangent has shape {tuple(g.shape)}, "
+                         f"expected {tuple(first.shape)}")
+
+
+def _check_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, dim: int,
+                         label_smoothing: float, reduction: str) -> None:
+    if not 0 <= dim < logits.dim():
+        raise ValueError(f"softmaxkit::cross_entropy: dim {dim} of a {logits.dim()}-d tensor")
+    labels = tuple(s for d, s in enumerate(logits.shape) if d != dim)
+    if not ((target.shape == logits.shape and target.is_floating_point())
+            or (tuple(target.shape) == labels and not target.is_floating_point())):
+        raise ValueError(f"softmaxkit::cross_entropy: target must be class indices of shape {labels} or "
+                         f"probabilities of shape {tuple(logits.shape)}, got {target.dtype} of shape "
+                         f"{tuple(target.shape)}")
+    if weight is not None and tuple(weight.shape) != (logits.shape[dim],):
+        raise ValueError(f"softmaxkit::cross_entropy: weight must have shape ({logits.shape[dim]},), "
+                         f"got {tuple(weight.shape)}")
+    if reduction not in ("mean", "sum", "none") or not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"softmaxkit::cross_entropy: reduction {reduction!r} or label_smoothing "
+                         f"{label_smoothing} out of their domains")
+
+
 # --- softmax / log_softmax ---------------------------------------------------------------------
 
 @custom_op("softmaxkit::softmax", mutates_args=(),
            schema="(Tensor x, int[] dims, Tensor? mask, float temperature, bool log) -> Tensor")
 def softmax(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, temperature: float,
             log: bool) -> torch.Tensor:
-    return _kernels(x).softmax(x, list(dims), mask, temperature, log)
+    _check_dims(x, dims)
+    if not 0.0 < temperature < math.inf:
+        raise ValueError(f"softmaxkit::softmax: temperature must be finite and > 0, got {temperature}")
+    return _kernels(x).softmax(x, list(dims), _full_mask(x, mask), temperature, log)
 
 
 @softmax.register_fake
@@ -70,7 +120,8 @@ def _(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, temperature: 
 @custom_op("softmaxkit::logsumexp", mutates_args=(),
            schema="(Tensor x, int[] dims, Tensor? mask, bool keepdim) -> Tensor")
 def logsumexp(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, keepdim: bool) -> torch.Tensor:
-    return _kernels(x).logsumexp(x, list(dims), mask, keepdim)
+    _check_dims(x, dims)
+    return _kernels(x).logsumexp(x, list(dims), _full_mask(x, mask), keepdim)
 
 
 @logsumexp.register_fake
@@ -83,12 +134,16 @@ def _(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, keepdim: bool
 
 @custom_op("softmaxkit::softmax_vjp", mutates_args=(), schema="(Tensor s, Tensor g, int[] dims) -> Tensor")
 def softmax_vjp(s: torch.Tensor, g: torch.Tensor, dims: list[int]) -> torch.Tensor:
+    _check_dims(s, dims)
+    _check_same_shape(s, g)
     return _kernels(s).softmax_vjp(s, g, list(dims))
 
 
 @custom_op("softmaxkit::log_softmax_vjp", mutates_args=(),
            schema="(Tensor logp, Tensor g, int[] dims) -> Tensor")
 def log_softmax_vjp(logp: torch.Tensor, g: torch.Tensor, dims: list[int]) -> torch.Tensor:
+    _check_dims(logp, dims)
+    _check_same_shape(logp, g)
     return _kernels(logp).log_softmax_vjp(logp, g, list(dims))
 
 
@@ -110,14 +165,15 @@ def _(logp: torch.Tensor, g: torch.Tensor, dims: list[int]) -> torch.Tensor:
 def cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, dim: int,
                   ignore_index: int | None, label_smoothing: float, reduction: str,
                   want_grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    _check_cross_entropy(logits, target, weight, dim, label_smoothing, reduction)
     return _kernels(logits).cross_entropy(logits, target, weight, dim, ignore_index, label_smoothing,
                                           reduction, want_grad)
 
 
 @cross_entropy.register_fake
-def _(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, dim: int,
-      ignore_index: int | None, label_smoothing: float, reduction: str,
-      want_grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _cross_entropy_fake(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, dim: int,
+                        ignore_index: int | None, label_smoothing: float, reduction: str,
+                        want_grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
     shape = [s for d, s in enumerate(logits.shape) if d != dim] if reduction == "none" else []
     return logits.new_empty(shape), torch.empty_like(logits) if want_grad else logits.new_empty((0,))
 
@@ -134,17 +190,32 @@ def _shifted(dims: list[int]) -> list[int]:
     return [d + 1 for d in dims]
 
 
+def _batched_mask(mask: torch.Tensor | None, bdim: int | None, batched_ndim: int) -> torch.Tensor | None:
+    """The mask for the batched x (``batched_ndim`` dims, batch first): an unbatched one
+    broadcasts as it is; a batched one gets its batch dim first and, if it has fewer dims than
+    a member of x, the missing ones after it (expanded to the batch instead, a mask of fewer
+    dims lined its batch dim up with a dim of x)."""
+    if mask is None or bdim is None:
+        return mask
+    m = mask.movedim(bdim, 0)
+    return m.reshape(m.shape[0], *[1] * (batched_ndim - m.dim()), *m.shape[1:])
+
+
+def _batched_ndim(x: torch.Tensor, bdim: int | None) -> int:
+    return x.dim() + (bdim is None)
+
+
 def _softmax_vmap(info: Any, in_dims: tuple[Any, ...], x: torch.Tensor, dims: list[int],
                   mask: torch.Tensor | None, temperature: float, log: bool) -> tuple[torch.Tensor, int]:
     x_b = _batch_first(x, in_dims[0], info.batch_size)
-    mask_b = _batch_first(mask, in_dims[2], info.batch_size)
+    mask_b = _batched_mask(mask, in_dims[2], _batched_ndim(x, in_dims[0]))
     return softmax(x_b, _shifted(dims), mask_b, temperature, log), 0
 
 
 def _logsumexp_vmap(info: Any, in_dims: tuple[Any, ...], x: torch.Tensor, dims: list[int],
                     mask: torch.Tensor | None, keepdim: bool) -> tuple[torch.Tensor, int]:
     x_b = _batch_first(x, in_dims[0], info.batch_size)
-    mask_b = _batch_first(mask, in_dims[2], info.batch_size)
+    mask_b = _batched_mask(mask, in_dims[2], _batched_ndim(x, in_dims[0]))
     return logsumexp(x_b, _shifted(dims), mask_b, keepdim), 0
 
 
@@ -166,6 +237,10 @@ def _cross_entropy_vmap(info: Any, in_dims: tuple[Any, ...], logits: torch.Tenso
 
     results = [cross_entropy(member(logits, in_dims[0], i), member(target, in_dims[1], i),
                              member(weight, in_dims[2], i), *options) for i in range(info.batch_size)]
+    if not results:  # an empty batch: no member to call, the members' shapes from the fake
+        shape = [s for d, s in enumerate(logits.shape) if d != in_dims[0]]
+        loss, grad = _cross_entropy_fake(logits.new_empty(shape), target, weight, *options)
+        return (loss.new_empty((0, *loss.shape)), grad.new_empty((0, *grad.shape))), (0, 0)
     return (torch.stack([r[0] for r in results]), torch.stack([r[1] for r in results])), (0, 0)
 
 
