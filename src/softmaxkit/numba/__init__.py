@@ -40,6 +40,7 @@ from softmaxkit.numba._half import (
     softmax_half_rows,
     softmax_vjp_half_rows,
 )
+from softmaxkit.numba._jit import readonly
 from softmaxkit.numba._layout import deliver, layout
 from softmaxkit.numba._loss import cross_entropy_rows, cross_entropy_short_rows
 from softmaxkit.numba._loss_columns import cross_entropy_columns
@@ -47,7 +48,7 @@ from softmaxkit.numba._memory import release as release_memory
 from softmaxkit.numba._pieces import softmax_from_pair_rows, softmax_pair_rows
 from softmaxkit.numba._rows import SPLIT, logsumexp_rows, mask_rows, softmax_masked_rows, softmax_rows
 from softmaxkit.numba._short_rows import SHORT_ROWS, softmax_short_rows
-from softmaxkit.numba._threads import get_num_threads, readonly, run, set_num_threads
+from softmaxkit.numba._threads import get_num_threads, run, set_num_threads
 
 __all__ = [
     "cache_status", "compile_all", "cross_entropy", "get_num_threads", "log_softmax_vjp", "logsumexp",

@@ -12,7 +12,7 @@ import numpy as np
 
 from softmaxkit._arrays import is_half
 from softmaxkit.numba._exp import EXACT_FLAGS
-from softmaxkit.numba._jit import helper, kernel
+from softmaxkit.numba._jit import helper, kernel, readonly
 
 EXP_LIMIT = 40.0
 
@@ -47,7 +47,7 @@ def beyond_exp(logp: np.ndarray) -> bool:
         return False
     half = is_half(logp.dtype)
     if half and logp.flags.c_contiguous and logp.dtype.isnative:
-        bits = logp.view(np.uint16).reshape(-1)
+        bits = readonly(logp.view(np.uint16).reshape(-1))
         return bool(count_half_beyond_exp(bits, logp.dtype.type.__name__ == "bfloat16"))
     values = logp.astype(np.float32) if half else logp
     with np.errstate(invalid="ignore"):  # a NaN maximum is an answer here

@@ -27,11 +27,10 @@ from softmaxkit._arrays import is_half
 from softmaxkit.numba import _threads as threads
 from softmaxkit.numba._exp import EXACT_FLAGS, _f32_bits, _f32_from_bits, exp_small, float_key, key_float
 from softmaxkit.numba._grad import live_sum
-from softmaxkit.numba._jit import helper, kernel
+from softmaxkit.numba._jit import helper, kernel, readonly
 from softmaxkit.numba._loss import row_cross_entropy
 from softmaxkit.numba._rows import limit_row
 from softmaxkit.numba._sums import halves_needed, span_dot, store_exp, store_log, sum_exp
-from softmaxkit.numba._threads import readonly
 
 
 def _converts_half_in_hardware() -> bool:

@@ -147,13 +147,3 @@ def _wait_for_all(futures: list[Future[Any]], failed: threading.Event) -> None:
             interruption = caught
     if interruption is not None:
         raise interruption
-
-
-def readonly(a: Any) -> Any:
-    """A read-only view of the array ``a``: kernels are compiled for read-only inputs only, so a
-    writeable and a read-only input share one compiled specialisation instead of two."""
-    if not a.flags.writeable:
-        return a
-    view = a.view()
-    view.flags.writeable = False
-    return view

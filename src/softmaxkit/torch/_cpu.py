@@ -26,8 +26,9 @@ from softmaxkit._arrays import cpu_tensor_view
 from softmaxkit.numba import rows_softmax
 from softmaxkit.numba._domain import beyond_exp
 from softmaxkit.numba._grad import log_softmax_vjp_rows, softmax_vjp_rows
+from softmaxkit.numba._jit import readonly
 from softmaxkit.numba._memory import empty as new_array
-from softmaxkit.numba._threads import readonly, run
+from softmaxkit.numba._threads import run
 
 _ROW_KERNEL_DTYPES = (torch.float32, torch.float64)
 
