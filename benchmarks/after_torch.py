@@ -11,12 +11,18 @@ calls, 2 threads):
 
 If torch's OpenMP workers, still spinning after its call, were what slows the call that follows,
 the time after torch would fall as the gap grows.
+
+``--trace`` prints instead, for three calls in each state (back to back, after 50 ms idle,
+right after torch's call), each chunk of rows the engine's threads ran: which thread, its rows,
+and when it started and ended (ms from the start of the call).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -39,11 +45,50 @@ def _median_ms(f: Callable[[], Any], calls: int, before: Callable[[], Any] = lam
     return statistics.median(times) * 1e3
 
 
+def _trace(ours: Callable[[], Any], theirs: Callable[[], Any], idle: float) -> None:
+    """Each chunk of three calls in each state: thread, rows, start and end."""
+    from softmaxkit.numba import _threads
+
+    chunks: list[tuple[str, int, int, float, float]] = []
+    untraced = _threads.run
+
+    def traced(kernel: Callable[..., Any], items: int, elements: int, *args: Any) -> None:
+        began = time.perf_counter()
+
+        def timed(*a: Any) -> None:
+            start = time.perf_counter()
+            kernel(*a)
+            chunks.append((threading.current_thread().name, a[-2], a[-1], (start - began) * 1e3,
+                           (time.perf_counter() - began) * 1e3))
+        untraced(timed, items, elements, *args)
+
+    users = [m for name, m in list(sys.modules.items())
+             if name.startswith("softmaxkit") and getattr(m, "run", None) is untraced]
+    for m in users:
+        m.run = traced  # type: ignore[attr-defined]
+    try:
+        for state, before in (("back to back", ours), ("after idle", lambda: time.sleep(idle)),
+                              ("after torch", theirs)):
+            for _ in range(3):
+                before()
+                chunks.clear()
+                start = time.perf_counter()
+                ours()
+                total = (time.perf_counter() - start) * 1e3
+                in_order = sorted(chunks, key=lambda c: c[3])
+                steps = " | ".join(f"{name} {a}-{b} {s:.2f}..{e:.2f}" for name, a, b, s, e in in_order)
+                print(f"{state}: {total:.2f} ms: {steps}")
+    finally:
+        for m in users:
+            m.run = untraced  # type: ignore[attr-defined]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.after_torch", description=__doc__)
     parser.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32", "float64"])
     parser.add_argument("--log", action="store_true", help="log_softmax instead of softmax")
     parser.add_argument("--quick", action="store_true", help="a small tensor and few calls: a smoke run")
+    parser.add_argument("--trace", action="store_true", help="each chunk of rows: thread, start, end")
     args = parser.parse_args(argv)
     suite.set_threads(2)
     torch.set_num_threads(2)
@@ -54,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(3):
         ours()
         theirs()
+    if args.trace:
+        _trace(ours, theirs, 0.05)
+        return 0
     print(f"{'log_softmax' if args.log else 'softmax'} of {rows} x 1024 {args.dtype}, 2 threads, "
           f"medians of {calls} calls (ms)")
     print(f"softmaxkit back to back: {_median_ms(ours, calls):.2f}")

@@ -25,3 +25,20 @@ def test_quick_run_prints_every_gap(capsys: pytest.CaptureFixture[str]) -> None:
     assert "softmaxkit back to back:" in out and "torch back to back:" in out
     assert out.count("alone, after") == 2
     assert out.count("after torch's call:") == len(after_torch.GAPS)
+
+
+def test_trace_prints_every_chunk(capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    from softmaxkit.numba import _threads, get_num_threads, set_num_threads
+
+    threads, torch_threads = get_num_threads(), torch.get_num_threads()
+    untraced = _threads.run
+    try:
+        assert after_torch.main(["--trace"]) == 0
+    finally:
+        set_num_threads(threads)
+        torch.set_num_threads(torch_threads)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 9 and all("MainThread 0-" in line for line in lines)
+    assert _threads.run is untraced  # the engine's own run again
