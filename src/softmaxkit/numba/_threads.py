@@ -6,7 +6,10 @@ into contiguous chunks, a few per thread; the calling thread and the pool's work
 the next unclaimed chunk until none is left. Claimed rather than dealt out in equal shares: a
 worker that starts late (its core still held by another library's spinning threads, or its
 virtual CPU woken from idle) then does less, instead of the caller waiting for the whole share
-it would have been dealt. Three reasons for the pool, measured or reported:
+it would have been dealt. Measured (BENCHMARKS.md, session 7): that helped on a loaded machine;
+right after a torch op on a quiet one it is the calling thread that stalls, inside a chunk it
+has started, and nothing is gained; back to back it costs nothing. Three reasons for the pool,
+measured or reported:
 
 - compile time: ``parallel=True`` (parfors) lowering was most of a cold compile (the first
   8,192 x 1,024 float32 softmax: 6.6 s of CPU with parfors, 3.1 s without; BENCHMARKS.md);
