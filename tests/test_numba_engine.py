@@ -538,6 +538,30 @@ def test_in_place_long_rows_with_pos_inf(function: str) -> None:
     _assert_same(x, expected, np.float32, log=function == "log_softmax")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("function", ["softmax", "log_softmax"])
+def test_long_rows_whole_or_by_blocks_give_the_same_bits(function: str, dtype: type) -> None:
+    """Long rows go whole to one thread each when they share out evenly, else block by block
+    across the threads (``numba._long_rows_softmax``): the same bits either way, in place or
+    not, special rows included, whatever the thread count that picked the path."""
+    rng = np.random.default_rng(8)
+    x = _specials((rng.standard_normal((6, LONG)) * 8).astype(dtype), -1)
+    x[5, _rows.SPLIT + 1] = 200.0  # a block far above the others
+    x.flags.writeable = False  # as the engine hands it to its kernels (one specialisation)
+    f = getattr(sk, function)
+    by_blocks = np.empty_like(x)
+    sknumba.long_rows_by_blocks(x, by_blocks, dtype(1.0), function == "log_softmax")
+    for rows in (1, 2, 3, 6):
+        for threads in (1, 2, 3):
+            with sknumba_threads(threads):
+                got = f(x[:rows], engine="numba")
+                in_place = x[:rows].copy()
+                f(in_place, out=in_place, engine="numba")
+            for result in (got, in_place):
+                assert np.array_equal(result, by_blocks[:rows], equal_nan=True), (rows, threads)
+    _assert_same(by_blocks, f(x, engine="generic"), dtype, log=function == "log_softmax")
+
+
 @pytest.mark.parametrize("n", [9, 700, LONG], ids=["tiled", "fused", "split"])
 @pytest.mark.parametrize("function", ["softmax", "log_softmax"])
 def test_masked_rows_in_place_out_and_broadcast(function: str, n: int) -> None:

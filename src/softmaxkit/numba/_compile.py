@@ -37,13 +37,18 @@ def _dtype(name: str) -> np.dtype:
 
 def _softmax(dtype: np.dtype) -> None:
     from softmaxkit import _api as sk  # the public functions (not the package: no import cycle)
+    from softmaxkit.numba import long_rows_by_blocks
+    from softmaxkit.numba._jit import readonly
     from softmaxkit.numba._rows import SPLIT
 
-    for n in (8, 64, SPLIT + 1):  # tiled short rows, rows, rows cut into blocks
+    for n in (8, 64, SPLIT + 1):  # tiled short rows, rows, long rows (whole: few elements)
         x = np.zeros((2, n), dtype)
         sk.softmax(x, engine="numba")
         sk.softmax(x, where=np.ones(n, bool), engine="numba")
     sk.softmax(np.zeros((64, 4), dtype), axis=0, engine="numba")  # column tiles
+    for log in (False, True) if dtype in (np.float32, np.float64) else ():
+        x = np.zeros((1, SPLIT + 1), dtype)  # long rows block by block (few huge rows choose it)
+        long_rows_by_blocks(readonly(x), x, x.dtype.type(1.0), log)
     sk.softmax(np.zeros((64, 4), dtype)[::2], engine="numba")  # a strided input: converted first
 
 

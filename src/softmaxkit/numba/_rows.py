@@ -6,9 +6,12 @@ write. Rows larger than ``SPLIT`` are cut into fixed blocks of ``SPLIT`` element
 cut for any thread count: each block yields its ``(max, sum of exp)`` pair (softmax also
 stores the block's exponentials), the pairs of a row are merged in order as in the online
 normaliser (Milakov & Gimelshein, "Online normalizer calculation for softmax", 2018, at
-block granularity), and a second parallel pass writes the result (softmax: rescales the
-stored block by ``exp(m_block - m_row) / sum``). ``exp`` still runs once per element, and a
-few huge rows use every core.
+block granularity), and a second pass writes the result (softmax: rescales the stored block
+by ``exp(m_block - m_row) / sum``). ``exp`` still runs once per element. Many such rows are
+computed each whole by one thread (:func:`long_rows`), its second pass going backwards
+through the blocks the first has just left in cache; a few huge rows are shared out block by
+block so that they use every core (:func:`long_row_blocks` .. :func:`long_row_finish`).
+Either way the blocks, their pairs and the merge are the same: so are the bits.
 
 Special rows follow the generic engine (SPEC §2): a NaN makes the whole row NaN (it reaches
 the sum), a row whose maximum is ``+inf`` is rewritten as 0 at its ``+inf`` entries and
@@ -44,6 +47,13 @@ PREFETCH_BYTES = 32768
 (:mod:`._prefetch`). Shorter rows are left to the hardware's prefetchers, which follow them:
 prefetching rows of 4 KiB made 8,192 x 1,024 float32 log_softmax 3.7 -> 4.1 ms (one thread),
 while 1,024 x 32,000 softmax went 13.0 -> 11.0 ms and rows cut in blocks 8.4 -> 7.3 ms."""
+OWN_OUT_BYTES = 8192
+"""log_softmax rows of at least this many bytes (and under ``PREFETCH_BYTES``) prefetch their
+own ``out`` row, to be written, during their ``exp`` pass. softmax writes its row in that
+pass, where the arithmetic hides the wait for the lines; log_softmax writes only in its last
+pass, which then waits on memory. Measured (BENCHMARKS.md, session 8; 2 threads, into
+``out=``): 8,192 x 1,024 float64 5.3-5.6 -> 4.9-5.2 ms; rows of 512 bytes got slower
+(65,536 x 128 float32 3.1-3.2 -> 3.4-3.5 ms)."""
 
 
 @helper(fastmath=EXACT_FLAGS)
@@ -108,10 +118,19 @@ def row_address(a, r):
 
 @kernel(fastmath=EXACT_FLAGS)
 def softmax_rows(x, out, inv_t, log, start, stop):
-    """softmax over axis 1 of rows ``start .. stop`` of ``x`` (rows of at most ``SPLIT``)."""
+    """softmax over axis 1 of rows ``start .. stop`` of ``x`` (rows of at most ``SPLIT``).
+
+    Rows of ``PREFETCH_BYTES`` and more prefetch the next row during their ``exp`` pass;
+    shorter log_softmax rows of ``OWN_OUT_BYTES`` and more prefetch their own ``out`` row.
+    """
+    long = x.shape[1] * x.itemsize >= PREFETCH_BYTES
     for r in range(start, stop):
-        ahead = x.shape[1] if r + 1 < stop and x.shape[1] * x.itemsize >= PREFETCH_BYTES else 0
-        row_softmax_ahead(x[r], out[r], inv_t, log, row_address(x, r + 1), row_address(out, r + 1), ahead)
+        if long:  # the next row
+            ahead = x.shape[1] if r + 1 < stop else 0
+            row_softmax_ahead(x[r], out[r], inv_t, log, row_address(x, r + 1), row_address(out, r + 1), ahead)
+        else:  # log_softmax: this row's out, to be written (x is in cache already)
+            ahead = x.shape[1] if log and x.shape[1] * x.itemsize >= OWN_OUT_BYTES else 0
+            row_softmax_ahead(x[r], out[r], inv_t, log, row_address(x, r), row_address(out, r), ahead)
 
 
 @helper(fastmath=EXACT_FLAGS)
@@ -160,33 +179,80 @@ def merge_blocks(block_max, block_sum, inv_t):
     return m, shift, total + carry
 
 
+@helper(fastmath=EXACT_FLAGS)
+def block_first_pass(x, out, inv_t, log, r, lo, next_x, next_out, ahead):
+    """Pass 1 over the block of row ``r`` that starts at ``lo``: ``(its max, exp(z - block
+    max) summed)``; softmax also stores the exponentials, so that pass 2 only rescales and
+    exp runs once per element. ``ahead`` elements at ``next_x`` / ``next_out`` (the next
+    block) are prefetched meanwhile (:mod:`._prefetch`)."""
+    hi = min(lo + SPLIT, x.shape[1])
+    block = x[r][lo:hi]
+    m = span_max(block)
+    shift = m if (m > -np.inf and m < np.inf) else x.dtype.type(0.0)
+    # A block holding +inf is not stored: its row is redone from x whole, and with out = x
+    # storing would have replaced the +inf entries by exp's clamped finite value.
+    if log or m == np.inf:
+        return m, sum_exp_ahead(block, shift, inv_t, next_x, next_out, ahead)
+    return m, store_exp_ahead(block, out[r][lo:hi], shift, inv_t, next_x, next_out, ahead)
+
+
+@helper(fastmath=EXACT_FLAGS)
+def block_second_pass(x, out, inv_t, log, r, lo, block_max, shift, total):
+    """Pass 2 over the block of row ``r`` that starts at ``lo``, once the row's ``(shift,
+    total)`` is known: log_softmax from x; softmax rescales the stored block by
+    ``exp(block_max - shift) / total``."""
+    hi = min(lo + SPLIT, x.shape[1])
+    if log:
+        lse = math.log(total) if total != 0.0 else 0.0
+        store_log(x[r][lo:hi], out[r][lo:hi], x.dtype.type(shift), inv_t, x.dtype.type(lse))
+    else:
+        mb = np.float64(block_max)
+        rescale = math.exp((mb - shift) * inv_t) if -np.inf < mb < np.inf else 1.0
+        scale_span(out[r][lo:hi], x.dtype.type(rescale / total if total != 0.0 else rescale))
+
+
+@kernel(fastmath=EXACT_FLAGS)
+def long_rows(x, out, inv_t, log, start, stop):
+    """Rows ``start .. stop`` longer than ``SPLIT``, each whole on this thread: pass 1 over its
+    blocks, their pairs merged, then pass 2 over the blocks from the last to the first, so
+    that it begins with the blocks pass 1 has just left in cache. The same blocks, pairs and
+    merge as :func:`long_row_blocks` .. :func:`long_row_finish`, so the same bits."""
+    n = x.shape[1]
+    nb = (n + SPLIT - 1) // SPLIT
+    block_max = np.empty(nb, dtype=x.dtype)
+    block_sum = np.empty(nb, dtype=np.float64)
+    for r in range(start, stop):
+        for b in range(nb):
+            lo = b * SPLIT
+            # Prefetch the next block of this row, or the first block of the next row.
+            r1, lo1 = (r, lo + SPLIT) if b + 1 < nb else (r + 1, 0)
+            ahead = min(SPLIT, n - lo1) if r1 < stop else 0
+            block_max[b], block_sum[b] = block_first_pass(
+                x, out, inv_t, log, r, lo, row_address(x, r1) + np.uint64(lo1 * x.itemsize),
+                row_address(out, r1) + np.uint64(lo1 * out.itemsize), ahead)
+        m, shift, total = merge_blocks(block_max, block_sum, np.float64(inv_t))
+        if m == np.inf:
+            row_softmax(x[r], out[r], inv_t, log)
+            continue
+        for b in range(nb - 1, -1, -1):
+            block_second_pass(x, out, inv_t, log, r, b * SPLIT, block_max[b], shift, total)
+
+
 @kernel(fastmath=EXACT_FLAGS)
 def long_row_blocks(x, out, inv_t, log, block_max, block_sum, start, stop):
-    """Pass 1 of rows longer than ``SPLIT``, blocks ``start .. stop`` (block ``k`` is block
-    ``k % nb`` of row ``k // nb``): its max, and exp(z - block max) summed (softmax: also
-    stored, so that pass 2 only rescales and exp runs once per element)."""
+    """Pass 1 of rows longer than ``SPLIT`` split across threads, blocks ``start .. stop``
+    (block ``k`` is block ``k % nb`` of row ``k // nb``): :func:`block_first_pass`."""
     n = x.shape[1]
     nb = (n + SPLIT - 1) // SPLIT
     for k in range(start, stop):
         r = k // nb
-        lo = (k - r * nb) * SPLIT
-        hi = min(lo + SPLIT, n)
-        block = x[r][lo:hi]
-        m = span_max(block)
-        block_max[k] = m
-        shift = m if (m > -np.inf and m < np.inf) else x.dtype.type(0.0)
-        # The next block, prefetched while this one computes (._prefetch).
+        # The next block, prefetched while this one computes.
         r1 = (k + 1) // nb
         lo1 = (k + 1 - r1 * nb) * SPLIT
         ahead = min(SPLIT, n - lo1) if k + 1 < stop else 0
-        next_x = row_address(x, r1) + np.uint64(lo1 * x.itemsize)
-        next_out = row_address(out, r1) + np.uint64(lo1 * out.itemsize)
-        # A block holding +inf is not stored: its row is redone from x below, and with out = x
-        # storing would have replaced the +inf entries by exp's clamped finite value.
-        if log or m == np.inf:
-            block_sum[k] = sum_exp_ahead(block, shift, inv_t, next_x, next_out, ahead)
-        else:
-            block_sum[k] = store_exp_ahead(block, out[r][lo:hi], shift, inv_t, next_x, next_out, ahead)
+        block_max[k], block_sum[k] = block_first_pass(
+            x, out, inv_t, log, r, (k - r * nb) * SPLIT, row_address(x, r1) + np.uint64(lo1 * x.itemsize),
+            row_address(out, r1) + np.uint64(lo1 * out.itemsize), ahead)
 
 
 @kernel(fastmath=EXACT_FLAGS)
@@ -205,24 +271,13 @@ def long_row_merge(x, out, inv_t, log, block_max, block_sum, shifts, totals, spe
 
 @kernel(fastmath=EXACT_FLAGS)
 def long_row_finish(x, out, inv_t, log, block_max, shifts, totals, special, start, stop):
-    """Pass 2, blocks ``start .. stop``: log_softmax from x; softmax rescales each stored
-    block by exp(m_b - M) / S."""
+    """Pass 2, blocks ``start .. stop``: :func:`block_second_pass`."""
     n = x.shape[1]
     nb = (n + SPLIT - 1) // SPLIT
     for k in range(start, stop):
         r = k // nb
-        if special[r]:
-            continue
-        lo = (k - r * nb) * SPLIT
-        hi = min(lo + SPLIT, n)
-        s = totals[r]
-        if log:
-            lse = math.log(s) if s != 0.0 else 0.0
-            store_log(x[r][lo:hi], out[r][lo:hi], x.dtype.type(shifts[r]), inv_t, x.dtype.type(lse))
-        else:
-            mb = np.float64(block_max[k])
-            rescale = math.exp((mb - shifts[r]) * inv_t) if -np.inf < mb < np.inf else 1.0
-            scale_span(out[r][lo:hi], x.dtype.type(rescale / s if s != 0.0 else rescale))
+        if not special[r]:
+            block_second_pass(x, out, inv_t, log, r, (k - r * nb) * SPLIT, block_max[k], shifts[r], totals[r])
 
 
 @helper(fastmath=REDUCE_FLAGS)
