@@ -10,10 +10,9 @@ an empty Numba cache directory (``NUMBA_CACHE_DIR``) made for each repeat:
    the first call alone (its figure includes importing Numba and loading the kernel);
 3. with ``--compile-all``: ``softmaxkit compile`` on an empty cache, one job and two;
 4. with ``--parts``: what the warm first call is made of, each part timed on its own in a
-   child on a warm cache: importing Numba, the engine's modules, the first cache load's
-   registry refresh (split into the SciPy import that Numba's BLAS check makes, the cffi
-   parser that Numba builds, and the rest), the call itself, and the garbage collections
-   run inside all of these.
+   child on a warm cache: importing Numba, the engine's modules, starting Numba's runtime
+   (what the first cache load needs), the call itself, and the garbage collections run
+   inside all of these.
 
 Each figure is the median over the repeats, wall time and the child's CPU time (on a shared
 machine the CPU time is the steadier one), with the load average beside it. The children may
@@ -54,7 +53,7 @@ print(json.dumps({"import": span(t0, t1), "softmax f32": span(t1, t2),
 """
 
 PARTS = """
-import gc, importlib.util, json, time
+import gc, json, time
 def now():
     return time.perf_counter(), time.process_time()
 collecting = [0.0, 0.0, 0.0, 0.0]  # wall, CPU of the collecting thread; their starts
@@ -70,23 +69,17 @@ gc.callbacks.append(on_gc)
 t0 = now(); import numba
 t1 = now(); import softmaxkit.numba
 t2 = now()
-# What the first cache load's BaseContext.refresh() imports, in parts (numba.np.arraymath
-# imports scipy.linalg for its BLAS check; numba.core.typing.cffi_utils builds a cffi.FFI()).
-if importlib.util.find_spec("scipy") is not None:
-    import scipy.linalg.cython_blas
-t3 = now()
-if importlib.util.find_spec("cffi") is not None:
-    import cffi; cffi.FFI()
-t4 = now()
+# Numba's runtime, started by the first cache load (the engine's loader does no more: no
+# registry refresh, which imported SciPy for a BLAS check and cost 0.2-0.3 s; _jit.py).
 from numba.core.registry import cpu_target
-cpu_target.target_context.refresh()
-t5 = now(); sk.softmax(x)
+from numba.core.runtime import rtsys
+rtsys.initialize(cpu_target.target_context)
+t3 = now(); sk.softmax(x)
 t6 = now()
 gc.callbacks.remove(on_gc)
 span = lambda a, b: [b[0] - a[0], b[1] - a[1]]
 print(json.dumps({"import numba": span(t0, t1), "import softmaxkit.numba": span(t1, t2),
-                  "refresh: scipy.linalg": span(t2, t3), "refresh: cffi.FFI()": span(t3, t4),
-                  "refresh: the rest": span(t4, t5), "the call": span(t5, t6),
+                  "Numba's runtime": span(t2, t3), "the call": span(t3, t6),
                   "total": span(t0, t6), "garbage collection within": collecting[:2]}))
 """
 

@@ -150,6 +150,32 @@ def test_unreadable_cache_entry_is_compiled_again(tmp_path, monkeypatch, caplog)
         sys.modules.pop("tiny_kernel", None)
 
 
+@pytest.mark.skipif(not _jit.CACHE, reason="no writable cache directory: every process compiles")
+def test_a_warm_process_loads_kernels_without_refreshing_numba() -> None:
+    """Loading a cached kernel starts Numba's runtime only: no registry refresh (which imported
+    SciPy for Numba's BLAS check, 0.2-0.3 s of the first call). The kernels loaded so, their
+    allocations included (long rows, cross_entropy's gradient), give the right answers."""
+    sknumba.compile_all()  # the session's compile already did: this loads
+    code = """
+import sys
+import numpy as np, softmaxkit as sk
+rng = np.random.default_rng(0)
+for shape in ((300, 1000), (4, 70000)):
+    for dtype in (np.float32, np.float64, np.float16):
+        x = rng.standard_normal(shape).astype(dtype)
+        expected = sk.softmax(x.astype(np.float64), engine="generic")
+        np.testing.assert_allclose(sk.softmax(x, engine="numba").astype(np.float64), expected,
+                                   rtol=1e-2, atol=1e-6)
+x = rng.standard_normal((64, 10)).astype(np.float32)
+loss, grad = sk.cross_entropy(x, rng.integers(0, 10, 64), return_grad=True, engine="numba")
+assert np.isfinite(loss) and np.allclose(grad.sum(axis=1), 0, atol=1e-6)
+print("refreshed" if "numba.np.arraymath" in sys.modules else "not refreshed")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["not", "refreshed"], done.stderr
+
+
 def test_cli_compile_and_info(tmp_path: object) -> None:
     """``softmaxkit compile`` fills an empty cache; ``softmaxkit info`` counts what is there."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}

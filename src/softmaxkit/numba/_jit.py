@@ -30,6 +30,7 @@ from typing import Any
 
 from numba import njit
 from numba.core import event
+from numba.core.runtime import rtsys
 
 log = logging.getLogger("softmaxkit.numba")
 
@@ -118,9 +119,22 @@ def _recompile_unreadable_entries(dispatcher: Any) -> None:
     if load is None or index is None:
         return
 
+    load_unrefreshed = getattr(cache, "_load_overload", None)
+    io_guard = getattr(cache, "_guard_against_spurious_io_errors", None)
+
     def load_overload(signature: Any, target_context: Any) -> Any:
         try:
-            return load(signature, target_context)
+            if load_unrefreshed is None or io_guard is None:
+                return load(signature, target_context)
+            # Numba's own load first refreshes the target context: it starts Numba's runtime
+            # (the allocator kernels call) and installs every typing and lowering registry,
+            # importing SciPy for a BLAS check on the way, 0.2-0.3 s of a warm process's first
+            # call. A cached kernel is machine code that needs the runtime only; a compile
+            # still refreshes the context first (numba's compiler does).
+            rtsys.initialize(target_context)
+            with io_guard():
+                return load_unrefreshed(signature, target_context)
+            return None  # the guard swallowed a spurious I/O error: compile instead
         except Exception as exc:  # whatever an unreadable file makes pickle or Numba raise
             log.warning("softmaxkit: the numba cache entry of %s is unreadable (%s: %s); removed %s and "
                         "compiling the kernel again", dispatcher.py_func.__name__, type(exc).__name__, exc,
