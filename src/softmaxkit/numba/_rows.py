@@ -123,14 +123,16 @@ def softmax_rows(x, out, inv_t, log, start, stop):
     Rows of ``PREFETCH_BYTES`` and more prefetch the next row during their ``exp`` pass;
     shorter log_softmax rows of ``OWN_OUT_BYTES`` and more prefetch their own ``out`` row.
     """
-    long = x.shape[1] * x.itemsize >= PREFETCH_BYTES
+    n = x.shape[1]
+    long = n * x.itemsize >= PREFETCH_BYTES
+    own_out = log and n * x.itemsize >= OWN_OUT_BYTES
     for r in range(start, stop):
-        if long:  # the next row
-            ahead = x.shape[1] if r + 1 < stop else 0
-            row_softmax_ahead(x[r], out[r], inv_t, log, row_address(x, r + 1), row_address(out, r + 1), ahead)
-        else:  # log_softmax: this row's out, to be written (x is in cache already)
-            ahead = x.shape[1] if log and x.shape[1] * x.itemsize >= OWN_OUT_BYTES else 0
-            row_softmax_ahead(x[r], out[r], inv_t, log, row_address(x, r), row_address(out, r), ahead)
+        # Long rows: the next row. Else log_softmax: this row's out, to be written (its x is in
+        # cache already). One call site: the row kernel is inlined once.
+        ahead_row = r + 1 if long else r
+        ahead = n if (r + 1 < stop if long else own_out) else 0
+        row_softmax_ahead(x[r], out[r], inv_t, log, row_address(x, ahead_row), row_address(out, ahead_row),
+                          ahead)
 
 
 @helper(fastmath=EXACT_FLAGS)
