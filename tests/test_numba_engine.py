@@ -542,7 +542,7 @@ def test_in_place_long_rows_with_pos_inf(function: str) -> None:
 @pytest.mark.parametrize("function", ["softmax", "log_softmax"])
 def test_long_rows_whole_or_by_blocks_give_the_same_bits(function: str, dtype: type) -> None:
     """Long rows go whole to one thread each when they share out evenly, else block by block
-    across the threads (``numba._long_rows_softmax``): the same bits either way, in place or
+    across the threads (``_rows.long_rows_softmax``): the same bits either way, in place or
     not, special rows included, whatever the thread count that picked the path."""
     rng = np.random.default_rng(8)
     x = _specials((rng.standard_normal((6, LONG)) * 8).astype(dtype), -1)
@@ -550,7 +550,7 @@ def test_long_rows_whole_or_by_blocks_give_the_same_bits(function: str, dtype: t
     x.flags.writeable = False  # as the engine hands it to its kernels (one specialisation)
     f = getattr(sk, function)
     by_blocks = np.empty_like(x)
-    sknumba.long_rows_by_blocks(x, by_blocks, dtype(1.0), function == "log_softmax")
+    _rows.long_rows_by_blocks(x, by_blocks, dtype(1.0), function == "log_softmax")
     for rows in (1, 2, 3, 6):
         for threads in (1, 2, 3):
             with sknumba_threads(threads):

@@ -48,7 +48,7 @@ from softmaxkit.numba._memory import release as release_memory
 from softmaxkit.numba._pieces import softmax_from_pair_rows, softmax_pair_rows
 from softmaxkit.numba._rows import SPLIT, logsumexp_rows, mask_rows, softmax_masked_rows, softmax_rows
 from softmaxkit.numba._short_rows import SHORT_ROWS, softmax_short_rows
-from softmaxkit.numba._threads import get_num_threads, parts_for, run, set_num_threads
+from softmaxkit.numba._threads import get_num_threads, run, set_num_threads
 
 __all__ = [
     "cache_status", "compile_all", "cross_entropy", "get_num_threads", "log_softmax_vjp", "logsumexp",
@@ -77,43 +77,7 @@ def rows_softmax(x: np.ndarray, out: np.ndarray, inv_t: Any, log: bool) -> None:
     elif n <= SPLIT:
         run(softmax_rows, rows, x.size, x, out, inv_t, log)
     else:
-        _long_rows_softmax(x, out, inv_t, log)
-
-
-def _long_rows_softmax(x: np.ndarray, out: np.ndarray, inv_t: Any, log: bool) -> None:
-    """Rows longer than ``SPLIT``, cut in blocks of a fixed ``SPLIT`` (see :mod:`._rows`): each
-    row whole on one thread when the rows share out evenly over the threads (its second pass
-    then reads what the first left in cache), else block by block across the threads."""
-    rows, n = x.shape
-    threads = parts_for(rows * ((n + SPLIT - 1) // SPLIT), x.size)
-    if rows % threads == 0 or rows >= WHOLE_ROWS_PER_THREAD * threads:
-        run(_rows.long_rows, rows, x.size, x, out, inv_t, log)
-    else:
-        long_rows_by_blocks(x, out, inv_t, log)
-
-
-WHOLE_ROWS_PER_THREAD = 4
-"""From this many long rows per thread, rows left over after an even share cost little: each
-long row is computed whole by one thread. Measured (BENCHMARKS.md, session 8), 2 threads,
-into ``out=``: 64 x 262,144 float32 softmax 6.6 -> 4.5 ms (54 -> 79 % of the copy rate),
-4 x 4,194,304 6.5 -> 5.3-5.9 ms; a single row of 16,777,216 on one thread 7.2 ms against
-6.3 ms block by block on two."""
-
-
-def long_rows_by_blocks(x: np.ndarray, out: np.ndarray, inv_t: Any, log: bool) -> None:
-    """Rows longer than ``SPLIT`` block by block, so that a few huge rows use every thread:
-    pass 1 over every block, the merge, pass 2 over every block."""
-    rows, n = x.shape
-    blocks = rows * ((n + SPLIT - 1) // SPLIT)
-    block_max = np.empty(blocks, dtype=x.dtype)
-    block_sum = np.empty(blocks, dtype=np.float64)
-    run(_rows.long_row_blocks, blocks, x.size, x, out, inv_t, log, block_max, block_sum)
-    shifts, totals = np.empty(rows, dtype=np.float64), np.empty(rows, dtype=np.float64)
-    special = np.zeros(rows, dtype=np.bool_)
-    _rows.long_row_merge(x, out, inv_t, log, readonly(block_max), readonly(block_sum), shifts, totals,
-                         special)
-    run(_rows.long_row_finish, blocks, x.size, x, out, inv_t, log, readonly(block_max), readonly(shifts),
-        readonly(totals), readonly(special))
+        _rows.long_rows_softmax(x, out, inv_t, log)
 
 
 def _covered_dtype(dtype: Any) -> np.dtype:

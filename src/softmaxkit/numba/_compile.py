@@ -37,9 +37,8 @@ def _dtype(name: str) -> np.dtype:
 
 def _softmax(dtype: np.dtype) -> None:
     from softmaxkit import _api as sk  # the public functions (not the package: no import cycle)
-    from softmaxkit.numba import long_rows_by_blocks
     from softmaxkit.numba._jit import readonly
-    from softmaxkit.numba._rows import SPLIT
+    from softmaxkit.numba._rows import SPLIT, long_rows_by_blocks
 
     for n in (8, 64, SPLIT + 1):  # tiled short rows, rows, long rows (whole: few elements)
         x = np.zeros((2, n), dtype)

@@ -21,11 +21,12 @@ the sum), a row whose maximum is ``+inf`` is rewritten as 0 at its ``+inf`` entr
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from softmaxkit.numba._exp import EXACT_FLAGS, exp_small
-from softmaxkit.numba._jit import helper, kernel
+from softmaxkit.numba._jit import helper, kernel, readonly
 from softmaxkit.numba._sums import (
     REDUCE_FLAGS,
     add_compensated,
@@ -38,6 +39,7 @@ from softmaxkit.numba._sums import (
     sum_exp,
     sum_exp_ahead,
 )
+from softmaxkit.numba._threads import parts_for, run
 
 SPLIT = 32768
 """Rows longer than this are processed in blocks of this many elements (128 KiB of float32:
@@ -326,3 +328,38 @@ def logsumexp_rows(x, out, start, stop):
     """:func:`row_logsumexp` of rows ``start .. stop`` of a 2-d array into ``out`` (float64)."""
     for r in range(start, stop):
         out[r] = row_logsumexp(x[r])
+
+
+def long_rows_softmax(x: np.ndarray, out: np.ndarray, inv_t: Any, log: bool) -> None:
+    """Rows longer than ``SPLIT``, cut in blocks of a fixed ``SPLIT`` (module docstring): each
+    row whole on one thread when the rows share out evenly over the threads (its second pass
+    then reads what the first left in cache), else block by block across the threads."""
+    rows, n = x.shape
+    threads = parts_for(rows * ((n + SPLIT - 1) // SPLIT), x.size)
+    if rows % threads == 0 or rows >= WHOLE_ROWS_PER_THREAD * threads:
+        run(long_rows, rows, x.size, x, out, inv_t, log)
+    else:
+        long_rows_by_blocks(x, out, inv_t, log)
+
+
+WHOLE_ROWS_PER_THREAD = 4
+"""From this many long rows per thread, rows left over after an even share cost little: each
+long row is computed whole by one thread. Measured (BENCHMARKS.md, session 8), 2 threads,
+into ``out=``: 64 x 262,144 float32 softmax 6.6 -> 4.5 ms (54 -> 79 % of the copy rate),
+4 x 4,194,304 6.5 -> 5.3-5.9 ms; a single row of 16,777,216 on one thread 7.2 ms against
+6.3 ms block by block on two."""
+
+
+def long_rows_by_blocks(x: np.ndarray, out: np.ndarray, inv_t: Any, log: bool) -> None:
+    """Rows longer than ``SPLIT`` block by block, so that a few huge rows use every thread:
+    pass 1 over every block, the merge, pass 2 over every block."""
+    rows, n = x.shape
+    blocks = rows * ((n + SPLIT - 1) // SPLIT)
+    block_max = np.empty(blocks, dtype=x.dtype)
+    block_sum = np.empty(blocks, dtype=np.float64)
+    run(long_row_blocks, blocks, x.size, x, out, inv_t, log, block_max, block_sum)
+    shifts, totals = np.empty(rows, dtype=np.float64), np.empty(rows, dtype=np.float64)
+    special = np.zeros(rows, dtype=np.bool_)
+    long_row_merge(x, out, inv_t, log, readonly(block_max), readonly(block_sum), shifts, totals, special)
+    run(long_row_finish, blocks, x.size, x, out, inv_t, log, readonly(block_max), readonly(shifts),
+        readonly(totals), readonly(special))
