@@ -31,11 +31,11 @@ the call's options. An explicit ``engine=`` name skips only the "worth it" test:
 that cannot run the array or does not cover the options raises ValueError naming those that
 can (SPEC §1).
 
-Size thresholds at which the choice changes live here too (``NUMBA_MIN_SIZE``,
-``PARALLEL_MIN_SIZE``). Block and tile sizes that a compiled kernel's algorithm is built on
-stay beside that kernel (``numba/_rows.SPLIT``, ...): Numba's disk cache keys a kernel on its
-own module's source, so a constant it reads from another module could change under a stale
-cached kernel.
+Size thresholds at which the choice changes live here too (``NUMBA_MIN_SIZE``; the size from
+which an engine's call uses several threads is that engine's own). Block and tile sizes that
+a compiled kernel's algorithm is built on stay beside that kernel (``numba/_rows.SPLIT``,
+...): Numba's disk cache keys a kernel on its own module's source, so a constant it reads from
+another module could change under a stale cached kernel.
 """
 
 from __future__ import annotations
@@ -77,9 +77,6 @@ call overhead of a compiled kernel is not repaid. Measured against the Numba eng
 elements the tiny path takes 25 µs (float32) / 44 µs (float64) against 64 / 71 µs; the Numba
 engine wins from about 16,384 (float64) or 32,768 (float32) elements, earlier on short rows."""
 
-PARALLEL_MIN_SIZE = 1 << 17
-"""Below this many elements the Numba engine's kernels run on the calling thread: waking the
-thread pool costs more than it saves."""
 
 # --- what an engine runs and covers --------------------------------------------------------------
 

@@ -32,7 +32,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from softmaxkit._engines import PARALLEL_MIN_SIZE
+PARALLEL_MIN_SIZE = 1 << 17
+"""Below this many elements the kernels run on the calling thread: waking the pool's threads
+costs more than it saves."""
 
 
 def _default_threads() -> int:
