@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -174,6 +175,49 @@ print("refreshed" if "numba.np.arraymath" in sys.modules else "not refreshed")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["not", "refreshed"], done.stderr
+
+
+def test_numba_internals_of_another_shape_leave_numba_its_own_load(tmp_path, monkeypatch, caplog) -> None:
+    """Where Numba's private ``_load_overload`` does not take ``(signature, target_context)``, the
+    kernels load through Numba's own loader: cached entries are still hits, nothing is called
+    unreadable or removed."""
+    import importlib
+
+    from numba.core import caching
+
+    # A Numba whose private loader takes one more argument, and whose public one passes it.
+    own_private = caching.Cache._load_overload
+
+    def public(self: Any, sig: Any, target_context: Any) -> Any:
+        target_context.refresh()
+        with self._guard_against_spurious_io_errors():
+            return self._load_overload(sig, target_context, extra=1)
+
+    monkeypatch.setattr(caching.Cache, "_load_overload",
+                        lambda self, sig, target_context, *, extra: own_private(self, sig, target_context))
+    monkeypatch.setattr(caching.Cache, "load_overload", public)
+    (tmp_path / "other_numba.py").write_text(
+        "from softmaxkit.numba._jit import kernel\n\n\n"
+        "@kernel()\ndef thrice(x, start, stop):\n    for i in range(start, stop):\n        x[i] *= 3.0\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        module = importlib.import_module("other_numba")
+        x = np.ones(3)
+        module.thrice(x, 0, 3)  # compiled and cached
+        module = importlib.reload(module)
+        with caplog.at_level(logging.WARNING, logger="softmaxkit.numba"):
+            module.thrice(x, 0, 3)
+        np.testing.assert_array_equal(x, [9.0, 9.0, 9.0])
+        assert sum(module.thrice.stats.cache_hits.values()) == 1
+        assert "unreadable" not in caplog.text
+    finally:
+        sys.modules.pop("other_numba", None)
+
+
+@pytest.mark.parametrize("option", ["parallel", "forceobj"])
+def test_kernels_refuse_options_their_cache_loader_does_not_serve(option: str) -> None:
+    with pytest.raises(ValueError, match=option):
+        _jit.kernel(**{option: True})
 
 
 def test_cli_compile_and_info(tmp_path: object) -> None:

@@ -540,25 +540,35 @@ def test_in_place_long_rows_with_pos_inf(function: str) -> None:
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("function", ["softmax", "log_softmax"])
-def test_long_rows_whole_or_by_blocks_give_the_same_bits(function: str, dtype: type) -> None:
-    """Long rows go whole to one thread each when they share out evenly, else block by block
-    across the threads (``_rows.long_rows_softmax``): the same bits either way, in place or
-    not, special rows included, whatever the thread count that picked the path."""
+def test_long_rows_whole_or_by_blocks_give_the_same_bits(function: str, dtype: type,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Long rows go whole to one thread each when they share out evenly or number 4 per thread,
+    else block by block across the threads (``_rows.long_rows_softmax``): the same bits either
+    way, in place or not, special rows included, whatever the thread count that picked the path."""
     rng = np.random.default_rng(8)
-    x = _specials((rng.standard_normal((6, LONG)) * 8).astype(dtype), -1)
+    n = 4 * _rows.SPLIT + 17  # one row is enough work for the pool: ragged blocks too
+    x = _specials((rng.standard_normal((9, n)) * 8).astype(dtype), -1)
     x[5, _rows.SPLIT + 1] = 200.0  # a block far above the others
     x.flags.writeable = False  # as the engine hands it to its kernels (one specialisation)
     f = getattr(sk, function)
     by_blocks = np.empty_like(x)
     _rows.long_rows_by_blocks(x, by_blocks, dtype(1.0), function == "log_softmax")
-    for rows in (1, 2, 3, 6):
-        for threads in (1, 2, 3):
-            with sknumba_threads(threads):
-                got = f(x[:rows], engine="numba")
-                in_place = x[:rows].copy()
-                f(in_place, out=in_place, engine="numba")
-            for result in (got, in_place):
-                assert np.array_equal(result, by_blocks[:rows], equal_nan=True), (rows, threads)
+    taken: list[str] = []
+    whole, blocks = _rows.long_rows, _rows.long_rows_by_blocks
+    monkeypatch.setattr(_rows, "long_rows", lambda *a: (taken.append("whole"), whole(*a))[1])
+    monkeypatch.setattr(_rows, "long_rows_by_blocks", lambda *a: (taken.append("blocks"), blocks(*a))[1])
+    # (rows, threads): path expected
+    cases = {(1, 1): "whole", (1, 2): "blocks", (2, 2): "whole", (2, 3): "blocks", (3, 2): "blocks",
+             (3, 3): "whole", (5, 2): "blocks", (6, 3): "whole", (9, 2): "whole", (9, 3): "whole"}
+    for (rows, threads), path in cases.items():
+        with sknumba_threads(threads):
+            taken.clear()
+            got = f(x[:rows], engine="numba")
+            in_place = x[:rows].copy()
+            f(in_place, out=in_place, engine="numba")
+        assert taken and set(taken) == {path}, (rows, threads)  # the kernel: once per chunk
+        for result in (got, in_place):
+            assert np.array_equal(result, by_blocks[:rows], equal_nan=True), (rows, threads)
     _assert_same(by_blocks, f(x, engine="generic"), dtype, log=function == "log_softmax")
 
 
@@ -720,6 +730,13 @@ def test_beyond_exp_finds_every_entry_outside_the_vjp_kernels_domain(dtype: obje
     dt = np.dtype(ml_dtypes.bfloat16) if dtype == "bfloat16" else np.dtype(dtype)
     base = -np.abs(np.random.default_rng(31).standard_normal((300, 457))).astype(dt)  # 2+ chunks
     assert not beyond_exp(base) and not beyond_exp(base[:0])
+    with sknumba_threads(3):  # the chunks on the pool's threads, whatever the runner's CPUs
+        _check_beyond_exp(base, layout_name)
+
+
+def _check_beyond_exp(base: np.ndarray, layout_name: str) -> None:
+    from softmaxkit.numba._domain import beyond_exp
+
     for value in (40.0, 1e4, np.inf, np.nan, -np.nan, 39.0, -np.inf, 0.0):
         for position in ((0, 0), (150, 200), (299, 456)):
             x = base.copy()

@@ -23,6 +23,7 @@ seconds: the first one in a process is announced with one ``INFO`` record on the
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import os
 from collections.abc import Callable
@@ -95,7 +96,14 @@ event.register("numba:compile", notice)
 
 
 def kernel(**options: Any) -> Callable[[Callable[..., Any]], Any]:
-    """``njit`` for a kernel: GIL released, cached on disk where a cache directory is writable."""
+    """``njit`` for a kernel: GIL released, cached on disk where a cache directory is writable.
+
+    Kernels run on the engine's own threads in nopython code: no ``parallel=`` nor object
+    mode, whose cached results the cache's loader (:func:`_unrefreshed_load`) is not known to
+    load safely without Numba's refresh."""
+    if options.get("parallel") or options.get("forceobj"):
+        raise ValueError("engine kernels are nopython code run on the engine's threads: "
+                         "no parallel= or forceobj=")
     jit = njit(nogil=True, cache=CACHE, **options)
 
     def decorate(function: Callable[..., Any]) -> Any:
@@ -119,22 +127,13 @@ def _recompile_unreadable_entries(dispatcher: Any) -> None:
     if load is None or index is None:
         return
 
-    load_unrefreshed = getattr(cache, "_load_overload", None)
-    io_guard = getattr(cache, "_guard_against_spurious_io_errors", None)
+    load_unrefreshed = _unrefreshed_load(cache)
 
     def load_overload(signature: Any, target_context: Any) -> Any:
         try:
-            if load_unrefreshed is None or io_guard is None:
+            if load_unrefreshed is None:
                 return load(signature, target_context)
-            # Numba's own load first refreshes the target context: it starts Numba's runtime
-            # (the allocator kernels call) and installs every typing and lowering registry,
-            # importing SciPy for a BLAS check on the way, 0.2-0.3 s of a warm process's first
-            # call. A cached kernel is machine code that needs the runtime only; a compile
-            # still refreshes the context first (numba's compiler does).
-            rtsys.initialize(target_context)
-            with io_guard():
-                return load_unrefreshed(signature, target_context)
-            return None  # the guard swallowed a spurious I/O error: compile instead
+            return load_unrefreshed(signature, target_context)
         except Exception as exc:  # whatever an unreadable file makes pickle or Numba raise
             log.warning("softmaxkit: the numba cache entry of %s is unreadable (%s: %s); removed %s and "
                         "compiling the kernel again", dispatcher.py_func.__name__, type(exc).__name__, exc,
@@ -144,6 +143,37 @@ def _recompile_unreadable_entries(dispatcher: Any) -> None:
             return None
 
     cache.load_overload = load_overload
+
+
+def _unrefreshed_load(cache: Any) -> Callable[[Any, Any], Any] | None:
+    """Numba's cache load without the target-context refresh that starts it, or None where
+    Numba's internals (``_load_overload``, ``_guard_against_spurious_io_errors``) are not the
+    ones this was written against: then Numba's own load serves.
+
+    The refresh starts Numba's runtime (the allocator kernels call) and installs every typing
+    and lowering registry, importing SciPy for a BLAS check on the way: 0.2-0.3 s of a warm
+    process's first call (BENCHMARKS.md, session 8). A cached kernel is machine code that needs
+    the runtime only. A compile still refreshes the context first (Numba's compiler does).
+    Kernels are nopython code without ``parallel=`` (:func:`kernel`): the results of those two
+    are the ones a refresh might matter for.
+    """
+    load = getattr(cache, "_load_overload", None)
+    io_guard = getattr(cache, "_guard_against_spurious_io_errors", None)
+    if load is None or io_guard is None:
+        return None
+    try:
+        inspect.signature(load).bind(None, None)
+        inspect.signature(io_guard).bind()
+    except (TypeError, ValueError):
+        return None
+
+    def load_unrefreshed(signature: Any, target_context: Any) -> Any:
+        rtsys.initialize(target_context)
+        with io_guard():
+            return load(signature, target_context)
+        return None  # the guard swallowed a spurious I/O error: compile instead
+
+    return load_unrefreshed
 
 
 def helper(**options: Any) -> Callable[[Callable[..., Any]], Any]:
