@@ -67,14 +67,10 @@ def chosen(caplog, function, *args, **kwargs):
         ("logsumexp", (BIG.astype(np.complex128),), {"axis": 1}, "a dtype other than"),
         ("softmax", (BIG.astype(np.longdouble),), {}, "a dtype other than"),
         ("cross_entropy", (BIG, sk.softmax(BIG)), {}, "probability targets"),
-        ("log_softmax_vjp", (BIG, BIG), {"axis": 1}, "log-probabilities of 40"),
     ],
-    ids=["logsumexp-b", "logsumexp-sign", "logsumexp-complex", "softmax-longdouble", "cross_entropy-probs",
-         "log_softmax_vjp-large"],
+    ids=["logsumexp-b", "logsumexp-sign", "logsumexp-complex", "softmax-longdouble", "cross_entropy-probs"],
 )
 def test_numba_gap_goes_to_generic_in_one_logged_step(caplog, function, args, kwargs, gap):
-    if function == "log_softmax_vjp":
-        args = (args[0] + 50.0, args[1])
     engine, line = chosen(caplog, function, *args, **kwargs)
     assert engine == "generic"
     assert f"numba does not cover {gap}" in line
@@ -89,6 +85,8 @@ def test_numba_computes_what_it_covers(caplog):
     assert chosen(caplog, "softmax_vjp", BIG, BIG, axis=1)[0] == "numba"
     assert chosen(caplog, "softmax_vjp", BIG, BIG, axis=0)[0] == "numba"  # column kernels
     assert chosen(caplog, "log_softmax_vjp", BIG - 50.0, BIG, axis=0)[0] == "numba"
+    # Log-probabilities of 40 or more (not from log_softmax) too: the kernels redo those entries.
+    assert chosen(caplog, "log_softmax_vjp", BIG + 50.0, BIG, axis=1)[0] == "numba"
     labels = np.zeros(BIG.shape[0], dtype=np.int64)
     assert chosen(caplog, "cross_entropy", BIG, labels)[0] == "numba"
 

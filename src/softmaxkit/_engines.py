@@ -235,13 +235,6 @@ def _empty_product(call: Call) -> bool:
     return int(_product_input(call).size) == 0
 
 
-def _log_probability_beyond_exp(call: Call) -> bool:
-    # The kernels' exp is accurate below 40, and log_softmax never produces anything above 0.
-    from softmaxkit.numba._domain import beyond_exp  # the numba engine's gap: Numba is installed
-
-    return beyond_exp(call["logp"])
-
-
 TEMPERATURE_FUNCTIONS = frozenset({"softmax"}) | ROW_PIECE_FUNCTIONS
 
 
@@ -270,8 +263,6 @@ NUMBA_GAPS = (
         lambda c: c["b"] is not None or bool(c["return_sign"])),
     Gap(frozenset({"cross_entropy"}), "probability targets", lambda c: c["target"].ndim == c["logits"].ndim),
     Gap(PRODUCT_FUNCTIONS, "an empty array", _empty_product),
-    Gap(frozenset({"log_softmax_vjp"}), "log-probabilities of 40 or more, or NaN",
-        _log_probability_beyond_exp),
 )
 
 

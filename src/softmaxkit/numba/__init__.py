@@ -6,7 +6,7 @@ column versions ``_columns``, ``_loss_columns``, ``_grad_columns`` for reduced a
 not last in memory, and ``_pieces`` for the pieces of rows split across Dask chunks) compute
 float32 and float64; float16 and bfloat16 go through float32. What the
 kernels do not cover (other dtypes, weighted ``b=`` or signed logsumexp, probability targets
-in cross_entropy, log-probabilities beyond ``exp``'s domain in log_softmax_vjp) is declared in
+in cross_entropy) is declared in
 the registry (:data:`softmaxkit._engines.NUMBA_GAPS`): such calls never reach this module.
 
 Kernels are compiled on first use (only those the call needs, with a notice on the
@@ -342,8 +342,7 @@ def _product(kernel: Any, first: np.ndarray, g: np.ndarray, axes: tuple[int, ...
 def vjp_into(first: np.ndarray, g: np.ndarray, axes: tuple[int, ...], out: np.ndarray, *, log: bool) -> None:
     """softmax_vjp (``first`` = s) or log_softmax_vjp (``first`` = logp) over any ``axes``
     into ``out`` (``first``'s shape, not overlapping the inputs), in ``out``'s dtype: for the
-    torch operators, whose results are new tensors. Log-probabilities must be below 40 (the
-    registry's gap: the caller checks)."""
+    torch operators, whose results are new tensors."""
     with np.errstate(all="ignore"):
         _product(log_softmax_vjp_rows if log else softmax_vjp_rows, first, g, axes, out.dtype, out)
 
@@ -361,9 +360,6 @@ def softmax_jvp(s: np.ndarray, v: np.ndarray, axes: tuple[int, ...], *, dtype: A
 
 @_engine_call
 def log_softmax_vjp(logp: np.ndarray, g: np.ndarray, axes: tuple[int, ...], *, dtype: Any) -> Any:
-    """``g - exp(logp) * sum(g)`` over trailing axes of a non-empty ``logp``.
-
-    Log-probabilities of 40 or more (never produced by log_softmax) are a gap in the registry:
-    they leave the domain of the kernels' ``exp``.
-    """
+    """``g - exp(logp) * sum(g)`` over trailing axes of a non-empty ``logp`` (any values: the
+    kernels redo entries beyond their ``exp``'s domain with libm's, ``_grad.redo_beyond_exp``)."""
     return _product(log_softmax_vjp_rows, logp, g, axes, dtype)

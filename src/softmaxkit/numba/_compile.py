@@ -116,7 +116,6 @@ def kernels() -> list[Any]:
     """Every kernel of the engine (the dispatchers called from Python)."""
     from softmaxkit.numba import (
         _columns,
-        _domain,
         _grad,
         _grad_columns,
         _half,
@@ -129,14 +128,14 @@ def kernels() -> list[Any]:
     )
 
     modules: Iterable[ModuleType] = (
-        _rows, _short_rows, _columns, _loss, _loss_columns, _grad, _grad_columns, _pieces, _half, _domain)
+        _rows, _short_rows, _columns, _loss, _loss_columns, _grad, _grad_columns, _pieces, _half)
     return [v for m in modules for k, v in vars(m).items() if _jit.is_kernel(v) and v.py_func.__name__ == k]
 
 
 def specialisations(kernel: Any) -> int:
     """How many specialisations :func:`compile_all` compiles for ``kernel``: one per compute
     dtype (float32, float64), one for the half-precision kernels (their bits are ``uint16``)."""
-    return 1 if kernel.py_func.__module__.endswith(("._half", "._domain")) else 2
+    return 1 if kernel.py_func.__module__.endswith("._half") else 2
 
 
 def cache_status() -> CacheStatus:

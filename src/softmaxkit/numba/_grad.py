@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from softmaxkit.numba._exp import EXACT_FLAGS, exp_small
@@ -39,12 +41,43 @@ def live_difference(lp, g, out, total):
         out[i] = zero if lp[i] == -np.inf else g[i] - exp_small(lp[i]) * total
 
 
+EXP_LIMIT = 40.0
+"""``exp_small`` is accurate below this (its domain). Log-probabilities never reach it (they are
+at most 0); entries of a vjp's ``lp`` that do are redone with libm's ``exp``."""
+
+
+@helper(fastmath=REDUCE_FLAGS)
+def count_beyond_exp(lp):
+    """How many entries of ``lp`` are ``EXP_LIMIT`` or more (NaN is not: ``exp_small`` gives NaN)."""
+    c = 0
+    for i in range(lp.size):
+        c += 1 if lp[i] >= EXP_LIMIT else 0
+    return c
+
+
+@helper(fastmath=EXACT_FLAGS)
+def exp_beyond(v):
+    """``exp`` of an entry of ``EXP_LIMIT`` or more: libm's, in float64 (``inf`` past its range)."""
+    return math.exp(np.float64(v))
+
+
+@helper(fastmath=EXACT_FLAGS)
+def redo_beyond_exp(lp, g, out, total):
+    """:func:`live_difference` again at the entries of ``lp`` of ``EXP_LIMIT`` or more, with
+    :func:`exp_beyond`. For real log-probabilities this is one vectorised count over a row in
+    cache; it replaces a pass of its own over the whole array that sent such inputs elsewhere."""
+    if count_beyond_exp(lp) == 0:
+        return
+    for i in range(lp.size):
+        if lp[i] >= EXP_LIMIT:
+            out[i] = g[i] - out.dtype.type(exp_beyond(lp[i])) * total
+
+
 @kernel(fastmath=EXACT_FLAGS)
 def log_softmax_vjp_rows(lp, g, out, start, stop):
-    """``out = g - exp(lp) * sum(g)`` over entries with ``lp > -inf`` (0 at the others).
-
-    ``lp`` must be below 40 (log-probabilities are at most 0), the domain of ``exp_small``.
-    """
+    """``out = g - exp(lp) * sum(g)`` over entries with ``lp > -inf`` (0 at the others), for any
+    ``lp`` (:func:`redo_beyond_exp`)."""
     for r in range(start, stop):
         total = lp.dtype.type(live_sum(lp[r], g[r]))
         live_difference(lp[r], g[r], out[r], total)
+        redo_beyond_exp(lp[r], g[r], out[r], total)

@@ -28,6 +28,7 @@ import numpy as np
 from softmaxkit.numba import _columns
 from softmaxkit.numba._columns import AHEAD, BLOCK, _add_block, _prefetch_run, chunk_at, reset_sums, tile_of
 from softmaxkit.numba._exp import EXACT_FLAGS, exp_small
+from softmaxkit.numba._grad import EXP_LIMIT, count_beyond_exp, exp_beyond
 from softmaxkit.numba._jit import helper, kernel
 from softmaxkit.numba._sums import compensated_total
 
@@ -139,14 +140,17 @@ def _chunk_log_softmax_vjp(lp, g, out, o, j0, tl, tg, narrow, wide):
         li, gi = tl[i], tg[i]
         for j in range(w):
             out[o, i, j0 + np.uint64(j)] = zero if li[j] == -np.inf else gi[j] - exp_small(li[j]) * total_x[j]
+        if count_beyond_exp(li) > 0:  # entries outside exp_small's domain: _grad.redo_beyond_exp
+            for j in range(w):
+                if li[j] >= EXP_LIMIT:
+                    out[o, i, j0 + np.uint64(j)] = gi[j] - lp.dtype.type(exp_beyond(li[j])) * total_x[j]
 
 
 @kernel(fastmath=EXACT_FLAGS)
 def log_softmax_vjp_columns(lp, g, out, width, start, stop):
     """``out = g - exp(lp) * sum(g)`` over the entries of axis 1 with ``lp > -inf`` (0 at the
-    others) of C-contiguous 3-d arrays: chunks ``start .. stop`` of ``width`` columns.
-
-    ``lp`` must be below 40 (log-probabilities are at most 0), the domain of ``exp_small``.
+    others) of C-contiguous 3-d arrays: chunks ``start .. stop`` of ``width`` columns. Any
+    ``lp``: entries of ``EXP_LIMIT`` or more are redone with libm's ``exp``, as in the rows.
     """
     n, inner = lp.shape[1], lp.shape[2]
     chunks = (inner + width - 1) // width

@@ -26,7 +26,7 @@ from numba.extending import intrinsic
 from softmaxkit._arrays import is_half
 from softmaxkit.numba import _threads as threads
 from softmaxkit.numba._exp import EXACT_FLAGS, _f32_bits, _f32_from_bits, exp_small, float_key, key_float
-from softmaxkit.numba._grad import live_sum
+from softmaxkit.numba._grad import EXP_LIMIT, count_beyond_exp, exp_beyond, live_sum
 from softmaxkit.numba._jit import helper, kernel, readonly
 from softmaxkit.numba._loss import row_cross_entropy
 from softmaxkit.numba._rows import limit_row
@@ -324,10 +324,19 @@ def softmax_vjp_half_rows(s, g, out, bf16, start, stop):
             _narrow_scale_difference(sf, gf, np.float32(span_dot(gf, sf)), out[r], bf16)
 
 
+@helper(fastmath=EXACT_FLAGS)
+def _narrow_beyond_exp(lp, g, total, h, bf16):
+    """``_grad.redo_beyond_exp`` on widened rows, rounded to half precision."""
+    for i in range(lp.size):
+        if lp[i] >= EXP_LIMIT:
+            v = g[i] - np.float32(exp_beyond(lp[i])) * total
+            h[i] = float_to_bfloat(v) if bf16 else half_out(v)
+
+
 @kernel(fastmath=EXACT_FLAGS)
 def log_softmax_vjp_half_rows(lp, g, out, bf16, start, stop):
     """:func:`softmaxkit.numba._grad.log_softmax_vjp_rows` on half-precision bits, as
-    :func:`softmax_vjp_half_rows` (``lp`` below 40, the domain of the kernels' ``exp``)."""
+    :func:`softmax_vjp_half_rows`, for any ``lp`` (``_grad.redo_beyond_exp``)."""
     rows, n = lp.shape
     for c in range(start, stop):
         lf = np.empty(n, dtype=np.float32)
@@ -335,4 +344,7 @@ def log_softmax_vjp_half_rows(lp, g, out, bf16, start, stop):
         for r in range(c * _ROWS_PER_TASK, min(rows, (c + 1) * _ROWS_PER_TASK)):
             _widen(lp[r], lf, bf16)
             _widen(g[r], gf, bf16)
-            _narrow_live_difference(lf, gf, np.float32(live_sum(lf, gf)), out[r], bf16)
+            total = np.float32(live_sum(lf, gf))
+            _narrow_live_difference(lf, gf, total, out[r], bf16)
+            if count_beyond_exp(lf) > 0:
+                _narrow_beyond_exp(lf, gf, total, out[r], bf16)

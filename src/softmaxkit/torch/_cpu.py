@@ -24,7 +24,6 @@ from softmaxkit import generic
 from softmaxkit import numba as engine
 from softmaxkit._arrays import cpu_tensor_view
 from softmaxkit.numba import rows_softmax
-from softmaxkit.numba._domain import beyond_exp
 from softmaxkit.numba._grad import log_softmax_vjp_rows, softmax_vjp_rows
 from softmaxkit.numba._jit import readonly
 from softmaxkit.numba._memory import empty as new_array
@@ -121,12 +120,6 @@ def _vjp(kernel: Any, first: torch.Tensor, g: torch.Tensor, dims: list[int], log
     if first.numel() == 0:
         return torch.empty(first.shape, dtype=first.dtype)
     first_n = as_numpy(first)
-    # The kernels' exp is accurate below 40 only; log_softmax never gives more than 0. The
-    # engine's own pass, not ``logp.max()``: a torch reduction leaves torch's OpenMP workers
-    # spinning on the cores the vjp kernel needs next (BENCHMARKS.md).
-    if log and beyond_exp(first_n):
-        gn = as_numpy(g.to(first.dtype))
-        return as_tensor(generic.log_softmax_vjp(first_n, gn, tuple(dims), dtype=first_n.dtype))
     result, out = new_result(first)
     if first.dtype in _ROW_KERNEL_DTYPES and first.is_contiguous() and _trailing(dims, first.dim()):
         first_rows = _rows(first_n, len(dims))
