@@ -238,6 +238,18 @@ def test_cli_compile_and_info(tmp_path: object) -> None:
     assert bad.returncode == 2 and "--jobs" in bad.stderr
 
 
+@pytest.mark.parametrize(("value", "expected"),
+                         [("1", 1), (" 1 ", 1), ("0", None), ("-2", None), ("abc", None), ("", None),
+                          ("100000", None)])
+def test_numba_num_threads_is_read_as_numba_reads_it(monkeypatch: pytest.MonkeyPatch, value: str,
+                                                      expected: int | None) -> None:
+    """Regression: ``NUMBA_NUM_THREADS=" 1"`` (accepted by numba) was ignored. A limit above the
+    usable CPUs, or a value that is no positive number, leaves the CPU count."""
+    monkeypatch.setenv("NUMBA_NUM_THREADS", value)
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    assert _threads._default_threads() == (usable if expected is None else expected)
+
+
 def test_set_num_threads() -> None:
     before = sknumba.get_num_threads()
     try:

@@ -39,8 +39,12 @@ costs more than it saves."""
 
 def _default_threads() -> int:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    limit = os.environ.get("NUMBA_NUM_THREADS", "")  # the variable numba users already set
-    return max(1, min(usable, int(limit))) if limit.isdigit() and int(limit) > 0 else max(1, usable)
+    usable = max(1, usable)
+    try:  # the variable numba users already set, read as numba reads it (" 3" is 3)
+        limit = int(os.environ.get("NUMBA_NUM_THREADS", ""))
+    except ValueError:  # unset, or not a number (numba warns about that itself)
+        return usable
+    return min(usable, limit) if limit > 0 else usable
 
 
 _lock = threading.Lock()
