@@ -54,7 +54,7 @@ OWN_OUT_BYTES = 8192
 own ``out`` row, to be written, during their ``exp`` pass. softmax writes its row in that
 pass, where the arithmetic hides the wait for the lines; log_softmax writes only in its last
 pass, which then waits on memory. Measured (BENCHMARKS.md, session 8; 2 threads, into
-``out=``): 8,192 x 1,024 float64 5.3-5.6 -> 4.9-5.2 ms; rows of 512 bytes got slower
+``out=``): 8,192 x 1,024 float64 5.3-5.6 -> 4.5-4.9 ms; rows of 512 bytes got slower
 (65,536 x 128 float32 3.1-3.2 -> 3.4-3.5 ms)."""
 
 
@@ -345,9 +345,9 @@ def long_rows_softmax(x: np.ndarray, out: np.ndarray, inv_t: Any, log: bool) -> 
 WHOLE_ROWS_PER_THREAD = 4
 """From this many long rows per thread, rows left over after an even share cost little: each
 long row is computed whole by one thread. Measured (BENCHMARKS.md, session 8), 2 threads,
-into ``out=``: 64 x 262,144 float32 softmax 6.6 -> 4.5 ms (54 -> 79 % of the copy rate),
-4 x 4,194,304 6.5 -> 5.3-5.9 ms; a single row of 16,777,216 on one thread 7.2 ms against
-6.3 ms block by block on two."""
+into ``out=``: 64 x 262,144 float32 softmax 6.4-6.5 -> 4.4-4.7 ms (52-55 -> 72-76 % of the
+copy rate), 4 x 4,194,304 6.2-6.3 -> 5.5-5.6 ms; a single row of 16,777,216 on one thread
+7.2 ms against 6.3 ms block by block on two."""
 
 
 def long_rows_by_blocks(x: np.ndarray, out: np.ndarray, inv_t: Any, log: bool) -> None:
