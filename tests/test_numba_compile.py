@@ -4,13 +4,15 @@ by the caller and the workers)."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import itertools
 import logging
 import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -122,18 +124,25 @@ print(info.numba_cache_line())
     assert "no writable cache directory" in done.stdout
 
 
-def test_unreadable_cache_entry_is_compiled_again(tmp_path, monkeypatch, caplog) -> None:
-    """Regression: a corrupt or truncated cache file failed every call of its kernel with
-    pickle's UnpicklingError (Numba's loader), until the user found and deleted it. Now the
-    entry is removed with a warning, the kernel compiled again and cached afresh."""
-    import importlib
-
+@contextlib.contextmanager
+def _doubling_kernel_module(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A module of one kernel, ``twice(x, start, stop)``, cached in ``tmp_path/__pycache__``:
+    ``importlib.reload`` of it is a new process as far as the cache is concerned."""
     (tmp_path / "tiny_kernel.py").write_text(
         "from softmaxkit.numba._jit import kernel\n\n\n"
         "@kernel()\ndef twice(x, start, stop):\n    for i in range(start, stop):\n        x[i] *= 2.0\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
-        module = importlib.import_module("tiny_kernel")
+        yield importlib.import_module("tiny_kernel")
+    finally:
+        sys.modules.pop("tiny_kernel", None)
+
+
+def test_unreadable_cache_entry_is_compiled_again(tmp_path, monkeypatch, caplog) -> None:
+    """Regression: a corrupt or truncated cache file failed every call of its kernel with
+    pickle's UnpicklingError (Numba's loader), until the user found and deleted it. Now the
+    entry is removed with a warning, the kernel compiled again and cached afresh."""
+    with _doubling_kernel_module(tmp_path, monkeypatch) as module:
         x = np.ones(3)
         module.twice(x, 0, 3)  # compiled and cached
         index = module.twice._cache._cache_file._index_path
@@ -147,8 +156,6 @@ def test_unreadable_cache_entry_is_compiled_again(tmp_path, monkeypatch, caplog)
         module = importlib.reload(module)
         module.twice(x, 0, 3)
         assert sum(module.twice.stats.cache_hits.values()) == 1  # cached again, readable
-    finally:
-        sys.modules.pop("tiny_kernel", None)
 
 
 @pytest.mark.skipif(not _jit.CACHE, reason="no writable cache directory: every process compiles")
@@ -181,8 +188,6 @@ def test_numba_internals_of_another_shape_leave_numba_its_own_load(tmp_path, mon
     """Where Numba's private ``_load_overload`` does not take ``(signature, target_context)``, the
     kernels load through Numba's own loader: cached entries are still hits, nothing is called
     unreadable or removed."""
-    import importlib
-
     from numba.core import caching
 
     # A Numba whose private loader takes one more argument, and whose public one passes it.
@@ -196,22 +201,15 @@ def test_numba_internals_of_another_shape_leave_numba_its_own_load(tmp_path, mon
     monkeypatch.setattr(caching.Cache, "_load_overload",
                         lambda self, sig, target_context, *, extra: own_private(self, sig, target_context))
     monkeypatch.setattr(caching.Cache, "load_overload", public)
-    (tmp_path / "other_numba.py").write_text(
-        "from softmaxkit.numba._jit import kernel\n\n\n"
-        "@kernel()\ndef thrice(x, start, stop):\n    for i in range(start, stop):\n        x[i] *= 3.0\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    try:
-        module = importlib.import_module("other_numba")
+    with _doubling_kernel_module(tmp_path, monkeypatch) as module:
         x = np.ones(3)
-        module.thrice(x, 0, 3)  # compiled and cached
+        module.twice(x, 0, 3)  # compiled and cached
         module = importlib.reload(module)
         with caplog.at_level(logging.WARNING, logger="softmaxkit.numba"):
-            module.thrice(x, 0, 3)
-        np.testing.assert_array_equal(x, [9.0, 9.0, 9.0])
-        assert sum(module.thrice.stats.cache_hits.values()) == 1
+            module.twice(x, 0, 3)
+        np.testing.assert_array_equal(x, [4.0, 4.0, 4.0])
+        assert sum(module.twice.stats.cache_hits.values()) == 1
         assert "unreadable" not in caplog.text
-    finally:
-        sys.modules.pop("other_numba", None)
 
 
 @pytest.mark.parametrize("option", ["parallel", "forceobj"])
