@@ -379,33 +379,62 @@ def test_ctrl_c_while_waiting_for_the_workers_waits_for_them(monkeypatch: pytest
     """Regression: a Ctrl-C that landed while the call waited for its workers left them writing
     into the caller's arrays after the call had raised."""
     import time
-    from concurrent.futures import wait as real_wait
 
     started: list[int] = []
     finished: list[int] = []
 
     def kernel(start: int, stop: int) -> None:
         started.append(start)
-        time.sleep(0.01)
+        # A worker's chunk outlasts the caller's: the caller is waiting for it at the end.
+        time.sleep(0.01 if threading.current_thread() is threading.main_thread() else 0.2)
         finished.append(start)
 
-    interrupted: list[bool] = []
+    class InterruptedOnce(threading.Condition):
+        interrupted = False
 
-    def wait_interrupted_once(futures: object) -> object:
-        if not interrupted:
-            interrupted.append(True)
-            raise KeyboardInterrupt
-        return real_wait(futures)  # type: ignore[arg-type]
+        def wait(self, timeout: float | None = None) -> bool:
+            if not InterruptedOnce.interrupted:
+                InterruptedOnce.interrupted = True
+                raise KeyboardInterrupt
+            return super().wait(timeout)
 
-    monkeypatch.setattr(_threads, "wait", wait_interrupted_once)
+    claims_init = _threads._Claims.__init__
+
+    def with_interrupted_wait(self: object, chunks: int) -> None:
+        claims_init(self, chunks)  # type: ignore[arg-type]
+        self.changed = InterruptedOnce(threading.Lock())  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(_threads._Claims, "__init__", with_interrupted_wait)
     before = sknumba.get_num_threads()
     try:
         sknumba.set_num_threads(2)
         with pytest.raises(KeyboardInterrupt):
             _threads.run(kernel, 1000, 1 << 30)
-        assert sorted(finished) == sorted(started)
+        assert InterruptedOnce.interrupted and sorted(finished) == sorted(started)
     finally:
         sknumba.set_num_threads(before)
+
+
+def test_the_call_does_not_wait_for_a_worker_that_never_came() -> None:
+    """Regression: right after a torch op (its OpenMP threads spinning on the other core) the
+    caller ran every chunk itself, then waited another 1.1 ms for the worker to be scheduled
+    only to find nothing left. A worker that has claimed nothing is not waited for."""
+    ran: list[tuple[str, int, int]] = []
+    record = _recording_kernel(ran)
+    released = threading.Event()
+    before = sknumba.get_num_threads()
+    try:
+        sknumba.set_num_threads(2)
+        pool = _threads._get_pool()
+        blocker = pool.submit(released.wait, 60)  # the only worker, busy until released
+        _threads.run(record, 1000, 1 << 30)  # returns while the worker is still held
+        assert not blocker.done()
+    finally:
+        released.set()
+        sknumba.set_num_threads(before)
+    assert blocker.result(timeout=60)
+    assert {name for name, _, _ in ran} == {threading.main_thread().name}
+    assert sum(stop - start for _, start, stop in ran) == 1000
 
 
 def test_no_range_outlives_a_call_whose_submit_fails(monkeypatch: pytest.MonkeyPatch) -> None:

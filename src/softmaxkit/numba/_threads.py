@@ -6,9 +6,11 @@ into contiguous chunks, a few per thread; the calling thread and the pool's work
 the next unclaimed chunk until none is left. Claimed rather than dealt out in equal shares: a
 worker that starts late (its core still held by another library's spinning threads, or its
 virtual CPU woken from idle) then does less, instead of the caller waiting for the whole share
-it would have been dealt. Measured (BENCHMARKS.md, session 7): that helped on a loaded machine;
-right after a torch op on a quiet one it is the calling thread that stalls, inside a chunk it
-has started, and nothing is gained; back to back it costs nothing. Three reasons for the pool,
+it would have been dealt, and the call returns once every chunk is done, without waiting for a
+worker that has claimed none. Measured (BENCHMARKS.md, sessions 7 and 9): that helped on a
+loaded machine and costs nothing back to back; right after a torch op it cannot give back the
+core that torch's OpenMP worker holds while it spins (4-8 ms after each op with libgomp's
+default ``OMP_WAIT_POLICY``), which our threads share with it. Three reasons for the pool,
 measured or reported:
 
 - compile time: ``parallel=True`` (parfors) lowering was most of a cold compile (the first
@@ -24,12 +26,11 @@ The pool is rebuilt in a child process after ``fork`` (the parent's threads do n
 
 from __future__ import annotations
 
-import itertools
 import numbers
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 PARALLEL_MIN_SIZE = 1 << 17
@@ -113,16 +114,16 @@ def run(kernel: Callable[..., Any], items: int, elements: int, *args: Any) -> No
         return
     chunks = max(parts, min(items, parts * CHUNKS_PER_THREAD, elements // MIN_CHUNK_ELEMENTS))
     bounds = [items * k // chunks for k in range(chunks + 1)]
-    claims = itertools.count()  # next() on it is atomic under the GIL
-    failed = threading.Event()
+    claims = _Claims(chunks)
 
-    def claim_and_run() -> None:
-        try:
-            while not failed.is_set() and (k := next(claims)) < chunks:
+    def claim_and_run() -> None:  # in a worker: its chunks are counted while they run
+        while (k := claims.claim(counted=True)) is not None:
+            try:
                 kernel(*args, bounds[k], bounds[k + 1])
-        except BaseException:
-            failed.set()  # the call fails (or is interrupted): nobody takes another chunk
-            raise
+            except BaseException as error:
+                claims.finish(error)  # the call fails: nobody claims more
+                return
+            claims.finish(None)
 
     pool = _get_pool()
     futures: list[Future[Any]] = []
@@ -132,27 +133,73 @@ def run(kernel: Callable[..., Any], items: int, elements: int, *args: Any) -> No
         # and the finally waits for the chunks they are running.
         for _ in range(parts - 1):
             futures.append(pool.submit(claim_and_run))
-        claim_and_run()
+        # The caller's own chunks need no count: it runs them before it waits, and an exception
+        # (a Ctrl-C, say) leaves them here, whatever line it lands on.
+        while (k := claims.claim(counted=False)) is not None:
+            kernel(*args, bounds[k], bounds[k + 1])
     except BaseException:
-        failed.set()
+        claims.stop()
         raise
     finally:
-        _wait_for_all(futures, failed)
-    for f in futures:
-        f.result()  # re-raises a chunk's exception
+        claims.wait_until_none_running()
+        # A worker that has not claimed a chunk yet is not waited for (its core may still be
+        # held by another library's spinning threads for milliseconds): it will find none left
+        # and end without touching the caller's arrays, if it is not dropped from the queue.
+        for future in futures:
+            future.cancel()
+    if claims.error is not None:
+        raise claims.error  # a chunk's exception, in whichever thread it was raised
 
 
-def _wait_for_all(futures: list[Future[Any]], failed: threading.Event) -> None:
-    """Wait until every worker is done, even through a Ctrl-C: their chunks write into the
-    caller's arrays, and none may go on writing after the call has returned or raised. An
-    interruption stops the claiming and is raised once the workers are done."""
-    interruption: BaseException | None = None
-    while True:
-        try:
-            wait(futures)
-            break
-        except BaseException as caught:
-            failed.set()
-            interruption = caught
-    if interruption is not None:
-        raise interruption
+class _Claims:
+    """The chunks of one call: the next one to claim, how many the workers are running, the
+    first failure.
+
+    The call returns once every chunk has been run, not once every worker has come: a worker
+    woken late (measured right after a torch op: 1.1 ms after the caller had done every chunk
+    itself) finds nothing left to claim and ends without touching the caller's arrays."""
+
+    def __init__(self, chunks: int) -> None:
+        self.chunks = chunks
+        self.next = 0
+        self.running = 0
+        self.stopped = False
+        self.error: BaseException | None = None
+        self.changed = threading.Condition(threading.Lock())
+
+    def claim(self, counted: bool) -> int | None:
+        with self.changed:
+            if self.stopped or self.next == self.chunks:
+                return None
+            self.next += 1
+            self.running += counted
+            return self.next - 1
+
+    def finish(self, error: BaseException | None) -> None:
+        with self.changed:
+            self.running -= 1
+            if error is not None and self.error is None:
+                self.error, self.stopped = error, True
+            if self.running == 0:
+                self.changed.notify_all()
+
+    def stop(self) -> None:
+        with self.changed:
+            self.stopped = True
+
+    def wait_until_none_running(self) -> None:
+        """Wait until no worker runs a chunk, even through a Ctrl-C: the chunks write into the
+        caller's arrays, and none may go on writing after the call has returned or raised. An
+        interruption stops the claiming and is raised once the running chunks are done."""
+        interruption: BaseException | None = None
+        while True:
+            try:
+                with self.changed:
+                    while self.running:
+                        self.changed.wait()
+                break
+            except BaseException as caught:
+                self.stop()
+                interruption = caught
+        if interruption is not None:
+            raise interruption
