@@ -366,3 +366,38 @@ def test_byte_swapped_input_and_out(engine: str, dtype: str) -> None:
     _, grad = sk.cross_entropy(swapped, labels, return_grad=True, engine=engine)
     _, want_grad = sk.cross_entropy(x.astype(np.float64), labels, return_grad=True, engine="generic")
     np.testing.assert_allclose(grad.astype(np.float64), want_grad, atol=1e-3 / 40)
+
+
+_MASKED_CALLS = {
+    "softmax": lambda a: sk.softmax(a),
+    "log_softmax": lambda a: sk.log_softmax(a, axis=0),
+    "logsumexp": lambda a: sk.logsumexp(a, axis=-1),
+    "sigmoid": lambda a: sk.sigmoid(a),
+    "softmax_jacobian": lambda a: sk.softmax_jacobian(a),
+    "softmax_vjp s": lambda a: sk.softmax_vjp(a, np.ones((2, 3))),
+    "log_softmax_vjp g": lambda a: sk.log_softmax_vjp(np.full((2, 3), -1.0), a),
+    "cross_entropy logits": lambda a: sk.cross_entropy(a, np.array([0, 1])),
+    "where": lambda a: sk.softmax(np.ones((2, 3)), where=a > 1),
+}
+
+
+@pytest.mark.parametrize("call", list(_MASKED_CALLS), ids=str)
+def test_a_mask_is_never_dropped_silently(call):
+    """Regression: a masked array's mask was dropped (as NumPy's asarray and SciPy do), so the
+    masked entries counted in the result. With entries masked: a TypeError that names the
+    argument and the way to pass it; with none masked: the data, as a plain array."""
+    data = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    masked = np.ma.masked_array(data, mask=[[False, False, True], [False, False, False]])
+    with pytest.raises(TypeError, match="masked array with masked entries.*filled"):
+        _MASKED_CALLS[call](masked)
+    unmasked = _MASKED_CALLS[call](np.ma.masked_array(data))  # nomask
+    expected = _MASKED_CALLS[call](data)
+    assert type(unmasked) is type(expected)
+    np.testing.assert_array_equal(unmasked, expected)
+    nothing_masked = _MASKED_CALLS[call](np.ma.masked_array(data, mask=np.zeros((2, 3), bool)))
+    np.testing.assert_array_equal(nothing_masked, expected)
+
+
+def test_cross_entropy_refuses_masked_labels():
+    with pytest.raises(TypeError, match="target is a masked array"):
+        sk.cross_entropy(np.ones((2, 3)), np.ma.masked_array([0, 1], mask=[True, False]))

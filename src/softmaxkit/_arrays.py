@@ -49,12 +49,29 @@ def as_array(x: Any, name: str = "x") -> Array:
     """``x`` itself when it is an array; NumPy's view of a list, tuple or Python number."""
     import array_api_compat
 
-    if type(x) in _NAMESPACE_BY_TYPE or array_api_compat.is_array_api_obj(x):  # known array classes first
+    if type(x) in _NAMESPACE_BY_TYPE:  # known array classes first
+        return x
+    masked = sys.modules.get("numpy.ma")  # not imported by NumPy itself: no masked array without it
+    if masked is not None and isinstance(x, masked.MaskedArray):
+        return _unmasked(x, name, masked)
+    if array_api_compat.is_array_api_obj(x):
         return x
     try:
         return np.asarray(x)
     except (ValueError, TypeError) as exc:
         raise TypeError(f"{name} must be an array or a sequence of numbers: {exc}") from None
+
+
+def _unmasked(x: Any, name: str, masked: Any) -> np.ndarray:
+    """A masked array's data, when nothing in it is masked. A mask is never dropped silently
+    (NumPy's ``asarray`` and SciPy do): the result would count the masked entries."""
+    if masked.getmask(x) is masked.nomask or not x.mask.any():
+        return np.asarray(x.data)
+    raise TypeError(
+        f"{name} is a masked array with masked entries, and softmaxkit does not read masks: pass "
+        f"{name}.filled(value), or to leave masked logits out of a softmax, log_softmax or "
+        "logsumexp, their .data with where=~numpy.ma.getmaskarray(logits)"
+    )
 
 
 def device_of(x: Array) -> Any:
