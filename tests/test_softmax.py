@@ -398,6 +398,17 @@ def test_a_mask_is_never_dropped_silently(call):
     np.testing.assert_array_equal(nothing_masked, expected)
 
 
+def test_a_masked_array_seen_before_is_still_refused():
+    """Regression: the array-namespace cache (one entry per array class) took in the masked
+    array class the first time any function asked, and from then on masks were dropped again."""
+    from softmaxkit import _arrays
+
+    masked = np.ma.masked_array([1.0, 2.0], mask=[True, False])
+    assert _arrays.namespace(masked) is _arrays.namespace(np.zeros(2))
+    with pytest.raises(TypeError, match="masked array"):
+        sk.softmax(masked)
+
+
 def test_cross_entropy_refuses_masked_labels():
     with pytest.raises(TypeError, match="target is a masked array"):
         sk.cross_entropy(np.ones((2, 3)), np.ma.masked_array([0, 1], mask=[True, False]))

@@ -34,7 +34,7 @@ def namespace(*arrays: Array) -> Any:
     xp = array_api_compat.array_namespace(*[a for a in arrays if a is not None])
     if getattr(xp, "__name__", None) == COMPAT_NAME:  # NumPy scalars, subclasses, several arrays
         xp = NUMPY
-    if len(arrays) == 1 and (array_api_compat.is_numpy_array(arrays[0])
+    if len(arrays) == 1 and ((array_api_compat.is_numpy_array(arrays[0]) and not _is_masked(arrays[0]))
                              or array_api_compat.is_torch_array(arrays[0])):
         # One namespace per class for these (array-api-compat's wrappers): every call asks, and
         # array_namespace costs about half a microsecond, a tenth of a 64 x 10 softmax.
@@ -51,9 +51,8 @@ def as_array(x: Any, name: str = "x") -> Array:
 
     if type(x) in _NAMESPACE_BY_TYPE:  # known array classes first
         return x
-    masked = sys.modules.get("numpy.ma")  # not imported by NumPy itself: no masked array without it
-    if masked is not None and isinstance(x, masked.MaskedArray):
-        return _unmasked(x, name, masked)
+    if _is_masked(x):  # never cached above: as_array must see each one
+        return _unmasked(x, name)
     if array_api_compat.is_array_api_obj(x):
         return x
     try:
@@ -62,10 +61,15 @@ def as_array(x: Any, name: str = "x") -> Array:
         raise TypeError(f"{name} must be an array or a sequence of numbers: {exc}") from None
 
 
-def _unmasked(x: Any, name: str, masked: Any) -> np.ndarray:
+def _is_masked(x: Any) -> bool:
+    masked = sys.modules.get("numpy.ma")  # not imported by NumPy itself: no masked array without it
+    return masked is not None and isinstance(x, masked.MaskedArray)
+
+
+def _unmasked(x: Any, name: str) -> np.ndarray:
     """A masked array's data, when nothing in it is masked. A mask is never dropped silently
     (NumPy's ``asarray`` and SciPy do): the result would count the masked entries."""
-    if masked.getmask(x) is masked.nomask or not x.mask.any():
+    if not np.ma.getmaskarray(x).any():
         return np.asarray(x.data)
     raise TypeError(
         f"{name} is a masked array with masked entries, and softmaxkit does not read masks: pass "
