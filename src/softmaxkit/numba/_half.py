@@ -30,7 +30,13 @@ from softmaxkit.numba._grad import EXP_LIMIT, count_beyond_exp, exp_beyond, live
 from softmaxkit.numba._jit import helper, kernel, readonly
 from softmaxkit.numba._loss import row_cross_entropy
 from softmaxkit.numba._rows import limit_row
-from softmaxkit.numba._sums import halves_needed, span_dot, store_exp, store_log, sum_exp
+from softmaxkit.numba._sums import (
+    halves_needed,
+    span_dot,
+    store_exp_rounded_to_half,
+    store_log,
+    sum_exp_rounded_to_half,
+)
 
 
 def _converts_half_in_hardware() -> bool:
@@ -202,7 +208,9 @@ def softmax_half_rows(x, out, inv_t, log, bf16, start, stop):
     The float32 arithmetic of :func:`~softmaxkit.numba._rows.row_softmax`, with its last pass
     (scale, or subtract the log of the sum) fused into the rounding to half precision: one
     pass over the row fewer (float16 log_softmax on 8,192 x 1,024: 6.5 ms -> see BENCHMARKS.md).
-    Tasks ``start .. stop`` (:func:`tasks`).
+    Its ``exp`` is :func:`~softmaxkit.numba._exp.exp32_for_half`: the results are rounded to
+    half precision, and the float32 kernel's ``exp`` was half the time. Tasks ``start .. stop``
+    (:func:`tasks`).
     """
     rows, n = x.shape
     for c in range(start, stop):
@@ -214,7 +222,7 @@ def softmax_half_rows(x, out, inv_t, log, bf16, start, stop):
             elif shift == -np.inf:
                 shift = np.float32(0.0)
             if log:
-                s = sum_exp(row, shift, inv_t)
+                s = sum_exp_rounded_to_half(row, shift, inv_t)
                 lse = np.float32(math.log(s) if s != 0.0 else 0.0)
                 if halves_needed(shift, inv_t):  # x - shift would overflow: _sums.store_log halves it
                     store_log(row, row, shift, inv_t, lse)
@@ -222,7 +230,7 @@ def softmax_half_rows(x, out, inv_t, log, bf16, start, stop):
                 else:
                     _narrow_log(row, out[r], shift, inv_t, lse, bf16)
             else:
-                s = store_exp(row, row, shift, inv_t)
+                s = store_exp_rounded_to_half(row, row, shift, inv_t)
                 _narrow_scaled(row, out[r], np.float32(1.0 / s if s != 0.0 else 1.0), bf16)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from softmaxkit.numba._exp import EXACT_FLAGS, exp_small, float_key, key_float
+from softmaxkit.numba._exp import EXACT_FLAGS, exp32_for_half, exp_small, float_key, key_float
 from softmaxkit.numba._jit import helper
 from softmaxkit.numba._prefetch import prefetch_bytes
 
@@ -55,29 +55,36 @@ def span_max(x):
     return key_float(key)
 
 
+@helper(fastmath=EXACT_FLAGS)
+def exp_of_dtype(z):
+    """:func:`~softmaxkit.numba._exp.exp_small` as a function value, for the helpers below
+    that take their ``exp`` as an argument (Numba compiles them once per function passed)."""
+    return exp_small(z)
+
+
 @helper(fastmath=REDUCE_FLAGS)
-def _block_sum_exp(x, shift, inv_t):
+def _block_sum_exp(x, shift, inv_t, exp):
     s = x.dtype.type(0.0)
     for i in range(x.size):
-        s += exp_small(shifted(x[i], shift, inv_t))
+        s += exp(shifted(x[i], shift, inv_t))
     return s
 
 
 @helper(fastmath=REDUCE_FLAGS)
-def _block_store_exp(x, out, shift, inv_t):
+def _block_store_exp(x, out, shift, inv_t, exp):
     s = x.dtype.type(0.0)
     for i in range(x.size):
-        e = exp_small(shifted(x[i], shift, inv_t))
+        e = exp(shifted(x[i], shift, inv_t))
         out[i] = e
         s += e
     return s
 
 
 @helper(fastmath=REDUCE_FLAGS)
-def _block_exp_in_place(x, shift, inv_t):
+def _block_exp_in_place(x, shift, inv_t, exp):
     s = x.dtype.type(0.0)
     for i in range(x.size):
-        e = exp_small(shifted(x[i], shift, inv_t))
+        e = exp(shifted(x[i], shift, inv_t))
         x[i] = e
         s += e
     return s
@@ -129,7 +136,7 @@ def sum_exp_ahead(x, shift, inv_t, next_x, next_out, count):
     for b in range(0, x.size, BLOCK):
         _ahead(next_x, next_out, count, x.itemsize, b)
         total, carry = add_compensated(
-            total, carry, np.float64(_block_sum_exp(x[b:b + BLOCK], shift, inv_t)))
+            total, carry, np.float64(_block_sum_exp(x[b:b + BLOCK], shift, inv_t, exp_of_dtype)))
     return total + carry
 
 
@@ -141,10 +148,22 @@ def sum_exp(x, shift, inv_t):
     prefetch: calling that one with nothing to prefetch added its code to their compiles
     (cross_entropy with gradient, empty cache: 0.8 -> 1.4 s of CPU).
     """
+    return _sum_exp_with(x, shift, inv_t, exp_of_dtype)
+
+
+@helper(fastmath=EXACT_FLAGS)
+def sum_exp_rounded_to_half(x, shift, inv_t):
+    """:func:`sum_exp` of float32 ``x`` whose results are rounded to half precision, with
+    :func:`~softmaxkit.numba._exp.exp32_for_half` (exact enough for them, and cheaper)."""
+    return _sum_exp_with(x, shift, inv_t, exp32_for_half)
+
+
+@helper(fastmath=EXACT_FLAGS)
+def _sum_exp_with(x, shift, inv_t, exp):
     total, carry = 0.0, 0.0
     for b in range(0, x.size, BLOCK):
         total, carry = add_compensated(
-            total, carry, np.float64(_block_sum_exp(x[b:b + BLOCK], shift, inv_t)))
+            total, carry, np.float64(_block_sum_exp(x[b:b + BLOCK], shift, inv_t, exp)))
     return total + carry
 
 
@@ -156,12 +175,12 @@ def store_exp_ahead(x, out, shift, inv_t, next_x, next_out, count):
         for b in range(0, x.size, BLOCK):
             _ahead(next_x, next_out, count, x.itemsize, b)
             total, carry = add_compensated(
-                total, carry, np.float64(_block_exp_in_place(out[b:b + BLOCK], shift, inv_t)))
+                total, carry, np.float64(_block_exp_in_place(out[b:b + BLOCK], shift, inv_t, exp_of_dtype)))
     else:
         for b in range(0, x.size, BLOCK):
             _ahead(next_x, next_out, count, x.itemsize, b)
-            total, carry = add_compensated(
-                total, carry, np.float64(_block_store_exp(x[b:b + BLOCK], out[b:b + BLOCK], shift, inv_t)))
+            total, carry = add_compensated(total, carry, np.float64(
+                _block_store_exp(x[b:b + BLOCK], out[b:b + BLOCK], shift, inv_t, exp_of_dtype)))
     return total + carry
 
 
@@ -175,15 +194,27 @@ def store_exp(x, out, shift, inv_t):
     :func:`into_place`). The loop of :func:`store_exp_ahead` without its prefetches (see
     :func:`sum_exp`).
     """
+    return _store_exp_with(x, out, shift, inv_t, exp_of_dtype)
+
+
+@helper(fastmath=EXACT_FLAGS)
+def store_exp_rounded_to_half(x, out, shift, inv_t):
+    """:func:`store_exp` of float32 ``x`` whose results are rounded to half precision, as
+    :func:`sum_exp_rounded_to_half`."""
+    return _store_exp_with(x, out, shift, inv_t, exp32_for_half)
+
+
+@helper(fastmath=EXACT_FLAGS)
+def _store_exp_with(x, out, shift, inv_t, exp):
     total, carry = 0.0, 0.0
     if into_place(x, out):
         for b in range(0, x.size, BLOCK):
             total, carry = add_compensated(
-                total, carry, np.float64(_block_exp_in_place(out[b:b + BLOCK], shift, inv_t)))
+                total, carry, np.float64(_block_exp_in_place(out[b:b + BLOCK], shift, inv_t, exp)))
         return total + carry
     for b in range(0, x.size, BLOCK):
         total, carry = add_compensated(
-            total, carry, np.float64(_block_store_exp(x[b:b + BLOCK], out[b:b + BLOCK], shift, inv_t)))
+            total, carry, np.float64(_block_store_exp(x[b:b + BLOCK], out[b:b + BLOCK], shift, inv_t, exp)))
     return total + carry
 
 
