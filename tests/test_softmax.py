@@ -388,7 +388,7 @@ def test_a_mask_is_never_dropped_silently(call):
     argument and the way to pass it; with none masked: the data, as a plain array."""
     data = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
     masked = np.ma.masked_array(data, mask=[[False, False, True], [False, False, False]])
-    with pytest.raises(TypeError, match="masked array with masked entries.*filled"):
+    with pytest.raises(TypeError, match=r"masked array with masked entries.*filled"):
         _MASKED_CALLS[call](masked)
     unmasked = _MASKED_CALLS[call](np.ma.masked_array(data))  # nomask
     expected = _MASKED_CALLS[call](data)

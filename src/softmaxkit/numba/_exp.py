@@ -160,13 +160,13 @@ def exp32_for_half(z):
 
     :func:`exp32` with the Taylor series to degree 5 in place of the degree-7 polynomial and
     without the upper clamp (the half-precision softmax passes ``z <= 0`` only; from 44 up the
-    result is garbage, where exp32 clamps); ``-inf``, NaN and the subnormal scaling as there. Relative error at most
-    3.32e-6 (2**-18.2) where the result is a normal float32, over every float32 in
-    ``[-104, 0]`` (``python -m benchmarks.exp_accuracy``; the tests run a stride of it): 0.7 %
-    of a float16 result's half ulp, 0.09 % of a bfloat16's. Two fused multiply-adds and a
-    clamp fewer per element, where the half-precision softmax spent about half its time in
-    ``exp``: 8,192 x 1,024 float16 log_softmax 1.51-1.77 -> 1.16-1.17 ms on two threads
-    (BENCHMARKS.md, session 9; with the clamp kept, a third of that gain).
+    result is garbage, where exp32 clamps); ``-inf``, NaN and the subnormal scaling as there.
+    Relative error at most 3.32e-6 (2**-18.2) where the result is a normal float32, over
+    every float32 in ``[-104, 0]`` (``python -m benchmarks.exp_accuracy``; the tests run a
+    stride of it): 0.7 % of a float16 result's half ulp, 0.09 % of a bfloat16's. Two fused
+    multiply-adds and a clamp fewer per element, where the half-precision softmax spent about
+    half its time in ``exp``: 8,192 x 1,024 float16 log_softmax 1.51-1.77 -> 1.16-1.17 ms on
+    two threads (BENCHMARKS.md, session 9; with the clamp kept, a third of that gain).
     """
     z = _LO32 if z < _LO32 else z
     t = z * _LOG2E32 + _MAGIC32
