@@ -12,6 +12,11 @@ calls, 2 threads):
 If torch's OpenMP workers, still spinning after its call, were what slows the call that follows,
 the time after torch would fall as the gap grows.
 
+``--spin`` prints instead the CPU time this process uses while its main thread sleeps 5, 20
+and 100 ms right after torch's call (medians of 5): what torch's OpenMP workers burn spinning
+for their next task, on cores our threads would use. ``OMP_WAIT_POLICY=PASSIVE`` in the
+environment (read when torch loads its OpenMP runtime) stops the spinning.
+
 ``--trace`` prints instead, for three calls in each state (back to back, after 50 ms idle,
 right after torch's call), each chunk of rows the engine's threads ran: which thread, its rows,
 and when it started and ended (ms from the start of the call).
@@ -83,12 +88,27 @@ def _trace(ours: Callable[[], Any], theirs: Callable[[], Any], idle: float) -> N
             m.run = untraced  # type: ignore[attr-defined]
 
 
+def _spin(theirs: Callable[[], Any]) -> None:
+    """CPU time of this process while its main thread sleeps right after torch's call."""
+    for sleep in (0.005, 0.02, 0.1):
+        used = []
+        for _ in range(5):
+            time.sleep(0.2)  # torch's workers asleep again before the call
+            theirs()
+            start = time.process_time()
+            time.sleep(sleep)
+            used.append((time.process_time() - start) * 1e3)
+        print(f"CPU time while sleeping {sleep * 1e3:.0f} ms after torch's call: "
+              f"{statistics.median(used):.1f} ms (of {min(used):.1f}-{max(used):.1f})")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.after_torch", description=__doc__)
     parser.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32", "float64"])
     parser.add_argument("--log", action="store_true", help="log_softmax instead of softmax")
     parser.add_argument("--quick", action="store_true", help="a small tensor and few calls: a smoke run")
     parser.add_argument("--trace", action="store_true", help="each chunk of rows: thread, start, end")
+    parser.add_argument("--spin", action="store_true", help="CPU time used while sleeping after torch's call")
     args = parser.parse_args(argv)
     suite.set_threads(2)
     torch.set_num_threads(2)
@@ -101,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         theirs()
     if args.trace:
         _trace(ours, theirs, 0.05)
+        return 0
+    if args.spin:
+        _spin(theirs)
         return 0
     print(f"{'log_softmax' if args.log else 'softmax'} of {rows} x 1024 {args.dtype}, 2 threads, "
           f"medians of {calls} calls (ms)")

@@ -42,3 +42,17 @@ def test_trace_prints_every_chunk(capsys: pytest.CaptureFixture[str]) -> None:
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 9 and all("MainThread 0-" in line for line in lines)
     assert _threads.run is untraced  # the engine's own run again
+
+
+def test_spin_prints_the_cpu_time_after_torch(capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    from softmaxkit.numba import get_num_threads, set_num_threads
+
+    threads, torch_threads = get_num_threads(), torch.get_num_threads()
+    try:
+        assert after_torch.main(["--quick", "--spin"]) == 0
+    finally:
+        set_num_threads(threads)
+        torch.set_num_threads(torch_threads)
+    assert capsys.readouterr().out.count("CPU time while sleeping") == 3
