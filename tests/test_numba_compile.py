@@ -389,30 +389,91 @@ def test_ctrl_c_while_waiting_for_the_workers_waits_for_them(monkeypatch: pytest
         time.sleep(0.01 if threading.current_thread() is threading.main_thread() else 0.2)
         finished.append(start)
 
-    class InterruptedOnce(threading.Condition):
-        interrupted = False
-
-        def wait(self, timeout: float | None = None) -> bool:
-            if not InterruptedOnce.interrupted:
-                InterruptedOnce.interrupted = True
-                raise KeyboardInterrupt
-            return super().wait(timeout)
-
-    claims_init = _threads._Claims.__init__
-
-    def with_interrupted_wait(self: object, chunks: int) -> None:
-        claims_init(self, chunks)  # type: ignore[arg-type]
-        self.changed = InterruptedOnce(threading.Lock())  # type: ignore[attr-defined]
-
-    monkeypatch.setattr(_threads._Claims, "__init__", with_interrupted_wait)
+    interrupted_once = _interrupt_the_first_wait(monkeypatch)
     before = sknumba.get_num_threads()
     try:
         sknumba.set_num_threads(2)
         with pytest.raises(KeyboardInterrupt):
             _threads.run(kernel, 1000, 1 << 30)
-        assert InterruptedOnce.interrupted and sorted(finished) == sorted(started)
+        assert interrupted_once() and sorted(finished) == sorted(started)
     finally:
         sknumba.set_num_threads(before)
+
+
+def _interrupt_the_first_wait(monkeypatch: pytest.MonkeyPatch) -> Callable[[], bool]:
+    """Make the first wait of a call for its workers raise KeyboardInterrupt (a Ctrl-C landing
+    there); returns a function telling whether that happened."""
+    interrupted: list[bool] = []
+
+    class InterruptedOnce(threading.Condition):
+        def wait(self, timeout: float | None = None) -> bool:
+            if not interrupted:
+                interrupted.append(True)
+                raise KeyboardInterrupt
+            return super().wait(timeout)
+
+    claims_init = _threads._Claims.__init__
+
+    def with_interrupted_wait(self: Any, *args: Any) -> None:
+        claims_init(self, *args)
+        self.changed = InterruptedOnce()
+
+    monkeypatch.setattr(_threads._Claims, "__init__", with_interrupted_wait)
+    return lambda: bool(interrupted)
+
+
+def test_a_second_ctrl_c_does_not_let_a_worker_claim_more(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C in the caller's own chunk, then another while it waits for the worker: the
+    claiming stops at the first (the call's end sets it before it waits, so a second one
+    landing anywhere cannot undo it) and no chunk starts after the call has raised."""
+    import time
+
+    started: list[int] = []
+    late: list[int] = []
+    returned = threading.Event()
+
+    def kernel(start: int, stop: int) -> None:
+        if returned.is_set():
+            late.append(start)
+        started.append(start)
+        if threading.current_thread() is threading.main_thread():
+            raise KeyboardInterrupt  # the first Ctrl-C, in the caller's own chunk
+        time.sleep(0.1)
+
+    _interrupt_the_first_wait(monkeypatch)  # the second, while waiting for the worker
+    before = sknumba.get_num_threads()
+    try:
+        sknumba.set_num_threads(2)
+        with pytest.raises(KeyboardInterrupt):
+            _threads.run(kernel, 1000, 1 << 30)
+        returned.set()
+        time.sleep(0.5)  # a worker that went on would start its next chunks now
+        assert not late and len(started) <= 3
+    finally:
+        sknumba.set_num_threads(before)
+
+
+def test_a_queued_worker_does_not_keep_the_arrays_alive() -> None:
+    """Regression: a worker queued behind other work kept every finished call's arrays alive
+    (its task held them) until it ran: 640 MiB for 20 calls on 16 MiB arrays."""
+    import gc
+    import weakref
+
+    released = threading.Event()
+    before = sknumba.get_num_threads()
+    try:
+        sknumba.set_num_threads(2)
+        blocker = _threads._get_pool().submit(released.wait, 60)  # the only worker, busy
+        a = np.zeros(16)
+        alive = weakref.ref(a)
+        _threads.run(lambda a, start, stop: None, 1000, 1 << 30, a)
+        del a
+        gc.collect()
+        assert alive() is None
+    finally:
+        released.set()
+        sknumba.set_num_threads(before)
+    assert blocker.result(timeout=60)
 
 
 def test_the_call_does_not_wait_for_a_worker_that_never_came() -> None:

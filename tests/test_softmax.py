@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -412,3 +414,27 @@ def test_a_masked_array_seen_before_is_still_refused():
 def test_cross_entropy_refuses_masked_labels():
     with pytest.raises(TypeError, match="target is a masked array"):
         sk.cross_entropy(np.ones((2, 3)), np.ma.masked_array([0, 1], mask=[True, False]))
+
+
+def test_masks_are_refused_beyond_the_array_functions():
+    """Regression: sampling's per-row parameters, the calibration functions and Dask arrays of
+    masked chunks still dropped masks silently (each read with np.asarray, or chunk by chunk)."""
+    data = np.array([[1.0, 2.0, 30.0], [4.0, 5.0, 6.0]])
+    masked = np.ma.masked_array(data, mask=[[False, False, True], [False, False, False]])
+    calls = [
+        lambda: sk.sample(np.zeros((2, 3)), temperature=np.ma.masked_array([1.0, 2.0], mask=[True, False])),
+        lambda: sk.top_k_mask(np.zeros((2, 3)), np.ma.masked_array([1, 2], mask=[False, True])),
+    ]
+    if importlib.util.find_spec("scipy") is not None:
+        from softmaxkit.calibrate import ece, fit_temperature
+
+        calls += [lambda: fit_temperature(masked, [0, 1]), lambda: ece(masked, [0, 1])]
+    for call in calls:
+        with pytest.raises(TypeError, match="masked array with masked entries"):
+            call()
+    if importlib.util.find_spec("dask") is not None:
+        import dask.array as da
+
+        chunks = da.ma.masked_array(da.from_array(data, chunks=1), mask=masked.mask)
+        with pytest.raises(TypeError, match="Dask array of masked chunks"):
+            sk.softmax(chunks)

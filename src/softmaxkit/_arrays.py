@@ -52,7 +52,7 @@ def as_array(x: Any, name: str = "x") -> Array:
     if type(x) in _NAMESPACE_BY_TYPE:  # known array classes first
         return x
     if _is_masked(x):  # never cached above: as_array must see each one
-        return _unmasked(x, name)
+        return unmasked(x, name)
     if array_api_compat.is_array_api_obj(x):
         return x
     try:
@@ -62,19 +62,26 @@ def as_array(x: Any, name: str = "x") -> Array:
 
 
 def _is_masked(x: Any) -> bool:
+    """A NumPy masked array, or a Dask array of masked chunks."""
     masked = sys.modules.get("numpy.ma")  # not imported by NumPy itself: no masked array without it
-    return masked is not None and isinstance(x, masked.MaskedArray)
+    return masked is not None and (isinstance(x, masked.MaskedArray)
+                                   or isinstance(getattr(x, "_meta", None), masked.MaskedArray))
 
 
-def _unmasked(x: Any, name: str) -> np.ndarray:
-    """A masked array's data, when nothing in it is masked. A mask is never dropped silently
-    (NumPy's ``asarray`` and SciPy do): the result would count the masked entries."""
-    if not np.ma.getmaskarray(x).any():
+def unmasked(x: Any, name: str) -> Any:
+    """``x`` itself, or a masked array's data when nothing in it is masked. A mask is never
+    dropped silently (NumPy's ``asarray`` and SciPy do): the result would count the masked
+    entries. A Dask array of masked chunks is refused whole (its masks are not known yet)."""
+    if not _is_masked(x):
+        return x
+    if isinstance(x, np.ndarray) and not np.ma.getmaskarray(x).any():
         return np.asarray(x.data)
+    what = ("a masked array with masked entries" if isinstance(x, np.ndarray)
+            else "a Dask array of masked chunks")
     raise TypeError(
-        f"{name} is a masked array with masked entries, and softmaxkit does not read masks: pass "
-        f"{name}.filled(value), or to leave masked logits out of a softmax, log_softmax or "
-        "logsumexp, their .data with where=~numpy.ma.getmaskarray(logits)"
+        f"{name} is {what}, and softmaxkit does not read masks: pass {name}.filled(value), or to "
+        "leave masked logits out of a softmax, log_softmax or logsumexp, their .data with "
+        "where=~numpy.ma.getmaskarray(logits)"
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from softmaxkit._api import cross_entropy
-from softmaxkit._arrays import check_real
+from softmaxkit._arrays import check_real, unmasked
 
 _ROW_SUM_TOLERANCE = 1e-3  # loose enough for float16/float32 probabilities
 
@@ -65,8 +65,8 @@ def fit_temperature(logits: Any, labels: Any, *, bounds: tuple[float, float] = (
             name=exc.name,
         ) from exc
 
-    logits = np.asarray(logits, dtype=np.float64)
-    labels = np.asarray(labels)
+    logits = np.asarray(unmasked(logits, "logits"), dtype=np.float64)
+    labels = np.asarray(unmasked(labels, "labels"))
     if logits.ndim != 2:
         raise ValueError(f"fit_temperature: logits must have shape (n_samples, n_classes), "
                          f"got {logits.shape}")
@@ -133,8 +133,8 @@ def calibration_bins(probs: Any, labels: Any, n_bins: int = 15, name: str = "cal
     >>> counts, confidence, accuracy
     (array([0, 2]), array([0.  , 0.85]), array([0. , 0.5]))
     """
-    probs = np.asarray(probs)
-    labels = np.asarray(labels)
+    probs = np.asarray(unmasked(probs, "probs"))
+    labels = np.asarray(unmasked(labels, "labels"))
     if probs.ndim != 2 or not probs.shape[1]:
         raise ValueError(f"{name}: probs must have shape (n_samples, n_classes), got {probs.shape}")
     if not np.issubdtype(probs.dtype, np.floating):

@@ -113,18 +113,7 @@ def run(kernel: Callable[..., Any], items: int, elements: int, *args: Any) -> No
             kernel(*args, 0, items)
         return
     chunks = max(parts, min(items, parts * CHUNKS_PER_THREAD, elements // MIN_CHUNK_ELEMENTS))
-    bounds = [items * k // chunks for k in range(chunks + 1)]
-    claims = _Claims(chunks)
-
-    def claim_and_run() -> None:  # in a worker: its chunks are counted while they run
-        while (k := claims.claim(counted=True)) is not None:
-            try:
-                kernel(*args, bounds[k], bounds[k + 1])
-            except BaseException as error:
-                claims.finish(error)  # the call fails: nobody claims more
-                return
-            claims.finish(None)
-
+    claims = _Claims(kernel, args, [items * k // chunks for k in range(chunks + 1)])
     pool = _get_pool()
     futures: list[Future[Any]] = []
     try:
@@ -132,23 +121,34 @@ def run(kernel: Callable[..., Any], items: int, elements: int, *args: Any) -> No
         # container at its process limit) stops the workers already started from claiming more,
         # and the finally waits for the chunks they are running.
         for _ in range(parts - 1):
-            futures.append(pool.submit(claim_and_run))
+            futures.append(pool.submit(_claim_and_run, claims))
         # The caller's own chunks need no count: it runs them before it waits, and an exception
         # (a Ctrl-C, say) leaves them here, whatever line it lands on.
-        while (k := claims.claim(counted=False)) is not None:
-            kernel(*args, bounds[k], bounds[k + 1])
-    except BaseException:
-        claims.stop()
-        raise
+        while (chunk := claims.claim(counted=False)) is not None:
+            kernel(*args, *chunk)
     finally:
-        claims.wait_until_none_running()
+        claims.end()
         # A worker that has not claimed a chunk yet is not waited for (its core may still be
-        # held by another library's spinning threads for milliseconds): it will find none left
-        # and end without touching the caller's arrays, if it is not dropped from the queue.
+        # held by another library's spinning threads for milliseconds): it finds none left and
+        # ends without touching the caller's arrays, which the call no longer holds for it.
         for future in futures:
             future.cancel()
     if claims.error is not None:
         raise claims.error  # a chunk's exception, in whichever thread it was raised
+
+
+def _claim_and_run(claims: _Claims) -> None:
+    """A worker's part of a call: chunks claimed until none is left, each counted while it runs."""
+    while (chunk := claims.claim(counted=True)) is not None:
+        error = None
+        try:
+            claims.kernel(*claims.args, *chunk)
+        except BaseException as caught:
+            error = caught
+        finally:
+            claims.finish(error)  # an error stops the claiming: the call fails
+        if error is not None:
+            return
 
 
 class _Claims:
@@ -157,23 +157,30 @@ class _Claims:
 
     The call returns once every chunk has been run, not once every worker has come: a worker
     woken late (measured right after a torch op: 1.1 ms after the caller had done every chunk
-    itself) finds nothing left to claim and ends without touching the caller's arrays."""
+    itself) finds nothing left to claim and ends without touching the caller's arrays. Those
+    are dropped from here when the call ends, so that a queued worker does not keep them alive.
+    """
 
-    def __init__(self, chunks: int) -> None:
-        self.chunks = chunks
+    def __init__(self, kernel: Callable[..., Any], args: tuple[Any, ...], bounds: list[int]) -> None:
+        self.kernel: Any = kernel
+        self.args: tuple[Any, ...] = args
+        self.bounds = bounds
         self.next = 0
         self.running = 0
         self.stopped = False
         self.error: BaseException | None = None
-        self.changed = threading.Condition(threading.Lock())
+        # An RLock: its re-acquire inside wait() cannot be cut by a Ctrl-C, which with a plain
+        # Lock could leave the lock released under a worker that holds it.
+        self.changed = threading.Condition()
 
-    def claim(self, counted: bool) -> int | None:
+    def claim(self, counted: bool) -> tuple[int, int] | None:
+        """The next chunk's ``(start, stop)``, or None when the call is done or failing."""
         with self.changed:
-            if self.stopped or self.next == self.chunks:
+            if self.stopped or self.next == len(self.bounds) - 1:
                 return None
             self.next += 1
             self.running += counted
-            return self.next - 1
+            return self.bounds[self.next - 1], self.bounds[self.next]
 
     def finish(self, error: BaseException | None) -> None:
         with self.changed:
@@ -183,23 +190,21 @@ class _Claims:
             if self.running == 0:
                 self.changed.notify_all()
 
-    def stop(self) -> None:
-        with self.changed:
-            self.stopped = True
-
-    def wait_until_none_running(self) -> None:
-        """Wait until no worker runs a chunk, even through a Ctrl-C: the chunks write into the
-        caller's arrays, and none may go on writing after the call has returned or raised. An
-        interruption stops the claiming and is raised once the running chunks are done."""
+    def end(self) -> None:
+        """Stop the claiming, wait until no worker runs a chunk, and let go of the call's
+        arrays. Even through a Ctrl-C: the chunks write into the caller's arrays, and none may
+        go on writing after the call has returned or raised. An interruption is raised once
+        the running chunks are done."""
         interruption: BaseException | None = None
         while True:
             try:
                 with self.changed:
+                    self.stopped = True  # first: a Ctrl-C below must not let more be claimed
                     while self.running:
                         self.changed.wait()
+                    self.kernel, self.args = None, ()
                 break
             except BaseException as caught:
-                self.stop()
                 interruption = caught
         if interruption is not None:
             raise interruption

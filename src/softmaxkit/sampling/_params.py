@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from softmaxkit._arrays import Array
+from softmaxkit._arrays import Array, unmasked
 
 OK, HAS_NAN, EMPTY, TOO_FEW = 0, 1, 2, 3
 """Row status codes of both engines; :func:`raise_for_status` turns them into errors."""
@@ -37,9 +37,11 @@ class RowParams:
 def _host_values(value: Any, name: str) -> np.ndarray:
     if hasattr(value, "detach"):  # torch: parameters may live on the GPU or need grad
         value = value.detach().cpu()
+    value = unmasked(value, name)
     try:
         return np.asarray(value)
     except (TypeError, ValueError) as exc:
+
         raise TypeError(f"{name} must be a number or an array of numbers: {exc}") from None
 
 
