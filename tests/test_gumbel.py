@@ -102,3 +102,34 @@ def test_jit_gives_the_eager_draw_in_jax(hard):
     eager = sk.gumbel_softmax(logits, temperature=0.5, hard=hard, rng=key)
     traced = jax.jit(lambda x, k: sk.gumbel_softmax(x, temperature=0.5, hard=hard, rng=k))(logits, key)
     np.testing.assert_allclose(np.asarray(traced), np.asarray(eager), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_a_uniform_draw_that_rounds_to_one_does_not_win(dtype, monkeypatch):
+    """Regression: the noise was computed in the logits' dtype, where a uniform draw close to 1
+    rounds to 1 and gives +inf noise, so that class won whatever its logit (float16: from
+    1 - 2**-12 up; 137 of 200 rows of 4,096 classes drew a class of probability 2e-9). With
+    every draw that close to 1 the noise is the same everywhere and the largest logit wins."""
+    import ml_dtypes
+
+    from softmaxkit.sampling import _gumbel
+
+    monkeypatch.setattr(_gumbel, "uniforms", lambda rng, shape, x: np.full(shape, 1.0 - 1e-12))
+    np_dtype = ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
+    logits = np.array([[0.0, 5.0, 1.0]], dtype=np_dtype)
+    hard = sk.gumbel_softmax(logits, hard=True)
+    assert hard.dtype == logits.dtype
+    np.testing.assert_array_equal(hard.astype(np.float32), [[0.0, 1.0, 0.0]])
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_hard_draws_follow_the_softmax(dtype):
+    """The case that found it: class 0 holds all but 2e-9 x 4,095 of the mass in every row."""
+    import ml_dtypes
+
+    np_dtype = ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
+    x = np.full((200, 4096), -20.0, np.float32)
+    x[:, 0] = 0.0
+    draws = sk.gumbel_softmax(x.astype(np_dtype), hard=True, rng=0)
+    assert draws.dtype == np_dtype
+    assert (draws[:, 0] == 1).sum() >= 199  # expected misses: 200 x 4,095 x 2e-9 = 0.002

@@ -16,6 +16,7 @@ from softmaxkit._arrays import (
     as_array,
     check_temperature,
     device_of,
+    is_half,
     namespace,
     result_dtype,
     single_axis,
@@ -24,12 +25,19 @@ from softmaxkit.sampling._params import as_host, uniforms
 
 
 def _noise(xp: Any, rng: Any, x: Array) -> Array:
+    """Standard Gumbel noise of ``x``'s shape and dtype (float32 or float64), always finite
+    above: ``u`` is held below 1, where rounding to the dtype would give ``+inf``."""
     u = uniforms(rng, tuple(int(s) for s in x.shape), x)
     if namespace(u) is not xp:
         u = xp.asarray(as_host(u), device=device_of(x))
     u = xp.astype(u, x.dtype)
     if hasattr(u, "to"):  # a torch generator may live elsewhere than x
         u = u.to(x.device)
+    # The largest value below 1: in float32 a u within 2**-25 of 1 rounds to 1 (noise +inf,
+    # that class always wins); held there, the noise is at most 16.6 (a true Gumbel draw
+    # exceeds that with probability 6e-8).
+    below_one = xp.asarray(1.0 - xp.finfo(x.dtype).eps / 2, dtype=x.dtype, device=device_of(x))
+    u = xp.where(u < below_one, u, below_one)
     return -xp.log(-xp.log(u))  # u = 0 gives -inf: that class cannot win (probability 2**-53)
 
 
@@ -88,18 +96,24 @@ def gumbel_softmax(
     a = single_axis(axis, x.ndim, "gumbel_softmax")
     dtype = result_dtype(xp, x, None, allow_complex=False, name="gumbel_softmax")
     t = check_temperature(temperature)
-    if x.dtype != dtype:
-        x = xp.astype(x, dtype)
+    # Half-precision logits are perturbed and compared in float32: in float16 a uniform draw
+    # rounds to 1 from 1 - 2**-12 up (infinite noise), and the noise of 4,096 classes holds one
+    # such draw in most rows, so that class won whatever its logit.
+    work = xp.float32 if is_half(dtype) else dtype
+    if x.dtype != work:
+        x = xp.astype(x, work)
     inf = xp.asarray(np.inf, dtype=x.dtype, device=device_of(x))
     # Gumbel-max in the limit: where a row holds +inf, only its +inf entries can win, at random.
     has_inf = xp.any(x == inf, axis=a, keepdims=True)
     x = xp.where(has_inf, xp.where(x == inf, xp.zeros_like(x), -inf), x)
     soft = softmax(x + _noise(xp, rng, x), axis=a, temperature=t)
+    pick = xp.argmax(soft, axis=a, keepdims=True)  # in float32 for halves: no rounded ties
+    if soft.dtype != dtype:
+        soft = xp.astype(soft, dtype)
     if not hard:
         return soft
     positions = xp.arange(x.shape[a], device=device_of(x))
     positions = xp.reshape(positions, tuple(-1 if d == a else 1 for d in range(x.ndim)))
-    pick = xp.argmax(soft, axis=a, keepdims=True)
     one_hot = xp.astype(positions == pick, soft.dtype)
     total = xp.sum(soft, axis=a, keepdims=True)
     one_hot = one_hot * xp.astype(total > 0, soft.dtype)  # all -inf rows stay 0
