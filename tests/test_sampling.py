@@ -286,3 +286,17 @@ def test_empty_inputs():
     assert sk.sample(np.zeros((0, 5)), rng=0).shape == (0, 1)
     with pytest.raises(ValueError, match="no class to draw from"):
         sk.sample(np.zeros((2, 0)), rng=0)
+
+
+@pytest.mark.parametrize("sampler", ["generic", "numba"])
+@pytest.mark.parametrize(("dtype", "temperature"), [("float16", 1e-5), ("float32", 1e-39)], ids=str)
+def test_a_temperature_whose_reciprocal_overflows_the_dtype_is_the_argmax(dtype, temperature, sampler):
+    """Regression: the generic engine applied 1/T in the logits' dtype, where it overflowed
+    (float16 from T = 1.5e-5): 0 * inf at the maximum made every weight NaN, and ``sample``
+    returned -1 and the masks came back empty."""
+    x = np.tile(np.array([1.0, 3.0, 2.0], dtype=dtype), (4, 1))
+    draws = sk.sample(x, temperature=temperature, num_samples=3, rng=0, engine=sampler)
+    np.testing.assert_array_equal(draws, np.ones((4, 3)))
+    for mask in (sk.top_p_mask(x, 0.9, temperature=temperature, engine=sampler),
+                 sk.min_p_mask(x, 0.5, temperature=temperature, engine=sampler)):
+        np.testing.assert_array_equal(mask, np.tile([False, True, False], (4, 1)))

@@ -57,10 +57,13 @@ def sorted_weights(
     sx = xp.take_along_axis(x, order, axis=1)
     svalid = xp.take_along_axis(valid, order, axis=1)
     m = sx[:, :1]
+    # 1/T is applied in x's dtype, where it may overflow (float16 from T = 1.5e-5, float32
+    # from 3e-39): that is the T -> 0 limit as well, the argmax indicator, and not 0 * inf.
+    inv_t = xp.astype(inv_t, x.dtype)
     indicator = (m == constant(xp, np.inf, x)) | (inv_t == constant(xp, np.inf, inv_t))
     safe_t = xp.where(indicator, xp.zeros_like(inv_t), inv_t)
     safe_m = xp.where(indicator | ~svalid[:, :1], xp.zeros_like(m), m)
-    z = (sx - safe_m) * xp.astype(safe_t, x.dtype)
+    z = (sx - safe_m) * safe_t
     wide = wide_float(xp, x)
     w = xp.where(indicator, xp.astype(sx == m, wide), xp.astype(xp.exp(z), wide))
     w = xp.where(svalid, w, xp.zeros_like(w))
