@@ -300,3 +300,13 @@ def test_a_temperature_whose_reciprocal_overflows_the_dtype_is_the_argmax(dtype,
     for mask in (sk.top_p_mask(x, 0.9, temperature=temperature, engine=sampler),
                  sk.min_p_mask(x, 0.5, temperature=temperature, engine=sampler)):
         np.testing.assert_array_equal(mask, np.tile([False, True, False], (4, 1)))
+
+
+@pytest.mark.parametrize("sampler", ["generic", "numba"])
+@pytest.mark.parametrize("replacement", [True, False], ids=["with", "without"])
+def test_no_rows_and_no_classes_draw_nothing(sampler, replacement):
+    """Regression: the generic engine raised NumPy's "zero-size array to reduction operation"
+    for a (0, 0) array; with no rows there is nothing to draw, as for (0, 3)."""
+    for shape in ((0, 0), (0, 3)):
+        draws = sk.sample(np.zeros(shape), num_samples=2, replacement=replacement, rng=0, engine=sampler)
+        assert draws.shape == (0, 2) and draws.dtype == np.int64

@@ -92,7 +92,9 @@ def _host(a: Array) -> Any:
 def draw(weights: Array, u: Array, replacement: bool) -> tuple[Array, np.ndarray]:
     """Indices drawn by inverse CDF, one uniform in ``[0, 1)`` per draw: ``(indices, too_few)``."""
     xp = namespace(weights)
-    n = weights.shape[1]
+    rows, n = weights.shape
+    if rows == 0:  # nothing to draw; with no classes either, the max below would have no identity
+        return xp.zeros((0, u.shape[1]), dtype=index_dtype(xp), device=device_of(weights)), np.zeros(0, bool)
     positions = xp.reshape(xp.arange(n, device=device_of(weights)), (1, n))
     zero = xp.zeros_like(weights)
     too_few = np.asarray(_host(xp.sum(xp.astype(weights > zero, index_dtype(xp)), axis=1))) < u.shape[1]
