@@ -46,6 +46,24 @@ def test_explain_with_infinities():
     assert result.returncode == 0 and "limit" in result.stdout
 
 
+def test_explain_when_dividing_by_the_temperature_overflows():
+    """Regression: a temperature whose quotient overflows walked through inf - inf = nan, and
+    NumPy's overflow warnings reached stderr with their source lines."""
+    result = run("probs", "1", "2", "-t", "1e-320", "--explain")
+    assert result.returncode == 0 and not result.stderr
+    assert "limit" in result.stdout and "nan" not in result.stdout and "inf" not in result.stdout
+    assert "class 1 1.0000" in result.stdout
+
+
+def test_explain_with_huge_logits():
+    """Regression: logits near the float64 maximum printed 309-digit numbers, and plain
+    normalisation claimed 0 for both classes (their sum had overflowed)."""
+    result = run("probs", "1e308", "1e308", "--explain")
+    assert result.returncode == 0 and not result.stderr
+    assert max(len(word) for word in result.stdout.split()) < 20
+    assert "the sum of these logits overflows" in result.stdout and "0.5000" in result.stdout
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (("probs", "1", "x"), "not a number: 'x'"),
     (("probs", "1", "2", "--labels", "a"), "1 labels for 2 logits"),

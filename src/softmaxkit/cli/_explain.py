@@ -21,23 +21,32 @@ def explain(
         return [*lines, "These logits are not all finite, so softmax takes its limit: NaN makes every "
                 "probability NaN; +inf entries share all the mass equally; -inf entries get 0:",
                 "     " + ", ".join(f"{n} {p:.4f}" for n, p in zip(labels, probs, strict=True))]
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = z / temperature
+        overflows = not np.all(np.isfinite(scaled - scaled.max()))
+    if overflows:
+        probs = sk.softmax(z, temperature=temperature)
+        return [*lines, f"Divided by T = {temperature:g}, these logits (or their differences) overflow "
+                "float64, so softmax takes its limit, exactly: the largest logits share all the "
+                "mass equally, the others get 0:",
+                "     " + ", ".join(f"{n} {p:.4f}" for n, p in zip(labels, probs, strict=True))]
     step = 1
     if temperature != 1.0:
         lines.append(f"{step}. Divide each logit by the temperature T = {temperature:g}:")
-        for name, value in zip(labels, z, strict=True):
-            lines.append(f"     {name:<{width}}  {value:g} / {temperature:g} = {value / temperature:.4f}")
-        z = z / temperature
+        for name, value, v in zip(labels, z, scaled, strict=True):
+            lines.append(f"     {name:<{width}}  {value:g} / {temperature:g} = {_number(v)}")
         step += 1
+    z = scaled
     top = float(z.max())
-    lines.append(f"{step}. Subtract the largest logit ({top:.4f}) so no exponential can overflow;"
+    lines.append(f"{step}. Subtract the largest logit ({_number(top)}) so no exponential can overflow;"
                  " softmax does not change when every logit moves by the same amount:")
     shifted = z - top
     for name, value, s in zip(labels, z, shifted, strict=True):
-        lines.append(f"     {name:<{width}}  {value:.4f} - {top:.4f} = {s:.4f}")
+        lines.append(f"     {name:<{width}}  {_number(value)} - {_number(top)} = {_number(s)}")
     exps = np.exp(shifted)
     lines.append(f"{step + 1}. Exponentiate: every result is positive and the largest is exactly 1:")
     for name, s, e in zip(labels, shifted, exps, strict=True):
-        lines.append(f"     {name:<{width}}  exp({s:.4f}) = {e:.4f}")
+        lines.append(f"     {name:<{width}}  exp({_number(s)}) = {e:.4f}")
     total = float(exps.sum())
     lines.append(f"{step + 2}. Add them up: {' + '.join(f'{e:.4f}' for e in exps)} = {total:.4f}")
     lines.append(f"{step + 3}. Divide each exponential by the sum:")
@@ -54,7 +63,11 @@ def explain(
 def _contrast(z: np.ndarray, labels: Sequence[str]) -> list[str]:
     """Why not just divide by the sum? The tutorials' comparison, on these logits."""
     lines = ["Compare plain normalisation, logit / sum of logits:"]
-    total = float(z.sum())
+    with np.errstate(over="ignore"):
+        total = float(z.sum())
+    if not np.isfinite(total):
+        lines.append("     it breaks here: the sum of these logits overflows float64.")
+        return lines
     if total == 0 or (z < 0).any():
         lines.append("     it breaks here: with negative logits (or a zero sum) the 'probabilities'"
                      " leave [0, 1] or are undefined.")
@@ -65,3 +78,8 @@ def _contrast(z: np.ndarray, labels: Sequence[str]) -> list[str]:
     lines.append("     It ignores scale: logits x2 give the same numbers, while softmax sharpens to "
                  + ", ".join(f"{p:.4f}" for p in doubled) + ".")
     return lines
+
+
+def _number(v: float) -> str:
+    """Four decimals, as the tutorials print, or four digits where that would be hundreds long."""
+    return f"{v:.4f}" if abs(v) < 1e9 else f"{v:.4g}"
