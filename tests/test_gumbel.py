@@ -59,6 +59,8 @@ def test_arguments():
         sk.gumbel_softmax([1.0, 2.0], temperature=0.0)
     with pytest.raises(TypeError, match="rng must be"):
         sk.gumbel_softmax([1.0, 2.0], rng=1.5)
+    with pytest.raises(TypeError, match="hard must be True or False"):  # regression: "no" was true
+        sk.gumbel_softmax([1.0, 2.0], hard="no")
     assert sk.gumbel_softmax(np.zeros((2, 3, 4)), axis=1, rng=0).sum(axis=1) == pytest.approx(np.ones((2, 4)))
 
 

@@ -310,3 +310,10 @@ def test_no_rows_and_no_classes_draw_nothing(sampler, replacement):
     for shape in ((0, 0), (0, 3)):
         draws = sk.sample(np.zeros(shape), num_samples=2, replacement=replacement, rng=0, engine=sampler)
         assert draws.shape == (0, 2) and draws.dtype == np.int64
+
+
+def test_replacement_is_a_boolean():
+    """Regression: replacement="no" was taken as true (any object was passed through bool())."""
+    with pytest.raises(TypeError, match="replacement must be True or False"):
+        sk.sample(np.zeros(3), num_samples=2, replacement="no", rng=0)
+    assert sorted(sk.sample(np.zeros(3), num_samples=3, replacement=np.bool_(False), rng=0)) == [0, 1, 2]

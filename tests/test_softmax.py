@@ -438,3 +438,18 @@ def test_masks_are_refused_beyond_the_array_functions():
         chunks = da.ma.masked_array(da.from_array(data, chunks=1), mask=masked.mask)
         with pytest.raises(TypeError, match="Dask array of masked chunks"):
             sk.softmax(chunks)
+
+
+def test_a_temperature_too_large_for_a_float_is_a_value_error():
+    """Regression: an int beyond float64 (10**400) raised OverflowError from float()."""
+    with pytest.raises(ValueError, match="temperature must be finite and > 0"):
+        sk.softmax([1.0, 2.0], temperature=10**400)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        sk.cross_entropy(np.zeros((1, 2)), [0], label_smoothing=-(10**400))
+
+
+def test_one_hot_of_an_empty_list():
+    """Regression: [] reads as a float64 array, and one_hot refused it as non-integer labels."""
+    assert sk.one_hot([], 3).shape == (0, 3) and sk.one_hot([]).shape == (0, 0)
+    with pytest.raises(TypeError, match="integers"):
+        sk.one_hot(np.array([], dtype=float), 3)  # an array's own dtype still counts

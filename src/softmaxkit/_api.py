@@ -705,8 +705,11 @@ def one_hot(labels: Any, num_classes: int | None = None, *, dtype: Any = float) 
            [0., 0., 1.],
            [0., 1., 0.]])
     """
+    given = labels
     labels = as_array(labels, "labels")
     xp = namespace(labels)
+    if labels is not given and not math.prod(labels.shape):  # [] reads as float64: no labels
+        labels = xp.astype(labels, xp.int64)
     if not xp.isdtype(labels.dtype, "integral"):
         raise TypeError(f"one_hot: labels must be integers, got {labels.dtype}")
     if num_classes is None:

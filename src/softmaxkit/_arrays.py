@@ -278,7 +278,10 @@ def check_real(value: Any, name: str) -> float:
         is_real = str(value.dtype).rsplit(".", 1)[-1].startswith(("float", "int", "uint", "bfloat"))
     if not is_real:
         raise TypeError(f"{name} must be a real number, got {value!r}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond float64 (10**400): as large as a float can say
+        return math.inf if value > 0 else -math.inf
 
 
 def check_flag(value: Any, name: str) -> bool:

@@ -40,6 +40,7 @@ import numpy as np
 from softmaxkit._arrays import (
     Array,
     as_array,
+    check_flag,
     check_mask,
     cpu_tensor_view,
     device_of,
@@ -370,19 +371,20 @@ def sample(
     """
     x, xp, a, mask = _prepared(logits, axis, where, "sample")
     count = check_count(num_samples)
+    replacement = check_flag(replacement, "replacement")
     batch, n = _batch(x, a), int(x.shape[a])
     params = row_params(temperature, top_k, top_p, min_p, batch, n)
     rows = int(np.prod(batch, dtype=np.int64))
     u = uniforms(rng, (rows, count), x)
     chosen = _choose(x, engine, "sample", {"x": x, "n": n, "num_samples": count,
-                                            "replacement": bool(replacement)})
+                                            "replacement": replacement})
     if chosen == "cuda":
         from softmaxkit.cuda import _bridge, _sampling
         from softmaxkit.sampling._generic import index_dtype
 
         if rows and not n:
             raise_for_status(np.full(rows, EMPTY), batch, "sample", count)
-        picks, status = _sampling.sample(x, a, mask, params, u, bool(replacement),
+        picks, status = _sampling.sample(x, a, mask, params, u, replacement,
                                          _bridge.dtype_name(index_dtype(xp)))
         raise_for_status(status, batch, "sample", count)
         return picks
@@ -398,7 +400,7 @@ def sample(
             with np.errstate(all="ignore"):
                 run(_kernels.sample_rows, rows, host.size, host, m, mask is not None, params.inv_t,
                     params.top_k, params.top_p, params.min_p, params.buffer_size(n), as_host(u),
-                    bool(replacement), out, status)
+                    replacement, out, status)
         elif rows:
             status[:] = EMPTY
         raise_for_status(status, batch, "sample", count)
@@ -412,7 +414,7 @@ def sample(
     if rows and not n:
         status = np.full(rows, EMPTY)
     raise_for_status(status, batch, "sample", count)
-    picks, too_few = _generic.draw(weights, _to_library(xp, u, flat), bool(replacement))
+    picks, too_few = _generic.draw(weights, _to_library(xp, u, flat), replacement)
     if not replacement:
         raise_for_status(np.where(too_few, TOO_FEW, 0), batch, "sample", count)
     return _shaped(xp, xp.astype(picks, _generic.index_dtype(xp)), batch, a, count)

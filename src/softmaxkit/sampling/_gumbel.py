@@ -14,6 +14,7 @@ import numpy as np
 from softmaxkit._arrays import (
     Array,
     as_array,
+    check_flag,
     check_temperature,
     device_of,
     is_half,
@@ -96,6 +97,7 @@ def gumbel_softmax(
     a = single_axis(axis, x.ndim, "gumbel_softmax")
     dtype = result_dtype(xp, x, None, allow_complex=False, name="gumbel_softmax")
     t = check_temperature(temperature)
+    hard = check_flag(hard, "hard")
     # Half-precision logits are perturbed and compared in float32: in float16 a uniform draw
     # rounds to 1 from 1 - 2**-12 up (infinite noise), and the noise of 4,096 classes holds one
     # such draw in most rows, so that class won whatever its logit.
