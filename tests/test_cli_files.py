@@ -125,6 +125,28 @@ def test_interrupted_write_leaves_nothing(tmp_path):
     assert os.listdir(tmp_path) == ["out.npy"]
 
 
+def test_an_output_through_a_symbolic_link_keeps_the_link(tmp_path, logits):
+    """Regression: the atomic rename replaced the link itself with a regular file, leaving the
+    file it pointed to as it was."""
+    real = tmp_path / "data"
+    real.mkdir()
+    (real / "p.npy").write_text("old")
+    (tmp_path / "link.npy").symlink_to(real / "p.npy")
+    result = run("apply", "x.npy", "-o", "link.npy", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "link.npy").is_symlink()
+    np.testing.assert_array_equal(np.load(real / "p.npy"), sk.softmax(logits))
+    assert sorted(os.listdir(real)) == ["p.npy"]
+    assert sorted(os.listdir(tmp_path)) == ["data", "link.npy", "x.npy"]
+
+
+def test_an_output_that_is_a_directory(tmp_path, logits):
+    """Regression: the message named the temporary file (".d.npy.xxxx.part: Is a directory")."""
+    (tmp_path / "d.npy").mkdir()
+    assert_one_line_error(run("apply", "x.npy", "-o", "d.npy", cwd=tmp_path), "d.npy: is a directory")
+    assert sorted(os.listdir(tmp_path)) == ["d.npy", "x.npy"]
+
+
 def test_plot_writes_a_png(tmp_path):
     pytest.importorskip("matplotlib")
     result = run("plot", "3.2", "1.3", "0.2", "0.8", "--labels", "cat,dog,tiger,none", "-t", "0.5,1,2",

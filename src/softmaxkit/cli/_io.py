@@ -78,11 +78,16 @@ def read_array(path: str, fmt: str, key: str | None = None, *, limit: int) -> np
 
 @contextlib.contextmanager
 def atomic_output(path: str) -> Iterator[Path]:
-    """A temporary path beside ``path``; renamed onto ``path`` only if the block succeeds."""
-    target = Path(path)
+    """A temporary path beside ``path``; renamed onto ``path`` only if the block succeeds.
+
+    A symbolic link is written through, as ``open(path, "w")`` would: the file it points to is
+    replaced (beside it, so that the rename stays on one file system) and the link is kept."""
+    target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
         raise UsageError(f"{path}: directory {directory} does not exist")
+    if target.is_dir():
+        raise UsageError(f"{path}: is a directory")
     try:
         fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=directory)
     except OSError as exc:
