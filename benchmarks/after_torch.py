@@ -13,8 +13,8 @@ If torch's OpenMP workers, still spinning after its call, were what slows the ca
 the time after torch would fall as the gap grows.
 
 ``--spin`` prints instead the CPU time this process uses while its main thread sleeps 5, 20
-and 100 ms right after torch's call (medians of 5): what torch's OpenMP workers burn spinning
-for their next task, on cores our threads would use. ``OMP_WAIT_POLICY=PASSIVE`` in the
+and 100 ms right after torch's call (medians of 5; one with ``--quick``): what torch's OpenMP
+workers burn spinning for their next task, on cores our threads would use. ``OMP_WAIT_POLICY=PASSIVE`` in the
 environment (read when torch loads its OpenMP runtime) stops the spinning.
 
 ``--trace`` prints instead, for three calls in each state (back to back, after 50 ms idle,
@@ -88,12 +88,12 @@ def _trace(ours: Callable[[], Any], theirs: Callable[[], Any], idle: float) -> N
             m.run = untraced  # type: ignore[attr-defined]
 
 
-def _spin(theirs: Callable[[], Any]) -> None:
+def _spin(theirs: Callable[[], Any], repeats: int, idle: float) -> None:
     """CPU time of this process while its main thread sleeps right after torch's call."""
     for sleep in (0.005, 0.02, 0.1):
         used = []
-        for _ in range(5):
-            time.sleep(0.2)  # torch's workers asleep again before the call
+        for _ in range(repeats):
+            time.sleep(idle)  # torch's workers asleep again before the call
             theirs()
             start = time.process_time()
             time.sleep(sleep)
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         _trace(ours, theirs, 0.05)
         return 0
     if args.spin:
-        _spin(theirs)
+        _spin(theirs, *((1, 0.0) if args.quick else (5, 0.2)))
         return 0
     print(f"{'log_softmax' if args.log else 'softmax'} of {rows} x 1024 {args.dtype}, 2 threads, "
           f"medians of {calls} calls (ms)")
