@@ -283,27 +283,34 @@ def test_run_covers_every_item_once_in_chunks(items: int) -> None:
     assert len(ranges) == min(items, 2 * _threads.CHUNKS_PER_THREAD)
 
 
+@contextlib.contextmanager
+def _only_worker_busy() -> Iterator[tuple[threading.Event, Any]]:
+    """Two threads, the pool's only worker busy with another task until the event is set (at
+    the latest when the block ends): ``(the event, that task's future)``."""
+    released = threading.Event()
+    before = sknumba.get_num_threads()
+    try:
+        sknumba.set_num_threads(2)
+        blocker = _threads._get_pool().submit(released.wait, 60)
+        yield released, blocker
+    finally:
+        released.set()
+        sknumba.set_num_threads(before)
+    assert blocker.result(timeout=60)  # released, not timed out
+
+
 def test_late_worker_leaves_its_chunks_to_the_caller() -> None:
     """A worker that cannot start (here: busy with another task) does not hold the call up for
     a share of its own: the calling thread claims every chunk, then the worker finds none."""
     ran: list[tuple[str, int, int]] = []
     record = _recording_kernel(ran)
-    released = threading.Event()
-    before = sknumba.get_num_threads()
-    try:
-        sknumba.set_num_threads(2)
-        pool = _threads._get_pool()
-        blocker = pool.submit(released.wait, 10)
-
+    with _only_worker_busy() as (released, blocker):
         def kernel(start: int, stop: int) -> None:
             record(start, stop)
             if stop == 1000:
                 released.set()  # the last chunk: let the worker go
         _threads.run(kernel, 1000, 1 << 30)
         assert blocker.result(timeout=60)  # released by the caller, not by the timeout
-    finally:
-        released.set()
-        sknumba.set_num_threads(before)
     assert {name for name, _, _ in ran} == {threading.main_thread().name}
     assert sum(stop - start for _, start, stop in ran) == 1000
 
@@ -459,21 +466,13 @@ def test_a_queued_worker_does_not_keep_the_arrays_alive() -> None:
     import gc
     import weakref
 
-    released = threading.Event()
-    before = sknumba.get_num_threads()
-    try:
-        sknumba.set_num_threads(2)
-        blocker = _threads._get_pool().submit(released.wait, 60)  # the only worker, busy
+    with _only_worker_busy():
         a = np.zeros(16)
         alive = weakref.ref(a)
         _threads.run(lambda a, start, stop: None, 1000, 1 << 30, a)
         del a
         gc.collect()
         assert alive() is None
-    finally:
-        released.set()
-        sknumba.set_num_threads(before)
-    assert blocker.result(timeout=60)
 
 
 def test_the_call_does_not_wait_for_a_worker_that_never_came() -> None:
@@ -482,18 +481,9 @@ def test_the_call_does_not_wait_for_a_worker_that_never_came() -> None:
     only to find nothing left. A worker that has claimed nothing is not waited for."""
     ran: list[tuple[str, int, int]] = []
     record = _recording_kernel(ran)
-    released = threading.Event()
-    before = sknumba.get_num_threads()
-    try:
-        sknumba.set_num_threads(2)
-        pool = _threads._get_pool()
-        blocker = pool.submit(released.wait, 60)  # the only worker, busy until released
+    with _only_worker_busy() as (_, blocker):
         _threads.run(record, 1000, 1 << 30)  # returns while the worker is still held
         assert not blocker.done()
-    finally:
-        released.set()
-        sknumba.set_num_threads(before)
-    assert blocker.result(timeout=60)
     assert {name for name, _, _ in ran} == {threading.main_thread().name}
     assert sum(stop - start for _, start, stop in ran) == 1000
 

@@ -107,22 +107,36 @@ _SHIFT64 = np.int64(52)
 
 
 @helper(fastmath=EXACT_FLAGS)
-def exp32(z):
-    """``exp(z)`` for float32 ``z < 40`` (see the module docstring)."""
-    z = _LO32 if z < _LO32 else z  # NaN fails the test and stays NaN
-    z = _HI32 if z > _HI32 else z
+def _reduce32(z):
+    """Steps 1 and 2 of the module docstring for float32: ``(t, r)``, ``t`` holding
+    ``k = round(z / ln 2)`` in its low bits and ``r = z - k ln 2``."""
     t = z * _LOG2E32 + _MAGIC32
     k = t - _MAGIC32
     r = z - k * _C1_32
     r = r - k * _C2_32
+    return t, r
+
+
+@helper(fastmath=EXACT_FLAGS)
+def _times_two_to_k32(p, t):
+    """Step 4: ``p * 2**k``, with ``k`` from the bits of ``t``, rounded once if subnormal."""
+    scale = _f32_from_bits(np.int32((_f32_bits(t) + _BIAS32) << _SHIFT32))
+    return p * scale * _TWO_M64_32
+
+
+@helper(fastmath=EXACT_FLAGS)
+def exp32(z):
+    """``exp(z)`` for float32 ``z < 40`` (see the module docstring)."""
+    z = _LO32 if z < _LO32 else z  # NaN fails the test and stays NaN
+    z = _HI32 if z > _HI32 else z
+    t, r = _reduce32(z)
     p = _P0 * r + _P1
     p = p * r + _P2
     p = p * r + _P3
     p = p * r + _P4
     p = p * r + _P5
     p = p * (r * r) + r + _ONE32
-    scale = _f32_from_bits(np.int32((_f32_bits(t) + _BIAS32) << _SHIFT32))
-    return p * scale * _TWO_M64_32
+    return _times_two_to_k32(p, t)
 
 
 @helper(fastmath=EXACT_FLAGS)
@@ -169,16 +183,12 @@ def exp32_for_half(z):
     two threads (BENCHMARKS.md, session 9; with the clamp kept, 1.38-1.52 ms).
     """
     z = _LO32 if z < _LO32 else z
-    t = z * _LOG2E32 + _MAGIC32
-    k = t - _MAGIC32
-    r = z - k * _C1_32
-    r = r - k * _C2_32
+    t, r = _reduce32(z)
     p = _H5 * r + _H4
     p = p * r + _H3
     p = p * r + _H2
     p = p * (r * r) + r + _ONE32
-    scale = _f32_from_bits(np.int32((_f32_bits(t) + _BIAS32) << _SHIFT32))
-    return p * scale * _TWO_M64_32
+    return _times_two_to_k32(p, t)
 
 
 # fdlibm's e_log.c: log(1 + f) = f - f^2/2 + s * (f^2/2 + R(s^2)), s = f / (2 + f).
