@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 pytest.importorskip("torch")
@@ -10,17 +12,23 @@ pytest.importorskip("numba")
 from benchmarks import after_torch
 
 
-def test_quick_run_prints_every_gap(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture(autouse=True)
+def threads_restored() -> Iterator[None]:
+    """The benchmark sets both libraries to 2 threads; the other tests get theirs back."""
     import torch
 
     from softmaxkit.numba import get_num_threads, set_num_threads
 
     threads, torch_threads = get_num_threads(), torch.get_num_threads()
     try:
-        assert after_torch.main(["--quick", "--log"]) == 0
+        yield
     finally:
         set_num_threads(threads)
         torch.set_num_threads(torch_threads)
+
+
+def test_quick_run_prints_every_gap(capsys: pytest.CaptureFixture[str]) -> None:
+    assert after_torch.main(["--quick", "--log"]) == 0
     out = capsys.readouterr().out
     assert "softmaxkit back to back:" in out and "torch back to back:" in out
     assert out.count("alone, after") == 2
@@ -28,31 +36,15 @@ def test_quick_run_prints_every_gap(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_trace_prints_every_chunk(capsys: pytest.CaptureFixture[str]) -> None:
-    import torch
+    from softmaxkit.numba import _threads
 
-    from softmaxkit.numba import _threads, get_num_threads, set_num_threads
-
-    threads, torch_threads = get_num_threads(), torch.get_num_threads()
     untraced = _threads.run
-    try:
-        assert after_torch.main(["--trace"]) == 0
-    finally:
-        set_num_threads(threads)
-        torch.set_num_threads(torch_threads)
+    assert after_torch.main(["--trace"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 9 and all("MainThread 0-" in line for line in lines)
     assert _threads.run is untraced  # the engine's own run again
 
 
 def test_spin_prints_the_cpu_time_after_torch(capsys: pytest.CaptureFixture[str]) -> None:
-    import torch
-
-    from softmaxkit.numba import get_num_threads, set_num_threads
-
-    threads, torch_threads = get_num_threads(), torch.get_num_threads()
-    try:
-        assert after_torch.main(["--quick", "--spin"]) == 0
-    finally:
-        set_num_threads(threads)
-        torch.set_num_threads(torch_threads)
+    assert after_torch.main(["--quick", "--spin"]) == 0
     assert capsys.readouterr().out.count("CPU time while sleeping") == 3
