@@ -147,6 +147,23 @@ def test_an_output_that_is_a_directory(tmp_path, logits):
     assert sorted(os.listdir(tmp_path)) == ["d.npy", "x.npy"]
 
 
+def test_outputs_that_are_not_regular_files(tmp_path, logits):
+    """Regression (review): a loop of links, a FIFO (or a link to one) and a name ending in a
+    slash were replaced by, or created as, a regular file. Each is now a one-line error, and the
+    path is left as it was."""
+    (tmp_path / "a.npy").symlink_to(tmp_path / "b.npy")
+    (tmp_path / "b.npy").symlink_to(tmp_path / "a.npy")
+    assert_one_line_error(run("apply", "x.npy", "-o", "a.npy", cwd=tmp_path), "symbolic links")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "to_fifo").symlink_to(tmp_path / "fifo")
+    for name in ("fifo", "to_fifo"):
+        assert_one_line_error(run("apply", "x.npy", "-o", name, "--output-format", "npy", cwd=tmp_path),
+                              "not a regular file")
+    assert_one_line_error(run("apply", "x.npy", "-o", "new.npy/", cwd=tmp_path), "not a file name")
+    assert (tmp_path / "a.npy").is_symlink() and (tmp_path / "to_fifo").is_symlink()
+    assert sorted(os.listdir(tmp_path)) == ["a.npy", "b.npy", "fifo", "to_fifo", "x.npy"]
+
+
 def test_plot_writes_a_png(tmp_path):
     pytest.importorskip("matplotlib")
     result = run("plot", "3.2", "1.3", "0.2", "0.8", "--labels", "cat,dog,tiger,none", "-t", "0.5,1,2",

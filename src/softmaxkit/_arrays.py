@@ -64,8 +64,12 @@ def as_array(x: Any, name: str = "x") -> Array:
 def _is_masked(x: Any) -> bool:
     """A NumPy masked array, or a Dask array of masked chunks."""
     masked = sys.modules.get("numpy.ma")  # not imported by NumPy itself: no masked array without it
-    return masked is not None and (isinstance(x, masked.MaskedArray)
-                                   or isinstance(getattr(x, "_meta", None), masked.MaskedArray))
+    if masked is None:
+        return False
+    import array_api_compat
+
+    return isinstance(x, masked.MaskedArray) or (array_api_compat.is_dask_array(x)
+                                                 and isinstance(x._meta, masked.MaskedArray))
 
 
 def unmasked(x: Any, name: str) -> Any:
@@ -74,15 +78,15 @@ def unmasked(x: Any, name: str) -> Any:
     entries. A Dask array of masked chunks is refused whole (its masks are not known yet)."""
     if not _is_masked(x):
         return x
-    if isinstance(x, np.ndarray) and not np.ma.getmaskarray(x).any():
-        return np.asarray(x.data)
-    what = ("a masked array with masked entries" if isinstance(x, np.ndarray)
-            else "a Dask array of masked chunks")
-    raise TypeError(
-        f"{name} is {what}, and softmaxkit does not read masks: pass {name}.filled(value), or to "
-        "leave masked logits out of a softmax, log_softmax or logsumexp, their .data with "
-        "where=~numpy.ma.getmaskarray(logits)"
-    )
+    if isinstance(x, np.ndarray):
+        if not np.ma.getmaskarray(x).any():
+            return np.asarray(x.data)
+        what, filled = "a masked array with masked entries", f"{name}.filled(value)"
+    else:
+        what, filled = "a Dask array of masked chunks", f"dask.array.ma.filled({name}, value)"
+    hint = ("; to leave masked logits out of a softmax, log_softmax or logsumexp instead, pass "
+            "the data with where=~mask" if name in ("x", "logits") else "")
+    raise TypeError(f"{name} is {what}, and softmaxkit does not read masks: pass {filled}{hint}")
 
 
 def device_of(x: Array) -> Any:

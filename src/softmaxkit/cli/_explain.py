@@ -27,8 +27,8 @@ def explain(
     if overflows:
         probs = sk.softmax(z, temperature=temperature)
         return [*lines, f"Divided by T = {temperature:g}, these logits (or their differences) overflow "
-                "float64, so softmax takes its limit, exactly: the largest logits share all the "
-                "mass equally, the others get 0:",
+                "float64, so the steps cannot be shown; softmax computes the limit exactly (an "
+                "entry infinitely far below the largest gets 0):",
                 "     " + ", ".join(f"{n} {p:.4f}" for n, p in zip(labels, probs, strict=True))]
     step = 1
     if temperature != 1.0:
@@ -74,9 +74,11 @@ def _contrast(z: np.ndarray, labels: Sequence[str]) -> list[str]:
         return lines
     plain = z / total
     lines.append("     " + ", ".join(f"{n} {p:.4f}" for n, p in zip(labels, plain, strict=True)))
-    doubled = sk.softmax(2 * z)
-    lines.append("     It ignores scale: logits x2 give the same numbers, while softmax sharpens to "
-                 + ", ".join(f"{p:.4f}" for p in doubled) + ".")
+    with np.errstate(over="ignore"):
+        twice = 2 * z
+    if np.all(np.isfinite(twice)):  # else doubling overflows: nothing to show
+        lines.append("     It ignores scale: logits x2 give the same numbers, while softmax sharpens to "
+                     + ", ".join(f"{p:.4f}" for p in sk.softmax(twice)) + ".")
     return lines
 
 

@@ -81,13 +81,17 @@ def atomic_output(path: str) -> Iterator[Path]:
     """A temporary path beside ``path``; renamed onto ``path`` only if the block succeeds.
 
     A symbolic link is written through, as ``open(path, "w")`` would: the file it points to is
-    replaced (beside it, so that the rename stays on one file system) and the link is kept."""
-    target = Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
+    replaced (beside it, so that the rename stays on one file system) and the link is kept. An
+    existing path that is not a regular file (a directory, a FIFO, a device) is refused: the
+    rename would replace it by one."""
+    if path.endswith(os.sep):
+        raise UsageError(f"{path}: is a directory name, not a file name")
+    target = Path(_through_links(path))
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
         raise UsageError(f"{path}: directory {directory} does not exist")
-    if target.is_dir():
-        raise UsageError(f"{path}: is a directory")
+    if target.exists() and not target.is_file():
+        raise UsageError(f"{path}: is a directory" if target.is_dir() else f"{path}: not a regular file")
     try:
         fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=directory)
     except OSError as exc:
@@ -103,6 +107,18 @@ def atomic_output(path: str) -> Iterator[Path]:
         if isinstance(exc, OSError) and exc.errno in FULL_DISK_ERRNOS:
             raise UsageError(f"{path}: {exc.strerror}") from None
         raise
+
+
+def _through_links(path: str) -> str:
+    """The file a symbolic link ends at (one that does not exist yet, for a dangling link)."""
+    if not os.path.islink(path):
+        return path
+    try:
+        return os.path.realpath(path, strict=True)
+    except FileNotFoundError:  # dangling: the file it names is created
+        return os.path.realpath(path)
+    except OSError as exc:  # a loop of links
+        raise UsageError(f"{path}: {exc.strerror}") from None
 
 
 FULL_DISK_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
