@@ -317,3 +317,26 @@ def test_replacement_is_a_boolean():
     with pytest.raises(TypeError, match="replacement must be True or False"):
         sk.sample(np.zeros(3), num_samples=2, replacement="no", rng=0)
     assert sorted(sk.sample(np.zeros(3), num_samples=3, replacement=np.bool_(False), rng=0)) == [0, 1, 2]
+
+
+def test_jax_transformations_get_a_clear_error():
+    """Regression: under jax.jit the sampling functions failed deep inside with JAX's
+    TracerArrayConversionError (they check rows and read parameters on the host)."""
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    x = jnp.zeros((2, 3))
+    with pytest.raises(TypeError, match="cannot run inside a JAX transformation"):
+        jax.jit(lambda x: sk.sample(x, rng=jax.random.key(0)))(x)
+    with pytest.raises(TypeError, match="cannot run inside a JAX transformation"):
+        jax.jit(lambda x: sk.top_k_mask(x, 2))(x)
+    with pytest.raises(TypeError, match="temperature cannot be a traced JAX value"):
+        jax.jit(lambda t: sk.top_p_mask(np.zeros((2, 3)), 0.5, temperature=t))(1.0)
+    assert sk.sample(x, rng=jax.random.key(0)).shape == (2, 1)  # eager calls still work
+
+
+def test_array_api_strict_with_no_rows_and_no_classes():
+    """Regression: array-api-strict refused the slice of the first ranked entry of a (0, 0)
+    array (out-of-bounds stops are not in the standard)."""
+    xps = pytest.importorskip("array_api_strict")
+    assert sk.sample(xps.zeros((0, 0)), num_samples=2, rng=0).shape == (0, 2)
+    assert sk.top_p_mask(xps.zeros((0, 0)), 0.5).shape == (0, 0)

@@ -145,7 +145,13 @@ def _choose(x: Any, engine: str | None, name: str, call: Call) -> str:
 
 
 def _prepared(logits: Any, axis: int, where: Any, name: str) -> tuple[Array, Any, int, Array | None]:
+    from softmaxkit._jax import is_traced
+
     x = as_array(logits, "logits")
+    if is_traced(x) or is_traced(where):
+        raise TypeError(f"{name} cannot run inside a JAX transformation (jax.jit, jax.vmap, ...): "
+                        "it checks every row on the host (NaN, no class left) before it draws or "
+                        "masks; call it on concrete arrays (gumbel_softmax traces)")
     xp = namespace(x)
     a = single_axis(axis, x.ndim, name)
     dtype = result_dtype(xp, x, None, allow_complex=False, name=name)

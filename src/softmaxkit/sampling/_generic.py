@@ -52,6 +52,9 @@ def sorted_weights(
     count = xp.sum(xp.astype(valid, index_dtype(xp)), axis=1)
     status = np.where(np.asarray(_host(nan_rows)), HAS_NAN,
                       np.where(np.asarray(_host(count)) == 0, EMPTY, OK))
+    if n == 0:  # no classes: every row EMPTY (an error), and none to rank when there are no rows
+        nothing = xp.zeros(x.shape, dtype=xp.bool, device=device_of(x))
+        return nothing, xp.zeros(x.shape, dtype=wide_float(xp, x), device=device_of(x)), status
     # Stable and descending: equal values keep index order, so the lower index ranks first.
     order = xp.argsort(xp.where(valid, x, neg), axis=1, descending=True, stable=True)
     sx = xp.take_along_axis(x, order, axis=1)

@@ -35,6 +35,11 @@ class RowParams:
 
 
 def _host_values(value: Any, name: str) -> np.ndarray:
+    from softmaxkit._jax import is_traced
+
+    if is_traced(value):
+        raise TypeError(f"{name} cannot be a traced JAX value (inside jax.jit, jax.vmap, ...): the "
+                        "sampling functions read their parameters on the host")
     if hasattr(value, "detach"):  # torch: parameters may live on the GPU or need grad
         value = value.detach().cpu()
     value = unmasked(value, name)
