@@ -17,14 +17,13 @@ worktree of the old commit in ``/tmp/old``::
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 import softmaxkit as sk
+from softmaxkit.benchmark import time_interleaved
 
 DEFAULT_SHAPES = ("8192x1024:float32", "8192x1024:float64", "64x262144:float32", "4x4194304:float32")
 
@@ -48,16 +47,7 @@ def time_shape(rows: int, cols: int, dtype: np.dtype, rounds: int) -> dict[str, 
         "log_softmax": lambda: sk.log_softmax(x, out=out),
         "copy": lambda: np.copyto(sink, x),
     }
-    for f in calls.values():
-        f()
-        f()
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(rounds):
-        for name, f in calls.items():
-            start = time.perf_counter()
-            f()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return time_interleaved(calls, repeats=rounds, warmup=2)  # the suite's timer (SPEC §4)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,6 +49,7 @@ from softmaxkit._arrays import (
     single_axis,
 )
 from softmaxkit._engines import ENGINE_ALIASES, NUMBA_MIN_SIZE, Call, Gap, logger
+from softmaxkit._jax import is_traced
 from softmaxkit.sampling._gumbel import gumbel_softmax
 from softmaxkit.sampling._params import (
     EMPTY,
@@ -145,8 +146,6 @@ def _choose(x: Any, engine: str | None, name: str, call: Call) -> str:
 
 
 def _prepared(logits: Any, axis: int, where: Any, name: str) -> tuple[Array, Any, int, Array | None]:
-    from softmaxkit._jax import is_traced
-
     x = as_array(logits, "logits")
     if is_traced(x) or is_traced(where):
         raise TypeError(f"{name} cannot run inside a JAX transformation (jax.jit, jax.vmap, ...): "
@@ -417,8 +416,6 @@ def sample(
     flat = _device_rows(xp, x, a)
     dm = _device_rows(xp, mask, a) if mask is not None else None
     _, weights, status = _generic.sorted_weights(flat, dm, *_device_params(xp, params, flat))
-    if rows and not n:
-        status = np.full(rows, EMPTY)
     raise_for_status(status, batch, "sample", count)
     picks, too_few = _generic.draw(weights, _to_library(xp, u, flat), replacement)
     if not replacement:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from softmaxkit._arrays import Array, unmasked
+from softmaxkit._jax import is_traced
 
 OK, HAS_NAN, EMPTY, TOO_FEW = 0, 1, 2, 3
 """Row status codes of both engines; :func:`raise_for_status` turns them into errors."""
@@ -35,8 +36,6 @@ class RowParams:
 
 
 def _host_values(value: Any, name: str) -> np.ndarray:
-    from softmaxkit._jax import is_traced
-
     if is_traced(value):
         raise TypeError(f"{name} cannot be a traced JAX value (inside jax.jit, jax.vmap, ...): the "
                         "sampling functions read their parameters on the host")
