@@ -1,18 +1,16 @@
 """The numba engine's compile driver: one specialisation per kernel and dtype, ahead-of-use
-compiling (``softmaxkit compile``), notices, no writable cache, its thread pool (chunks claimed
-by the caller and the workers)."""
+compiling (``softmaxkit compile``), notices, no writable cache. Its threads: test_numba_threads.py."""
 
 from __future__ import annotations
 
 import contextlib
 import importlib
-import itertools
 import logging
 import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -23,7 +21,7 @@ ml_dtypes = pytest.importorskip("ml_dtypes")
 
 import softmaxkit as sk  # noqa: E402
 from softmaxkit import numba as sknumba  # noqa: E402
-from softmaxkit.numba import _compile, _jit, _rows, _threads  # noqa: E402
+from softmaxkit.numba import _compile, _jit, _rows  # noqa: E402
 
 DTYPES = [np.float32, np.float64, np.float16, ml_dtypes.bfloat16]
 
@@ -236,303 +234,11 @@ def test_cli_compile_and_info(tmp_path: object) -> None:
     assert bad.returncode == 2 and "--jobs" in bad.stderr
 
 
-@pytest.mark.parametrize(("value", "expected"),
-                         [("1", 1), (" 1 ", 1), ("0", None), ("-2", None), ("abc", None), ("", None),
-                          ("100000", None)])
-def test_numba_num_threads_is_read_as_numba_reads_it(monkeypatch: pytest.MonkeyPatch, value: str,
-                                                      expected: int | None) -> None:
-    """Regression: ``NUMBA_NUM_THREADS=" 1"`` (accepted by numba) was ignored. A limit above the
-    usable CPUs, or a value that is no positive number, leaves the CPU count."""
-    monkeypatch.setenv("NUMBA_NUM_THREADS", value)
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    assert _threads._default_threads() == (usable if expected is None else expected)
-
-
-def test_set_num_threads() -> None:
-    before = sknumba.get_num_threads()
-    try:
-        sknumba.set_num_threads(3)
-        assert sknumba.get_num_threads() == 3
-        sknumba.set_num_threads(np.int64(2))  # regression: refused as "not a positive int"
-        assert sknumba.get_num_threads() == 2 and type(sknumba.get_num_threads()) is int
-        for bad in (0, -1, 1.5, True, "2"):
-            with pytest.raises(ValueError, match="threads"):
-                sknumba.set_num_threads(bad)  # type: ignore[arg-type]
-    finally:
-        sknumba.set_num_threads(before)
-
-
-def _recording_kernel(ran: list[tuple[str, int, int]]) -> Callable[[int, int], None]:
-    def kernel(start: int, stop: int) -> None:
-        ran.append((threading.current_thread().name, start, stop))
-    return kernel
-
-
-@pytest.mark.parametrize("items", [2, 7, 1000])
-def test_run_covers_every_item_once_in_chunks(items: int) -> None:
-    ran: list[tuple[str, int, int]] = []
-    before = sknumba.get_num_threads()
-    try:
-        sknumba.set_num_threads(2)
-        _threads.run(_recording_kernel(ran), items, 1 << 30)
-    finally:
-        sknumba.set_num_threads(before)
-    ranges = sorted((start, stop) for _, start, stop in ran)
-    assert ranges[0][0] == 0 and ranges[-1][1] == items
-    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))  # contiguous, no overlap
-    assert len(ranges) == min(items, 2 * _threads.CHUNKS_PER_THREAD)
-
-
-@contextlib.contextmanager
-def _only_worker_busy() -> Iterator[tuple[threading.Event, Any]]:
-    """Two threads, the pool's only worker busy with another task until the event is set (at
-    the latest when the block ends): ``(the event, that task's future)``."""
-    released = threading.Event()
-    before = sknumba.get_num_threads()
-    try:
-        sknumba.set_num_threads(2)
-        blocker = _threads._get_pool().submit(released.wait, 60)
-        yield released, blocker
-    finally:
-        released.set()
-        sknumba.set_num_threads(before)
-    assert blocker.result(timeout=60)  # released, not timed out
-
-
-def test_late_worker_leaves_its_chunks_to_the_caller() -> None:
-    """A worker that cannot start (here: busy with another task) does not hold the call up for
-    a share of its own: the calling thread claims every chunk, then the worker finds none."""
-    ran: list[tuple[str, int, int]] = []
-    record = _recording_kernel(ran)
-    with _only_worker_busy() as (released, blocker):
-        def kernel(start: int, stop: int) -> None:
-            record(start, stop)
-            if stop == 1000:
-                released.set()  # the last chunk: let the worker go
-        _threads.run(kernel, 1000, 1 << 30)
-        assert blocker.result(timeout=60)  # released by the caller, not by the timeout
-    assert {name for name, _, _ in ran} == {threading.main_thread().name}
-    assert sum(stop - start for _, start, stop in ran) == 1000
-
-
-def test_a_failing_chunk_stops_the_others_from_claiming_more() -> None:
-    events: list[str] = []  # list.append is atomic under the GIL
-
-    def kernel(start: int, stop: int) -> None:
-        events.append("start")
-        if len(events) == 1:
-            events.append("failed")
-            raise KeyboardInterrupt  # as Ctrl-C arriving in a thread
-
-    before = sknumba.get_num_threads()
-    try:
-        sknumba.set_num_threads(2)
-        with pytest.raises(KeyboardInterrupt):
-            _threads.run(kernel, 1000, 1 << 30)
-    finally:
-        sknumba.set_num_threads(before)
-    # The other thread may have been between its check and its next chunk; no more than that.
-    after = events[events.index("failed") + 1:]
-    assert len(after) <= 1 and len(events) < 2 * _threads.CHUNKS_PER_THREAD
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_pool_works_after_fork() -> None:
-    """A child forked after the pool started has none of its threads: it builds its own
-    (the parent's pool object would wait forever for them). In a fresh interpreter: forking
-    this one, which has imported JAX, warns."""
-    code = """
-import multiprocessing, numpy as np, softmaxkit as sk
-from softmaxkit import numba as engine
-from softmaxkit.numba import _threads
-engine.set_num_threads(2)
-x = np.ones((256, 1024), np.float32)
-sk.softmax(x, engine="numba")  # the pool is running
-assert _threads.parts_for(256, x.size) == 2
-def child(queue):
-    queue.put(float(sk.softmax(x, engine="numba").sum()))
-context = multiprocessing.get_context("fork")
-queue = context.Queue()
-process = context.Process(target=child, args=(queue,))
-process.start()
-process.join(timeout=300)
-assert process.exitcode == 0, process.exitcode
-print(queue.get(timeout=5))
-"""
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    assert float(done.stdout) == pytest.approx(256.0)
-
-
-def test_an_exception_in_one_range_reaches_the_caller() -> None:
-    calls = []
-
-    def kernel(start: int, stop: int) -> None:
-        calls.append((start, stop))
-        if start > 0:
-            raise RuntimeError("range failed")
-
-    before = sknumba.get_num_threads()
-    sknumba.set_num_threads(2)
-    try:
-        with pytest.raises(RuntimeError, match="range failed"):
-            _threads.run(kernel, 10, _threads.PARALLEL_MIN_SIZE)
-    finally:
-        sknumba.set_num_threads(before)
-    assert sorted(calls) == [(0, 5), (5, 10)]
-
-
-def test_ctrl_c_while_waiting_for_the_workers_waits_for_them(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Regression: a Ctrl-C that landed while the call waited for its workers left them writing
-    into the caller's arrays after the call had raised."""
-    import time
-
-    started: list[int] = []
-    finished: list[int] = []
-
-    def kernel(start: int, stop: int) -> None:
-        started.append(start)
-        # A worker's chunk outlasts the caller's: the caller is waiting for it at the end.
-        time.sleep(0.01 if threading.current_thread() is threading.main_thread() else 0.2)
-        finished.append(start)
-
-    interrupted_once = _interrupt_the_first_wait(monkeypatch)
-    before = sknumba.get_num_threads()
-    try:
-        sknumba.set_num_threads(2)
-        with pytest.raises(KeyboardInterrupt):
-            _threads.run(kernel, 1000, 1 << 30)
-        assert interrupted_once() and sorted(finished) == sorted(started)
-    finally:
-        sknumba.set_num_threads(before)
-
-
-def _interrupt_the_first_wait(monkeypatch: pytest.MonkeyPatch) -> Callable[[], bool]:
-    """Make the first wait of a call for its workers raise KeyboardInterrupt (a Ctrl-C landing
-    there); returns a function telling whether that happened."""
-    interrupted: list[bool] = []
-
-    class InterruptedOnce(threading.Condition):
-        def wait(self, timeout: float | None = None) -> bool:
-            if not interrupted:
-                interrupted.append(True)
-                raise KeyboardInterrupt
-            return super().wait(timeout)
-
-    claims_init = _threads._Claims.__init__
-
-    def with_interrupted_wait(self: Any, *args: Any) -> None:
-        claims_init(self, *args)
-        self.changed = InterruptedOnce()
-
-    monkeypatch.setattr(_threads._Claims, "__init__", with_interrupted_wait)
-    return lambda: bool(interrupted)
-
-
-def test_a_second_ctrl_c_does_not_let_a_worker_claim_more(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A Ctrl-C in the caller's own chunk, then another while it waits for the worker: the
-    claiming stops at the first (the call's end sets it before it waits, so a second one
-    landing anywhere cannot undo it) and no chunk starts after the call has raised."""
-    import time
-
-    started: list[int] = []
-    late: list[int] = []
-    returned = threading.Event()
-
-    def kernel(start: int, stop: int) -> None:
-        if returned.is_set():
-            late.append(start)
-        started.append(start)
-        if threading.current_thread() is threading.main_thread():
-            raise KeyboardInterrupt  # the first Ctrl-C, in the caller's own chunk
-        time.sleep(0.1)
-
-    _interrupt_the_first_wait(monkeypatch)  # the second, while waiting for the worker
-    before = sknumba.get_num_threads()
-    try:
-        sknumba.set_num_threads(2)
-        with pytest.raises(KeyboardInterrupt):
-            _threads.run(kernel, 1000, 1 << 30)
-        returned.set()
-        time.sleep(0.5)  # a worker that went on would start its next chunks now
-        assert not late and len(started) <= 3
-    finally:
-        sknumba.set_num_threads(before)
-
-
-def test_a_queued_worker_does_not_keep_the_arrays_alive() -> None:
-    """Regression: a worker queued behind other work kept every finished call's arrays alive
-    (its task held them) until it ran: 640 MiB for 20 calls on 16 MiB arrays."""
-    import gc
-    import weakref
-
-    with _only_worker_busy():
-        a = np.zeros(16)
-        alive = weakref.ref(a)
-        _threads.run(lambda a, start, stop: None, 1000, 1 << 30, a)
-        del a
-        gc.collect()
-        assert alive() is None
-
-
-def test_the_call_does_not_wait_for_a_worker_that_never_came() -> None:
-    """Regression: right after a torch op (its OpenMP threads spinning on the other core) the
-    caller ran every chunk itself, then waited another 1.1 ms for the worker to be scheduled
-    only to find nothing left. A worker that has claimed nothing is not waited for."""
-    ran: list[tuple[str, int, int]] = []
-    record = _recording_kernel(ran)
-    with _only_worker_busy() as (_, blocker):
-        _threads.run(record, 1000, 1 << 30)  # returns while the worker is still held
-        assert not blocker.done()
-    assert {name for name, _, _ in ran} == {threading.main_thread().name}
-    assert sum(stop - start for _, start, stop in ran) == 1000
-
-
-def test_no_range_outlives_a_call_whose_submit_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Regression: when the pool could not take a range (no thread could be started), the call
-    raised while the ranges already submitted went on writing into the caller's arrays."""
-    import time
-
-    started: list[int] = []
-    finished: list[int] = []
-
-    def kernel(start: int, stop: int) -> None:
-        started.append(start)
-        time.sleep(0.05)  # still running when the next submit fails
-        finished.append(start)
-
-    class FullPool:
-        def __init__(self, pool: object) -> None:
-            self.pool, self.submitted = pool, 0
-
-        def submit(self, *args: object) -> object:
-            self.submitted += 1
-            if self.submitted > 1:
-                deadline = time.monotonic() + 5
-                while not started and time.monotonic() < deadline:
-                    time.sleep(0.001)  # the first worker is inside a chunk when this fails
-                raise RuntimeError("can't start new thread")
-            return self.pool.submit(*args)  # type: ignore[attr-defined]
-
-    before = sknumba.get_num_threads()
-    sknumba.set_num_threads(3)
-    pool = FullPool(_threads._get_pool())
-    monkeypatch.setattr(_threads, "_get_pool", lambda: pool)
-    try:
-        with pytest.raises(RuntimeError, match="new thread"):
-            _threads.run(kernel, 9, _threads.PARALLEL_MIN_SIZE)
-        assert started and sorted(finished) == sorted(started)  # all finished before the call returned
-        assert len(started) < 3  # and no chunk was claimed after the failure
-    finally:
-        sknumba.set_num_threads(before)
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs a pseudo-terminal")
 def test_cli_says_once_on_a_terminal_that_it_compiles(tmp_path: object) -> None:
     """A command that compiles kernels on first use prints one status line on stderr (a
     terminal), so a pause of seconds is explained; a warm cache prints none."""
     import pty
-    import threading
 
     path = f"{tmp_path}/logits.npy"
     np.save(path, np.random.default_rng(0).standard_normal((1000, 10)))

@@ -1,33 +1,40 @@
-"""The engine's threads: chunks of work items claimed by a small pool, no Numba threading layer.
+"""The engine's threads: chunks of work items claimed by a team of threads, no Numba threading layer.
 
 Every kernel is compiled with ``nogil=True`` and takes a range ``start, stop`` of its work
 items (rows, tiles of rows, column chunks, blocks of a long row). :func:`run` cuts the items
-into contiguous chunks, a few per thread; the calling thread and the pool's workers each claim
-the next unclaimed chunk until none is left. Claimed rather than dealt out in equal shares: a
-worker that starts late (its core still held by another library's spinning threads, or its
-virtual CPU woken from idle) then does less, instead of the caller waiting for the whole share
-it would have been dealt, and the call returns once every chunk is done, without waiting for a
-worker that has claimed none. Measured (BENCHMARKS.md, sessions 7 and 9): that helped on a
-loaded machine and costs nothing back to back; right after a torch op it cannot give back the
-core that torch's OpenMP worker holds while it spins (4-8 ms after each op with libgomp's
-default ``OMP_WAIT_POLICY``), which our threads share with it. Three reasons for the pool,
+into contiguous chunks, a few per thread; the calling thread and the team's other threads each
+claim the next unclaimed chunk until none is left. Claimed rather than dealt out in equal
+shares: a thread that starts late (its virtual CPU woken from idle, say) then does less,
+instead of the caller waiting for the whole share it would have been dealt.
+
+Which threads: once torch is imported and runs its CPU ops on OpenMP, torch's own OpenMP team
+(:class:`OpenMPTeam`); otherwise a small pool of our own. torch's OpenMP workers spin for their
+next task for milliseconds after each op (GNU OpenMP's default wait policy), on the cores our own
+pool would use: a call right after a torch op ran its two threads on the one core the spinner
+left (float16 log_softmax of 8,192 x 1,024: 2.4-2.6 ms against 1.15 ms back to back). Run on
+torch's team, the spinning worker takes the call's chunks at once (1.55-1.63 ms; BENCHMARKS.md,
+session 10). Three reasons for threads of our own rather than Numba's ``parallel=True``,
 measured or reported:
 
 - compile time: ``parallel=True`` (parfors) lowering was most of a cold compile (the first
   8,192 x 1,024 float32 softmax: 6.6 s of CPU with parfors, 3.1 s without; BENCHMARKS.md);
 - thread safety: Numba's ``workqueue`` layer (the one it picks without TBB or OpenMP) aborts
-  the process when two threads enter a parallel region at once; Python threads have no such limit;
+  the process when two threads enter a parallel region at once; Python threads have no such
+  limit, and OpenMP gives each calling thread a team of its own;
 - determinism: a result never depends on the cut or on which thread ran a chunk, because each
   item is computed whole by one thread in a fixed order (a long row's blocks are a fixed
   ``SPLIT``, merged in order).
 
-The pool is rebuilt in a child process after ``fork`` (the parent's threads do not exist there).
+After ``fork`` the child builds a pool of its own (the parent's threads do not exist there) and
+never uses torch's team: GNU OpenMP's team does not survive a fork (torch's own ops hang there).
 """
 
 from __future__ import annotations
 
+import ctypes
 import numbers
 import os
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -51,6 +58,8 @@ def _default_threads() -> int:
 _lock = threading.Lock()
 _threads = _default_threads()
 _pool: ThreadPoolExecutor | None = None
+_team: OpenMPTeam | None = None
+_team_looked_up = False
 
 
 def get_num_threads() -> int:
@@ -81,8 +90,9 @@ def _get_pool() -> ThreadPoolExecutor:
 
 
 def _forget_pool() -> None:
-    global _pool, _lock
+    global _pool, _lock, _team, _team_looked_up
     _pool, _lock = None, threading.Lock()
+    _team, _team_looked_up = None, True  # torch's team is not used in a forked child (above)
 
 
 if hasattr(os, "register_at_fork"):
@@ -106,14 +116,25 @@ MIN_CHUNK_ELEMENTS = PARALLEL_MIN_SIZE // 2
 
 def run(kernel: Callable[..., Any], items: int, elements: int, *args: Any) -> None:
     """``kernel(*args, start, stop)`` over ``range(items)``, in contiguous chunks that the calling
-    thread and the pool's workers claim one at a time until all are done."""
+    thread and the team's other threads claim one at a time until all are done."""
     parts = parts_for(items, elements)
-    if parts == 1:
+    if parts == 1 or sys.is_finalizing():  # finalizing: no thread may be started or joined
         if items > 0:
             kernel(*args, 0, items)
         return
     chunks = max(parts, min(items, parts * CHUNKS_PER_THREAD, elements // MIN_CHUNK_ELEMENTS))
     claims = _Claims(kernel, args, [items * k // chunks for k in range(chunks + 1)])
+    team = torch_openmp_team()
+    if team is not None:
+        team.run(claims, parts)
+    else:
+        _run_on_pool(claims, parts)
+    if claims.error is not None:
+        raise claims.error  # a chunk's exception, in whichever thread it was raised
+
+
+def _run_on_pool(claims: _Claims, parts: int) -> None:
+    """The chunks run by the calling thread and ``parts - 1`` of the pool's workers."""
     pool = _get_pool()
     futures: list[Future[Any]] = []
     try:
@@ -125,7 +146,7 @@ def run(kernel: Callable[..., Any], items: int, elements: int, *args: Any) -> No
         # The caller's own chunks need no count: it runs them before it waits, and an exception
         # (a Ctrl-C, say) leaves them here, whatever line it lands on.
         while (chunk := claims.claim(counted=False)) is not None:
-            kernel(*args, *chunk)
+            claims.kernel(*claims.args, *chunk)
     finally:
         claims.end()
         # A worker that has not claimed a chunk yet is not waited for (its core may still be
@@ -133,8 +154,6 @@ def run(kernel: Callable[..., Any], items: int, elements: int, *args: Any) -> No
         # ends without touching the caller's arrays, which the call no longer holds for it.
         for future in futures:
             future.cancel()
-    if claims.error is not None:
-        raise claims.error  # a chunk's exception, in whichever thread it was raised
 
 
 def _claim_and_run(claims: _Claims) -> None:
@@ -190,6 +209,13 @@ class _Claims:
             if self.running == 0:
                 self.changed.notify_all()
 
+    def stop(self, error: BaseException) -> None:
+        """Fail the call with ``error``: no more chunks are claimed."""
+        with self.changed:
+            if self.error is None:
+                self.error = error
+            self.stopped = True
+
     def end(self) -> None:
         """Stop the claiming, wait until no worker runs a chunk, and let go of the call's
         arrays. Even through a Ctrl-C: the chunks write into the caller's arrays, and none may
@@ -208,3 +234,63 @@ class _Claims:
                 interruption = caught
         if interruption is not None:
             raise interruption
+
+
+class OpenMPTeam:
+    """An OpenMP runtime's team of threads running a call's chunks: ``GOMP_parallel`` (GNU
+    OpenMP's entry point, which LLVM's and Intel's runtimes export too) calls
+    :func:`_team_member` on each thread of the team, the calling thread included, through a
+    ctypes callback. A member takes the GIL only to claim a chunk (the kernels release it), and
+    ``GOMP_parallel`` returns once every member has returned, so no chunk runs after the call.
+    """
+
+    MEMBER = ctypes.CFUNCTYPE(None, ctypes.py_object)
+
+    def __init__(self, gomp_parallel: Any) -> None:
+        gomp_parallel.argtypes = [self.MEMBER, ctypes.py_object, ctypes.c_uint, ctypes.c_uint]
+        gomp_parallel.restype = None
+        self._parallel = gomp_parallel
+        self._member = self.MEMBER(_team_member)  # held here: the runtime calls it from its threads
+
+    def run(self, claims: _Claims, threads: int) -> None:
+        try:
+            self._parallel(self._member, claims, threads, 0)
+        finally:
+            claims.end()
+
+
+def _team_member(claims: _Claims) -> None:
+    try:
+        _claim_and_run(claims)
+    except BaseException as caught:  # a Ctrl-C while claiming: run() raises it, every member back
+        claims.stop(caught)
+
+
+def _torch_team(torch: Any) -> OpenMPTeam | None:
+    """torch's OpenMP team: ``GOMP_parallel`` looked up through ``libtorch_cpu`` (so in the
+    runtime torch itself links, whichever that is), where torch's CPU ops run on OpenMP."""
+    if "parallel backend: OpenMP" not in torch.__config__.parallel_info():
+        return None
+    library = os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so")
+    try:
+        loaded = ctypes.CDLL(library, mode=os.RTLD_NOLOAD)  # never a second copy
+    except OSError:  # not Linux, or a build laid out otherwise: our own pool
+        return None
+    gomp_parallel = getattr(loaded, "GOMP_parallel", None)
+    return None if gomp_parallel is None else OpenMPTeam(gomp_parallel)
+
+
+def torch_openmp_team() -> OpenMPTeam | None:
+    """The team :func:`run` uses instead of the pool: torch's OpenMP team once torch is imported,
+    in the process that imported it (looked up once); None before that, without OpenMP, and in
+    a forked child."""
+    global _team, _team_looked_up
+    if _team_looked_up or "torch" not in sys.modules:
+        return _team
+    with _lock:
+        if not _team_looked_up:
+            torch = sys.modules["torch"]
+            if not hasattr(torch, "__config__"):  # torch still being imported by another thread
+                return None
+            _team, _team_looked_up = _torch_team(torch), True
+    return _team
