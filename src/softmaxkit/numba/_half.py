@@ -26,11 +26,12 @@ from numba.extending import intrinsic
 from softmaxkit._arrays import is_half
 from softmaxkit.numba import _threads as threads
 from softmaxkit.numba._exp import EXACT_FLAGS, _f32_bits, _f32_from_bits, exp_small, float_key, key_float
-from softmaxkit.numba._grad import EXP_LIMIT, count_beyond_exp, exp_beyond, live_sum
+from softmaxkit.numba._grad import EXP_LIMIT, exp_beyond
 from softmaxkit.numba._jit import helper, kernel, readonly
 from softmaxkit.numba._loss import row_cross_entropy
 from softmaxkit.numba._rows import limit_row
 from softmaxkit.numba._sums import (
+    REDUCE_FLAGS,
     halves_needed,
     span_dot,
     store_exp_rounded_to_half,
@@ -326,10 +327,19 @@ def softmax_vjp_half_rows(s, g, out, bf16, start, stop):
     for c in range(start, stop):
         sf = np.empty(n, dtype=np.float32)
         gf = np.empty(n, dtype=np.float32)
-        for r in range(c * _ROWS_PER_TASK, min(rows, (c + 1) * _ROWS_PER_TASK)):
-            _widen(s[r], sf, bf16)
-            _widen(g[r], gf, bf16)
-            _narrow_scale_difference(sf, gf, np.float32(span_dot(gf, sf)), out[r], bf16)
+        first, last = c * _ROWS_PER_TASK, min(rows, (c + 1) * _ROWS_PER_TASK)
+        if bf16:  # the format as a constant: see log_softmax_vjp_half_rows
+            _softmax_vjp_half_task(s, g, out, sf, gf, first, last, True)
+        else:
+            _softmax_vjp_half_task(s, g, out, sf, gf, first, last, False)
+
+
+@helper(fastmath=EXACT_FLAGS)
+def _softmax_vjp_half_task(s, g, out, sf, gf, first, last, bf16):
+    for r in range(first, last):
+        _widen(s[r], sf, bf16)
+        _widen(g[r], gf, bf16)
+        _narrow_scale_difference(sf, gf, np.float32(span_dot(gf, sf)), out[r], bf16)
 
 
 @helper(fastmath=EXACT_FLAGS)
@@ -341,18 +351,50 @@ def _narrow_beyond_exp(lp, g, total, h, bf16):
             h[i] = float_to_bfloat(v) if bf16 else half_out(v)
 
 
+@helper(fastmath=REDUCE_FLAGS)
+def _widen_live_sum(h, lp, f, bf16):
+    """:func:`_widen` of ``h`` into ``f``, returning ``_grad.live_sum(lp, f)``: one pass over the
+    row instead of two. Reassociated (vectorised) as ``live_sum`` is; for float16 that changes
+    nothing, since a float64 sum of float16 values is exact in any order (their bits span at
+    most 40 places; even 8,192 of them fit float64's 53)."""
+    total = 0.0
+    if bf16:
+        for i in range(h.size):
+            v = bfloat_to_float(h[i])
+            f[i] = v
+            total += 0.0 if lp[i] == -np.inf else np.float64(v)
+    else:
+        for i in range(h.size):
+            v = half_in(h[i])
+            f[i] = v
+            total += 0.0 if lp[i] == -np.inf else np.float64(v)
+    return total
+
+
+@helper(fastmath=EXACT_FLAGS)
+def _log_softmax_vjp_half_task(lp, g, out, lf, gf, first, last, bf16):
+    for r in range(first, last):
+        top = _widen_max(lp[r], lf, bf16)
+        total = np.float32(_widen_live_sum(g[r], lf, gf, bf16))
+        _narrow_live_difference(lf, gf, total, out[r], bf16)
+        if not top < EXP_LIMIT:  # NaN included: the redo tests each entry itself
+            _narrow_beyond_exp(lf, gf, total, out[r], bf16)
+
+
 @kernel(fastmath=EXACT_FLAGS)
 def log_softmax_vjp_half_rows(lp, g, out, bf16, start, stop):
     """:func:`softmaxkit.numba._grad.log_softmax_vjp_rows` on half-precision bits, as
-    :func:`softmax_vjp_half_rows`, for any ``lp`` (``_grad.redo_beyond_exp``)."""
+    :func:`softmax_vjp_half_rows`, for any ``lp`` (``_grad.redo_beyond_exp``). Three passes
+    over each row: ``lp`` widened with its maximum (whether any entry needs the redo), ``g``
+    widened with its live sum, then the difference rounded back. The format is passed to the
+    rows as a constant, so that LLVM specialises them for it (a flag tested inside the loops
+    kept them slower). 8,192 x 1,024 float16 on one thread: 3.3 -> 2.8 ms, with both changes."""
     rows, n = lp.shape
     for c in range(start, stop):
         lf = np.empty(n, dtype=np.float32)
         gf = np.empty(n, dtype=np.float32)
-        for r in range(c * _ROWS_PER_TASK, min(rows, (c + 1) * _ROWS_PER_TASK)):
-            _widen(lp[r], lf, bf16)
-            _widen(g[r], gf, bf16)
-            total = np.float32(live_sum(lf, gf))
-            _narrow_live_difference(lf, gf, total, out[r], bf16)
-            if count_beyond_exp(lf) > 0:
-                _narrow_beyond_exp(lf, gf, total, out[r], bf16)
+        first, last = c * _ROWS_PER_TASK, min(rows, (c + 1) * _ROWS_PER_TASK)
+        if bf16:
+            _log_softmax_vjp_half_task(lp, g, out, lf, gf, first, last, True)
+        else:
+            _log_softmax_vjp_half_task(lp, g, out, lf, gf, first, last, False)
