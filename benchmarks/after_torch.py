@@ -17,6 +17,11 @@ and 100 ms right after torch's call (medians of 5; one with ``--quick``): what t
 workers burn spinning for their next task, on cores our threads would use. ``OMP_WAIT_POLICY=PASSIVE`` in the
 environment (read when torch loads its OpenMP runtime) stops the spinning.
 
+``--runners`` prints instead the medians of softmaxkit's call and its vjp (the
+``log_softmax_vjp`` / ``softmax_vjp`` operator) taking turns with torch's own two (the suite's
+interleaved timing, 31 rounds): each of ours run on torch's OpenMP team and on a pool of our own
+(the engine's two ways of running a call's chunks, switched per call in the one process).
+
 ``--trace`` prints instead, for three calls in each state (back to back, after 50 ms idle,
 right after torch's call), each chunk of rows the engine's threads ran: which thread, its rows,
 and when it started and ended (ms from the start of the call).
@@ -88,6 +93,40 @@ def _trace(ours: Callable[[], Any], theirs: Callable[[], Any], idle: float) -> N
             m.run = untraced  # type: ignore[attr-defined]
 
 
+def _runners(x: torch.Tensor, log: bool, repeats: int) -> None:
+    """Our forward and vjp on torch's OpenMP team and on our own pool, taking turns with torch's."""
+    from softmaxkit.numba import _threads
+
+    def on_pool(f: Callable[[], Any]) -> Callable[[], Any]:
+        team = _threads.torch_openmp_team
+
+        def run() -> Any:
+            _threads.torch_openmp_team = lambda: None  # type: ignore[assignment]
+            try:
+                return f()
+            finally:
+                _threads.torch_openmp_team = team  # type: ignore[assignment]
+        return run
+
+    first = torch.log_softmax(x, -1) if log else torch.softmax(x, -1)
+    g = torch.randn(x.shape).to(x.dtype)
+    vjp = torch.ops.softmaxkit.log_softmax_vjp if log else torch.ops.softmaxkit.softmax_vjp
+    ours = (lambda: skt.log_softmax(x, -1)) if log else (lambda: skt.softmax(x, -1))
+    ours_vjp = lambda: vjp(first, g, [1])  # noqa: E731
+    backward = torch._log_softmax_backward_data if log else torch._softmax_backward_data
+    functions = {
+        "softmaxkit on torch's team": ours, "softmaxkit on our pool": on_pool(ours),
+        "torch": (lambda: torch.log_softmax(x, -1)) if log else (lambda: torch.softmax(x, -1)),
+        "softmaxkit vjp on torch's team": ours_vjp, "softmaxkit vjp on our pool": on_pool(ours_vjp),
+        "torch backward": lambda: backward(g, first, -1, x.dtype),
+    }
+    for f in functions.values():
+        f()
+    print(f"team: {_threads.torch_openmp_team() is not None}")
+    for name, seconds in suite.time_interleaved(functions, repeats=repeats).items():
+        print(f"{name}: {seconds * 1e3:.2f} ms")
+
+
 def _spin(theirs: Callable[[], Any], repeats: int, idle: float) -> None:
     """CPU time of this process while its main thread sleeps right after torch's call."""
     for sleep in (0.005, 0.02, 0.1):
@@ -109,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a small tensor and few calls: a smoke run")
     parser.add_argument("--trace", action="store_true", help="each chunk of rows: thread, start, end")
     parser.add_argument("--spin", action="store_true", help="CPU time used while sleeping after torch's call")
+    parser.add_argument("--runners", action="store_true",
+                        help="forward and vjp on torch's OpenMP team and on our pool, in turns with torch")
     args = parser.parse_args(argv)
     suite.set_threads(2)
     torch.set_num_threads(2)
@@ -121,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         theirs()
     if args.trace:
         _trace(ours, theirs, 0.05)
+        return 0
+    if args.runners:
+        _runners(x, args.log, 1 if args.quick else 31)
         return 0
     if args.spin:
         _spin(theirs, *((1, 0.0) if args.quick else (5, 0.2)))

@@ -48,3 +48,13 @@ def test_trace_prints_every_chunk(capsys: pytest.CaptureFixture[str]) -> None:
 def test_spin_prints_the_cpu_time_after_torch(capsys: pytest.CaptureFixture[str]) -> None:
     assert after_torch.main(["--quick", "--spin"]) == 0
     assert capsys.readouterr().out.count("CPU time while sleeping") == 3
+
+
+def test_runners_prints_both_ways_of_running_the_chunks(capsys: pytest.CaptureFixture[str]) -> None:
+    from softmaxkit.numba import _threads
+
+    team = _threads.torch_openmp_team
+    assert after_torch.main(["--quick", "--runners"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("on torch's team:") == 2 and out.count("on our pool:") == 2 and "torch backward:" in out
+    assert _threads.torch_openmp_team is team  # the engine's own lookup again
