@@ -216,11 +216,12 @@ class _Claims:
                 self.error = error
             self.stopped = True
 
-    def end(self) -> None:
-        """Stop the claiming, wait until no worker runs a chunk, and let go of the call's
-        arrays. Even through a Ctrl-C: the chunks write into the caller's arrays, and none may
-        go on writing after the call has returned or raised. An interruption is raised once
-        the running chunks are done."""
+    def end(self, join: Callable[[], None] | None = None) -> None:
+        """Stop the claiming, wait until no worker runs a chunk, run ``join`` (the team's end),
+        and let go of the call's arrays. Even through a Ctrl-C: the chunks write into the
+        caller's arrays, and none may go on writing after the call has returned or raised. An
+        interruption is raised once the running chunks are done (``join`` must then be safe to
+        run again)."""
         interruption: BaseException | None = None
         while True:
             try:
@@ -228,7 +229,9 @@ class _Claims:
                     self.stopped = True  # first: a Ctrl-C below must not let more be claimed
                     while self.running:
                         self.changed.wait()
-                    self.kernel, self.args = None, ()
+                if join is not None:
+                    join()
+                self.kernel, self.args = None, ()
                 break
             except BaseException as caught:
                 interruption = caught
@@ -237,38 +240,56 @@ class _Claims:
 
 
 class OpenMPTeam:
-    """An OpenMP runtime's team of threads running a call's chunks: ``GOMP_parallel`` (GNU
-    OpenMP's entry point, which LLVM's and Intel's runtimes export too) calls
-    :func:`_team_member` on each thread of the team, the calling thread included, through a
-    ctypes callback. A member takes the GIL only to claim a chunk (the kernels release it), and
-    ``GOMP_parallel`` returns once every member has returned, so no chunk runs after the call.
+    """An OpenMP runtime's team of threads running a call's chunks.
+
+    ``GOMP_parallel_start`` (GNU OpenMP's entry point, which LLVM's and Intel's runtimes export
+    too) sets the team's other threads running :func:`_team_member` through a ctypes callback
+    and returns at once; the calling thread then claims chunks in its own Python code, as with
+    the pool, so that a Ctrl-C (raised in the main thread only) lands there as usual and never
+    in a callback, where ctypes would print it and drop it. ``GOMP_parallel_end`` waits for the
+    other threads, so no chunk runs after the call. A member takes the GIL only to claim a chunk:
+    the kernels release it.
     """
 
     MEMBER = ctypes.CFUNCTYPE(None, ctypes.py_object)
 
-    def __init__(self, gomp_parallel: Any) -> None:
-        gomp_parallel.argtypes = [self.MEMBER, ctypes.py_object, ctypes.c_uint, ctypes.c_uint]
-        gomp_parallel.restype = None
-        self._parallel = gomp_parallel
+    def __init__(self, runtime: Any) -> None:
+        self._start = runtime.GOMP_parallel_start
+        self._start.argtypes = [self.MEMBER, ctypes.py_object, ctypes.c_uint]
+        self._start.restype = None
+        self._end = runtime.GOMP_parallel_end
+        self._end.argtypes, self._end.restype = [], None
+        self._level = runtime.omp_get_level  # how many parallel regions this thread is inside
+        self._level.argtypes, self._level.restype = [], ctypes.c_int
         self._member = self.MEMBER(_team_member)  # held here: the runtime calls it from its threads
 
     def run(self, claims: _Claims, threads: int) -> None:
+        outside = self._level()
+
+        def join() -> None:
+            # Only if the region was opened, and once: a Ctrl-C may land between any two lines.
+            if self._level() > outside:
+                self._end()
+
         try:
-            self._parallel(self._member, claims, threads, 0)
+            self._start(self._member, claims, threads)
+            while (chunk := claims.claim(counted=False)) is not None:
+                claims.kernel(*claims.args, *chunk)
         finally:
-            claims.end()
+            claims.end(join)
 
 
 def _team_member(claims: _Claims) -> None:
+    """Another thread's part of a call on the team (never the main thread: no Ctrl-C here)."""
     try:
         _claim_and_run(claims)
-    except BaseException as caught:  # a Ctrl-C while claiming: run() raises it, every member back
+    except BaseException as caught:  # outside a chunk (the chunks' own are kept by _claim_and_run)
         claims.stop(caught)
 
 
 def _torch_team(torch: Any) -> OpenMPTeam | None:
-    """torch's OpenMP team: ``GOMP_parallel`` looked up through ``libtorch_cpu`` (so in the
-    runtime torch itself links, whichever that is), where torch's CPU ops run on OpenMP."""
+    """torch's OpenMP team: the runtime's functions looked up through ``libtorch_cpu`` (so in
+    the runtime torch itself links, whichever that is), where torch's CPU ops run on OpenMP."""
     if "parallel backend: OpenMP" not in torch.__config__.parallel_info():
         return None
     library = os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so")
@@ -276,8 +297,10 @@ def _torch_team(torch: Any) -> OpenMPTeam | None:
         loaded = ctypes.CDLL(library, mode=os.RTLD_NOLOAD)  # never a second copy
     except OSError:  # not Linux, or a build laid out otherwise: our own pool
         return None
-    gomp_parallel = getattr(loaded, "GOMP_parallel", None)
-    return None if gomp_parallel is None else OpenMPTeam(gomp_parallel)
+    try:
+        return OpenMPTeam(loaded)  # its symbols looked up in torch's own dependencies
+    except AttributeError:  # torch without an OpenMP runtime of GNU's interface
+        return None
 
 
 def torch_openmp_team() -> OpenMPTeam | None:
