@@ -4,6 +4,7 @@ tests that hold for both run on both (ids ``pool`` and ``torch-team``)."""
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import gc
 import itertools
@@ -44,6 +45,7 @@ def runner(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
         monkeypatch.setattr(_threads, "torch_openmp_team", lambda: None)
     else:
         _require_torch_team()
+        monkeypatch.setattr(_threads._calls, "on_torch_team", 1)  # as inside a torch operator
     before = sknumba.get_num_threads()
     sknumba.set_num_threads(2)
     try:
@@ -94,20 +96,33 @@ def test_run_covers_every_item_once_in_chunks(items: int, runner: str) -> None:
     assert len(ranges) == min(items, 2 * _threads.CHUNKS_PER_THREAD)
 
 
+class _Blocker:
+    """A task that holds a pool thread until released: ``done`` is set once it ends, and
+    ``released_in_time`` says whether it was released before its 60 s ran out."""
+
+    def __init__(self) -> None:
+        self.released, self.done = threading.Event(), threading.Event()
+        self.released_in_time = False
+
+    def __call__(self) -> None:
+        self.released_in_time = self.released.wait(60)
+        self.done.set()
+
+
 @contextlib.contextmanager
-def _only_worker_busy() -> Iterator[tuple[threading.Event, Any]]:
-    """Two threads, the pool's only worker busy with another task until the event is set (at
-    the latest when the block ends): ``(the event, that task's future)``."""
-    released = threading.Event()
+def _only_worker_busy() -> Iterator[_Blocker]:
+    """Two threads, the pool's only worker busy with another task until it is released (at
+    the latest when the block ends)."""
+    blocker = _Blocker()
     before = sknumba.get_num_threads()
     try:
         sknumba.set_num_threads(2)
-        blocker = _threads._get_pool().submit(released.wait, 60)
-        yield released, blocker
+        _threads._get_pool().submit(blocker)
+        yield blocker
     finally:
-        released.set()
+        blocker.released.set()
         sknumba.set_num_threads(before)
-    assert blocker.result(timeout=60)  # released, not timed out
+    assert blocker.done.wait(60) and blocker.released_in_time
 
 
 def test_late_worker_leaves_its_chunks_to_the_caller(pool: None) -> None:
@@ -115,13 +130,13 @@ def test_late_worker_leaves_its_chunks_to_the_caller(pool: None) -> None:
     a share of its own: the calling thread claims every chunk, then the worker finds none."""
     ran: list[tuple[str, int, int]] = []
     record = _recording_kernel(ran)
-    with _only_worker_busy() as (released, blocker):
+    with _only_worker_busy() as blocker:
         def kernel(start: int, stop: int) -> None:
             record(start, stop)
             if stop == 1000:
-                released.set()  # the last chunk: let the worker go
+                blocker.released.set()  # the last chunk: let the worker go
         _threads.run(kernel, 1000, 1 << 30)
-        assert blocker.result(timeout=60)  # released by the caller, not by the timeout
+        assert blocker.done.wait(60) and blocker.released_in_time  # released by the caller
     assert {name for name, _, _ in ran} == {threading.main_thread().name}
     assert sum(stop - start for _, start, stop in ran) == 1000
 
@@ -213,18 +228,26 @@ def _interrupt_the_first_wait(monkeypatch: pytest.MonkeyPatch) -> Callable[[], b
     there); returns a function telling whether that happened."""
     interrupted: list[bool] = []
 
-    class InterruptedOnce(threading.Condition):
-        def wait(self, timeout: float | None = None) -> bool:
-            if not interrupted:
+    class InterruptedOnce:
+        """The caller's wait for the running chunks (a blocking acquire), cut the first time."""
+
+        def __init__(self) -> None:
+            self.lock = threading.Lock()
+
+        def acquire(self, blocking: bool = True) -> bool:
+            if blocking and not interrupted:
                 interrupted.append(True)
                 raise KeyboardInterrupt
-            return super().wait(timeout)
+            return self.lock.acquire(blocking)
+
+        def release(self) -> None:
+            self.lock.release()
 
     claims_init = _threads._Claims.__init__
 
     def with_interrupted_wait(self: Any, *args: Any) -> None:
         claims_init(self, *args)
-        self.changed = InterruptedOnce()
+        self.idle = InterruptedOnce()
 
     monkeypatch.setattr(_threads._Claims, "__init__", with_interrupted_wait)
     return lambda: bool(interrupted)
@@ -282,9 +305,9 @@ def test_the_call_does_not_wait_for_a_worker_that_never_came(pool: None) -> None
     only to find nothing left. A worker that has claimed nothing is not waited for."""
     ran: list[tuple[str, int, int]] = []
     record = _recording_kernel(ran)
-    with _only_worker_busy() as (_, blocker):
+    with _only_worker_busy() as blocker:
         _threads.run(record, 1000, 1 << 30)  # returns while the worker is still held
-        assert not blocker.done()
+        assert not blocker.done.is_set()
     assert {name for name, _, _ in ran} == {threading.main_thread().name}
     assert sum(stop - start for _, start, stop in ran) == 1000
 
@@ -369,10 +392,11 @@ def test_a_finalizing_interpreter_runs_the_call_on_the_calling_thread(
     assert ran == [(threading.main_thread().name, 0, 1000)]
 
 
-def test_torch_team_runs_the_chunks_on_torchs_openmp_threads() -> None:
-    """With torch imported, the threads besides the caller are torch's OpenMP workers (threads
-    Python did not start), and no pool of our own is started."""
+def test_torch_team_runs_the_chunks_on_torchs_openmp_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside a torch operator, the threads besides the caller are torch's OpenMP workers
+    (threads Python did not start), not our pool's."""
     _require_torch_team()
+    monkeypatch.setattr(_threads._calls, "on_torch_team", 1)
     ran: list[tuple[str, int, int]] = []
     record = _recording_kernel(ran)
 
@@ -419,21 +443,167 @@ from softmaxkit import numba as engine
 from softmaxkit.numba import _threads
 engine.set_num_threads(2)
 torch.set_num_threads(2)
-x = np.ones((256, 1024), np.float32)
-torch.softmax(torch.from_numpy(x), -1)
-sk.softmax(x, engine="numba")  # on torch's team
+x = torch.ones((256, 1024))
+sk.softmax(x)  # a torch operator: on torch's team
 assert _threads.torch_openmp_team() is not None
 def child(queue):
     assert _threads.torch_openmp_team() is None
-    queue.put(float(sk.softmax(x, engine="numba").sum()))
+    # Summed by NumPy: torch's own parallel ops hang in this child (the parent ran its team).
+    queue.put(float(sk.softmax(x).numpy().sum()))
 context = multiprocessing.get_context("fork")
 queue = context.Queue()
 process = context.Process(target=child, args=(queue,))
 process.start()
-process.join(timeout=300)
+process.join(timeout=60)
+if process.exitcode is None:
+    process.kill()
 assert process.exitcode == 0, process.exitcode
 print(queue.get(timeout=5))
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert float(done.stdout) == pytest.approx(256.0)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_numpy_calls_leave_torchs_team_unstarted_for_forked_children() -> None:
+    """Regression: a call on NumPy arrays in a process that had imported torch started torch's
+    OpenMP team, and a child forked afterwards hung in its first torch op. Only torch's
+    operators run on that team."""
+    pytest.importorskip("torch")
+    code = """
+import multiprocessing, numpy as np, torch, softmaxkit as sk
+from softmaxkit import numba as engine
+engine.set_num_threads(2)
+torch.set_num_threads(2)
+sk.softmax(np.ones((256, 1024), np.float32), engine="numba")
+def child(queue):
+    queue.put(float(torch.softmax(torch.ones(2048, 1024), -1).sum()))
+context = multiprocessing.get_context("fork")
+queue = context.Queue()
+process = context.Process(target=child, args=(queue,))
+process.start()
+process.join(timeout=60)
+if process.exitcode is None:
+    process.kill()
+assert process.exitcode == 0, process.exitcode
+print(queue.get(timeout=5))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) == pytest.approx(2048.0)
+
+
+def test_only_torchs_operators_run_on_its_team(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch = pytest.importorskip("torch")
+    _require_torch_team()
+    import softmaxkit as sk
+
+    on_team: list[int] = []
+    team_run = _threads.OpenMPTeam.run
+
+    def recorded(self: Any, claims: Any, threads: int) -> None:
+        on_team.append(threads)
+        team_run(self, claims, threads)
+
+    monkeypatch.setattr(_threads.OpenMPTeam, "run", recorded)
+    before = sknumba.get_num_threads()
+    sknumba.set_num_threads(2)
+    try:
+        x = np.ones((256, 1024), np.float32)
+        sk.softmax(x, engine="numba")
+        assert not on_team
+        sk.softmax(torch.from_numpy(x))
+        assert on_team == [2]
+    finally:
+        sknumba.set_num_threads(before)
+
+
+def test_no_team_where_the_runtime_cannot_be_looked_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: without ``os.RTLD_NOLOAD`` (Windows) every parallel call raised
+    AttributeError once torch was imported. There, and wherever the library is not found, the
+    pool runs the calls."""
+    torch = pytest.importorskip("torch")
+    monkeypatch.delattr(os, "RTLD_NOLOAD", raising=False)
+    assert _threads._torch_team(torch) is None
+    monkeypatch.undo()
+    monkeypatch.setattr(torch, "__file__", "/nonexistent/torch/__init__.py")
+    assert _threads._torch_team(torch) is None
+
+
+_INTERRUPT_AT_EVERY_CHECK = """
+import dis, faulthandler, sys, threading, time
+import softmaxkit.numba as engine
+from softmaxkit.numba import _threads
+engine.set_num_threads(2)
+if sys.argv[1] == "torch-team":
+    import torch
+    assert _threads.torch_openmp_team() is not None
+    _threads._calls.on_torch_team = 1
+ENGINE = (_threads.__file__, threading.__file__)
+checks = {}
+def signal_checks(code):
+    # Where CPython 3.11 runs a pending signal's handler: after a CALL, at RESUME and
+    # JUMP_BACKWARD. A Ctrl-C is raised at one of these, in the main thread.
+    if code not in checks:
+        offsets, after_call = set(), False
+        for instruction in dis.get_instructions(code):
+            if after_call or instruction.opname in ("RESUME", "JUMP_BACKWARD"):
+                offsets.add(instruction.offset)
+            after_call = instruction.opname == "CALL"
+        checks[code] = offsets
+    return checks[code]
+def kernel(start, stop):  # the worker's chunks outlast the caller's: the caller waits for them
+    time.sleep(0.0002 if threading.current_thread() is threading.main_thread() else 0.0003)
+def interrupted_at(target):
+    seen = 0
+    def tracer(frame, event, arg):
+        nonlocal seen
+        if frame.f_code.co_filename in ENGINE:
+            frame.f_trace_opcodes = True
+            if event == "opcode" and frame.f_lasti in signal_checks(frame.f_code):
+                if seen == target:
+                    sys.settrace(None)
+                    raise KeyboardInterrupt
+                seen += 1
+        return tracer
+    sys.settrace(tracer)
+    try:
+        _threads.run(kernel, 1000, 1 << 30)
+        return "returned", seen
+    except KeyboardInterrupt:
+        return "interrupted", seen
+    except BaseException as other:
+        return f"{type(other).__name__}: {other}", seen
+    finally:
+        sys.settrace(None)
+_threads.run(kernel, 1000, 1 << 30)  # the threads started (Thread.start is the stdlib's own code)
+outcomes = []
+while True:
+    faulthandler.dump_traceback_later(60, exit=True)  # a hang fails the test, with the stacks
+    outcome, seen = interrupted_at(len(outcomes))
+    _threads.run(kernel, 1000, 1 << 30)  # and the next call runs
+    if outcome == "returned" and seen <= len(outcomes):
+        break  # every check point of a call has had its Ctrl-C
+    outcomes.append(outcome)
+faulthandler.cancel_dump_traceback_later()
+print(outcomes)
+"""
+
+
+def test_a_ctrl_c_at_any_point_reaches_the_caller(runner: str) -> None:
+    """A Ctrl-C raised at each point of a call where the main thread can take one, in turn:
+    each reaches the caller as KeyboardInterrupt, and the next call runs.
+
+    Regression: one landing inside ``threading.Condition``'s Python ``__enter__`` after its
+    acquire left the lock held and the other threads blocked for ever (the caller waiting for
+    them, deaf to more Ctrl-Cs); one inside ``Condition.wait`` after its release made the call
+    raise RuntimeError; one in ``ThreadPoolExecutor.submit`` hung every later call; and on
+    torch's team one in the ctypes callback was printed and dropped, or left a chunk counted
+    as running for ever."""
+    done = subprocess.run([sys.executable, "-c", _INTERRUPT_AT_EVERY_CHECK, runner], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    outcomes = ast.literal_eval(done.stdout)
+    assert len(outcomes) > 20 and set(outcomes) == {"interrupted"}, outcomes
+    assert "Exception ignored" not in done.stderr

@@ -7,14 +7,21 @@ claim the next unclaimed chunk until none is left. Claimed rather than dealt out
 shares: a thread that starts late (its virtual CPU woken from idle, say) then does less,
 instead of the caller waiting for the whole share it would have been dealt.
 
-Which threads: once torch is imported and runs its CPU ops on OpenMP, torch's own OpenMP team
-(:class:`OpenMPTeam`); otherwise a small pool of our own. torch's OpenMP workers spin for their
-next task for milliseconds after each op (GNU OpenMP's default wait policy), on the cores our own
-pool would use: a call right after a torch op ran its two threads on the one core the spinner
-left (float16 log_softmax of 8,192 x 1,024: 2.4-2.6 ms against 1.15 ms back to back). Run on
-torch's team, the spinning worker takes the call's chunks at once (1.55-1.63 ms; BENCHMARKS.md,
-session 10). Three reasons for threads of our own rather than Numba's ``parallel=True``,
-measured or reported:
+Which threads: for the CPU implementations of the torch operators (:func:`on_torch_team`),
+torch's own OpenMP team (:class:`OpenMPTeam`); for everything else, a small pool of our own.
+torch's OpenMP workers spin for their next task for milliseconds after each op (GNU OpenMP's
+default wait policy), on the cores our own pool would use: a call right after a torch op ran
+its two threads on the one core the spinner left (float16 log_softmax of 8,192 x 1,024, calls
+taking turns with torch's: 2.2-2.6 ms on our pool, 1.15 ms back to back). On torch's team
+the spinning worker takes the call's chunks at once (1.4-1.6 ms; BENCHMARKS.md, session 10).
+Only torch's operators use it: a process that never runs torch's parallel ops never starts its
+team, which does not survive a fork. The price is OpenMP's join: the call waits for every
+member to arrive, even one that finds nothing left, where the pool's caller does not (slower
+when other processes hold the cores, and after an idle spell on a machine whose idle virtual
+CPUs are slow to wake).
+
+Three reasons for threads of our own rather than Numba's ``parallel=True``, measured or
+reported:
 
 - compile time: ``parallel=True`` (parfors) lowering was most of a cold compile (the first
   8,192 x 1,024 float32 softmax: 6.6 s of CPU with parfors, 3.1 s without; BENCHMARKS.md);
@@ -32,13 +39,14 @@ never uses torch's team: GNU OpenMP's team does not survive a fork (torch's own 
 from __future__ import annotations
 
 import ctypes
+import functools
 import numbers
 import os
+import queue
 import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar, cast
 
 PARALLEL_MIN_SIZE = 1 << 17
 """Below this many elements the kernels run on the calling thread: waking the pool's threads
@@ -57,7 +65,7 @@ def _default_threads() -> int:
 
 _lock = threading.Lock()
 _threads = _default_threads()
-_pool: ThreadPoolExecutor | None = None
+_pool: _Pool | None = None
 _team: OpenMPTeam | None = None
 _team_looked_up = False
 
@@ -75,17 +83,50 @@ def set_num_threads(threads: int) -> None:
         raise ValueError(f"threads must be a positive int, got {threads!r}")
     with _lock:
         _threads = int(threads)  # NumPy integers too (os.cpu_count() // 2 from an array, say)
-        # Dropped, not shut down: a call in another thread may hold it and still submit to it.
-        # Its idle threads end once the last such call lets it go (ThreadPoolExecutor's
-        # workers stop when their executor is collected).
+        if _pool is not None:
+            # Its threads end; a call in another thread may still hold it and submit to it:
+            # that call's caller then claims every chunk itself.
+            _pool.retire()
         _pool = None
 
 
-def _get_pool() -> ThreadPoolExecutor:
+class _Pool:
+    """``size`` daemon threads, started as tasks come, each taking tasks from one queue.
+
+    A ``queue.SimpleQueue``: its ``put`` and ``get`` are single C calls, so a Ctrl-C cannot
+    land inside them. ``ThreadPoolExecutor.submit`` runs Python code under a semaphore's lock:
+    a Ctrl-C landing there left the lock held, and every later call hung.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._tasks: queue.SimpleQueue[Callable[[], Any] | None] = queue.SimpleQueue()
+        self._size = size
+        self._started = 0
+        self._lock = threading.Lock()
+
+    def submit(self, task: Callable[[], Any]) -> None:
+        """Run ``task`` on one of the threads (RuntimeError if none could be started)."""
+        with self._lock:
+            if self._started < self._size:  # a thread more for each task until there are size
+                threading.Thread(target=self._work, name=f"softmaxkit-{self._started}", daemon=True).start()
+                self._started += 1
+        self._tasks.put(task)
+
+    def retire(self) -> None:
+        """Let the threads end once they are idle."""
+        for _ in range(self._size):
+            self._tasks.put(None)
+
+    def _work(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            task()
+
+
+def _get_pool() -> _Pool:
     global _pool
     with _lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=max(1, _threads - 1), thread_name_prefix="softmaxkit")
+            _pool = _Pool(max(1, _threads - 1))
         return _pool
 
 
@@ -124,7 +165,7 @@ def run(kernel: Callable[..., Any], items: int, elements: int, *args: Any) -> No
         return
     chunks = max(parts, min(items, parts * CHUNKS_PER_THREAD, elements // MIN_CHUNK_ELEMENTS))
     claims = _Claims(kernel, args, [items * k // chunks for k in range(chunks + 1)])
-    team = torch_openmp_team()
+    team = torch_openmp_team() if _calls.on_torch_team else None
     if team is not None:
         team.run(claims, parts)
     else:
@@ -136,24 +177,21 @@ def run(kernel: Callable[..., Any], items: int, elements: int, *args: Any) -> No
 def _run_on_pool(claims: _Claims, parts: int) -> None:
     """The chunks run by the calling thread and ``parts - 1`` of the pool's workers."""
     pool = _get_pool()
-    futures: list[Future[Any]] = []
     try:
         # Submitted inside the try: a submit that fails (no thread can be started, in a
         # container at its process limit) stops the workers already started from claiming more,
         # and the finally waits for the chunks they are running.
         for _ in range(parts - 1):
-            futures.append(pool.submit(_claim_and_run, claims))
+            pool.submit(functools.partial(_claim_and_run, claims))
         # The caller's own chunks need no count: it runs them before it waits, and an exception
         # (a Ctrl-C, say) leaves them here, whatever line it lands on.
         while (chunk := claims.claim(counted=False)) is not None:
             claims.kernel(*claims.args, *chunk)
     finally:
-        claims.end()
         # A worker that has not claimed a chunk yet is not waited for (its core may still be
         # held by another library's spinning threads for milliseconds): it finds none left and
         # ends without touching the caller's arrays, which the call no longer holds for it.
-        for future in futures:
-            future.cancel()
+        claims.end()
 
 
 def _claim_and_run(claims: _Claims) -> None:
@@ -188,13 +226,17 @@ class _Claims:
         self.running = 0
         self.stopped = False
         self.error: BaseException | None = None
-        # An RLock: its re-acquire inside wait() cannot be cut by a Ctrl-C, which with a plain
-        # Lock could leave the lock released under a worker that holds it.
-        self.changed = threading.Condition()
+        # Only C-level lock operations, so that a Ctrl-C (it lands after a call returns, in the
+        # main thread) cannot leave a lock held: ``with self.lock`` is the lock's own enter and
+        # exit, where Condition's Python __enter__ could be cut after its acquire (the other
+        # threads then blocked for ever), and Condition.wait after its release.
+        self.lock = threading.Lock()
+        self.idle = threading.Lock()  # held by a caller waiting for the running chunks
+        self.waiting = False
 
     def claim(self, counted: bool) -> tuple[int, int] | None:
         """The next chunk's ``(start, stop)``, or None when the call is done or failing."""
-        with self.changed:
+        with self.lock:
             if self.stopped or self.next == len(self.bounds) - 1:
                 return None
             self.next += 1
@@ -202,16 +244,17 @@ class _Claims:
             return self.bounds[self.next - 1], self.bounds[self.next]
 
     def finish(self, error: BaseException | None) -> None:
-        with self.changed:
+        with self.lock:
             self.running -= 1
             if error is not None and self.error is None:
                 self.error, self.stopped = error, True
-            if self.running == 0:
-                self.changed.notify_all()
+            if self.running == 0 and self.waiting:
+                self.waiting = False
+                self.idle.release()  # the caller's wait ends
 
     def stop(self, error: BaseException) -> None:
         """Fail the call with ``error``: no more chunks are claimed."""
-        with self.changed:
+        with self.lock:
             if self.error is None:
                 self.error = error
             self.stopped = True
@@ -225,10 +268,15 @@ class _Claims:
         interruption: BaseException | None = None
         while True:
             try:
-                with self.changed:
+                with self.lock:
                     self.stopped = True  # first: a Ctrl-C below must not let more be claimed
-                    while self.running:
-                        self.changed.wait()
+                    running = self.running
+                    if running and not self.waiting:
+                        self.idle.acquire(blocking=False)  # free here: the last finish frees it
+                        self.waiting = True
+                if running:
+                    self.idle.acquire()  # until the last running chunk's finish releases it
+                    continue  # (checked again under the lock: an interruption may have come)
                 if join is not None:
                     join()
                 self.kernel, self.args = None, ()
@@ -289,24 +337,23 @@ def _team_member(claims: _Claims) -> None:
 
 def _torch_team(torch: Any) -> OpenMPTeam | None:
     """torch's OpenMP team: the runtime's functions looked up through ``libtorch_cpu`` (so in
-    the runtime torch itself links, whichever that is), where torch's CPU ops run on OpenMP."""
-    if "parallel backend: OpenMP" not in torch.__config__.parallel_info():
+    the runtime torch itself links, whichever that is), where torch's CPU ops run on OpenMP.
+    None wherever that cannot be done as on Linux (no ``RTLD_NOLOAD`` on Windows, another
+    library name on macOS, a runtime without GNU's interface): the pool then."""
+    no_load = getattr(os, "RTLD_NOLOAD", None)
+    if no_load is None or "parallel backend: OpenMP" not in torch.__config__.parallel_info():
         return None
     library = os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so")
     try:
-        loaded = ctypes.CDLL(library, mode=os.RTLD_NOLOAD)  # never a second copy
-    except OSError:  # not Linux, or a build laid out otherwise: our own pool
-        return None
-    try:
+        loaded = ctypes.CDLL(library, mode=no_load)  # never a second copy
         return OpenMPTeam(loaded)  # its symbols looked up in torch's own dependencies
-    except AttributeError:  # torch without an OpenMP runtime of GNU's interface
+    except (OSError, AttributeError):
         return None
 
 
 def torch_openmp_team() -> OpenMPTeam | None:
-    """The team :func:`run` uses instead of the pool: torch's OpenMP team once torch is imported,
-    in the process that imported it (looked up once); None before that, without OpenMP, and in
-    a forked child."""
+    """torch's OpenMP team once torch is imported, in the process that imported it (looked up
+    once); None before that, without OpenMP, and in a forked child."""
     global _team, _team_looked_up
     if _team_looked_up or "torch" not in sys.modules:
         return _team
@@ -317,3 +364,30 @@ def torch_openmp_team() -> OpenMPTeam | None:
                 return None
             _team, _team_looked_up = _torch_team(torch), True
     return _team
+
+
+class _Calls(threading.local):
+    on_torch_team = 0
+    """How many :func:`on_torch_team` functions this thread is inside."""
+
+
+_calls = _Calls()
+
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+
+
+def on_torch_team(compute: _Function) -> _Function:
+    """``compute`` with the parallel calls it makes run on torch's OpenMP team (the CPU
+    implementations of the torch operators): only there, where torch's own ops run too, so that
+    a process that never runs torch's parallel ops never starts its team (GNU OpenMP's team
+    does not survive a fork, and a forked child's torch ops would then hang)."""
+
+    @functools.wraps(compute)
+    def computed(*args: Any, **kwargs: Any) -> Any:
+        _calls.on_torch_team += 1
+        try:
+            return compute(*args, **kwargs)
+        finally:
+            _calls.on_torch_team -= 1
+
+    return cast(_Function, computed)

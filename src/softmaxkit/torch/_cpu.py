@@ -27,7 +27,7 @@ from softmaxkit.numba import rows_softmax
 from softmaxkit.numba._grad import log_softmax_vjp_rows, softmax_vjp_rows
 from softmaxkit.numba._jit import readonly
 from softmaxkit.numba._memory import empty as new_array
-from softmaxkit.numba._threads import run
+from softmaxkit.numba._threads import on_torch_team, run
 
 _ROW_KERNEL_DTYPES = (torch.float32, torch.float64)
 
@@ -89,6 +89,7 @@ def _rows(a: np.ndarray, n_dims: int) -> np.ndarray:
     return a.reshape(-1, math.prod(a.shape[a.ndim - n_dims:]))
 
 
+@on_torch_team
 def softmax(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, temperature: float,
             log: bool) -> torch.Tensor:
     """softmax (or log_softmax) of ``x`` over ``dims`` into a new contiguous tensor."""
@@ -108,6 +109,7 @@ def softmax(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, tempera
     return y
 
 
+@on_torch_team
 def logsumexp(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, keepdim: bool) -> torch.Tensor:
     """``log(sum(exp(x)))`` over ``dims`` (an empty reduction gives ``-inf``)."""
     xn = as_numpy(x)
@@ -116,6 +118,7 @@ def logsumexp(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, keepd
     return as_tensor(result)
 
 
+@on_torch_team
 def _vjp(kernel: Any, first: torch.Tensor, g: torch.Tensor, dims: list[int], log: bool) -> torch.Tensor:
     if first.numel() == 0:
         return torch.empty(first.shape, dtype=first.dtype)
@@ -160,6 +163,7 @@ def check_labels(target: np.ndarray, n_classes: int, ignore_index: int | None) -
         raise ValueError(f"cross_entropy: label {int(first)} is out of range for {n_classes} classes")
 
 
+@on_torch_team
 def cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, dim: int,
                   ignore_index: int | None, label_smoothing: float, reduction: str,
                   want_grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
