@@ -18,6 +18,11 @@ def test_prints_a_line_per_shape(capsys: pytest.CaptureFixture[str]) -> None:
     assert lines[2].startswith("3 x 33000 float64: softmax ")
 
 
+def test_vjps_print_a_line_per_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    assert into_out.main(["--vjps", "--shapes", "16x40:float16", "--rounds", "2"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith("16 x 40 float16: softmax ")
+
+
 def test_a_malformed_shape_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as stop:
         into_out.main(["--shapes", "16by40"])
