@@ -17,10 +17,12 @@ and 100 ms right after torch's call (medians of 5; one with ``--quick``): what t
 workers burn spinning for their next task, on cores our threads would use. ``OMP_WAIT_POLICY=PASSIVE`` in the
 environment (read when torch loads its OpenMP runtime) stops the spinning.
 
-``--runners`` prints instead the medians of softmaxkit's call and its vjp (the
-``log_softmax_vjp`` / ``softmax_vjp`` operator) taking turns with torch's own two (the suite's
-interleaved timing, 31 rounds): each of ours run on torch's OpenMP team and on a pool of our own
-(the engine's two ways of running a call's chunks, switched per call in the one process).
+``--runner team`` (or ``pool``) prints instead the medians of softmaxkit's call and its vjp (as
+autograd's backward calls it: the operator's kernel, without the dispatcher) taking turns with
+torch's own two (the suite's interleaved timing, 31 rounds), ours run on torch's OpenMP team
+(what the operators do) or on the engine's own pool, for the whole process: run both in
+alternating processes. (Switched per call in one process, the two gave muddled figures: each
+runner's threads wait or spin beside the other's.)
 
 ``--trace`` prints instead, for three calls in each state (back to back, after 50 ms idle,
 right after torch's call), each chunk of rows the engine's threads ran: which thread, its rows,
@@ -93,36 +95,28 @@ def _trace(ours: Callable[[], Any], theirs: Callable[[], Any], idle: float) -> N
             m.run = untraced  # type: ignore[attr-defined]
 
 
-def _runners(x: torch.Tensor, log: bool, repeats: int) -> None:
-    """Our forward and vjp on torch's OpenMP team and on our own pool, taking turns with torch's."""
+def _runners(x: torch.Tensor, log: bool, runner: str, repeats: int) -> None:
+    """Our forward and vjp, on torch's OpenMP team or our own pool, taking turns with torch's."""
     from softmaxkit.numba import _threads
 
-    def on_pool(f: Callable[[], Any]) -> Callable[[], Any]:
-        team = _threads.torch_openmp_team
-
-        def run() -> Any:
-            _threads.torch_openmp_team = lambda: None  # type: ignore[assignment]
-            try:
-                return f()
-            finally:
-                _threads.torch_openmp_team = team  # type: ignore[assignment]
-        return run
-
+    if runner == "pool":
+        _threads.torch_openmp_team = lambda: None  # type: ignore[assignment]
     first = torch.log_softmax(x, -1) if log else torch.softmax(x, -1)
     g = torch.randn(x.shape).to(x.dtype)
-    vjp = torch.ops.softmaxkit.log_softmax_vjp if log else torch.ops.softmaxkit.softmax_vjp
-    ours = (lambda: skt.log_softmax(x, -1)) if log else (lambda: skt.softmax(x, -1))
-    ours_vjp = lambda: vjp(first, g, [1])  # noqa: E731
+    from softmaxkit.torch import _autograd
+
+    vjp = _autograd.log_softmax_vjp if log else _autograd.softmax_vjp
     backward = torch._log_softmax_backward_data if log else torch._softmax_backward_data
     functions = {
-        "softmaxkit on torch's team": ours, "softmaxkit on our pool": on_pool(ours),
+        "softmaxkit": (lambda: skt.log_softmax(x, -1)) if log else (lambda: skt.softmax(x, -1)),
         "torch": (lambda: torch.log_softmax(x, -1)) if log else (lambda: torch.softmax(x, -1)),
-        "softmaxkit vjp on torch's team": ours_vjp, "softmaxkit vjp on our pool": on_pool(ours_vjp),
+        "softmaxkit vjp": lambda: vjp(first, g, [1]),
         "torch backward": lambda: backward(g, first, -1, x.dtype),
     }
     for f in functions.values():
         f()
-    print(f"team: {_threads.torch_openmp_team() is not None}")
+    print(f"{'log_softmax' if log else 'softmax'} of {tuple(x.shape)} {x.dtype}, ours on "
+          f"{'our pool' if _threads.torch_openmp_team() is None else 'torch' + chr(39) + 's team'}")
     for name, seconds in suite.time_interleaved(functions, repeats=repeats).items():
         print(f"{name}: {seconds * 1e3:.2f} ms")
 
@@ -148,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a small tensor and few calls: a smoke run")
     parser.add_argument("--trace", action="store_true", help="each chunk of rows: thread, start, end")
     parser.add_argument("--spin", action="store_true", help="CPU time used while sleeping after torch's call")
-    parser.add_argument("--runners", action="store_true",
-                        help="forward and vjp on torch's OpenMP team and on our pool, in turns with torch")
+    parser.add_argument("--runner", choices=["team", "pool"],
+                        help="forward and vjp on torch's OpenMP team or on our pool, in turns with torch")
     args = parser.parse_args(argv)
     suite.set_threads(2)
     torch.set_num_threads(2)
@@ -163,8 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.trace:
         _trace(ours, theirs, 0.05)
         return 0
-    if args.runners:
-        _runners(x, args.log, 1 if args.quick else 31)
+    if args.runner:
+        _runners(x, args.log, args.runner, 1 if args.quick else 31)
         return 0
     if args.spin:
         _spin(theirs, *((1, 0.0) if args.quick else (5, 0.2)))

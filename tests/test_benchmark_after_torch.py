@@ -50,11 +50,13 @@ def test_spin_prints_the_cpu_time_after_torch(capsys: pytest.CaptureFixture[str]
     assert capsys.readouterr().out.count("CPU time while sleeping") == 3
 
 
-def test_runners_prints_both_ways_of_running_the_chunks(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("runner", ["team", "pool"])
+def test_runner_prints_ours_and_torchs(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                                       runner: str) -> None:
     from softmaxkit.numba import _threads
 
-    team = _threads.torch_openmp_team
-    assert after_torch.main(["--quick", "--runners"]) == 0
+    monkeypatch.setattr(_threads, "torch_openmp_team", _threads.torch_openmp_team)  # put back after
+    assert after_torch.main(["--quick", "--runner", runner]) == 0
     out = capsys.readouterr().out
-    assert out.count("on torch's team:") == 2 and out.count("on our pool:") == 2 and "torch backward:" in out
-    assert _threads.torch_openmp_team is team  # the engine's own lookup again
+    assert ("our pool" in out) == (runner == "pool")
+    assert all(f"{name}: " in out for name in ("softmaxkit", "torch", "softmaxkit vjp", "torch backward"))
