@@ -157,32 +157,43 @@ def test_a_failing_chunk_stops_the_others_from_claiming_more(runner: str) -> Non
     assert len(after) <= 1 and len(events) < 2 * _threads.CHUNKS_PER_THREAD
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_pool_works_after_fork() -> None:
-    """A child forked after the pool started has none of its threads: it builds its own
-    (the parent's pool object would wait forever for them). In a fresh interpreter: forking
-    this one, which has imported JAX, warns."""
-    code = """
+def _sum_in_a_forked_child(parent: str, child: str) -> float:
+    """Run ``parent`` (code) in a fresh interpreter, then ``child`` (an expression) in a child
+    it forks, and return the child's value. In a fresh interpreter: forking this one, which has
+    imported JAX, warns. A child that hangs is killed, and the test fails."""
+    code = f"""
 import multiprocessing, numpy as np, softmaxkit as sk
 from softmaxkit import numba as engine
 from softmaxkit.numba import _threads
 engine.set_num_threads(2)
-x = np.ones((256, 1024), np.float32)
-sk.softmax(x, engine="numba")  # the pool is running
-assert _threads.parts_for(256, x.size) == 2
+{parent}
 def child(queue):
-    queue.put(float(sk.softmax(x, engine="numba").sum()))
+    queue.put(float({child}))
 context = multiprocessing.get_context("fork")
 queue = context.Queue()
 process = context.Process(target=child, args=(queue,))
 process.start()
-process.join(timeout=300)
+process.join(timeout=60)
+if process.exitcode is None:
+    process.kill()
 assert process.exitcode == 0, process.exitcode
 print(queue.get(timeout=5))
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert float(done.stdout) == pytest.approx(256.0)
+    return float(done.stdout)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_pool_works_after_fork() -> None:
+    """A child forked after the pool started has none of its threads: it builds its own
+    (the parent's pool object would wait forever for them)."""
+    parent = """
+x = np.ones((256, 1024), np.float32)
+sk.softmax(x, engine="numba")  # the pool is running
+assert _threads.parts_for(256, x.size) == 2
+"""
+    assert _sum_in_a_forked_child(parent, 'sk.softmax(x, engine="numba").sum()') == pytest.approx(256.0)
 
 
 def test_an_exception_in_one_range_reaches_the_caller(runner: str) -> None:
@@ -437,32 +448,16 @@ def test_a_forked_child_uses_a_pool_not_torchs_team() -> None:
     """GNU OpenMP's team does not survive a fork (a parallel region in the child waits for ever
     for the parent's workers): a child forked after a call on torch's team runs on a pool."""
     pytest.importorskip("torch")
-    code = """
-import multiprocessing, numpy as np, torch, softmaxkit as sk
-from softmaxkit import numba as engine
-from softmaxkit.numba import _threads
-engine.set_num_threads(2)
+    parent = """
+import torch
 torch.set_num_threads(2)
 x = torch.ones((256, 1024))
 sk.softmax(x)  # a torch operator: on torch's team
 assert _threads.torch_openmp_team() is not None
-def child(queue):
-    assert _threads.torch_openmp_team() is None
-    # Summed by NumPy: torch's own parallel ops hang in this child (the parent ran its team).
-    queue.put(float(sk.softmax(x).numpy().sum()))
-context = multiprocessing.get_context("fork")
-queue = context.Queue()
-process = context.Process(target=child, args=(queue,))
-process.start()
-process.join(timeout=60)
-if process.exitcode is None:
-    process.kill()
-assert process.exitcode == 0, process.exitcode
-print(queue.get(timeout=5))
 """
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    assert float(done.stdout) == pytest.approx(256.0)
+    # The child sums with NumPy: torch's own parallel ops hang there (the parent ran its team).
+    child = "(_threads.torch_openmp_team() is None) * sk.softmax(x).numpy().sum()"
+    assert _sum_in_a_forked_child(parent, child) == pytest.approx(256.0)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
@@ -471,27 +466,13 @@ def test_numpy_calls_leave_torchs_team_unstarted_for_forked_children() -> None:
     OpenMP team, and a child forked afterwards hung in its first torch op. Only torch's
     operators run on that team."""
     pytest.importorskip("torch")
-    code = """
-import multiprocessing, numpy as np, torch, softmaxkit as sk
-from softmaxkit import numba as engine
-engine.set_num_threads(2)
+    parent = """
+import torch
 torch.set_num_threads(2)
 sk.softmax(np.ones((256, 1024), np.float32), engine="numba")
-def child(queue):
-    queue.put(float(torch.softmax(torch.ones(2048, 1024), -1).sum()))
-context = multiprocessing.get_context("fork")
-queue = context.Queue()
-process = context.Process(target=child, args=(queue,))
-process.start()
-process.join(timeout=60)
-if process.exitcode is None:
-    process.kill()
-assert process.exitcode == 0, process.exitcode
-print(queue.get(timeout=5))
 """
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    assert float(done.stdout) == pytest.approx(2048.0)
+    child = "torch.softmax(torch.ones(2048, 1024), -1).sum()"
+    assert _sum_in_a_forked_child(parent, child) == pytest.approx(2048.0)
 
 
 def test_only_torchs_operators_run_on_its_team(monkeypatch: pytest.MonkeyPatch) -> None:
