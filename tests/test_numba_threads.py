@@ -298,16 +298,8 @@ def test_a_second_ctrl_c_does_not_let_a_worker_claim_more(pool: None,
 def test_a_queued_worker_does_not_keep_the_arrays_alive(pool: None) -> None:
     """Regression: a worker queued behind other work kept every finished call's arrays alive
     (its task held them) until it ran: 640 MiB for 20 calls on 16 MiB arrays."""
-    import gc
-    import weakref
-
     with _only_worker_busy():
-        a = np.zeros(16)
-        alive = weakref.ref(a)
-        _threads.run(lambda a, start, stop: None, 1000, 1 << 30, a)
-        del a
-        gc.collect()
-        assert alive() is None
+        _assert_no_array_outlives_a_call()
 
 
 def test_the_call_does_not_wait_for_a_worker_that_never_came(pool: None) -> None:
@@ -384,13 +376,17 @@ def test_ctrl_c_in_the_callers_chunk_is_raised_once_the_other_chunks_end(runner:
     assert running and sorted(ended) == sorted(running)
 
 
-def test_no_array_outlives_the_call(runner: str) -> None:
+def _assert_no_array_outlives_a_call() -> None:
     a = np.zeros(16)
     alive = weakref.ref(a)
     _threads.run(lambda a, start, stop: None, 1000, 1 << 30, a)
     del a
     gc.collect()
     assert alive() is None
+
+
+def test_no_array_outlives_the_call(runner: str) -> None:
+    _assert_no_array_outlives_a_call()
 
 
 def test_a_finalizing_interpreter_runs_the_call_on_the_calling_thread(
