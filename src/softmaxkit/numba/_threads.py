@@ -183,10 +183,7 @@ def _run_on_pool(claims: _Claims, parts: int) -> None:
         # and the finally waits for the chunks they are running.
         for _ in range(parts - 1):
             pool.submit(functools.partial(_claim_and_run, claims))
-        # The caller's own chunks need no count: it runs them before it waits, and an exception
-        # (a Ctrl-C, say) leaves them here, whatever line it lands on.
-        while (chunk := claims.claim(counted=False)) is not None:
-            claims.kernel(*claims.args, *chunk)
+        claims.run_callers_share()
     finally:
         # A worker that has not claimed a chunk yet is not waited for (its core may still be
         # held by another library's spinning threads for milliseconds): it finds none left and
@@ -242,6 +239,13 @@ class _Claims:
             self.next += 1
             self.running += counted
             return self.bounds[self.next - 1], self.bounds[self.next]
+
+    def run_callers_share(self) -> None:
+        """The calling thread's part: chunks claimed until none is left. They need no count:
+        the caller runs them before it waits, and an exception (a Ctrl-C, say) leaves them
+        here, whatever line it lands on."""
+        while (chunk := self.claim(counted=False)) is not None:
+            self.kernel(*self.args, *chunk)
 
     def finish(self, error: BaseException | None) -> None:
         with self.lock:
@@ -321,8 +325,7 @@ class OpenMPTeam:
 
         try:
             self._start(self._member, claims, threads)
-            while (chunk := claims.claim(counted=False)) is not None:
-                claims.kernel(*claims.args, *chunk)
+            claims.run_callers_share()
         finally:
             claims.end(join)
 
