@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -41,7 +42,9 @@ def test_trace_prints_every_chunk(capsys: pytest.CaptureFixture[str]) -> None:
     untraced = _threads.run
     assert after_torch.main(["--trace"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 9 and all("MainThread 0-" in line for line in lines)
+    # Every call's chunk 0 is listed, by whichever thread claimed it (on torch's team its
+    # spinning worker may claim first: the assertion named the calling thread and was flaky).
+    assert len(lines) == 9 and all(re.search(r"(: |\| )\S+ 0-\d+ ", line) for line in lines), lines
     assert _threads.run is untraced  # the engine's own run again
 
 
