@@ -56,6 +56,19 @@ def _every_kind_of_call(dtype: object) -> None:
         sk.log_softmax_vjp(np.log(s), s, engine="numba")
         sk.softmax_vjp(s, s, axis=0, engine="numba")  # column kernels
         sk.log_softmax_vjp(np.log(s), s.T.copy().T, axis=0, engine="numba")  # g copied into s's layout
+        _small_tensor_calls(s)
+
+
+def _small_tensor_calls(s: np.ndarray) -> None:
+    """The calls of softmaxkit.torch on small CPU tensors (the kernels by address)."""
+    torch = pytest.importorskip("torch")
+    if s.dtype not in (np.float32, np.float64):  # no tensor of ml_dtypes' bfloat16 from NumPy
+        return
+    import softmaxkit.torch as skt
+
+    leaf = torch.from_numpy(s.copy()).requires_grad_(True)
+    skt.softmax(leaf, 1).backward(torch.ones_like(leaf))
+    skt.log_softmax(leaf, 1).backward(torch.ones_like(leaf))
 
 
 def test_compile_all_covers_every_kernel_with_one_specialisation_per_dtype() -> None:

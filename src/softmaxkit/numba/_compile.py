@@ -49,6 +49,11 @@ def _softmax(dtype: np.dtype) -> None:
         x = np.zeros((1, SPLIT + 1), dtype)  # long rows block by block (few huge rows choose it)
         long_rows_by_blocks(readonly(x), x, x.dtype.type(1.0), log)
     sk.softmax(np.zeros((64, 4), dtype)[::2], engine="numba")  # a strided input: converted first
+    if dtype in (np.float32, np.float64):  # small CPU tensors: by address, as softmaxkit.torch calls it
+        from softmaxkit.numba._addressed import softmax_at
+
+        x = np.zeros((2, 8), dtype)
+        softmax_at(x.ctypes.data, x.ctypes.data, 2, 8, dtype.type(1.0), False)
 
 
 def _cross_entropy(dtype: np.dtype) -> None:
@@ -75,6 +80,10 @@ def _gradients(dtype: np.dtype) -> None:
     columns = np.ascontiguousarray(s.T)  # reduced over axis 0: the column kernels
     sk.softmax_vjp(columns, columns, axis=0, engine="numba")
     sk.log_softmax_vjp(np.log(columns), columns, axis=0, engine="numba")
+    if dtype in (np.float32, np.float64):  # small CPU tensors: by address, as softmaxkit.torch calls it
+        from softmaxkit.numba._addressed import vjp_at
+
+        vjp_at(s.ctypes.data, s.ctypes.data, s.ctypes.data, 2, 64, dtype.type(0.0), False)
 
 
 def _pieces(dtype: np.dtype) -> None:
@@ -115,6 +124,7 @@ class CacheStatus:
 def kernels() -> list[Any]:
     """Every kernel of the engine (the dispatchers called from Python)."""
     from softmaxkit.numba import (
+        _addressed,
         _columns,
         _grad,
         _grad_columns,
@@ -128,7 +138,7 @@ def kernels() -> list[Any]:
     )
 
     modules: Iterable[ModuleType] = (
-        _rows, _short_rows, _columns, _loss, _loss_columns, _grad, _grad_columns, _pieces, _half)
+        _rows, _short_rows, _columns, _loss, _loss_columns, _grad, _grad_columns, _pieces, _half, _addressed)
     return [v for m in modules for k, v in vars(m).items() if _jit.is_kernel(v) and v.py_func.__name__ == k]
 
 

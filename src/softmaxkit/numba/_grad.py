@@ -21,6 +21,12 @@ def scale_difference(s, g, out, dot):
 def softmax_vjp_rows(s, g, out, start, stop):
     """``out = s * (g - sum(g * s))`` for rows ``start .. stop``; the sum in float64, blocked
     and compensated."""
+    softmax_vjp_range(s, g, out, start, stop)
+
+
+@helper(fastmath=EXACT_FLAGS)
+def softmax_vjp_range(s, g, out, start, stop):
+    """The body of :func:`softmax_vjp_rows`, inlined into each kernel that runs it."""
     for r in range(start, stop):
         dot = s.dtype.type(span_dot(g[r], s[r]))
         scale_difference(s[r], g[r], out[r], dot)
@@ -77,6 +83,12 @@ def redo_beyond_exp(lp, g, out, total):
 def log_softmax_vjp_rows(lp, g, out, start, stop):
     """``out = g - exp(lp) * sum(g)`` over entries with ``lp > -inf`` (0 at the others), for any
     ``lp`` (:func:`redo_beyond_exp`)."""
+    log_softmax_vjp_range(lp, g, out, start, stop)
+
+
+@helper(fastmath=EXACT_FLAGS)
+def log_softmax_vjp_range(lp, g, out, start, stop):
+    """The body of :func:`log_softmax_vjp_rows`, inlined into each kernel that runs it."""
     for r in range(start, stop):
         total = lp.dtype.type(live_sum(lp[r], g[r]))
         live_difference(lp[r], g[r], out[r], total)

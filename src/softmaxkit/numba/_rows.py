@@ -125,6 +125,12 @@ def softmax_rows(x, out, inv_t, log, start, stop):
     Rows of ``PREFETCH_BYTES`` and more prefetch the next row during their ``exp`` pass;
     shorter log_softmax rows of ``OWN_OUT_BYTES`` and more prefetch their own ``out`` row.
     """
+    rows_softmax_range(x, out, inv_t, log, start, stop)
+
+
+@helper(fastmath=EXACT_FLAGS)
+def rows_softmax_range(x, out, inv_t, log, start, stop):
+    """The body of :func:`softmax_rows`, inlined into each kernel that runs it."""
     n = x.shape[1]
     long = n * x.itemsize >= PREFETCH_BYTES
     own_out = log and n * x.itemsize >= OWN_OUT_BYTES

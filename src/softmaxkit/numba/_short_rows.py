@@ -10,6 +10,7 @@ whose maximum is ``+inf`` are redone by the row kernel, which knows their limit.
 from __future__ import annotations
 
 import numpy as np
+from numba.extending import register_jitable
 
 from softmaxkit.numba._exp import EXACT_FLAGS, exp_small, log_positive
 from softmaxkit.numba._jit import helper, kernel
@@ -94,8 +95,9 @@ def _tile_softmax(x, out, r0, rows, inv_t, log, tile, narrow, wide):
             row_softmax(x[r0 + j], out[r0 + j], inv_t, log)
 
 
+@register_jitable
 def tasks(rows: int) -> int:
-    """Work items of the tiled kernels: groups of ``TILES_PER_TASK`` tiles."""
+    """Work items of the tiled kernels: groups of ``TILES_PER_TASK`` tiles (from Python and jitted code)."""
     step = TILE * TILES_PER_TASK
     return (rows + step - 1) // step
 
@@ -104,6 +106,12 @@ def tasks(rows: int) -> int:
 def softmax_short_rows(x, out, inv_t, log, start, stop):
     """softmax (or log_softmax) over axis 1 of a C-contiguous 2-d array with short rows:
     tasks ``start .. stop`` (:func:`tasks`)."""
+    short_rows_softmax(x, out, inv_t, log, start, stop)
+
+
+@helper(fastmath=EXACT_FLAGS)
+def short_rows_softmax(x, out, inv_t, log, start, stop):
+    """The body of :func:`softmax_short_rows`, inlined into each kernel that runs it."""
     rows = x.shape[0]
     step = TILE * TILES_PER_TASK
     for k in range(start, stop):

@@ -7,7 +7,9 @@ bfloat16, the type the Numba engine's half-precision kernels recognise.
 
 Contiguous float32/float64 rows without a mask call the row kernels directly: the engine's
 argument plumbing (``errstate``, the layout) costs about 8 µs, more than the whole kernel on
-a 64 x 10 tensor.
+a 64 x 10 tensor. Those too small for the threads go further: the kernels by address
+(:mod:`softmaxkit.numba._addressed`) take the tensors' data pointers, with no NumPy view
+and no NumPy allocation (3.5 µs of a 64 x 10 softmax's 5.7 µs).
 
 Results are allocated by NumPy (:func:`new_result`): huge pages for large ones.
 """
@@ -24,12 +26,16 @@ from softmaxkit import generic
 from softmaxkit import numba as engine
 from softmaxkit._arrays import cpu_tensor_view
 from softmaxkit.numba import rows_softmax
+from softmaxkit.numba._addressed import LONGEST_ROW, softmax_at, vjp_at
 from softmaxkit.numba._grad import log_softmax_vjp_rows, softmax_vjp_rows
 from softmaxkit.numba._jit import readonly
 from softmaxkit.numba._memory import empty as new_array
-from softmaxkit.numba._threads import on_torch_team, run
+from softmaxkit.numba._threads import PARALLEL_MIN_SIZE, on_torch_team, run
 
 _ROW_KERNEL_DTYPES = (torch.float32, torch.float64)
+_ROW_KERNEL_SCALARS = {torch.float32: np.float32, torch.float64: np.float64}
+"""The NumPy scalar type of each dtype the row kernels compute in (the kernels by address
+take their dtype from a scalar argument)."""
 
 
 def as_numpy(t: torch.Tensor, writable: bool = False) -> np.ndarray:
@@ -89,10 +95,33 @@ def _rows(a: np.ndarray, n_dims: int) -> np.ndarray:
     return a.reshape(-1, math.prod(a.shape[a.ndim - n_dims:]))
 
 
-@on_torch_team
+def small_rows(t: torch.Tensor, dims: list[int]) -> tuple[int, int] | None:
+    """``(rows, n)`` of ``t`` over ``dims`` when the kernels by address take it: float32 or
+    float64, C-contiguous, reduced over its trailing dims, not empty, fewer elements than the
+    threads take on (the call runs on the calling thread either way), rows of at most
+    ``LONGEST_ROW``, and no negation bit (``z.conj().imag``: its memory holds ``-t``)."""
+    size = t.numel()
+    if (not 0 < size < PARALLEL_MIN_SIZE or t.dtype not in _ROW_KERNEL_SCALARS or not t.is_contiguous()
+            or not _trailing(dims, t.dim()) or t.is_neg()):
+        return None
+    n = t.shape[-1] if len(dims) == 1 else math.prod(t.shape[dims[0]:])
+    return (size // n, n) if n <= LONGEST_ROW else None
+
+
 def softmax(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, temperature: float,
             log: bool) -> torch.Tensor:
     """softmax (or log_softmax) of ``x`` over ``dims`` into a new contiguous tensor."""
+    shape = None if mask is not None else small_rows(x, dims)
+    if shape is None:
+        return _softmax(x, dims, mask, temperature, log)
+    y = torch.empty_like(x)  # contiguous, as x
+    softmax_at(x.data_ptr(), y.data_ptr(), *shape, _ROW_KERNEL_SCALARS[x.dtype](1.0 / temperature), log)
+    return y
+
+
+@on_torch_team
+def _softmax(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, temperature: float,
+             log: bool) -> torch.Tensor:
     y, out = new_result(x)
     if out.size == 0:
         return y
@@ -118,8 +147,19 @@ def logsumexp(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, keepd
     return as_tensor(result)
 
 
-@on_torch_team
 def _vjp(kernel: Any, first: torch.Tensor, g: torch.Tensor, dims: list[int], log: bool) -> torch.Tensor:
+    shape = small_rows(first, dims)
+    if shape is None or g.dtype != first.dtype or not g.is_contiguous() or g.is_neg():
+        return _vjp_on_team(kernel, first, g, dims, log)
+    result = torch.empty_like(first)  # contiguous, as first
+    vjp_at(first.data_ptr(), g.data_ptr(), result.data_ptr(), *shape, _ROW_KERNEL_SCALARS[first.dtype](0.0),
+           log)
+    return result
+
+
+@on_torch_team
+def _vjp_on_team(kernel: Any, first: torch.Tensor, g: torch.Tensor, dims: list[int],
+                 log: bool) -> torch.Tensor:
     if first.numel() == 0:
         return torch.empty(first.shape, dtype=first.dtype)
     first_n = as_numpy(first)
