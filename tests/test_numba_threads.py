@@ -93,7 +93,25 @@ def test_run_covers_every_item_once_in_chunks(items: int, runner: str) -> None:
     ranges = sorted((start, stop) for _, start, stop in ran)
     assert ranges[0][0] == 0 and ranges[-1][1] == items
     assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))  # contiguous, no overlap
-    assert len(ranges) == min(items, 2 * _threads.CHUNKS_PER_THREAD)
+    assert len(ranges) == len(_threads.chunk_bounds(items, 1 << 30, 2)) - 1
+
+
+@pytest.mark.parametrize("items, elements, parts", [
+    (512, 8 << 20, 2), (8192, 8 << 20, 2), (1000, 1 << 30, 2), (7, 1 << 30, 2), (2, 1 << 30, 2),
+    (16, _threads.PARALLEL_MIN_SIZE, 16), (3, 1 << 20, 16), (100_000, 1 << 27, 3)])
+def test_chunks_are_guided(items: int, elements: int, parts: int) -> None:
+    # Every item once, in order; each chunk at most 1 / (2 * parts) of what was left (but the
+    # smallest size), so the last chunks are small; none below MIN_CHUNK_ELEMENTS' worth but
+    # the remainder; a chunk for every thread.
+    bounds = _threads.chunk_bounds(items, elements, parts)
+    sizes = [b - a for a, b in itertools.pairwise(bounds)]
+    assert bounds[0] == 0 and bounds[-1] == items and all(s > 0 for s in sizes)
+    smallest = max(1, min(-(-items * _threads.MIN_CHUNK_ELEMENTS // elements), items // parts))
+    for start, size in zip(bounds, sizes, strict=False):
+        left = items - start
+        assert size == left or size == max(smallest, -(-left // (2 * parts)))
+    assert len(sizes) >= min(items, parts)
+    assert all(a >= b for a, b in itertools.pairwise(sizes))
 
 
 class _Blocker:
@@ -154,7 +172,7 @@ def test_a_failing_chunk_stops_the_others_from_claiming_more(runner: str) -> Non
         _threads.run(kernel, 1000, 1 << 30)
     # The other thread may have been between its check and its next chunk; no more than that.
     after = events[events.index("failed") + 1:]
-    assert len(after) <= 1 and len(events) < 2 * _threads.CHUNKS_PER_THREAD
+    assert len(after) <= 1 and len(events) < len(_threads.chunk_bounds(1000, 1 << 30, 2)) - 1
 
 
 def _sum_in_a_forked_child(parent: str, child: str) -> float:

@@ -214,8 +214,10 @@ def softmax_half_rows(x, out, inv_t, log, bf16, start, stop):
     (:func:`tasks`).
     """
     rows, n = x.shape
+    # Scratch per call, not per task: 512 allocations cost 0.3 ms of a 8,192 x 1,024 float16
+    # log_softmax vjp's 3.0 ms on one thread (BENCHMARKS.md, "Half-precision scratch").
+    scratch = np.empty(n, dtype=np.float32)
     for c in range(start, stop):
-        scratch = np.empty(n, dtype=np.float32)  # one per task: an allocation per row costs more
         for r in range(c * _ROWS_PER_TASK, min(rows, (c + 1) * _ROWS_PER_TASK)):
             row, shift = scratch, _widen_max(x[r], scratch, bf16)  # _rows.settled_row, fused
             if shift == np.inf:
@@ -280,11 +282,11 @@ def cross_entropy_half_rows(x, grad, losses, labels, counted, w, smoothing, scal
     each row widened into float32, its gradient rounded back, with no float32 copy of the arrays.
     Tasks ``start .. stop`` (:func:`tasks`)."""
     rows, n = x.shape
+    # Scratch per call, as in softmax_half_rows; the gradient row before the logits row, so
+    # that store_exp never finds it just after them (a copy per row: _sums.into_place).
+    scratch = np.empty(2 * n, dtype=np.float32)
+    g, row = scratch[:n if want_grad else 0], scratch[n:]
     for c in range(start, stop):
-        # Scratch per task, as in softmax_half_rows; the gradient row before the logits row, so
-        # that store_exp never finds it just after them (a copy per row: _sums.into_place).
-        scratch = np.empty(2 * n, dtype=np.float32)
-        g, row = scratch[:n if want_grad else 0], scratch[n:]
         for r in range(c * _ROWS_PER_TASK, min(rows, (c + 1) * _ROWS_PER_TASK)):
             _widen(x[r], row, bf16)
             label = labels[r] if counted[r] else 0
@@ -324,9 +326,9 @@ def softmax_vjp_half_rows(s, g, out, bf16, start, stop):
     computed, with no float32 copy of the arrays (the same float32 arithmetic, so the same
     bits). Tasks ``start .. stop`` (:func:`tasks`)."""
     rows, n = s.shape
+    sf = np.empty(n, dtype=np.float32)  # per call, as in softmax_half_rows
+    gf = np.empty(n, dtype=np.float32)
     for c in range(start, stop):
-        sf = np.empty(n, dtype=np.float32)
-        gf = np.empty(n, dtype=np.float32)
         first, last = c * _ROWS_PER_TASK, min(rows, (c + 1) * _ROWS_PER_TASK)
         if bf16:  # the format as a constant: see log_softmax_vjp_half_rows
             _softmax_vjp_half_task(s, g, out, sf, gf, first, last, True)
@@ -390,9 +392,9 @@ def log_softmax_vjp_half_rows(lp, g, out, bf16, start, stop):
     rows as a constant, so that LLVM specialises them for it (a flag tested inside the loops
     kept them slower). 8,192 x 1,024 float16 on one thread: 3.3 -> 2.8 ms, with both changes."""
     rows, n = lp.shape
+    lf = np.empty(n, dtype=np.float32)  # per call, as in softmax_half_rows
+    gf = np.empty(n, dtype=np.float32)
     for c in range(start, stop):
-        lf = np.empty(n, dtype=np.float32)
-        gf = np.empty(n, dtype=np.float32)
         first, last = c * _ROWS_PER_TASK, min(rows, (c + 1) * _ROWS_PER_TASK)
         if bf16:
             _log_softmax_vjp_half_task(lp, g, out, lf, gf, first, last, True)

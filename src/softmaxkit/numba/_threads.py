@@ -147,12 +147,27 @@ def parts_for(items: int, elements: int) -> int:
     return max(1, min(_threads, items))
 
 
-CHUNKS_PER_THREAD = 4
-"""Chunks per thread of a parallel call: enough that a late worker's share can be taken over
-in pieces, few enough that the kernel's call overhead (a few µs each) stays small."""
-
 MIN_CHUNK_ELEMENTS = PARALLEL_MIN_SIZE // 2
-"""No chunk is cut smaller than this many elements (about 50 µs of float32 work)."""
+"""No chunk is cut smaller than this many elements (about 50 µs of float32 work), but to give
+every thread one."""
+
+
+def chunk_bounds(items: int, elements: int, parts: int) -> list[int]:
+    """Where the chunks of a call on ``parts`` threads begin and end: each chunk is a
+    ``1 / (2 * parts)`` share of the items not yet cut (OpenMP's guided schedule), and none is
+    smaller than :data:`MIN_CHUNK_ELEMENTS` elements' worth (the kernel's call costs a few µs).
+
+    Large chunks first keep the calls few; small ones last let the threads end together. With
+    four equal chunks per thread, the calling thread, slower by a third in that call, ended
+    0.3 ms after the other in a 1.5 ms float16 log_softmax of 8,192 x 1,024 (BENCHMARKS.md,
+    "Guided chunks"). Results do not depend on the cut: each item is computed alone.
+    """
+    smallest = max(1, min(-(-items * MIN_CHUNK_ELEMENTS // elements), items // parts))
+    bounds = [0]
+    while bounds[-1] < items:
+        left = items - bounds[-1]
+        bounds.append(bounds[-1] + min(left, max(smallest, -(-left // (2 * parts)))))
+    return bounds
 
 
 def run(kernel: Callable[..., Any], items: int, elements: int, *args: Any) -> None:
@@ -163,8 +178,7 @@ def run(kernel: Callable[..., Any], items: int, elements: int, *args: Any) -> No
         if items > 0:
             kernel(*args, 0, items)
         return
-    chunks = max(parts, min(items, parts * CHUNKS_PER_THREAD, elements // MIN_CHUNK_ELEMENTS))
-    claims = _Claims(kernel, args, [items * k // chunks for k in range(chunks + 1)])
+    claims = _Claims(kernel, args, chunk_bounds(items, elements, parts))
     team = torch_openmp_team() if _calls.on_torch_team else None
     if team is not None:
         team.run(claims, parts)
