@@ -69,6 +69,9 @@ def _small_tensor_calls(s: np.ndarray) -> None:
     leaf = torch.from_numpy(s.copy()).requires_grad_(True)
     skt.softmax(leaf, 1).backward(torch.ones_like(leaf))
     skt.log_softmax(leaf, 1).backward(torch.ones_like(leaf))
+    labels = torch.zeros(leaf.shape[0], dtype=torch.int64)
+    skt.cross_entropy(leaf, labels).backward()
+    skt.cross_entropy(leaf, labels, ignore_index=1, label_smoothing=0.1, reduction="none")
 
 
 def test_compile_all_covers_every_kernel_with_one_specialisation_per_dtype() -> None:

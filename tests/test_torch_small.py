@@ -1,5 +1,6 @@
-"""Small CPU tensors: softmax and the vjps by address (softmaxkit.numba._addressed), the same bits
-as the Numba engine's array kernels, and every call they must not take left to the other path."""
+"""Small CPU tensors: softmax, the vjps and cross_entropy by address (softmaxkit.numba._addressed),
+the same bits as the Numba engine's array kernels, and every call they must not take left to the
+other path."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("numba")
+
+import torch.nn.functional as F  # noqa: E402
 
 import softmaxkit as sk  # noqa: E402
 import softmaxkit.torch as skt  # noqa: E402
@@ -30,12 +33,13 @@ def by_address_only(monkeypatch):
 
     monkeypatch.setattr(_cpu, "_softmax", refuse)
     monkeypatch.setattr(_cpu, "_vjp_on_team", refuse)
+    monkeypatch.setattr(_cpu, "_cross_entropy", refuse)
 
 
 @pytest.fixture
 def count_by_address(monkeypatch):
     """Counts of the calls of each kernel by address."""
-    counts = {"softmax_at": 0, "vjp_at": 0}
+    counts = {"softmax_at": 0, "vjp_at": 0, "cross_entropy_at": 0}
     for name in counts:
         kernel = getattr(_cpu, name)
 
@@ -108,10 +112,11 @@ def test_autograd_on_a_small_tensor_runs_by_address(log, count_by_address):
     x[0] = -INF
     leaf = x.requires_grad_()
     (skt.log_softmax if log else skt.softmax)(leaf, 1).backward(torch.ones(64, 10))
-    assert count_by_address == {"softmax_at": 1, "vjp_at": 1}
+    assert count_by_address == {"softmax_at": 1, "vjp_at": 1, "cross_entropy_at": 0}
     assert torch.equal(leaf.grad[0], torch.zeros(10))
     reference = x.detach()[1:].double().requires_grad_()
-    (torch.log_softmax if log else torch.softmax)(reference, 1).backward(torch.ones(63, 10, dtype=torch.float64))
+    reference_output = (torch.log_softmax if log else torch.softmax)(reference, 1)
+    reference_output.backward(torch.ones(63, 10, dtype=torch.float64))
     torch.testing.assert_close(leaf.grad[1:], reference.grad.float())
 
 
@@ -159,7 +164,7 @@ def test_calls_the_kernels_by_address_do_not_take(case, log, count_by_address):
     expected_dx = engine_vjp(y.numpy(), np.ascontiguousarray(g.resolve_neg().to(y.dtype).numpy()),
                              axis=tuple(dims), engine="numba")
     np.testing.assert_array_equal(dx.numpy(), expected_dx)
-    assert count_by_address == {"softmax_at": 1, "vjp_at": 0}
+    assert count_by_address == {"softmax_at": 1, "vjp_at": 0, "cross_entropy_at": 0}
 
 
 @settings(max_examples=60, deadline=None)
@@ -174,3 +179,110 @@ def test_any_small_shape_by_address_has_the_engines_bits(rows, n, dtype, log, te
     dx = (_ops.log_softmax_vjp if log else _ops.softmax_vjp)(y, g, [1])
     engine_vjp = sk.log_softmax_vjp if log else sk.softmax_vjp
     np.testing.assert_array_equal(dx.numpy(), engine_vjp(y.numpy(), g.numpy(), engine="numba"))
+
+
+# --- cross_entropy ---------------------------------------------------------------------------------
+
+def _engine_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int | None,
+                          smoothing: float, reduction: str) -> tuple[np.ndarray, np.ndarray]:
+    return sk.cross_entropy(logits.numpy(), labels.numpy(), axis=1, ignore_index=ignore_index,
+                            label_smoothing=smoothing, reduction=reduction, return_grad=True, engine="numba")
+
+
+@pytest.mark.parametrize("n", [10, 300], ids=["short-rows", "rows"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("ignore_index", [None, -100, 3], ids=["no-ignore", "ignore=-100", "ignore=3"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.2], ids=["no-smoothing", "smoothing"])
+def test_cross_entropy_by_address_has_the_engines_bits(n, dtype, reduction, ignore_index, smoothing,
+                                                        by_address_only):
+    rng = torch.Generator().manual_seed(7)
+    logits = _with_special_rows(torch.randn(40, n, generator=rng).to(dtype) * 3)
+    labels = torch.randint(0, n, (40,), generator=rng)
+    labels[::7] = -100 if ignore_index == -100 else labels[::7]
+    expected_loss, expected_grad = _engine_cross_entropy(logits, labels, ignore_index, smoothing, reduction)
+    for want_grad in (True, False):
+        options = (ignore_index, smoothing, reduction, want_grad)
+        loss, grad = _ops.cross_entropy(logits, labels, None, 1, *options)
+        assert loss.dtype == dtype
+        np.testing.assert_array_equal(loss.numpy(), expected_loss)
+        if want_grad:
+            assert grad.shape == logits.shape and grad.is_contiguous()
+            np.testing.assert_array_equal(grad.numpy(), expected_grad)
+        else:
+            assert grad.numel() == 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_cross_entropy_by_address_with_nothing_counted(dtype, by_address_only):
+    # SPEC / PyTorch: the mean of no sample is NaN, its gradient 0 (even at infinite and NaN logits).
+    logits = torch.randn(5, 4).to(dtype)
+    logits[0, 1], logits[1, 2] = INF, float("nan")
+    labels = torch.full((5,), -100)
+    loss, grad = _ops.cross_entropy(logits, labels, None, 1, -100, 0.0, "mean", True)
+    assert torch.isnan(loss) and torch.equal(grad, torch.zeros_like(logits))
+    reference = F.cross_entropy(logits.double().clone().requires_grad_(), labels)
+    assert torch.isnan(reference)
+
+
+@pytest.mark.parametrize("label", [-1, 10, 2**40], ids=["negative", "n", "huge"])
+def test_cross_entropy_by_address_names_a_label_out_of_range(label, by_address_only, monkeypatch):
+    # The error of the array path (check_labels), raised before anything is computed.
+    labels = torch.tensor([0, 1, label, 2])
+    monkeypatch.setattr(_cpu, "cross_entropy_at", lambda *args: pytest.fail("computed"))
+    with pytest.raises(ValueError, match=f"label {label} is out of range for 10 classes"):
+        _ops.cross_entropy(torch.randn(4, 10), labels, None, 1, -100, 0.0, "mean", True)
+
+
+def test_cross_entropy_by_address_ignores_an_ignored_label_out_of_range(by_address_only):
+    labels = torch.tensor([0, -7, 2])
+    loss, _ = _ops.cross_entropy(torch.randn(3, 10), labels, None, 1, -7, 0.0, "sum", True)
+    assert torch.isfinite(loss)
+
+
+def test_cross_entropy_fwd_bwd_on_a_small_tensor_runs_by_address(count_by_address):
+    x = torch.randn(64, 10, generator=torch.Generator().manual_seed(8), requires_grad=True)
+    labels = torch.randint(0, 10, (64,), generator=torch.Generator().manual_seed(9))
+    loss = skt.cross_entropy(x, labels, label_smoothing=0.1)
+    loss.backward()
+    assert count_by_address == {"softmax_at": 0, "vjp_at": 0, "cross_entropy_at": 1}
+    reference = x.detach().double().requires_grad_()
+    expected = F.cross_entropy(reference, labels, label_smoothing=0.1)
+    expected.backward()
+    torch.testing.assert_close(loss.double(), expected.detach())
+    torch.testing.assert_close(x.grad, reference.grad.float())
+
+
+_logits = torch.randn(6, 10, generator=torch.Generator().manual_seed(10))
+_labels = torch.tensor([0, 3, 9, 1, 2, 2])
+# Calls cross_entropy by address must leave to the array path: (logits, target, weight, dim, ignore_index).
+CROSS_ENTROPY_LEFT_TO_THE_ARRAY_PATH = {
+    "weight": (_logits, _labels, torch.rand(10), 1, None),
+    "int32-labels": (_logits, _labels.int(), None, 1, None),
+    "uint8-labels": (_logits, _labels.to(torch.uint8), None, 1, None),
+    "strided-labels": (_logits, torch.stack([_labels, _labels], 1)[:, 0], None, 1, None),
+    "negated-labels": (_logits, torch._neg_view(-_labels), None, 1, None),
+    "transposed-logits": (_logits.t().contiguous().t(), _labels, None, 1, None),
+    "classes-on-dim-0": (_logits.t().contiguous(), _labels, None, 0, None),
+    "classes-on-a-middle-dim": (torch.randn(2, 10, 3), torch.randint(0, 10, (2, 3)), None, 1, None),
+    "float16": (_logits.half(), _labels, None, 1, None),
+    "probabilities": (_logits, torch.softmax(torch.randn(6, 10), 1), None, 1, None),
+    "ignore-index-beyond-int64": (_logits, _labels, None, 1, 2**64),
+    "empty-batch": (torch.empty(0, 10), torch.empty(0, dtype=torch.int64), None, 1, None),
+    "parallel-size": (torch.randn(PARALLEL_MIN_SIZE // 64, 64),
+                      torch.zeros(PARALLEL_MIN_SIZE // 64, dtype=torch.int64), None, 1, None),
+}
+
+
+@pytest.mark.parametrize("case", list(CROSS_ENTROPY_LEFT_TO_THE_ARRAY_PATH))
+def test_cross_entropy_calls_the_kernel_by_address_does_not_take(case, count_by_address):
+    logits, target, weight, dim, ignore_index = CROSS_ENTROPY_LEFT_TO_THE_ARRAY_PATH[case]
+    loss, grad = _cpu.cross_entropy(logits, target, weight, dim, ignore_index, 0.0, "sum", True)
+    assert count_by_address["cross_entropy_at"] == 0
+    reference = logits.double().movedim(dim, 1).requires_grad_()  # torch's classes: dim 1
+    labels = target.resolve_neg()
+    expected = F.cross_entropy(reference, labels if labels.is_floating_point() else labels.long(),
+                               weight=None if weight is None else weight.double(), reduction="sum")
+    expected.backward()
+    torch.testing.assert_close(loss.double(), expected.detach(), rtol=2e-3, atol=1e-5)
+    torch.testing.assert_close(grad.double().movedim(dim, 1), reference.grad, rtol=2e-3, atol=1e-5)

@@ -19,6 +19,7 @@ release the GIL and run over chunks of rows claimed by the threads of a small po
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from collections.abc import Callable
@@ -283,13 +284,10 @@ def cross_entropy(
                 losses, *options)
         else:
             run(cross_entropy_rows, rows, x2.size, x2, grad.reshape(rows, grad_n), losses, *options)
+    loss = reduced_loss(losses, reduction, denominator if reduction == "mean" else 0.0, dtype)
     if reduction == "none":
         lead = tuple(target.shape[a] for a in sample_axes)
-        loss = losses.reshape(lead).transpose(np.argsort(sample_axes)).astype(dtype)
-    elif reduction == "sum":  # a NumPy scalar, as NumPy's reductions and the generic engine give
-        loss = np.asarray(np.sum(losses), dtype=dtype)[()]
-    else:
-        loss = np.asarray(mean(np.sum(losses), np.float64(denominator)), dtype=dtype)[()]
+        loss = loss.reshape(lead).transpose(np.argsort(sample_axes))
     if not return_grad:
         return loss
     if reduction == "mean" and denominator == 0.0:  # not an infinite one: its scale is 0 too
@@ -297,6 +295,20 @@ def cross_entropy(
     if lay is None:
         return loss, grad
     return loss, deliver(lay.restore(grad), np.dtype(dtype), None)
+
+
+def reduced_loss(losses: np.ndarray, reduction: str, denominator: float, dtype: Any) -> Any:
+    """The loss of the rows' float64 ``losses`` in ``dtype``: each row's (``"none"``), or their
+    sum or ``"mean"`` (over ``denominator``) as a NumPy scalar, as NumPy's reductions and the
+    generic engine give."""
+    if reduction == "none":
+        return losses.astype(dtype)
+    if reduction == "sum":
+        return np.asarray(np.sum(losses), dtype=dtype)[()]
+    # Nothing counted: 0/0 = NaN, as PyTorch's, without NumPy's warning.
+    quiet = np.errstate(invalid="ignore", divide="ignore") if denominator == 0.0 else contextlib.nullcontext()
+    with quiet:
+        return np.asarray(mean(np.sum(losses), np.float64(denominator)), dtype=dtype)[()]
 
 
 _HALF_VJP = {softmax_vjp_rows: softmax_vjp_half_rows, log_softmax_vjp_rows: log_softmax_vjp_half_rows}

@@ -63,6 +63,13 @@ def _cross_entropy(dtype: np.dtype) -> None:
         sk.cross_entropy(np.zeros(shape, dtype), np.zeros(4, int), return_grad=True, engine="numba")
     sk.cross_entropy(np.zeros((3, 64, 40), dtype), np.zeros((3, 40), int), axis=1, return_grad=True,
                      engine="numba")  # classes on a middle axis: column tiles
+    if dtype in (np.float32, np.float64):  # small CPU tensors: by address, as softmaxkit.torch calls it
+        from softmaxkit.numba._addressed import cross_entropy_at, labels_at
+
+        x, labels = np.zeros((4, 8), dtype), np.zeros(4, np.int64)
+        labels_at(labels.ctypes.data, 4, 8, 0, False)
+        cross_entropy_at(x.ctypes.data, x.ctypes.data, labels.ctypes.data, np.empty(4), 4, 8, 0, False, 0.0,
+                         1.0, True, dtype.type(0.0))
 
 
 def _logsumexp(dtype: np.dtype) -> None:
@@ -144,8 +151,10 @@ def kernels() -> list[Any]:
 
 def specialisations(kernel: Any) -> int:
     """How many specialisations :func:`compile_all` compiles for ``kernel``: one per compute
-    dtype (float32, float64), one for the half-precision kernels (their bits are ``uint16``)."""
-    return 1 if kernel.py_func.__module__.endswith("._half") else 2
+    dtype (float32, float64), one for the half-precision kernels (their bits are ``uint16``)
+    and for ``labels_at`` (it reads int64 labels only)."""
+    one = kernel.py_func.__module__.endswith("._half") or kernel.py_func.__name__ == "labels_at"
+    return 1 if one else 2
 
 
 def cache_status() -> CacheStatus:

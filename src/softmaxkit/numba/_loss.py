@@ -155,6 +155,12 @@ def cross_entropy_short_rows(x, grad, losses, labels, counted, w, smoothing, sca
                              start, stop):
     """:func:`cross_entropy_rows` for rows of at most ``SHORT_ROWS`` classes, tiled as in
     :mod:`softmaxkit.numba._short_rows`: tasks ``start .. stop`` (``_short_rows.tasks``)."""
+    short_rows_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, start, stop)
+
+
+@helper(fastmath=EXACT_FLAGS)
+def short_rows_cross_entropy(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, start, stop):
+    """The body of :func:`cross_entropy_short_rows`, inlined into each kernel that runs it."""
     rows, n = x.shape
     step = TILE * TILES_PER_TASK
     for k in range(start, stop):
@@ -175,6 +181,12 @@ def cross_entropy_rows(x, grad, losses, labels, counted, w, smoothing, scale, wa
 
     ``labels`` of rows that are not ``counted`` are never read (they may be out of range).
     """
+    rows_cross_entropy_range(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, start, stop)
+
+
+@helper(fastmath=EXACT_FLAGS)
+def rows_cross_entropy_range(x, grad, losses, labels, counted, w, smoothing, scale, want_grad, start, stop):
+    """The body of :func:`cross_entropy_rows`, inlined into each kernel that runs it."""
     for r in range(start, stop):
         label = labels[r] if counted[r] else 0
         losses[r] = row_cross_entropy(x[r], grad[r], label, counted[r], w, smoothing, scale, want_grad)

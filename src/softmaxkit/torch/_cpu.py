@@ -25,8 +25,9 @@ import torch
 from softmaxkit import generic
 from softmaxkit import numba as engine
 from softmaxkit._arrays import cpu_tensor_view
-from softmaxkit.numba import rows_softmax
-from softmaxkit.numba._addressed import LONGEST_ROW, softmax_at, vjp_at
+from softmaxkit._rules import mean_gradient_scale
+from softmaxkit.numba import reduced_loss, rows_softmax
+from softmaxkit.numba._addressed import LONGEST_ROW, cross_entropy_at, labels_at, softmax_at, vjp_at
 from softmaxkit.numba._grad import log_softmax_vjp_rows, softmax_vjp_rows
 from softmaxkit.numba._jit import readonly
 from softmaxkit.numba._memory import empty as new_array
@@ -203,15 +204,47 @@ def check_labels(target: np.ndarray, n_classes: int, ignore_index: int | None) -
         raise ValueError(f"cross_entropy: label {int(first)} is out of range for {n_classes} classes")
 
 
-@on_torch_team
 def cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, dim: int,
                   ignore_index: int | None, label_smoothing: float, reduction: str,
                   want_grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """The loss and, when ``want_grad``, its gradient with respect to ``logits`` from the same pass.
 
-    Class indices run the Numba engine's fused kernels; probability targets (no kernel for
-    them) the generic engine's formulas on the NumPy views.
+    Class indices run the Numba engine's fused kernels (small ones by address, without
+    weights); probability targets (no kernel for them) the generic engine's formulas on the
+    NumPy views.
     """
+    shape = None if weight is not None else small_rows(logits, [dim])
+    if (shape is None or target.dtype != torch.int64 or not target.is_cpu or not target.is_contiguous()
+            or target.is_neg() or not _INT64_MIN <= (ignore_index or 0) <= _INT64_MAX):
+        return _cross_entropy(logits, target, weight, dim, ignore_index, label_smoothing, reduction,
+                              want_grad)
+    rows, n = shape
+    ignoring = ignore_index is not None
+    counted, bad = labels_at(target.data_ptr(), rows, n, ignore_index if ignoring else 0, ignoring)
+    if bad >= 0:
+        check_labels(as_numpy(target), n, ignore_index)  # raises, naming the label
+    # The "mean" divides by the summed weight of the counted samples (_rules.mean_denominator):
+    # without class weights, their number.
+    denominator = float(counted) if reduction == "mean" else 0.0
+    scale = mean_gradient_scale(denominator) if reduction == "mean" else 1.0
+    losses = np.empty(rows, dtype=np.float64)
+    grad = torch.empty_like(logits) if want_grad else torch.empty((0,), dtype=logits.dtype)
+    cross_entropy_at(logits.data_ptr(), grad.data_ptr() if want_grad else 0, target.data_ptr(), losses,
+                     rows, n, ignore_index if ignoring else 0, ignoring, float(label_smoothing), scale,
+                     want_grad, _ROW_KERNEL_SCALARS[logits.dtype](0.0))
+    if want_grad and reduction == "mean" and denominator == 0.0:
+        grad.zero_()  # the kernels' 0 * inf or 0 * NaN: _rules.mean_gradient's zero, exactly
+    loss = reduced_loss(losses, reduction, denominator, _NUMPY_DTYPES[logits.dtype])
+    return as_tensor(loss.reshape(target.shape) if reduction == "none" else loss), grad
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+@on_torch_team
+def _cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None, dim: int,
+                   ignore_index: int | None, label_smoothing: float, reduction: str,
+                   want_grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
     ln, tn = as_numpy(logits), as_numpy(target)
     wn = None if weight is None else as_numpy(weight.to(logits.dtype))
     labels = target.dim() == logits.dim() - 1
