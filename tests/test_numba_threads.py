@@ -8,6 +8,7 @@ import ast
 import contextlib
 import gc
 import itertools
+import math
 import os
 import subprocess
 import sys
@@ -19,6 +20,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("numba")
 
@@ -96,22 +99,26 @@ def test_run_covers_every_item_once_in_chunks(items: int, runner: str) -> None:
     assert len(ranges) == len(_threads.chunk_bounds(items, 1 << 30, 2)) - 1
 
 
-@pytest.mark.parametrize("items, elements, parts", [
-    (512, 8 << 20, 2), (8192, 8 << 20, 2), (1000, 1 << 30, 2), (7, 1 << 30, 2), (2, 1 << 30, 2),
-    (16, _threads.PARALLEL_MIN_SIZE, 16), (3, 1 << 20, 16), (100_000, 1 << 27, 3)])
-def test_chunks_are_guided(items: int, elements: int, parts: int) -> None:
-    # Every item once, in order; each chunk at most 1 / (2 * parts) of what was left (but the
-    # smallest size), so the last chunks are small; none below MIN_CHUNK_ELEMENTS' worth but
-    # the remainder; a chunk for every thread.
+@settings(max_examples=300, deadline=None)
+@given(items=st.integers(1, 200_000), per_item=st.integers(1, 1 << 16), parts=st.integers(2, 64))
+def test_chunks_are_guided(items: int, per_item: int, parts: int) -> None:
+    # The calls run() makes: more elements than PARALLEL_MIN_SIZE, at least one item a thread.
+    parts = min(parts, items)
+    elements = max(items * per_item, _threads.PARALLEL_MIN_SIZE)
     bounds = _threads.chunk_bounds(items, elements, parts)
     sizes = [b - a for a, b in itertools.pairwise(bounds)]
+    # Every item once, in order, in chunks that only shrink: a chunk for every thread.
     assert bounds[0] == 0 and bounds[-1] == items and all(s > 0 for s in sizes)
-    smallest = max(1, min(-(-items * _threads.MIN_CHUNK_ELEMENTS // elements), items // parts))
+    assert all(a >= b for a, b in itertools.pairwise(sizes)) and len(sizes) >= parts
+    # Guided: no chunk takes more than half a thread's share of what is left, or the smallest
+    # chunk worth calling a kernel for, so that the last ones are small.
+    worth = elements / items  # elements a chunk holds per item
     for start, size in zip(bounds, sizes, strict=False):
-        left = items - start
-        assert size == left or size == max(smallest, -(-left // (2 * parts)))
-    assert len(sizes) >= min(items, parts)
-    assert all(a >= b for a, b in itertools.pairwise(sizes))
+        assert size <= max(-(-(items - start) // (2 * parts)), math.ceil(_threads.MIN_CHUNK_ELEMENTS / worth))
+    # No chunk but the last below MIN_CHUNK_ELEMENTS' worth, unless that would leave a thread
+    # without one.
+    for size in sizes[:-1]:
+        assert size * worth >= _threads.MIN_CHUNK_ELEMENTS or size >= items // parts
 
 
 class _Blocker:

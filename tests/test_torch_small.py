@@ -286,3 +286,74 @@ def test_cross_entropy_calls_the_kernel_by_address_does_not_take(case, count_by_
     expected.backward()
     torch.testing.assert_close(loss.double(), expected.detach(), rtol=2e-3, atol=1e-5)
     torch.testing.assert_close(grad.double().movedim(dim, 1), reference.grad, rtol=2e-3, atol=1e-5)
+
+
+# --- review findings: what the kernels by address must never read ------------------------------------
+
+_NO_MEMORY_CASES = '''
+import torch
+import softmaxkit.torch as skt
+from softmaxkit.torch import _cpu
+
+def freed(t):
+    t.untyped_storage().resize_(0)  # as FSDP frees a parameter's memory
+    return t
+
+s = torch.softmax(torch.randn(4, 6), 1)
+cases = {
+    "softmax-freed": lambda: skt.softmax(freed(torch.randn(4, 6)), 1),
+    "softmax-zerotensor": lambda: skt.softmax(torch._efficientzerotensor((4, 6)), 1),
+    "vjp-freed-first": lambda: _cpu.softmax_vjp(freed(s.clone()), torch.randn(4, 6), [1]),
+    "vjp-freed-cotangent": lambda: _cpu.log_softmax_vjp(s, freed(torch.randn(4, 6)), [1]),
+    "vjp-zerotensor-cotangent": lambda: _cpu.softmax_vjp(s, torch._efficientzerotensor((4, 6)), [1]),
+    "vjp-meta-cotangent": lambda: _cpu.softmax_vjp(s, torch.empty(4, 6, device="meta"), [1]),
+    "cross_entropy-freed-logits": lambda: skt.cross_entropy(freed(torch.randn(4, 6)), torch.arange(4)),
+    "cross_entropy-freed-labels": lambda: skt.cross_entropy(torch.randn(4, 6), freed(torch.arange(4))),
+    "cross_entropy-meta-labels": lambda: _cpu.cross_entropy(
+        torch.randn(4, 6), torch.zeros(4, dtype=torch.int64, device="meta"), None, 1, None, 0.0, "sum", True),
+}
+for name, call in cases.items():
+    try:
+        call()
+    except Exception as error:
+        print(name, "raised", type(error).__name__, flush=True)
+    else:
+        print(name, "returned", flush=True)
+'''
+
+
+def test_tensors_without_memory_here_are_refused_not_read():
+    # Regression (review): a freed storage, a zero tensor or a meta cotangent reached the kernels
+    # by address, which read address 0 and crashed the process (the array path raises instead).
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _NO_MEMORY_CASES], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, (done.returncode, done.stdout, done.stderr[-2000:])
+    lines = done.stdout.splitlines()
+    assert len(lines) == 9 and all(" raised " in line for line in lines), lines
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_by_address_overflows_to_inf_without_a_warning(reduction, by_address_only):
+    # Regression (review): the float64 losses cast to float32 warned ("overflow encountered in
+    # cast") on the address path; the engine's calls are silent, as torch's.
+    import warnings
+
+    logits = torch.tensor([[3e38, -3e38]] * 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss, _ = _ops.cross_entropy(logits, torch.tensor([1, 1]), None, 1, None, 0.0, reduction, True)
+    assert torch.isinf(loss).all()
+
+
+def test_results_by_address_have_the_fakes_strides(by_address_only):
+    # Regression (review): empty_like kept the input's strides on dims of size 1, where the
+    # operators' fake results (and torch.compile's graphs) say C-contiguous strides.
+    x = torch.randn(1, 4).t()  # (4, 1), contiguous, strides (1, 4)
+    labels = torch.zeros(4, dtype=torch.int64)
+    results = [_ops.softmax(x, [1], None, 1.0, False), _ops.softmax_vjp(x.clone(), x, [1]),
+               _ops.cross_entropy(x, labels, None, 1, None, 0.0, "mean", True)[1]]
+    for result in results:
+        assert result.stride() == (1, 1)

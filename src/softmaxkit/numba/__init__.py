@@ -19,7 +19,6 @@ release the GIL and run over chunks of rows claimed by the threads of a small po
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 from collections.abc import Callable
@@ -300,14 +299,13 @@ def cross_entropy(
 def reduced_loss(losses: np.ndarray, reduction: str, denominator: float, dtype: Any) -> Any:
     """The loss of the rows' float64 ``losses`` in ``dtype``: each row's (``"none"``), or their
     sum or ``"mean"`` (over ``denominator``) as a NumPy scalar, as NumPy's reductions and the
-    generic engine give."""
-    if reduction == "none":
-        return losses.astype(dtype)
-    if reduction == "sum":
-        return np.asarray(np.sum(losses), dtype=dtype)[()]
-    # Nothing counted: 0/0 = NaN, as PyTorch's, without NumPy's warning.
-    quiet = np.errstate(invalid="ignore", divide="ignore") if denominator == 0.0 else contextlib.nullcontext()
-    with quiet:
+    generic engine give. Without NumPy's warnings, as every engine call: a mean of nothing
+    counted is 0/0 = NaN (PyTorch's), a loss beyond float32 becomes inf in the cast."""
+    with np.errstate(all="ignore"):
+        if reduction == "none":
+            return losses.astype(dtype)
+        if reduction == "sum":
+            return np.asarray(np.sum(losses), dtype=dtype)[()]
         return np.asarray(mean(np.sum(losses), np.float64(denominator)), dtype=dtype)[()]
 
 

@@ -100,13 +100,27 @@ def small_rows(t: torch.Tensor, dims: list[int]) -> tuple[int, int] | None:
     """``(rows, n)`` of ``t`` over ``dims`` when the kernels by address take it: float32 or
     float64, C-contiguous, reduced over its trailing dims, not empty, fewer elements than the
     threads take on (the call runs on the calling thread either way), rows of at most
-    ``LONGEST_ROW``, and no negation bit (``z.conj().imag``: its memory holds ``-t``)."""
+    ``LONGEST_ROW``, and readable at its address (:func:`_readable`)."""
     size = t.numel()
     if (not 0 < size < PARALLEL_MIN_SIZE or t.dtype not in _ROW_KERNEL_SCALARS or not t.is_contiguous()
-            or not _trailing(dims, t.dim()) or t.is_neg()):
+            or not _trailing(dims, t.dim()) or not _readable(t)):
         return None
     n = t.shape[-1] if len(dims) == 1 else math.prod(t.shape[dims[0]:])
     return (size // n, n) if n <= LONGEST_ROW else None
+
+
+def _readable(t: torch.Tensor) -> bool:
+    """Whether a contiguous tensor's values lie as they are at ``t.data_ptr()`` in this process's
+    memory: a CPU tensor with memory (not freed by ``untyped_storage().resize_(0)``, as FSDP does,
+    nor a zero tensor without any) and no negation bit (``z.conj().imag``: its memory holds
+    ``-t``). The array path's NumPy view raises its own error for the others."""
+    return t.is_cpu and t.data_ptr() != 0 and not t.is_neg()
+
+
+def _new_rows(t: torch.Tensor) -> torch.Tensor:
+    """A new C-contiguous tensor of ``t``'s shape and dtype, with the strides of the operators'
+    fake results (``empty_like`` alone keeps ``t``'s strides on dims of size 1)."""
+    return torch.empty_like(t, memory_format=torch.contiguous_format)
 
 
 def softmax(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, temperature: float,
@@ -115,7 +129,7 @@ def softmax(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, tempera
     shape = None if mask is not None else small_rows(x, dims)
     if shape is None:
         return _softmax(x, dims, mask, temperature, log)
-    y = torch.empty_like(x)  # contiguous, as x
+    y = _new_rows(x)
     softmax_at(x.data_ptr(), y.data_ptr(), *shape, _ROW_KERNEL_SCALARS[x.dtype](1.0 / temperature), log)
     return y
 
@@ -150,9 +164,9 @@ def logsumexp(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, keepd
 
 def _vjp(kernel: Any, first: torch.Tensor, g: torch.Tensor, dims: list[int], log: bool) -> torch.Tensor:
     shape = small_rows(first, dims)
-    if shape is None or g.dtype != first.dtype or not g.is_contiguous() or g.is_neg():
+    if shape is None or g.dtype != first.dtype or not g.is_contiguous() or not _readable(g):
         return _vjp_on_team(kernel, first, g, dims, log)
-    result = torch.empty_like(first)  # contiguous, as first
+    result = _new_rows(first)
     vjp_at(first.data_ptr(), g.data_ptr(), result.data_ptr(), *shape, _ROW_KERNEL_SCALARS[first.dtype](0.0),
            log)
     return result
@@ -214,13 +228,15 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tens
     NumPy views.
     """
     shape = None if weight is not None else small_rows(logits, [dim])
-    if (shape is None or target.dtype != torch.int64 or not target.is_cpu or not target.is_contiguous()
-            or target.is_neg() or not _INT64_MIN <= (ignore_index or 0) <= _INT64_MAX):
+    if (shape is None or target.dtype != torch.int64 or not target.is_contiguous() or not _readable(target)
+            or not _INT64_MIN <= (ignore_index or 0) <= _INT64_MAX):
         return _cross_entropy(logits, target, weight, dim, ignore_index, label_smoothing, reduction,
                               want_grad)
     rows, n = shape
     ignoring = ignore_index is not None
-    counted, bad = labels_at(target.data_ptr(), rows, n, ignore_index if ignoring else 0, ignoring)
+    # A Python int whatever integer type was given: one compiled signature.
+    ignored = 0 if ignore_index is None else int(ignore_index)
+    counted, bad = labels_at(target.data_ptr(), rows, n, ignored, ignoring)
     if bad >= 0:
         check_labels(as_numpy(target), n, ignore_index)  # raises, naming the label
     # The "mean" divides by the summed weight of the counted samples (_rules.mean_denominator):
@@ -228,10 +244,10 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tens
     denominator = float(counted) if reduction == "mean" else 0.0
     scale = mean_gradient_scale(denominator) if reduction == "mean" else 1.0
     losses = np.empty(rows, dtype=np.float64)
-    grad = torch.empty_like(logits) if want_grad else torch.empty((0,), dtype=logits.dtype)
+    grad = _new_rows(logits) if want_grad else torch.empty((0,), dtype=logits.dtype)
     cross_entropy_at(logits.data_ptr(), grad.data_ptr() if want_grad else 0, target.data_ptr(), losses,
-                     rows, n, ignore_index if ignoring else 0, ignoring, float(label_smoothing), scale,
-                     want_grad, _ROW_KERNEL_SCALARS[logits.dtype](0.0))
+                     rows, n, ignored, ignoring, float(label_smoothing), scale, want_grad,
+                     _ROW_KERNEL_SCALARS[logits.dtype](0.0))
     if want_grad and reduction == "mean" and denominator == 0.0:
         grad.zero_()  # the kernels' 0 * inf or 0 * NaN: _rules.mean_gradient's zero, exactly
     loss = reduced_loss(losses, reduction, denominator, _NUMPY_DTYPES[logits.dtype])
