@@ -71,9 +71,10 @@ def _numpy_engine(x: torch.Tensor, dims: list[int], log: bool) -> np.ndarray:
 
 SHAPES = [((64, 10), [1]), ((7, 3), [1]), ((33, 300), [1]), ((2, 3, 4), [2]), ((2, 3, 5), [1, 2]),
           ((10,), [0]), ((1, 1), [1]), ((3, LONGEST_ROW), [1])]
+SHAPE_IDS = [f"{s}-dims{d}" for s, d in SHAPES]
 
 
-@pytest.mark.parametrize("shape, dims", SHAPES, ids=[f"{s}-dims{d}" for s, d in SHAPES])
+@pytest.mark.parametrize("shape, dims", SHAPES, ids=SHAPE_IDS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
 def test_softmax_by_address_has_the_engines_bits(shape, dims, dtype, log, by_address_only):
@@ -90,7 +91,7 @@ def test_temperature_by_address(dtype, by_address_only):
     np.testing.assert_array_equal(y.numpy(), sk.softmax(x.numpy(), temperature=0.25, engine="numba"))
 
 
-@pytest.mark.parametrize("shape, dims", SHAPES, ids=[f"{s}-dims{d}" for s, d in SHAPES])
+@pytest.mark.parametrize("shape, dims", SHAPES, ids=SHAPE_IDS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("log", [False, True], ids=["softmax_vjp", "log_softmax_vjp"])
 def test_vjps_by_address_have_the_engines_bits(shape, dims, dtype, log, by_address_only):
