@@ -7,7 +7,8 @@
 # Steps, each under its own time limit (a hung step cannot eat the others' time):
 #   env        GPU, driver, Python, CuPy, torch, NVRTC versions
 #   prewarm    every kernel configuration compiled in parallel into the NVRTC disk cache
-#   tests      tests/test_cuda_engine.py (GPU tests), GPU_TEST_DEADLINE seconds per test, JUnit XML
+#   tests      tests/test_cuda_engine.py and tests/test_torch_cuda.py (GPU tests), GPU_TEST_DEADLINE
+#              seconds per test, JUnit XML
 #   memcheck   compute-sanitizer memcheck over benchmarks/gpu_sanitize.py (every strategy)
 #   racecheck  compute-sanitizer racecheck (shared memory hazards), fewer shapes
 #   synccheck  compute-sanitizer synccheck (barriers), fewer shapes
@@ -77,7 +78,7 @@ fi
 step env 20 bash -c "nvidia-smi; $PY -c 'import sys, numpy, cupy; print(sys.version); print(\"numpy\", numpy.__version__, \"cupy\", cupy.__version__); from cupy_backends.cuda.libs import nvrtc; print(\"nvrtc\", nvrtc.getVersion()); d = cupy.cuda.Device(); print(\"device\", d.id, d.compute_capability, cupy.cuda.runtime.getDeviceProperties(d.id)[\"name\"])'; $PY -c 'import torch; print(\"torch\", torch.__version__, torch.version.cuda, torch.cuda.is_available())'"
 step prewarm 45 "$PY" benchmarks/gpu_prewarm.py
 step tests 200 "$PY" -m pytest -p gpu_deadline -p no:cacheprovider -q -rfEs tests/test_cuda_engine.py \
-    --junitxml="$OUT/tests.xml"
+    tests/test_torch_cuda.py --junitxml="$OUT/tests.xml"
 SANITIZER=$(find_sanitizer)
 if [ -n "$SANITIZER" ] || [ "$DRY" = 1 ]; then
     SANITIZER=${SANITIZER:-compute-sanitizer}

@@ -29,6 +29,7 @@ from softmaxkit._arrays import (
     check_real,
     check_temperature,
     device_of,
+    in_namespace_of,
     namespace,
     normalize_axes,
     promoted_dtype,
@@ -92,7 +93,7 @@ def _softmax_family(
     axes = normalize_axes(axis, x.ndim)
     out_dtype = result_dtype(xp, x, dtype, allow_complex=False, name=name)
     shape = tuple(x.shape)  # a torch.Size to tuple costs a quarter of a microsecond
-    mask = check_mask(xp, where, shape)
+    mask = check_mask(xp, where, x)
     t = _temperature(temperature)
     check_out(xp, out, shape, name)
     return call_engine(
@@ -364,7 +365,7 @@ def logsumexp(
         out_dtype, "complex floating"
     ):  # a real dtype= does not discard the imaginary parts of complex weights
         out_dtype = xp.result_type(out_dtype, b.dtype)
-    mask = check_mask(xp, where, tuple(x.shape))
+    mask = check_mask(xp, where, x)
     return call_engine(
         "logsumexp", engine, x, axes, b=b, keepdims=check_flag(keepdims, "keepdims"),
         return_sign=check_flag(return_sign, "return_sign"), where=mask,
@@ -635,7 +636,7 @@ def cross_entropy(
     if not isinstance(reduction, str):
         raise TypeError(f"cross_entropy: reduction must be a string, got {reduction!r}")
     given = as_array(target, "target")
-    target = given if namespace(given) is xp else xp.asarray(given)
+    target = given if namespace(given) is xp else in_namespace_of(xp, given, logits)
     a = single_axis(axis, logits.ndim, "cross_entropy")
     out_dtype = result_dtype(xp, logits, None, allow_complex=False, name="cross_entropy")
     n_classes = logits.shape[a]
@@ -660,7 +661,7 @@ def cross_entropy(
     if weight is not None:
         weight = as_array(weight, "weight")
         if namespace(weight) is not xp:
-            weight = xp.asarray(weight)
+            weight = in_namespace_of(xp, weight, logits)
         if tuple(weight.shape) != (n_classes,):
             raise ValueError(f"cross_entropy: weight must have shape ({n_classes},), "
                              f"got {tuple(weight.shape)}")

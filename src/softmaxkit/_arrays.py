@@ -257,18 +257,27 @@ def broadcast_shape(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
     return all(s in (1, t) for s, t in zip(shape[::-1], target[::-1], strict=False))
 
 
-def check_mask(xp: Any, where: Any, shape: tuple[int, ...]) -> Array | None:
-    """``where`` as a boolean array of exactly ``shape`` (broadcast), or None."""
+def check_mask(xp: Any, where: Any, x: Array) -> Array | None:
+    """``where`` as a boolean array of ``xp`` of exactly ``x``'s shape (broadcast), on ``x``'s
+    device, or None."""
     if where is None:
         return None
     mask = as_array(where, "where")
     if not _isdtype(namespace(mask), mask.dtype, "bool"):
         raise TypeError(f"where must be a boolean mask, got dtype {mask.dtype}")
+    shape = tuple(x.shape)  # a torch.Size to tuple costs a quarter of a microsecond
     if not broadcast_shape(tuple(mask.shape), shape):
         raise ValueError(f"where of shape {tuple(mask.shape)} does not broadcast to x's shape {shape}")
     if namespace(mask) is not xp:
-        mask = xp.asarray(np.asarray(mask))
+        mask = in_namespace_of(xp, np.asarray(mask), x)
     return xp.broadcast_to(mask, shape)
+
+
+def in_namespace_of(xp: Any, value: Any, like: Array) -> Array:
+    """``value``, an array of another library (a NumPy mask, labels or weights), as an array of
+    ``xp`` on ``like``'s device: the kernels read it where they read ``like`` (a GPU tensor's
+    mask on that GPU, not in host memory)."""
+    return xp.asarray(value, device=device_of(like))
 
 
 def check_real(value: Any, name: str) -> float:

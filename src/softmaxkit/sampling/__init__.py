@@ -156,7 +156,7 @@ def _prepared(logits: Any, axis: int, where: Any, name: str) -> tuple[Array, Any
     dtype = result_dtype(xp, x, None, allow_complex=False, name=name)
     if x.dtype != dtype:
         x = xp.astype(x, dtype)
-    return x, xp, a, check_mask(xp, where, tuple(x.shape))
+    return x, xp, a, check_mask(xp, where, x)
 
 
 def _batch(x: Array, a: int) -> tuple[int, ...]:

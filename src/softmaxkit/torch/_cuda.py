@@ -1,12 +1,13 @@
 """The CUDA kernels of the softmaxkit operators: the CUDA engine (CuPy, NVRTC) on torch's stream.
 
-The tensors cross into CuPy through DLPack (zero-copy) inside a CuPy ``ExternalStream`` made
-from ``torch.cuda.current_stream()``, so the kernels run in stream order with the
-surrounding PyTorch work (no synchronisation; CUDA graphs and side streams see them where
-torch's own kernels would be). Results are made contiguous, as the fake implementations say.
+The tensors cross into CuPy through DLPack (zero-copy) inside a CuPy stream object made from
+``torch.cuda.current_stream()`` (:func:`softmaxkit.cuda._launch.external_stream`), so the
+kernels run in stream order with the surrounding PyTorch work (no synchronisation; CUDA graphs
+and side streams see them where torch's own kernels would be). Results are made contiguous, as
+the fake implementations say.
 
-Not run on a GPU yet: the machines this was written on have none (tests/test_torch_cuda.py
-runs where one exists).
+First run on a GPU in session 11 (an H200, torch 2.11, CuPy 14; tests/test_torch_cuda.py runs
+where one exists): see BENCHMARKS.md, "GPU".
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 
 from softmaxkit import cuda as engine
 from softmaxkit import generic
+from softmaxkit.cuda._launch import external_stream
 
 
 @contextlib.contextmanager
@@ -25,7 +27,8 @@ def _torch_stream(t: torch.Tensor) -> Iterator[None]:
     import cupy
 
     stream = torch.cuda.current_stream(t.device)
-    with cupy.cuda.Device(t.device.index), cupy.cuda.ExternalStream(stream.cuda_stream, t.device.index):
+    # The device first: CuPy makes the stream object for the current device.
+    with cupy.cuda.Device(t.device.index), external_stream(stream.cuda_stream):
         yield
 
 
