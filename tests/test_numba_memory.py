@@ -109,7 +109,11 @@ def test_tensor_results_reuse_freed_memory() -> None:
     torch = pytest.importorskip("torch")
     import softmaxkit.torch as skt
 
-    x = torch.from_numpy(_input(0))
+    # Large enough for the array path: smaller tensors take the kernels by address, whose
+    # results torch allocates (they are far below MIN_BYTES outside this file's fixture).
+    from softmaxkit.numba._threads import PARALLEL_MIN_SIZE
+
+    x = torch.from_numpy(_input(0, (PARALLEL_MIN_SIZE // 128, 128)))
     first = skt.softmax(x, dim=1)
     address = first.data_ptr()
     del first
