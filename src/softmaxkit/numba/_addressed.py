@@ -2,9 +2,9 @@
 
 A softmax of a 64 x 10 float32 tensor computes for about 1 µs, while viewing the tensors as
 NumPy arrays (the array interface, twice) and allocating the result through NumPy cost 3.5 µs
-more (BENCHMARKS.md, "Small tensors by address"). These kernels take the tensors' data
-pointers and shapes as integers instead, and view the memory as arrays inside the compiled
-code (``numba.carray``). They run the same inlined bodies as the array kernels
+more (BENCHMARKS.md, "Session 11 (lead): small tensors by address"). These kernels take the
+tensors' data pointers and shapes as integers instead, and view the memory as arrays inside
+the compiled code (``numba.carray``). They run the same inlined bodies as the array kernels
 (:func:`~softmaxkit.numba._short_rows.short_rows_softmax` & co.), so the bits are the same,
 on the calling thread: only calls too small for the threads take them.
 
@@ -80,7 +80,6 @@ def vjp_at(first_address, g_address, out_address, rows, n, like, log):
         log_softmax_vjp_range(first, g, out, 0, rows)
     else:
         softmax_vjp_range(first, g, out, 0, rows)
-
 
 
 @kernel(fastmath=EXACT_FLAGS)

@@ -215,7 +215,7 @@ def softmax_half_rows(x, out, inv_t, log, bf16, start, stop):
     """
     rows, n = x.shape
     # Scratch per call, not per task: 512 allocations cost 0.3 ms of a 8,192 x 1,024 float16
-    # log_softmax vjp's 3.0 ms on one thread (BENCHMARKS.md, "Half-precision scratch").
+    # log_softmax vjp's 3.0 ms on one thread (BENCHMARKS.md, session 11).
     scratch = np.empty(n, dtype=np.float32)
     for c in range(start, stop):
         for r in range(c * _ROWS_PER_TASK, min(rows, (c + 1) * _ROWS_PER_TASK)):

@@ -160,7 +160,7 @@ def chunk_bounds(items: int, elements: int, parts: int) -> list[int]:
     Large chunks first keep the calls few; small ones last let the threads end together. With
     four equal chunks per thread, the calling thread, slower by a third in that call, ended
     0.3 ms after the other in a 1.5 ms float16 log_softmax of 8,192 x 1,024 (BENCHMARKS.md,
-    "Guided chunks"). Results do not depend on the cut: each item is computed alone.
+    session 11). Results do not depend on the cut: each item is computed alone.
     """
     smallest = max(1, min(-(-items * MIN_CHUNK_ELEMENTS // elements), items // parts))
     bounds = [0]

@@ -33,10 +33,9 @@ from softmaxkit.numba._jit import readonly
 from softmaxkit.numba._memory import empty as new_array
 from softmaxkit.numba._threads import PARALLEL_MIN_SIZE, on_torch_team, run
 
-_ROW_KERNEL_DTYPES = (torch.float32, torch.float64)
 _ROW_KERNEL_SCALARS = {torch.float32: np.float32, torch.float64: np.float64}
-"""The NumPy scalar type of each dtype the row kernels compute in (the kernels by address
-take their dtype from a scalar argument)."""
+"""The dtypes the row kernels compute in, each with its NumPy scalar type (the kernels by
+address take their dtype from a scalar argument)."""
 
 
 def as_numpy(t: torch.Tensor, writable: bool = False) -> np.ndarray:
@@ -141,7 +140,7 @@ def _softmax(x: torch.Tensor, dims: list[int], mask: torch.Tensor | None, temper
     if out.size == 0:
         return y
     xn = as_numpy(x)
-    if (mask is None and x.dtype in _ROW_KERNEL_DTYPES and x.is_contiguous()
+    if (mask is None and x.dtype in _ROW_KERNEL_SCALARS and x.is_contiguous()
             and _trailing(dims, x.dim())):
         rows = _rows(xn, len(dims))
         # The engine's row driver: small tensors on the calling thread, large ones in chunks of
@@ -179,7 +178,7 @@ def _vjp_on_team(kernel: Any, first: torch.Tensor, g: torch.Tensor, dims: list[i
         return torch.empty(first.shape, dtype=first.dtype)
     first_n = as_numpy(first)
     result, out = new_result(first)
-    if first.dtype in _ROW_KERNEL_DTYPES and first.is_contiguous() and _trailing(dims, first.dim()):
+    if first.dtype in _ROW_KERNEL_SCALARS and first.is_contiguous() and _trailing(dims, first.dim()):
         first_rows = _rows(first_n, len(dims))
         # NumPy's copy of a strided g (as loss.sum()'s expanded ones) costs a fifth of torch's.
         g_rows = _rows(np.ascontiguousarray(as_numpy(g), dtype=first_n.dtype), len(dims))
